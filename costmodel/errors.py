@@ -1,0 +1,49 @@
+"""The one exception type users see: it names the file, the line, the field, what is wrong and the fix."""
+
+from __future__ import annotations
+
+
+class PlannerError(Exception):
+    """A problem in the user's input. The CLI prints `str(err)` and exits with code 2."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.field = field
+        self.fix = fix
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f", line {self.line}"
+        parts = [f"{where}:"]
+        if self.field:
+            parts.append(f"field `{self.field}`:")
+        parts.append(self.problem.rstrip(".") + ".")
+        if self.fix:
+            parts.append("Fix: " + self.fix.rstrip(".") + ".")
+        return " ".join(parts)
+
+
+class FieldProblem(ValueError):
+    """Raised inside spec validators to say which field (relative to the spec) is at fault.
+
+    pydantic keeps the original exception in the error's context, so the loader can extend the error's
+    location with `field` and report the exact YAML line.
+    """
+
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem}. Fix: {fix}")

@@ -1,0 +1,289 @@
+"""YAML → validated specs, with by-name references resolved and errors that point at the line.
+
+Parts of a scenario may be written inline or referenced by name: `model: deepseek-v2` loads
+`models/deepseek-v2.yaml` from the scenario's folder or one above it, else from the bundled `scenarios/`.
+An error inside a referenced file names that file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from costmodel.errors import FieldProblem, PlannerError
+from costmodel.specs import ClusterSpec, GPUSpec, ModelSpec, Scenario, Variant, WorkloadSpec
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+# kind -> (folder of named files, spec class)
+KINDS: dict[str, tuple[str, type[BaseModel]]] = {
+    "model": ("models", ModelSpec),
+    "gpu": ("gpus", GPUSpec),
+    "cluster": ("clusters", ClusterSpec),
+    "workload": ("workloads", WorkloadSpec),
+    "scenario": ("", Scenario),
+}
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+def read_yaml(path: Path) -> tuple[dict, yaml.Node]:
+    """Parse a YAML mapping; return the data and its node tree (for line numbers)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise PlannerError(f"cannot read the file ({e.strerror})", file=str(path), fix="check the path") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PlannerError(
+            f"malformed YAML ({problem})",
+            file=str(path),
+            line=mark.line + 1 if mark else None,
+            fix="check the indentation, colons and quoting around that line",
+        ) from None
+    if not isinstance(data, dict):
+        raise PlannerError(
+            f"the file must hold a mapping of keys, not {type(data).__name__}",
+            file=str(path),
+            line=1,
+            fix="write `key: value` pairs at the top level",
+        )
+    return data, node
+
+
+def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the deepest node along `loc` that exists."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(key)), None)
+            if nxt is None:
+                key_node = next((k for k, _ in node.value if k.value == str(key)), None)
+                return key_node.start_mark.line + 1 if key_node is not None else line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
+
+
+# ---------------------------------------------------------------------------------------- validating
+
+
+def _submodel(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic class that sits at `loc` inside `cls`, if any."""
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        field = cls.model_fields.get(key)
+        if field is None:
+            return None
+        cls = _first_model(field.annotation)
+        if cls is None:
+            return None
+    return cls
+
+
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _explain(err: dict, cls: type[BaseModel]) -> tuple[tuple, str, str]:
+    """(location, problem, fix) for one pydantic error, in a user's words."""
+    loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and "[" in k))  # drop union tags
+    kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
+    original = ctx.get("error")
+    if isinstance(original, FieldProblem):
+        sub = tuple(int(p) if p.isdigit() else p for p in original.field.split("."))
+        return loc + sub, original.problem, original.fix
+    name = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        parent = _submodel(cls, loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(name), allowed, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return loc, f"unknown key `{name}`", f"{hint}remove or rename it; allowed keys here: {', '.join(allowed)}"
+    if kind == "missing":
+        return loc, "is required but missing", f"add `{name}`"
+    if kind == "literal_error":
+        return loc, f"{value!r} is not allowed", f"use one of {ctx.get('expected')}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = {"greater_than": "> ", "greater_than_equal": ">= ", "less_than": "< ", "less_than_equal": "<= "}[kind]
+        limit = next(iter(ctx.values()))
+        return loc, f"must be {bound}{limit}, got {value!r}", f"use a value {bound}{limit}"
+    if kind == "too_short":
+        return loc, "must not be empty", "add at least one entry"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return loc, f"must be a mapping of keys, got {value!r}", "write `key: value` pairs under it"
+    return loc, f"{err['msg'].rstrip('.').lower()}, got {value!r}", "correct the value's type"
+
+
+def validate(cls: type[BaseModel], data: dict, path: Path, node: yaml.Node | None, prefix: tuple = ()) -> Any:
+    """Validate `data` as `cls`; on failure raise one PlannerError naming file, line and field path."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        # A misspelt key also shows up as a missing one; the misspelling is the one to report.
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        loc, problem, fix = _explain(errors[0], cls)
+        more = f" ({len(errors) - 1} more problem(s) in this file)" if len(errors) > 1 else ""
+        full = prefix + loc
+        raise PlannerError(
+            problem + more,
+            file=str(path),
+            line=line_of(node, full),
+            field=".".join(str(k) for k in full) or None,
+            fix=fix,
+        ) from None
+
+
+# --------------------------------------------------------------------------------------- references
+
+
+def search_dirs(near: Path) -> list[Path]:
+    near = Path(near).resolve().parent
+    dirs = [near, *list(near.parents)[:3]]
+    out: list[Path] = []
+    for d in dirs:
+        out += [d, d / "scenarios"]
+    out.append(BUNDLED_DIR)
+    return list(dict.fromkeys(out))
+
+
+def available(kind: str, near: Path) -> list[str]:
+    folder = KINDS[kind][0]
+    names: set[str] = set()
+    for d in search_dirs(near):
+        names |= {p.stem for p in (d / folder).glob("*.yaml")}
+    return sorted(names)
+
+
+def find_named(kind: str, name: str, near: Path) -> Path | None:
+    folder = KINDS[kind][0]
+    for d in search_dirs(near):
+        p = d / folder / f"{name}.yaml"
+        if p.is_file():
+            return p
+    return None
+
+
+def load_named(kind: str, name: str, near: Path, *, referer: Path, node: yaml.Node | None, loc: tuple) -> Any:
+    """Load the spec `name` of `kind`, referenced from `referer` at `loc`."""
+    path = find_named(kind, name, near)
+    if path is None:
+        names = available(kind, near)
+        raise PlannerError(
+            f"no {kind} named {name!r} ({KINDS[kind][0]}/{name}.yaml not found next to the file or in scenarios/)",
+            file=str(referer),
+            line=line_of(node, loc),
+            field=".".join(map(str, loc)),
+            fix=f"use one of: {', '.join(names) or '(none found)'}; or write the {kind} inline",
+        )
+    return load_spec(kind, path)
+
+
+def load_spec(kind: str, path: Path) -> Any:
+    """Load one file of a known kind, resolving the references it holds."""
+    path = Path(path)
+    data, node = read_yaml(path)
+    if kind == "scenario":
+        return _load_scenario(data, node, path)
+    if kind == "cluster":
+        data = _resolve(data, "gpu", "gpu", path, node, ())
+    return validate(KINDS[kind][1], data, path, node)
+
+
+def _resolve(data: dict, key: str, kind: str, path: Path, node: yaml.Node, loc: tuple) -> dict:
+    """Replace a by-name reference at data[key] with the loaded spec (errors name the right file)."""
+    ref = data.get(key)
+    if isinstance(ref, str):
+        return {**data, key: load_named(kind, ref, path, referer=path, node=node, loc=loc + (key,))}
+    if kind == "cluster" and isinstance(ref, dict):
+        return {**data, key: _resolve(ref, "gpu", "gpu", path, node, loc + (key,))}
+    return data
+
+
+def _load_scenario(data: dict, node: yaml.Node, path: Path) -> Scenario:
+    variants = data.get("variants")
+    if isinstance(variants, list):
+        resolved = []
+        for i, v in enumerate(variants):
+            if isinstance(v, dict):
+                loc = ("variants", i)
+                v = _resolve(v, "model", "model", path, node, loc)
+                for part in ("training", "inference"):
+                    sub = v.get(part)
+                    if isinstance(sub, dict):
+                        sub = _resolve(sub, "cluster", "cluster", path, node, loc + (part,))
+                        if part == "inference":
+                            sub = _resolve(sub, "workload", "workload", path, node, loc + (part,))
+                        v = {**v, part: sub}
+            resolved.append(v)
+        data = {**data, "variants": resolved}
+    scenario = validate(Scenario, data, path, node)
+    from costmodel.layout import check_scenario  # layout imports specs only; kept lazy to avoid a cycle
+
+    check_scenario(scenario, path, node)
+    return scenario
+
+
+def detect_kind(data: dict) -> str | None:
+    """Which kind of spec a YAML mapping holds, judged by its keys."""
+    if "variants" in data:
+        return "scenario"
+    if "hidden_size" in data or "num_hidden_layers" in data:
+        return "model"
+    if "peak_flops_per_s" in data:
+        return "gpu"
+    if "gpu" in data:
+        return "cluster"
+    if "prompt_tokens" in data or "output_tokens" in data:
+        return "workload"
+    return None
+
+
+def load_file(path: Path) -> tuple[str, Any]:
+    """Load any spec file, telling its kind from its keys."""
+    data, _ = read_yaml(Path(path))
+    kind = detect_kind(data)
+    if kind is None:
+        raise PlannerError(
+            "cannot tell what this file describes",
+            file=str(path),
+            line=1,
+            fix="a scenario has `variants:`, a model `hidden_size:`, a GPU `peak_flops_per_s:`, "
+            "a cluster `gpu:`, a workload `prompt_tokens:`",
+        )
+    return kind, load_spec(kind, Path(path))
+
+
+def load_scenario(path: Path) -> Scenario:
+    """A scenario file, or a bare model file reported as one variant at its checkpoint precision."""
+    kind, spec = load_file(path)
+    if kind == "scenario":
+        return spec
+    if kind == "model":
+        return Scenario(name=spec.name, description=f"model file {path}", variants=[Variant(name=spec.name, model=spec)])
+    raise PlannerError(
+        f"this is a {kind} file, not a scenario or model",
+        file=str(path),
+        line=1,
+        fix="pass a scenario (with `variants:`) or a model file",
+    )

@@ -1,0 +1,354 @@
+"""Validated specs: one pydantic model per concept, unknown keys rejected, loaded from scenarios/*.yaml.
+
+Model keys follow HuggingFace `config.json` names so `planner import-hf` output is a valid model file.
+Cross-spec checks that need two specs at once (EP vs experts, layout vs cluster) live in `layout.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from costmodel.errors import FieldProblem
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+class YarnScaling(Spec):
+    """YaRN context extension (V2P §3.1.4); only its mscale affects the softmax scale."""
+
+    type: Literal["yarn"] = "yarn"
+    factor: PosFloat
+    original_max_position_embeddings: PosInt
+    beta_fast: PosFloat = 32
+    beta_slow: PosFloat = 1
+    mscale: PosFloat = 1.0
+    mscale_all_dim: float = 0.0
+
+
+class QuantizationConfig(Spec):
+    """Checkpoint quantisation as in HF config.json (DeepSeek-V3 ships FP8 e4m3 weights)."""
+
+    quant_method: Literal["fp8"]
+    fmt: Literal["e4m3", "e5m2"] = "e4m3"
+    activation_scheme: Literal["dynamic", "static"] = "dynamic"
+    weight_block_size: tuple[PosInt, PosInt] | None = None
+
+
+class ModelSpec(Spec):
+    """A decoder-only transformer: attention mha|gqa|mqa|mla, FFN dense|moe (HF config.json key names)."""
+
+    name: str = Field(min_length=1)
+    source: str = Field("", description="provenance of the numbers")
+    attention: Literal["mha", "gqa", "mqa", "mla"]
+    ffn: Literal["dense", "moe"]
+    vocab_size: PosInt
+    hidden_size: PosInt
+    num_hidden_layers: PosInt
+    num_attention_heads: PosInt
+    num_key_value_heads: PosInt | None = Field(None, description="gqa: KV heads; mha: = heads; mqa: 1")
+    head_dim: PosInt | None = Field(None, description="mha/gqa/mqa; default hidden_size / heads")
+    attention_bias: bool = False
+    # MLA (V2P §2.1): d'_c, d_c, d_h, d_h^R, v head dim
+    q_lora_rank: PosInt | None = Field(None, description="d'_c; null = queries not compressed")
+    kv_lora_rank: PosInt | None = None
+    qk_nope_head_dim: PosInt | None = None
+    qk_rope_head_dim: PosInt | None = None
+    v_head_dim: PosInt | None = None
+    # FFN
+    intermediate_size: PosInt | None = Field(None, description="width of the dense FFN layers")
+    hidden_act: Literal["silu"] = "silu"
+    # DeepSeekMoE (V2P §2.2)
+    n_routed_experts: PosInt | None = None
+    n_shared_experts: NonNegInt = 0
+    num_experts_per_tok: PosInt | None = None
+    moe_intermediate_size: PosInt | None = None
+    shared_expert_intermediate_size: PosInt | None = Field(
+        None, description="total width of the shared FFN when it is one wide expert (Qwen-MoE)"
+    )
+    first_k_dense_replace: NonNegInt = 0
+    moe_layer_freq: PosInt = 1
+    n_group: PosInt = 1
+    topk_group: PosInt = 1
+    topk_method: Literal["greedy", "group_limited_greedy", "noaux_tc"] = "greedy"
+    scoring_func: Literal["softmax", "sigmoid"] = "softmax"
+    norm_topk_prob: bool = False
+    routed_scaling_factor: PosFloat = 1.0
+    aux_loss_alpha: float = Field(0.0, ge=0)
+    seq_aux: bool = True
+    num_nextn_predict_layers: NonNegInt = Field(0, description="MTP modules (V3); not in params_total")
+    # embeddings, positions, norms, precision
+    tie_word_embeddings: bool = False
+    max_position_embeddings: PosInt = 4096
+    rope_theta: PosFloat = 10000.0
+    rope_scaling: YarnScaling | None = None
+    rms_norm_eps: PosFloat = 1e-6
+    torch_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    quantization_config: QuantizationConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        for field, problem, fix in _model_problems(self):
+            raise FieldProblem(field, problem, fix)
+        return self
+
+    # Derived dims used by every formula; kept here so no caller re-derives them.
+    @property
+    def kv_heads(self) -> int:
+        return {"mha": self.num_attention_heads, "mqa": 1}.get(
+            self.attention, self.num_key_value_heads or self.num_attention_heads
+        )
+
+    @property
+    def attn_head_dim(self) -> int:
+        """Per-head dim of q/k/v for mha/gqa/mqa."""
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @property
+    def qk_head_dim(self) -> int:
+        if self.attention == "mla":
+            return self.qk_nope_head_dim + self.qk_rope_head_dim
+        return self.attn_head_dim
+
+    @property
+    def value_head_dim(self) -> int:
+        return self.v_head_dim if self.attention == "mla" else self.attn_head_dim
+
+    def is_moe_layer(self, layer: int) -> bool:
+        """HF DeepSeek rule: MoE from first_k_dense_replace on, every moe_layer_freq-th layer."""
+        return (
+            self.ffn == "moe"
+            and layer >= self.first_k_dense_replace
+            and layer % self.moe_layer_freq == 0
+        )
+
+    @property
+    def n_moe_layers(self) -> int:
+        return sum(self.is_moe_layer(i) for i in range(self.num_hidden_layers))
+
+    @property
+    def shared_ffn_width(self) -> int:
+        if self.shared_expert_intermediate_size is not None:
+            return self.shared_expert_intermediate_size
+        return self.n_shared_experts * (self.moe_intermediate_size or 0)
+
+    @property
+    def checkpoint_weight_bits(self) -> int:
+        if self.quantization_config is not None:
+            return 8
+        return {"bfloat16": 16, "float16": 16, "float32": 32}[self.torch_dtype]
+
+
+def _model_problems(m: ModelSpec) -> list[tuple[str, str, str]]:
+    """Everything that makes a model spec inconsistent, as (field, problem, fix)."""
+    out: list[tuple[str, str, str]] = []
+    mla_fields = ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
+    if m.attention == "mla":
+        for f in mla_fields:
+            if getattr(m, f) is None:
+                out.append((f, "is required for attention: mla", f"set {f} (DeepSeek-V2 uses the values in FACTS.md §1)"))
+    else:
+        for f in (*mla_fields, "q_lora_rank"):
+            if getattr(m, f) is not None:
+                out.append((f, f"only applies to attention: mla, not {m.attention}", f"remove {f} or set attention: mla"))
+        if m.head_dim is None and m.hidden_size % m.num_attention_heads:
+            out.append((
+                "num_attention_heads",
+                f"{m.num_attention_heads} heads do not divide hidden_size {m.hidden_size}",
+                "use a head count that divides hidden_size, or set head_dim explicitly",
+            ))
+        kv = m.num_key_value_heads
+        if m.attention == "mha" and kv not in (None, m.num_attention_heads):
+            out.append(("num_key_value_heads", f"mha needs num_key_value_heads = num_attention_heads, got {kv}", "remove it or use attention: gqa"))
+        if m.attention == "mqa" and kv not in (None, 1):
+            out.append(("num_key_value_heads", f"mqa has exactly one KV head, got {kv}", "remove it or use attention: gqa"))
+        if m.attention == "gqa":
+            if kv is None:
+                out.append(("num_key_value_heads", "is required for attention: gqa", "set the number of KV groups"))
+            elif m.num_attention_heads % kv:
+                out.append((
+                    "num_key_value_heads",
+                    f"{kv} KV heads do not divide {m.num_attention_heads} attention heads",
+                    "use a KV head count that divides num_attention_heads",
+                ))
+    needs_dense = m.ffn == "dense" or m.first_k_dense_replace > 0 or m.moe_layer_freq > 1
+    if needs_dense and m.intermediate_size is None:
+        out.append(("intermediate_size", "is required for dense FFN layers", "set the dense FFN width"))
+    if m.ffn == "moe":
+        for f in ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size"):
+            if getattr(m, f) is None:
+                out.append((f, "is required for ffn: moe", f"set {f}"))
+        if out:
+            return out
+        if m.num_experts_per_tok > m.n_routed_experts:
+            out.append(("num_experts_per_tok", f"top-{m.num_experts_per_tok} exceeds {m.n_routed_experts} routed experts", "lower num_experts_per_tok"))
+        if m.n_routed_experts % m.n_group:
+            out.append(("n_group", f"{m.n_group} groups do not divide {m.n_routed_experts} routed experts", "use a group count that divides n_routed_experts"))
+        if m.topk_group > m.n_group:
+            out.append(("topk_group", f"topk_group {m.topk_group} exceeds n_group {m.n_group}", "set topk_group <= n_group"))
+        if m.first_k_dense_replace >= m.num_hidden_layers:
+            out.append(("first_k_dense_replace", "leaves no MoE layer", "set it below num_hidden_layers or use ffn: dense"))
+    else:
+        for f in ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size"):
+            if getattr(m, f) is not None:
+                out.append((f, "only applies to ffn: moe", f"remove {f} or set ffn: moe"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ hardware
+
+
+class Sourced(Spec):
+    """A hardware constant and where it comes from (FACTS.md section, datasheet or measurement)."""
+
+    value: PosFloat
+    source: str = Field(min_length=1)
+
+
+class PeakFlops(Spec):
+    bf16: Sourced
+    fp8: Sourced | None = None
+
+
+class GPUSpec(Spec):
+    """One accelerator. Bandwidths are per GPU, per direction; FLOP/s are dense (not 2:4 sparse)."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    peak_flops_per_s: PeakFlops
+    hbm_bytes: Sourced
+    hbm_bw_bytes_per_s: Sourced
+    nvlink_bw_bytes_per_s: Sourced
+    nic_bw_bytes_per_s: Sourced
+    price_usd_per_hour: Sourced
+
+
+class ClusterSpec(Spec):
+    name: str = ""
+    gpu: GPUSpec
+    gpus_per_node: PosInt = 8
+    nodes: PosInt = 1
+
+    @property
+    def num_gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+
+# ------------------------------------------------------------------------------------ layout and runs
+
+
+class Parallelism(Spec):
+    """How the GPUs are split: world = tp * pp * dp; EP is carved out of the DP ranks (ep divides dp)."""
+
+    tp: PosInt = 1
+    pp: PosInt = 1
+    ep: PosInt = 1
+    dp: PosInt = 1
+    zero_stage: Literal[0, 1, 2, 3] = 1
+    schedule: Literal["gpipe", "1f1b", "zero-bubble", "dualpipe"] = "1f1b"
+    micro_batches: PosInt = 1
+    recompute: Literal["none", "selective", "full"] = "none"
+
+    @property
+    def world_size(self) -> int:
+        return self.tp * self.pp * self.dp
+
+
+class LengthDist(Spec):
+    """Token-length distribution of prompts or outputs."""
+
+    dist: Literal["fixed", "uniform", "lognormal"] = "fixed"
+    value: PosInt | None = Field(None, description="fixed")
+    low: PosInt | None = Field(None, description="uniform, inclusive")
+    high: PosInt | None = Field(None, description="uniform, inclusive")
+    median: PosFloat | None = Field(None, description="lognormal")
+    sigma: PosFloat | None = Field(None, description="lognormal, of ln(length)")
+    max: PosInt | None = Field(None, description="lognormal: truncate here")
+
+    @model_validator(mode="after")
+    def _params(self) -> LengthDist:
+        need = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma")}[self.dist]
+        for f in need:
+            if getattr(self, f) is None:
+                raise FieldProblem(f, f"is required for dist: {self.dist}", f"set {f}")
+        if self.dist == "uniform" and self.low > self.high:
+            raise FieldProblem("low", f"low {self.low} exceeds high {self.high}", "swap them")
+        return self
+
+    @property
+    def mean(self) -> float:
+        import math
+
+        if self.dist == "fixed":
+            return float(self.value)
+        if self.dist == "uniform":
+            return (self.low + self.high) / 2
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+class WorkloadSpec(Spec):
+    name: str = ""
+    description: str = ""
+    prompt_tokens: LengthDist
+    output_tokens: LengthDist
+
+
+class TrainingSpec(Spec):
+    cluster: ClusterSpec
+    parallelism: Parallelism = Parallelism()
+    tokens: PosFloat = Field(1e12, description="tokens of the whole run")
+    seq_len: PosInt = 4096
+    global_batch_seqs: PosInt = 1
+    precision: Literal["bf16", "fp8"] = "bf16"
+    notes: str = ""
+
+
+class InferenceSpec(Spec):
+    cluster: ClusterSpec
+    parallelism: Parallelism = Parallelism(zero_stage=0)
+    weight_bits: PosInt = Field(16, le=32)
+    kv_bits: PosFloat = Field(16, le=32, description="average bits per cached element; fractional allowed")
+    workload: WorkloadSpec | None = None
+    notes: str = ""
+
+
+class Variant(Spec):
+    name: str = Field(min_length=1)
+    model: ModelSpec
+    training: TrainingSpec | None = None
+    inference: InferenceSpec | None = None
+    notes: str = ""
+
+
+class Scenario(Spec):
+    """A named set of variants to compare against a baseline variant."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    baseline: str | None = Field(None, description="variant the ratios are taken against; default: the first")
+    variants: list[Variant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names(self) -> Scenario:
+        seen: set[str] = set()
+        for i, v in enumerate(self.variants):
+            if v.name in seen:
+                raise FieldProblem(f"variants.{i}.name", f"duplicate variant name {v.name!r}", "give each variant its own name")
+            seen.add(v.name)
+        if self.baseline is not None and self.baseline not in seen:
+            raise FieldProblem("baseline", f"no variant named {self.baseline!r}", f"use one of: {', '.join(seen)}")
+        return self
+
+    @property
+    def baseline_variant(self) -> Variant:
+        return next((v for v in self.variants if v.name == self.baseline), self.variants[0])

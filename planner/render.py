@@ -1,0 +1,89 @@
+"""Human units and tables for the CLI. SI inside the code; KB = 1000 B as in V2P Figure 1."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from costmodel.report import ScenarioReport
+
+
+def human(value: float, unit: str) -> str:
+    if unit == "params":
+        return f"{value / 1e9:.2f}B" if value >= 1e9 else f"{value / 1e6:.1f}M"
+    if unit == "flops":
+        return f"{value / 1e9:.1f} GFLOP"
+    if unit == "bytes":
+        for scale, name in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")):
+            if value >= scale:
+                return f"{value / scale:.1f} {name}"
+        return f"{value:.0f} B"
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:g}"
+
+
+# (label, field, unit) rows of the report table; ratios shown for the compared metrics
+ROWS = (
+    ("attention / FFN", None, None),
+    ("params total", "params_total", "params"),
+    ("params active (no input emb.)", "params_active", "params"),
+    ("KV cache elements / token", "kv_cache_elements_per_token", "count"),
+    ("KV cache bits / element", "kv_cache_bits", "plain"),
+    ("KV cache / token", "kv_cache_bytes_per_token", "bytes"),
+    ("KV cache as GQA groups", "kv_cache_equivalent_gqa_groups", "plain"),
+    ("train FLOPs / token", "train_flops_per_token", "flops"),
+    ("weights (serving bits)", "weight_bytes_total", "bytes"),
+)
+
+
+def _cells(rep: ScenarioReport) -> list[tuple[str, list[str]]]:
+    ratio = {(c.variant, c.metric): c.change_pct for c in rep.comparisons}
+    rows = []
+    for label, field, unit in ROWS:
+        cells = []
+        for v in rep.variants:
+            if field is None:
+                cells.append(f"{v.attention} / {v.ffn}")
+                continue
+            text = human(getattr(v, field), unit)
+            if (v.name, field) in ratio:
+                text += f" ({ratio[v.name, field]:+.1f}%)"
+            cells.append(text)
+        rows.append((label, cells))
+    for label, key in (("train memory / GPU", "train_memory"), ("serving weights / GPU", "serving_memory")):
+        cells = []
+        for v in rep.variants:
+            mem = getattr(v, key)
+            if mem is None:
+                cells.append("-")
+            elif key == "train_memory":
+                fits = "fits" if mem["fits"] else "DOES NOT FIT"
+                cells.append(f"{human(mem['total_bytes'], 'bytes')} of {human(mem['capacity_bytes'], 'bytes')} ({fits})")
+            else:
+                cells.append(f"{human(mem['weights_bytes'], 'bytes')}; KV room {mem['kv_capacity_tokens'] / 1e6:.2f}M tok")
+        rows.append((label, cells))
+    return rows
+
+
+def _header(rep: ScenarioReport) -> list[str]:
+    return [v.name + (" (baseline)" if v.name == rep.baseline else "") for v in rep.variants]
+
+
+def report_table(rep: ScenarioReport, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{rep.scenario}: ratios vs {rep.baseline}", title_justify="left")
+    table.add_column("metric")
+    for h in _header(rep):
+        table.add_column(h, justify="right")
+    for label, cells in _cells(rep):
+        table.add_row(label, *cells)
+    console.print(table)
+
+
+def report_markdown(rep: ScenarioReport) -> str:
+    head = ["metric", *_header(rep)]
+    lines = [f"### {rep.scenario} (ratios vs {rep.baseline})", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([label, *cells]) + " |" for label, cells in _cells(rep)]
+    return "\n".join(lines)
