@@ -9,10 +9,19 @@ from costmodel.params import params_active
 from costmodel.specs import ModelSpec
 
 
+def attention_core_flops(heads: int, d_qk: int, d_v: int, query_key_pairs: float) -> float:
+    """Score (QKᵀ) and weighting (PV) FLOPs of `query_key_pairs` query-key pairs in one layer."""
+    return 2 * heads * (d_qk + d_v) * query_key_pairs
+
+
+def causal_pairs(queries: int, context: int) -> float:
+    """Query-key pairs when the last `queries` of `context` tokens attend causally (prefill, chunk, decode)."""
+    return queries * (context - queries) + queries * (queries + 1) / 2
+
+
 def attention_flops_per_token(m: ModelSpec, context: float) -> float:
-    """Score (QKᵀ) and weighting (PV) FLOPs of one query token attending `context` keys, all layers."""
-    per_layer = 2 * m.num_attention_heads * (m.qk_head_dim + m.value_head_dim) * context
-    return per_layer * m.num_hidden_layers
+    """Score and weighting FLOPs of one query token attending `context` keys, all layers."""
+    return attention_core_flops(m.num_attention_heads, m.qk_head_dim, m.value_head_dim, context) * m.num_hidden_layers
 
 
 def forward_flops_per_token(m: ModelSpec, context: float) -> float:

@@ -258,6 +258,16 @@ class Parallelism(Spec):
     schedule: Literal["gpipe", "1f1b", "zero-bubble", "dualpipe"] = "1f1b"
     micro_batches: PosInt = 1
     recompute: Literal["none", "selective", "full"] = "none"
+    placement: tuple[Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"]] = Field(
+        ("tp", "dp", "pp"), description="rank order, innermost first: which groups share a node (EP = inner DP)")
+    overlap_grad_sync: bool = Field(True, description="ZeRO gradient reduce-scatter / all-gather overlapped")
+
+    @model_validator(mode="after")
+    def _placement(self) -> Parallelism:
+        if sorted(self.placement) != ["dp", "pp", "tp"]:
+            raise FieldProblem("placement", f"{list(self.placement)} must name tp, pp and dp once each",
+                               "write e.g. [tp, dp, pp] (innermost first)")
+        return self
 
     @property
     def world_size(self) -> int:
@@ -310,6 +320,10 @@ class TrainingSpec(Spec):
     seq_len: PosInt = 4096
     global_batch_seqs: PosInt = 1
     precision: Literal["bf16", "fp8"] = "bf16"
+    dispatch_bits: Literal[8, 16] = Field(16, description="MoE dispatch payload (V3: FP8); combine is BF16")
+    capacity_factor: PosFloat | None = Field(None, description="device-level token dropping (V2P §2.2.4)")
+    expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")
+    overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
     notes: str = ""
 
 

@@ -42,12 +42,14 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(dim, self.n_kv * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, dim, bias=False)
         freqs = precompute_freqs_cis(self.head_dim, args.max_seq_len, args.rope_theta, None)
-        self.register_buffer("freqs_cis", freqs, persistent=False)
+        self._freqs_cis = freqs  # complex64, kept out of .to(dtype) (which would drop the imaginary part)
 
     def forward(self, x: torch.Tensor, start_pos: int = 0, cache: KVCache | None = None) -> torch.Tensor:
         B, S, _ = x.shape
         end = start_pos + S
-        freqs = self.freqs_cis[start_pos:end]
+        if self._freqs_cis.device != x.device:
+            self._freqs_cis = self._freqs_cis.to(x.device)
+        freqs = self._freqs_cis[start_pos:end]
         q = apply_rope(self.q_proj(x).view(B, S, self.n_heads, self.head_dim), freqs, interleaved=False)
         k = apply_rope(self.k_proj(x).view(B, S, self.n_kv, self.head_dim), freqs, interleaved=False)
         v = self.v_proj(x).view(B, S, self.n_kv, self.head_dim)

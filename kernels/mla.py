@@ -73,12 +73,14 @@ class MLA(nn.Module):
         self.o_proj = nn.Linear(h * self.v_dim, dim, bias=False)
         self.scale = softmax_scale(qk, args.rope_scaling)
         freqs = precompute_freqs_cis(self.rope, args.max_seq_len, args.rope_theta, args.rope_scaling)
-        self.register_buffer("freqs_cis", freqs, persistent=False)
+        self._freqs_cis = freqs  # complex64, kept out of .to(dtype) (which would drop the imaginary part)
 
     def forward(self, x: torch.Tensor, start_pos: int = 0, cache: MLACache | None = None) -> torch.Tensor:
         B, S, _ = x.shape
         end = start_pos + S
-        freqs = self.freqs_cis[start_pos:end]
+        if self._freqs_cis.device != x.device:
+            self._freqs_cis = self._freqs_cis.to(x.device)
+        freqs = self._freqs_cis[start_pos:end]
         q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora_rank else self.q_proj(x)
         q = q.view(B, S, self.n_heads, self.nope + self.rope)  # (b, s, h, d_qk)
         q_nope, q_pe = q.split([self.nope, self.rope], dim=-1)

@@ -90,6 +90,95 @@ def import_hf_cmd(config: Path, name: str | None) -> None:
     click.echo(to_yaml(model, dropped, str(config)), nl=False)
 
 
+@cli.command("profile")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
+@click.option("--model", "model_name", default="deepseek-v2-lite", show_default=True,
+              help="Model whose real layer widths are profiled (a name in scenarios/models or a file).")
+@click.option("--ops", default="gemm,mla,attn,moe,ffn", show_default=True, help="Comma-separated operators.")
+@click.option("--grid", type=click.Choice(["tiny", "default", "cuda"]), default=None,
+              help="Shape grid (default: 'default' on cpu, 'cuda' on cuda).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=None,
+              help="Default: float32 on cpu, bfloat16 on cuda.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Default: profiles/DEVICE-MODEL.csv")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run: finished points are kept.")
+@click.option("--min-time-s", type=float, default=0.3, show_default=True, help="Least time spent per point.")
+def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -> None:
+    """Time the kernels over a grid of shapes; each point is appended as it finishes."""
+    from costmodel.loader import find_named, load_spec
+
+    path = Path(model_name) if model_name.endswith(".yaml") else find_named("model", model_name, Path.cwd() / "x")
+    if path is None or not path.exists():
+        raise PlannerError(f"no model named {model_name!r}", field="--model",
+                           fix="use a name from scenarios/models (e.g. deepseek-v2-lite) or a model YAML path")
+    spec = load_spec("model", path)
+    import torch  # kernels are loaded only here: costmodel never imports torch
+
+    from kernels.config import ModelArgs
+    from kernels.profiler import default_grid
+    from kernels.profiler import profile as run_profile
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PlannerError("no CUDA device is visible", field="--device", fix="run on a GPU machine or use --device cpu")
+    wanted = set(ops.split(","))
+    unknown = wanted - {"gemm", "mla", "attn", "moe", "ffn"}
+    if unknown:
+        raise PlannerError(f"unknown operator(s) {sorted(unknown)}", field="--ops", fix="choose from gemm,mla,attn,moe,ffn")
+    args = ModelArgs.from_hf(spec.model_dump())
+    points = [p for p in default_grid(args, grid or ("cuda" if device == "cuda" else "default")) if p[0] in wanted]
+    torch_dtype = getattr(torch, dtype or ("bfloat16" if device == "cuda" else "float32"))
+    out = out or Path("profiles") / f"{device}-{spec.name}.csv"
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    failed = measured = 0
+    already = len(points) - _remaining(points, out, torch_dtype) if resume and out.exists() else 0
+    columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    try:
+        with Progress(*columns) as bar:
+            task = bar.add_task(f"{spec.name}", total=len(points), completed=already)
+            for row in run_profile(points, out, device=device, dtype=torch_dtype, resume=resume,
+                                   extra_header={"model": spec.name}, min_time_s=min_time_s):
+                measured += 1
+                failed += row["status"] != "ok"
+                bar.update(task, advance=1, description=f"{row['op']} {row['pass']}")
+    except FileExistsError as e:
+        raise PlannerError(str(e), field="--out", fix="add --resume, or pick a new --out") from None
+    except ValueError as e:
+        raise PlannerError(str(e), field="--out", fix="profile into a new file") from None
+    click.echo(f"{out}: {measured} point(s) measured this run, {failed} failed; {len(points)} in the grid")
+
+
+@cli.command("check-timing")
+@click.argument("profile_path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def check_timing(profile_path: Path, fmt: str) -> None:
+    """Hold out a fifth of a profile's points; print the error of both timing backends on them."""
+    from costmodel.profiles import load_profile
+    from costmodel.timing import held_out_errors
+    from planner import render
+
+    result = held_out_errors(load_profile(profile_path))
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    else:
+        render.timing_table(result, str(profile_path))
+
+
+def _remaining(points, out: Path, dtype) -> int:
+    from kernels.profiler import point_key, read_done
+
+    _, done = read_done(out)
+    name = str(dtype).replace("torch.", "")
+    return sum(point_key(op, p, name, s) not in done for op, p, s in points)
+
+
 def main() -> None:
     cli(prog_name="planner")
 

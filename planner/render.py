@@ -87,3 +87,25 @@ def report_markdown(rep: ScenarioReport) -> str:
              "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([label, *cells]) + " |" for label, cells in _cells(rep)]
     return "\n".join(lines)
+
+
+def timing_table(result: dict, title: str, console: Console | None = None) -> None:
+    """Held-out absolute % errors of the measured and roofline backends, per operator and overall."""
+    console = console or Console()
+    table = Table(title=f"{title}: held-out error ({result['held_out_points']} of "
+                        f"{result['held_out_points'] + result['train_points']} points)", title_justify="left")
+    for col in ("operator", "measured median", "measured p90", "roofline median", "roofline p90", "points"):
+        table.add_column(col, justify="left" if col == "operator" else "right")
+    ops = sorted(set(result["measured"]["per_op"]) | set(result["roofline"]["per_op"]))
+
+    def pct(d: dict | None, key: str) -> str:
+        return "-" if not d or d.get(key) is None else f"{d[key]:.1f}%"
+
+    for op in ops:
+        m, r = result["measured"]["per_op"].get(op), result["roofline"]["per_op"].get(op)
+        table.add_row(op, pct(m, "median_abs_pct_error"), pct(m, "p90_abs_pct_error"),
+                      pct(r, "median_abs_pct_error"), pct(r, "p90_abs_pct_error"), str((r or m)["points"]))
+    m, r = result["measured"], result["roofline"]
+    table.add_row("overall", pct(m, "median_abs_pct_error"), pct(m, "p90_abs_pct_error"),
+                  pct(r, "median_abs_pct_error"), pct(r, "p90_abs_pct_error"), str(r["points"]), style="bold")
+    console.print(table)

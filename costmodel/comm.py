@@ -1,0 +1,62 @@
+"""Alpha-beta times of collectives over NVLink (inside a node) or the NIC (across nodes).
+
+t = α·steps + bytes_on_the_wire / (bandwidth · efficiency). Bandwidths come from the GPU file (per GPU,
+per direction); the default efficiencies are DeepEP's measured fractions (FACTS.md §6.2):
+  NVLink: 153 GB/s dispatch bottleneck at EP8 on H800, whose NVLink is 400 GB/s bidirectional, i.e.
+          200 GB/s per direction (gpus/h800.yaml) -> 0.765;
+  NIC:    43 GB/s RDMA at EP16 over a 50 GB/s CX7 NIC -> 0.86 (EP32/64 report 51-58 GB/s, which counts
+          NVLink-forwarded traffic, so the EP16 figure is the conservative one).
+α defaults to 0: DeepEP's low-latency table is bandwidth-bound to within its rounding (EP8 dispatch:
+77 µs x 98 GB/s = 7.5 MB, the 128 x 7168 x 8 FP8 payload itself), so no latency term is sourced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NVLINK_EFFICIENCY = 153 / 200
+NIC_EFFICIENCY = 43 / 50
+
+
+@dataclass(frozen=True)
+class Link:
+    bw_bytes_per_s: float
+    efficiency: float = 1.0
+    latency_s: float = 0.0
+
+    @property
+    def effective_bw(self) -> float:
+        return self.bw_bytes_per_s * self.efficiency
+
+
+def links_of(gpu) -> dict[str, Link]:
+    """The two kinds of link a GPU file describes, with the sourced default efficiencies."""
+    return {"nvlink": Link(gpu.nvlink_bw_bytes_per_s.value, NVLINK_EFFICIENCY),
+            "nic": Link(gpu.nic_bw_bytes_per_s.value, NIC_EFFICIENCY)}
+
+
+def p2p_time(nbytes: float, link: Link) -> float:
+    """One send of `nbytes` to one peer."""
+    return link.latency_s + nbytes / link.effective_bw
+
+
+def all_to_all_time(send_bytes: float, link: Link) -> float:
+    """Each rank sends `send_bytes` in total to the others at once; its link is the bottleneck."""
+    return link.latency_s + send_bytes / link.effective_bw
+
+
+def reduce_scatter_time(nbytes: float, n: int, link: Link) -> float:
+    """Ring reduce-scatter of an `nbytes` buffer over n ranks: (n-1) steps of nbytes/n each."""
+    if n <= 1:
+        return 0.0
+    return (n - 1) * link.latency_s + (n - 1) / n * nbytes / link.effective_bw
+
+
+def all_gather_time(nbytes: float, n: int, link: Link) -> float:
+    """Ring all-gather into an `nbytes` buffer over n ranks."""
+    return reduce_scatter_time(nbytes, n, link)
+
+
+def all_reduce_time(nbytes: float, n: int, link: Link) -> float:
+    """Ring all-reduce = reduce-scatter + all-gather."""
+    return 2 * reduce_scatter_time(nbytes, n, link)

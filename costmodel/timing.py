@@ -1,0 +1,215 @@
+"""Operator timing model: one interface, `Timer.time(op, shape, pass_)`, with two backends.
+
+measured — the device's own profile, interpolated along each operator curve in the order of a roofline
+           fitted to that curve, monotone in work (see MeasuredBackend).
+roofline — max(FLOPs / (peak·e_c), bytes / (bw·e_m)) + latency, with e_c, e_m and latency per operator
+           fitted to a profile when there is one, else the sourced Hopper defaults below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodel.opcounts import op_counts, structure_key
+from costmodel.profiles import Profile
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    peak_flops_per_s: float
+    peak_bytes_per_s: float
+    dtype_bytes: int
+
+    @classmethod
+    def from_profile(cls, p: Profile) -> Device:
+        return cls(p.header.get("device_name", "profiled"), p.peak_flops_per_s, p.peak_bytes_per_s, p.dtype_bytes)
+
+    @classmethod
+    def from_gpu(cls, gpu, precision: str = "bf16") -> Device:
+        """A GPU file's peak at `precision` (bf16 | fp8); FP8 GEMMs still read BF16-sized activations
+        to first order, so bytes use 1 B per element only for fp8 weights-and-inputs."""
+        peak = getattr(gpu.peak_flops_per_s, precision) or gpu.peak_flops_per_s.bf16
+        return cls(gpu.name, peak.value, gpu.hbm_bw_bytes_per_s.value, 1 if precision == "fp8" else 2)
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    compute: float  # fraction of peak FLOP/s reached
+    memory: float  # fraction of peak bandwidth reached
+    latency_s: float = 0.0
+    source: str = ""
+
+
+# Sourced defaults for GPUs without a profile (FACTS.md §6, all measured on H800 SXM5):
+_GEMM = Efficiency(1358 / 1978.9, 2.7 / 3.35, 0.0,
+                   "DeepGEMM: 1358 of 1979 FP8 TFLOPS dense (M=4096); up to 2.7 TB/s of 3.35 at M=64 (FACTS §6.3)")
+_MLA = Efficiency(660 / 989.4, 3000 / 3350, 0.0,
+                  "FlashMLA: 660 of 989 BF16 TFLOPS compute-bound, 3000 of 3350 GB/s memory-bound (FACTS §6.1)")
+DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
+    "gemm": _GEMM,
+    "ffn": _GEMM,
+    "moe": Efficiency(1093 / 1978.9, 2.7 / 3.35, 0.0,
+                      "DeepGEMM grouped contiguous: 1093-1297 of 1979 FP8 TFLOPS, low end (FACTS §6.3)"),
+    "mla": _MLA,
+    "attn": _MLA,
+}
+# Latency is 0 by default: serving runs under CUDA graphs (SGLang/vLLM practice) and training kernels are
+# large; a profile's fit supplies a measured one.
+
+
+def fit_efficiency(counts: np.ndarray, times: np.ndarray, device: Device, source: str) -> Efficiency:
+    """The (e_c, e_m, latency) of max(F/(P·e_c), B/(BW·e_m)) + latency that best fits measured times
+    (least squares in log time, on a log grid)."""
+    tc = counts[:, 0] / device.peak_flops_per_s
+    tm = counts[:, 1] / device.peak_bytes_per_s
+    pred = np.maximum(tc / _GRID_E[:, None, None, None], tm / _GRID_E[None, :, None, None]) + _GRID_L[None, None, :, None]
+    err = np.mean(np.log(pred / times) ** 2, axis=-1)
+    i, j, k = np.unravel_index(np.argmin(err), err.shape)
+    return Efficiency(float(_GRID_E[i]), float(_GRID_E[j]), float(_GRID_L[k]), source)
+
+
+_GRID_E = np.geomspace(0.003, 2.0, 56)  # above 1: the measured "peak" is one matmul, bigger ones beat it
+_GRID_L = np.concatenate([[0.0], np.geomspace(1e-6, 3e-2, 24)])
+
+
+def roofline_time(flops: float, nbytes: float, device: Device, e: Efficiency) -> float:
+    return max(flops / (device.peak_flops_per_s * e.compute), nbytes / (device.peak_bytes_per_s * e.memory)) + e.latency_s
+
+
+class MeasuredBackend:
+    """One device's measurements, interpolated per operator curve.
+
+    A curve holds the points of one operator that differ only in one size (opcounts.SIZE_KEYS: m,
+    tokens, or context). Each curve gets its own roofline fit, whose predicted time T orders the points
+    by work; measured times are made non-decreasing in T (pool-adjacent-violators) and interpolated
+    linearly in log T - log t, so the answer is exact at measured points, monotone in work, and
+    proportional to T beyond the measured range."""
+
+    def __init__(self, profile: Profile, points=None):
+        self.device = Device.from_profile(profile)
+        curves: dict[tuple, list] = {}
+        for p in points if points is not None else profile.points:
+            curves.setdefault(self._curve(p.op, p.pass_, p.shape), []).append(p)
+        self.curves = {}
+        for key, pts in curves.items():
+            if len(pts) < 2:
+                continue
+            counts = np.array([op_counts(p.op, p.shape, p.pass_, self.device.dtype_bytes) for p in pts])
+            times = np.array([p.median_s for p in pts])
+            eff = fit_efficiency(counts, times, self.device, f"curve fit to {profile.path}")
+            work = np.array([roofline_time(f, b, self.device, eff) for f, b in counts])
+            order = np.argsort(work)
+            self.curves[key] = (eff, *_monotone(np.log(work[order]), np.log(times[order])))
+
+    @staticmethod
+    def _curve(op: str, pass_: str, shape: dict) -> tuple:
+        return (op, pass_, structure_key(op, shape))
+
+    def covers(self, op: str, shape: dict, pass_: str = "fwd") -> bool:
+        return self._curve(op, pass_, shape) in self.curves
+
+    def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
+        eff, log_w, log_t = self.curves[self._curve(op, pass_, shape)]
+        x = math.log(roofline_time(*op_counts(op, shape, pass_, self.device.dtype_bytes), self.device, eff))
+        if x <= log_w[0]:
+            return math.exp(log_t[0] + x - log_w[0])
+        if x >= log_w[-1]:
+            return math.exp(log_t[-1] + x - log_w[-1])
+        return math.exp(float(np.interp(x, log_w, log_t)))
+
+
+def _monotone(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Isotonic (non-decreasing) fit of ys over sorted xs; ties in xs merged."""
+    blocks: list[list[float]] = []  # [sum_y, count, x_first, x_last]
+    for x, y in zip(xs, ys, strict=True):
+        blocks.append([y, 1, x, x])
+        while len(blocks) > 1 and (blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]
+                                   or blocks[-1][2] - blocks[-2][3] < 1e-12):
+            y2, n2, _, x2 = blocks.pop()
+            blocks[-1][0] += y2
+            blocks[-1][1] += n2
+            blocks[-1][3] = x2
+    out_x = np.array([(b[2] + b[3]) / 2 for b in blocks])
+    out_y = np.array([b[0] / b[1] for b in blocks])
+    if len(out_x) == 1:
+        out_x, out_y = np.array([out_x[0], out_x[0] + 1e-9]), np.array([out_y[0], out_y[0]])
+    return out_x, out_y
+
+
+class RooflineBackend:
+    def __init__(self, device: Device, efficiency: dict[str, Efficiency] | None = None):
+        self.device = device
+        self.efficiency = efficiency or DEFAULT_EFFICIENCY
+
+    def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
+        flops, nbytes = op_counts(op, shape, pass_, self.device.dtype_bytes)
+        return roofline_time(flops, nbytes, self.device, self.efficiency[op])
+
+    @classmethod
+    def fit(cls, profile: Profile, points=None) -> RooflineBackend:
+        """Per operator, one (e_c, e_m, latency) for all its shapes, fitted to the profile."""
+        device = Device.from_profile(profile)
+        points = profile.points if points is None else points
+        eff = dict(DEFAULT_EFFICIENCY)
+        for op in sorted({p.op for p in points}):
+            pts = [p for p in points if p.op == op]
+            counts = np.array([op_counts(p.op, p.shape, p.pass_, device.dtype_bytes) for p in pts])
+            eff[op] = fit_efficiency(counts, np.array([p.median_s for p in pts]), device, f"fitted to {profile.path}")
+        return cls(device, eff)
+
+
+class Timer:
+    """time(op, shape, pass_) for one device: its measurements where the profile covers the shape,
+    else the roofline (fitted to the profile when there is one, else sourced defaults)."""
+
+    def __init__(self, device: Device, profile: Profile | None = None):
+        self.device = device
+        self.measured = MeasuredBackend(profile) if profile else None
+        self.roofline = RooflineBackend.fit(profile) if profile else RooflineBackend(device)
+        self._memo: dict[tuple, float] = {}
+
+    def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
+        key = (op, pass_, tuple(sorted(shape.items())))
+        t = self._memo.get(key)
+        if t is None:
+            if self.measured is not None and self.measured.covers(op, shape, pass_):
+                t = self.measured.time(op, shape, pass_)
+            else:
+                t = self.roofline.time(op, shape, pass_)
+            self._memo[key] = t
+        return t
+
+
+def held_out_errors(profile: Profile, fraction: float = 0.2, seed: int = 0) -> dict:
+    """Fit both backends on (1 - fraction) of the points; absolute % errors on the rest."""
+    rng = np.random.default_rng(seed)
+    pts = profile.points
+    test_mask = np.zeros(len(pts), dtype=bool)
+    test_mask[rng.choice(len(pts), size=max(1, round(fraction * len(pts))), replace=False)] = True
+    train = [p for p, m in zip(pts, test_mask, strict=True) if not m]
+    test = [p for p, m in zip(pts, test_mask, strict=True) if m]
+    measured = MeasuredBackend(profile, train)
+    roofline = RooflineBackend.fit(profile, train)
+    result = {}
+    for name, backend in (("measured", measured), ("roofline", roofline)):
+        per_op: dict[str, list[float]] = {}
+        for p in test:
+            if name == "measured" and not measured.covers(p.op, p.shape, p.pass_):
+                continue
+            err = abs(backend.time(p.op, p.shape, p.pass_) / p.median_s - 1) * 100
+            per_op.setdefault(f"{p.op}/{p.pass_}", []).append(err)
+        every = [e for errs in per_op.values() for e in errs]
+        result[name] = {
+            "median_abs_pct_error": float(np.median(every)) if every else None,
+            "p90_abs_pct_error": float(np.percentile(every, 90)) if every else None,
+            "points": len(every),
+            "per_op": {op: {"median_abs_pct_error": float(np.median(e)), "p90_abs_pct_error": float(np.percentile(e, 90)),
+                            "points": len(e)} for op, e in sorted(per_op.items())},
+        }
+    result["held_out_points"] = len(test)
+    result["train_points"] = len(train)
+    return result
