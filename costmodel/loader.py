@@ -221,6 +221,8 @@ def _resolve(data: dict, key: str, kind: str, path: Path, node: yaml.Node, loc: 
 
 
 def _load_scenario(data: dict, node: yaml.Node, path: Path) -> Scenario:
+    # top-level keys starting with "_" only hold YAML anchors (&name) that variants refer to (*name)
+    data = {k: v for k, v in data.items() if not str(k).startswith("_")}
     variants = data.get("variants")
     if isinstance(variants, list):
         resolved = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from costmodel.params import all_layer_params, embedding_params, head_params, layer_params
+from costmodel.schedules import in_flight
 from costmodel.specs import InferenceSpec, ModelSpec, TrainingSpec
 
 BYTES_WEIGHT = 2  # BF16 weights (ZeRO paper §3.1)
@@ -76,7 +77,7 @@ def in_flight_microbatches(schedule: str, pp: int, micro_batches: int) -> int:
         return micro_batches
     if schedule == "dualpipe":
         return min(pp + 1, micro_batches)  # V3P Table 2: PP + 1
-    return min(pp, micro_batches)  # 1F1B and zero-bubble (ZB-H1 keeps 1F1B's memory)
+    return min(in_flight(0, pp), micro_batches)  # 1F1B and zero-bubble (ZB-H1 keeps 1F1B's memory)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Sourced(Spec):
+    """A constant and where it comes from (FACTS.md section, datasheet or measurement)."""
+
+    value: PosFloat
+    source: str = Field(min_length=1)
+
+
 # --------------------------------------------------------------------------------------------- model
 
 
@@ -208,13 +215,6 @@ def _model_problems(m: ModelSpec) -> list[tuple[str, str, str]]:
 # ------------------------------------------------------------------------------------------ hardware
 
 
-class Sourced(Spec):
-    """A hardware constant and where it comes from (FACTS.md section, datasheet or measurement)."""
-
-    value: PosFloat
-    source: str = Field(min_length=1)
-
-
 class PeakFlops(Spec):
     bf16: Sourced
     fp8: Sourced | None = None
@@ -261,6 +261,8 @@ class Parallelism(Spec):
     placement: tuple[Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"]] = Field(
         ("tp", "dp", "pp"), description="rank order, innermost first: which groups share a node (EP = inner DP)")
     overlap_grad_sync: bool = Field(True, description="ZeRO gradient reduce-scatter / all-gather overlapped")
+    overlap_tp_comm: bool = Field(False, description="sequence-parallel all-gather/reduce-scatter overlapped "
+                                                     "with the GEMM they feed (chunked, as DeepSeek LLM's HAI-LLM does)")
 
     @model_validator(mode="after")
     def _placement(self) -> Parallelism:
@@ -324,6 +326,8 @@ class TrainingSpec(Spec):
     capacity_factor: PosFloat | None = Field(None, description="device-level token dropping (V2P §2.2.4)")
     expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")
     overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
+    stack_efficiency: Sourced | None = Field(
+        None, description="measured fraction of the operators' roofline time the training software reaches")
     notes: str = ""
 
 

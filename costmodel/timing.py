@@ -29,11 +29,12 @@ class Device:
         return cls(p.header.get("device_name", "profiled"), p.peak_flops_per_s, p.peak_bytes_per_s, p.dtype_bytes)
 
     @classmethod
-    def from_gpu(cls, gpu, precision: str = "bf16") -> Device:
-        """A GPU file's peak at `precision` (bf16 | fp8); FP8 GEMMs still read BF16-sized activations
-        to first order, so bytes use 1 B per element only for fp8 weights-and-inputs."""
+    def from_gpu(cls, gpu, precision: str = "bf16", stack_efficiency: float = 1.0) -> Device:
+        """A GPU file's peaks at `precision` (bf16 | fp8; 1 B per element under fp8), scaled by the
+        measured fraction of kernel speed a software stack reaches end to end (1 = kernel benchmarks)."""
         peak = getattr(gpu.peak_flops_per_s, precision) or gpu.peak_flops_per_s.bf16
-        return cls(gpu.name, peak.value, gpu.hbm_bw_bytes_per_s.value, 1 if precision == "fp8" else 2)
+        return cls(gpu.name, peak.value * stack_efficiency, gpu.hbm_bw_bytes_per_s.value * stack_efficiency,
+                   1 if precision == "fp8" else 2)
 
 
 @dataclass(frozen=True)

@@ -151,30 +151,36 @@ def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_tim
     if m.ffn == "dense" or m.first_k_dense_replace or m.moe_layer_freq > 1:
         d_f, d_half = ffn_pair(m.intermediate_size // tp, tokens)
 
+    def with_tp(name: str, compute_s: float) -> list:
+        """A block's compute between its sequence-parallel all-gather and reduce-scatter."""
+        c = tp_collective()
+        if par.overlap_tp_comm:
+            return [("overlap", ("tp all-gather + reduce-scatter", 2 * c), (name, compute_s))]
+        return [("comm", "tp all-gather", c), ("compute", name, compute_s), ("comm", "tp reduce-scatter", c)]
+
     def layer_passes(i: int) -> tuple[list, list, list]:
-        f = [("comm", "tp all-gather", tp_collective()), ("compute", "attention", a_f),
-             ("comm", "tp reduce-scatter", tp_collective()), ("comm", "tp all-gather", tp_collective())]
-        b = [("comm", "tp all-gather", tp_collective())]
+        f = with_tp("attention", a_f)
+        b = with_tp("attention dX", a_b + recompute_b)
         w = [("compute", "attention dW", a_w)]
         if m.is_moe_layer(i):
-            shared = ("shared experts", s_f) if t.overlap_shared_experts else ("shared experts", 0.0)
-            f += [("overlap", ("dispatch", dispatch), shared), ("compute", "shared experts", 0.0 if t.overlap_shared_experts else s_f),
-                  ("compute", "routed experts", r_f), ("comm", "combine", combine)]
-            b += [("overlap", ("combine grad", dispatch if t.dispatch_bits == 16 else combine),
-                   ("shared experts dX", s_half if t.overlap_shared_experts else 0.0)),
-                  ("compute", "shared experts dX", 0.0 if t.overlap_shared_experts else s_half),
-                  ("compute", "routed experts dX", r_half), ("comm", "dispatch grad", combine)]
+            hide = t.overlap_shared_experts
+            f_moe = [("overlap", ("dispatch", dispatch), ("shared experts", s_f if hide else 0.0)),
+                     ("compute", "shared experts", 0.0 if hide else s_f),
+                     ("compute", "routed experts", r_f), ("comm", "combine", combine)]
+            b_moe = [("overlap", ("combine grad", dispatch), ("shared experts dX", s_half if hide else 0.0)),
+                     ("compute", "shared experts dX", 0.0 if hide else s_half),
+                     ("compute", "routed experts dX", r_half), ("comm", "dispatch grad", combine)]
+            tp_in, tp_out = ("comm", "tp all-gather", tp_collective()), ("comm", "tp reduce-scatter", tp_collective())
+            f += [tp_in, *f_moe, tp_out]
+            b = [tp_in, *b_moe, tp_out] + b
             w += [("compute", "experts dW", r_half + s_half)]
         else:
-            f += [("compute", "ffn", d_f)]
-            b += [("compute", "ffn dX", d_half)]
+            f += with_tp("ffn", d_f)
+            b = with_tp("ffn dX", d_half) + b
             w += [("compute", "ffn dW", d_half)]
-        f += [("comm", "tp reduce-scatter", tp_collective())]
-        b += [("comm", "tp reduce-scatter", tp_collective()), ("comm", "tp all-gather", tp_collective())]
-        if par.recompute == "full":
-            b.insert(0, ("compute", "recompute", sum(seg[2] for seg in f if seg[0] == "compute")))
-        b += [("compute", "recompute up-proj", recompute_b), ("compute", "attention dX", a_b),
-              ("comm", "tp reduce-scatter", tp_collective())]
+        if par.recompute == "full":  # re-run the layer's forward compute before its backward
+            b.insert(0, ("compute", "recompute", sum(seg[2] for seg in f if seg[0] == "compute")
+                         + sum(seg[2][1] for seg in f if seg[0] == "overlap")))
         return f, b, w
 
     head_f = gemm_timer.time("gemm", {"m": tokens, "n": m.vocab_size // tp, "k": h})

@@ -90,6 +90,48 @@ def import_hf_cmd(config: Path, name: str | None) -> None:
     click.echo(to_yaml(model, dropped, str(config)), nl=False)
 
 
+@cli.group()
+def simulate() -> None:
+    """Discrete-event simulations of training and serving."""
+
+
+@simulate.command("train")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--trace", "trace", type=click.Path(path_type=Path), default=None,
+              help="Write a Chrome-trace timeline of one step (opens in Perfetto); one file per variant.")
+@click.option("--variant", "only", default=None, help="Simulate only this variant.")
+def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | None) -> None:
+    """One training step per variant on its cluster, extrapolated to GPU-hours and dollars."""
+    from costmodel.loader import load_scenario
+    from costmodel.train_sim import check_trainable, simulate_training
+    from planner import render
+
+    sc = load_scenario(scenario)
+    variants = [v for v in sc.variants if v.training is not None and (only is None or v.name == only)]
+    if not variants:
+        raise PlannerError("no variant with a `training:` part" + (f" named {only!r}" if only else ""),
+                           file=str(scenario), field="variants", fix="add a training section or fix --variant")
+    for i, v in enumerate(sc.variants):
+        if v in variants:
+            check_trainable(v, str(scenario), ("variants", i, "training"))
+    results = []
+    for v in variants:
+        path = None
+        if trace is not None:
+            path = trace if len(variants) == 1 else trace.with_name(f"{trace.stem}.{v.name}{trace.suffix}")
+        results.append(simulate_training(v.name, v.model, v.training, trace_path=path))
+        if path is not None:
+            click.echo(f"trace: {path}", err=True)
+    base = next((r for r in results if r.name == sc.baseline_variant.name), results[0])
+    if fmt == "json":
+        click.echo(json.dumps({"scenario": sc.name, "baseline": base.name,
+                               "variants": [r.model_dump() for r in results],
+                               "comparisons": render.train_comparisons(results, base)}, indent=2))
+    else:
+        render.train_table(results, base, sc.name)
+
+
 @cli.command("profile")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
 @click.option("--model", "model_name", default="deepseek-v2-lite", show_default=True,

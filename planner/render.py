@@ -109,3 +109,68 @@ def timing_table(result: dict, title: str, console: Console | None = None) -> No
     table.add_row("overall", pct(m, "median_abs_pct_error"), pct(m, "p90_abs_pct_error"),
                   pct(r, "median_abs_pct_error"), pct(r, "p90_abs_pct_error"), str(r["points"]), style="bold")
     console.print(table)
+
+
+TRAIN_ROWS = (
+    ("GPUs", "num_gpus", "count"),
+    ("step time", "step_time_s", "s"),
+    ("tokens / s / GPU", "tokens_per_s_per_gpu", "count"),
+    ("MFU", "mfu", "pct"),
+    ("pipeline bubble", "bubble_fraction", "pct"),
+    ("compute / step (busiest stage)", "compute_s", "s"),
+    ("communication / step", "comm_s", "s"),
+    ("exposed communication / step", "exposed_comm_s", "s"),
+    ("peak memory / GPU", "peak_memory_bytes_per_gpu", "bytes"),
+    ("GPU-hours / trillion tokens", "gpu_hours_per_trillion_tokens", "kilo"),
+    ("$ / trillion tokens", "cost_usd_per_trillion_tokens", "usd"),
+    ("whole run: GPU-hours", "gpu_hours_total", "kilo"),
+    ("whole run: $", "cost_usd_total", "usd"),
+    ("whole run: days", "days_total", "plain"),
+)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "pct":
+        return f"{100 * value:.1f}%"
+    if unit == "kilo":
+        return f"{value / 1e3:,.1f}K"
+    if unit == "usd":
+        return f"${value / 1e6:,.2f}M"
+    if unit == "plain":
+        return f"{value:,.1f}"
+    return human(value, unit)
+
+
+def train_comparisons(results: list, base) -> list[dict]:
+    out = []
+    for r in results:
+        if r is base:
+            continue
+        for metric in ("gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "tokens_per_s_per_gpu"):
+            b, x = getattr(base, metric), getattr(r, metric)
+            out.append({"metric": metric, "baseline": base.name, "variant": r.name, "baseline_value": b,
+                        "variant_value": x, "ratio": x / b, "change_pct": (x / b - 1) * 100})
+    return out
+
+
+def train_table(results: list, base, title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{title}: one training step, simulated (ratios vs {base.name})", title_justify="left")
+    table.add_column("metric")
+    for r in results:
+        table.add_column(r.name + (" (baseline)" if r is base else ""), justify="right")
+    change = {(c["variant"], c["metric"]): c["change_pct"] for c in train_comparisons(results, base)}
+    for label, field, unit in TRAIN_ROWS:
+        cells = []
+        for r in results:
+            text = _fmt(getattr(r, field), unit)
+            if (r.name, field) in change:
+                text += f" ({change[r.name, field]:+.1f}%)"
+            if field == "peak_memory_bytes_per_gpu":
+                text += f" of {human(r.memory_capacity_bytes, 'bytes')}"
+            cells.append(text)
+        table.add_row(label, *cells)
+    console.print(table)
+    console.print(f"MFU convention: {results[0].flop_convention}.", style="dim")

@@ -1,0 +1,115 @@
+"""Training simulator: closed forms, determinism, and the DeepSeek-V2 paper's training cost."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.calibration import pd_trace_comm_ratio, stack_efficiency_from_pd_trace
+from costmodel.comm import Link, all_to_all_time
+from costmodel.loader import load_scenario, load_spec
+from costmodel.train_costs import PassCost, StageCost, fold
+from costmodel.train_sim import run_pipeline, simulate_training
+from planner.cli import cli
+from tests.conftest import SCENARIOS
+
+PAPER = SCENARIOS / "deepseek-v2-paper.yaml"
+
+
+def uniform(pp: int, f: float, b: float, w: float) -> list[StageCost]:
+    def pc(t: float) -> PassCost:
+        return PassCost(t, t, 0.0, 0.0, ())
+    return [StageCost(pc(f), pc(b), pc(w), 0.0, 0.0, 0.0, 1) for _ in range(pp)]
+
+
+@pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
+@pytest.mark.parametrize("pp, m", [(4, 8), (8, 32), (4, 2), (16, 144)])
+def test_bubble_closed_form(schedule, pp, m):
+    r = run_pipeline(uniform(pp, 1.0, 1.5, 0.5), schedule, m)
+    assert r["step_time_s"] == pytest.approx((m + pp - 1) * 3.0)
+    assert r["bubble_s"] / r["step_time_s"] == pytest.approx((pp - 1) / (m + pp - 1))
+
+
+def test_without_communication_the_step_is_the_critical_path():
+    # one stage: every pass back to back, then the optimizer
+    costs = [StageCost(*(PassCost(t, t, 0, 0, ()) for t in (0.2, 0.3, 0.1)), 0.0, 0.0, 0.05, 1)]
+    assert run_pipeline(costs, "1f1b", 10)["step_time_s"] == pytest.approx(10 * 0.6 + 0.05)
+    # two stages, one micro-batch: F0, p2p, F1, B1 (+W1), p2p, B0 (+W0)
+    two = [StageCost(*(PassCost(t, t, 0, 0, ()) for t in (1.0, 2.0, 0.5)), 0.25, 0.0, 0.0, 1) for _ in range(2)]
+    assert run_pipeline(two, "1f1b", 1)["step_time_s"] == pytest.approx(1 + 0.25 + 1 + 2.5 + 0.25 + 2.5)
+
+
+@pytest.mark.parametrize("pp, m, f, b, w", [(4, 8, 1, 1, 1), (8, 32, 1, 1.2, 0.8), (16, 144, 1, 1, 1)])
+def test_zero_bubble_beats_1f1b_by_most_of_the_ideal(pp, m, f, b, w):
+    one_f = run_pipeline(uniform(pp, f, b, w), "1f1b", m)["step_time_s"]
+    zb = run_pipeline(uniform(pp, f, b, w), "zero-bubble", m)["step_time_s"]
+    ideal_saving = 2 * (pp - 1) * w  # V3P Table 2: (pp-1)(F+B) -> (pp-1)(F+B-2W), B = full backward
+    assert one_f - zb <= ideal_saving + 1e-9
+    assert one_f - zb >= 0.6 * ideal_saving  # a greedy, non-preemptive list schedule gets most of it
+
+
+def test_all_to_all_segment_is_bytes_over_bandwidth_plus_latency():
+    link = Link(bw_bytes_per_s=50e9, efficiency=1.0, latency_s=5e-6)
+    t = all_to_all_time(100e6, link)
+    assert t == pytest.approx(100e6 / 50e9 + 5e-6)
+    folded = fold([("compute", "a", 1e-3), ("comm", "dispatch", t), ("overlap", ("combine", 2e-3), ("shared", 1.5e-3))])
+    assert folded.total_s == pytest.approx(1e-3 + t + 2e-3)
+    assert folded.exposed_comm_s == pytest.approx(t + 0.5e-3)
+
+
+def test_deterministic():
+    v = load_scenario(PAPER).variants[0]
+    a, b = (simulate_training(v.name, v.model, v.training) for _ in range(2))
+    assert a.model_dump(exclude={"sim_wall_s"}) == b.model_dump(exclude={"sim_wall_s"})
+
+
+def test_paper_training_cost():
+    """V2P §3.2.3: 172.8K vs 300.6K H800 GPU-hours per trillion tokens, a 42.5% saving."""
+    s = load_scenario(PAPER)
+    r = {v.name: simulate_training(v.name, v.model, v.training) for v in s.variants}
+    v2, b67 = r["deepseek-v2"].gpu_hours_per_trillion_tokens, r["deepseek-llm-67b"].gpu_hours_per_trillion_tokens
+    assert v2 == pytest.approx(172.8e3, rel=0.15)
+    assert b67 == pytest.approx(300.6e3, rel=0.15)
+    assert (1 - v2 / b67) * 100 == pytest.approx(42.5, abs=5)
+
+
+def test_stack_efficiency_in_the_scenario_is_the_measured_one():
+    v3 = load_spec("model", SCENARIOS / "models" / "deepseek-v3.yaml")
+    h800 = load_spec("gpu", SCENARIOS / "gpus" / "h800.yaml")
+    scenario_value = load_scenario(PAPER).variants[0].training.stack_efficiency.value
+    assert stack_efficiency_from_pd_trace(v3, h800) == pytest.approx(scenario_value, rel=0.01)
+    # the same model's all-to-all time for that chunk pair is within 15% of the measured 115 ms
+    assert pd_trace_comm_ratio(v3, h800) == pytest.approx(1.0, abs=0.15)
+
+
+def test_cli_json_and_trace(tmp_path):
+    trace = tmp_path / "step.json"
+    result = CliRunner().invoke(cli, ["simulate", "train", str(PAPER), "--format", "json", "--trace", str(trace),
+                                      "--variant", "deepseek-v2"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    (v2,) = out["variants"]
+    for key in ("name", "step_time_s", "tokens_per_s_per_gpu", "mfu", "bubble_fraction",
+                "gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "peak_memory_bytes_per_gpu"):
+        assert key in v2
+    events = json.loads(trace.read_text())["traceEvents"]
+    names = {e["name"].split(" mb")[0] for e in events}
+    assert {"attention", "routed experts", "dispatch", "combine"} <= names
+    assert max(e["ts"] + e["dur"] for e in events if e["ph"] == "X") == pytest.approx(v2["step_time_s"] * 1e6, rel=1e-6)
+
+
+def test_layout_that_does_not_fit_is_refused_before_running(tmp_path):
+    text = PAPER.read_text().replace("recompute: selective  # V2P", "recompute: none  # V2P")
+    path = tmp_path / "oom.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["simulate", "train", str(path)])
+    assert result.exit_code == 2
+    assert "needs" in result.output and "GB per GPU" in result.output and "recompute" in result.output
+    assert "variants.0.training.parallelism" in result.output
+
+
+def test_unsimulated_schedule_is_refused(tmp_path):
+    path = tmp_path / "dp.yaml"
+    path.write_text(PAPER.read_text().replace("schedule: zero-bubble", "schedule: dualpipe"))
+    result = CliRunner().invoke(cli, ["simulate", "train", str(path)])
+    assert result.exit_code == 2 and "dualpipe" in result.output
