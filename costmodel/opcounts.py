@@ -49,7 +49,8 @@ def _mla(s: dict, e: int) -> tuple[float, float]:
     proj, core = attention_flop_split("mla", s)
     per_token = h * (qk + s["v"]) if s["mode"] == "naive" else s["kv_lora"] + s["rope"]
     acts = b * q * (2 * s["hidden"] + h * (qk + s["v"]))
-    return proj + core, (_mla_weights(s) + b * ctx * per_token + acts) * e
+    cache_bytes = b * ctx * per_token * s.get("kv_bytes", e)  # a quantised cache (e.g. 6 bits) reads less
+    return proj + core, (_mla_weights(s) + acts) * e + cache_bytes
 
 
 def _attn(s: dict, e: int) -> tuple[float, float]:
@@ -58,7 +59,7 @@ def _attn(s: dict, e: int) -> tuple[float, float]:
     flops = sum(attention_flop_split("attn", s))
     cache = 2 * b * ctx * s["kv_heads"] * d
     acts = b * q * (2 * s["hidden"] + 2 * s["heads"] * d)
-    return flops, (weights + cache + acts) * e
+    return flops, (weights + acts) * e + cache * s.get("kv_bytes", e)
 
 
 def _moe(s: dict, e: int) -> tuple[float, float]:

@@ -309,10 +309,27 @@ class LengthDist(Spec):
 
 
 class WorkloadSpec(Spec):
+    """Who sends what, when: lengths, and arrivals (Poisson at a rate, a closed loop of users, all at
+    once, or a CSV trace with columns arrival_s, prompt_tokens, output_tokens)."""
+
     name: str = ""
     description: str = ""
     prompt_tokens: LengthDist
     output_tokens: LengthDist
+    arrival: Literal["poisson", "closed", "burst", "trace"] = "poisson"
+    rate_per_s: PosFloat | None = Field(None, description="poisson: mean requests per second")
+    users: PosInt | None = Field(None, description="closed: concurrent users, each sends again on completion")
+    think_time_s: float = Field(0.0, ge=0, description="closed: pause between a reply and the next request")
+    requests: PosInt = Field(1000, description="how many requests to simulate")
+    trace_csv: str | None = Field(None, description="trace: CSV path, relative to the workload file")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _arrival(self) -> WorkloadSpec:
+        need = {"poisson": "rate_per_s", "closed": "users", "trace": "trace_csv"}.get(self.arrival)
+        if need and getattr(self, need) is None:
+            raise FieldProblem(need, f"is required for arrival: {self.arrival}", f"set {need}")
+        return self
 
 
 class TrainingSpec(Spec):
@@ -337,6 +354,11 @@ class InferenceSpec(Spec):
     weight_bits: PosInt = Field(16, le=32)
     kv_bits: PosFloat = Field(16, le=32, description="average bits per cached element; fractional allowed")
     workload: WorkloadSpec | None = None
+    max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")
+    max_running: PosInt = Field(4096, description="requests in flight per attention rank")
+    block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64, FACTS.md §6.1)")
+    expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")
+    stack_efficiency: Sourced | None = Field(None, description="measured fraction of kernel speed reached end to end")
     notes: str = ""
 
 

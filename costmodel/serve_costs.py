@@ -1,0 +1,94 @@
+"""Time of one serving iteration of an instance: chunked prefill tokens plus one decode token for each
+running request, through every layer. Prefill attention is projection-bound, so it runs at the weights'
+precision (FP8 when they are); decode attention is cache-bound and runs in BF16 (FlashMLA). Attention data parallelism splits the requests across `dp` ranks
+(each holds its own requests' KV cache); TP splits heads; EP spreads the routed experts. All ranks are
+symmetric, so one rank's time is the instance's. Memoised on a coarse grid: the simulator's hot path
+is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+from costmodel.comm import all_reduce_time, links_of
+from costmodel.opcounts import attention_flop_split
+from costmodel.specs import InferenceSpec, ModelSpec
+from costmodel.timing import Timer
+from costmodel.train_costs import _devices_per_token
+
+CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
+
+
+class StepModel:
+    def __init__(self, m: ModelSpec, inf: InferenceSpec, gemm_timer: Timer, attn_timer: Timer, *,
+                 expert_load_skew: float = 1.0, kv_bytes: float | None = None):
+        self.m, self.inf, self.timer, self.attn_timer = m, inf, gemm_timer, attn_timer
+        self.kv_bytes = kv_bytes  # bytes per cached element when they differ from the compute dtype
+        self.par = inf.parallelism
+        self.links = links_of(inf.cluster.gpu)
+        self.skew = expert_load_skew
+        self.n_moe = m.n_moe_layers
+        self.n_dense = m.num_hidden_layers - self.n_moe
+        self._memo: dict[tuple, float] = {}
+
+    def _attn_shape(self, b: int, q: int, ctx: int, mode: str) -> tuple[str, dict]:
+        """Decode uses MLA's absorbed path, prefill the naive one (vLLM's split, FACTS.md §3.1)."""
+        m, tp = self.m, self.par.tp
+        extra = {"kv_bytes": self.kv_bytes} if self.kv_bytes is not None else {}
+        if m.attention == "mla":
+            return "mla", {"hidden": m.hidden_size, "heads": m.num_attention_heads // tp, "q_lora": m.q_lora_rank or 0,
+                           "kv_lora": m.kv_lora_rank, "nope": m.qk_nope_head_dim, "rope": m.qk_rope_head_dim,
+                           "v": m.v_head_dim, "b": b, "q": q, "ctx": ctx, "mode": mode, **extra}
+        return "attn", {"hidden": m.hidden_size, "heads": m.num_attention_heads // tp,
+                        "kv_heads": max(1, m.kv_heads // tp), "head_dim": m.attn_head_dim, "b": b, "q": q, "ctx": ctx,
+                        **extra}
+
+    def time(self, chunks: list[tuple[int, int]], decode_batch: int, decode_ctx_sum: int) -> float:
+        """Seconds for one iteration: prefill `chunks` of (tokens, context at the chunk's end) and one
+        decode token for each of `decode_batch` requests holding `decode_ctx_sum` cached tokens."""
+        mean_ctx = decode_ctx_sum / decode_batch if decode_batch else 0
+        p_tokens = sum(t for t, _ in chunks)
+        key = (-(-p_tokens // self.par.dp), decode_batch, round(mean_ctx / CTX_BUCKET))
+        t = self._memo.get(key)
+        if t is None:
+            t = self._compute(key[0], decode_batch, max(1, key[2] * CTX_BUCKET))
+            self._memo[key] = t
+        if chunks:  # prefill attention per chunk (its own causal context), spread over the DP ranks
+            per_layer = sum(self.timer.time(*self._attn_shape(1, tok, -(-c // CTX_BUCKET) * CTX_BUCKET, "naive"),
+                                                 "fwd") for tok, c in chunks)
+            t += per_layer * self.m.num_hidden_layers / self.par.dp
+        return t
+
+    def _compute(self, p_tokens: int, d_batch: int, d_ctx: int) -> float:
+        """Everything but the prefill attention, for one attention rank with p_tokens prefill tokens."""
+        m, par, timer = self.m, self.par, self.timer
+        b_rank = -(-d_batch // par.dp)  # requests spread evenly over the attention-DP ranks
+        attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
+        if p_tokens:  # the prefill tokens' projections (their attention is added per chunk)
+            attn += self.timer.time(*self._attn_shape(1, p_tokens, p_tokens, "naive"), "fwd") - self._core_only(p_tokens)
+        tokens_rank = b_rank + p_tokens  # the busiest rank
+        h = m.hidden_size
+        tp_ar = 2 * all_reduce_time(tokens_rank * h * 2, par.tp, self.links["nvlink"]) if par.tp > 1 else 0.0
+        dense_ffn = timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
+                               "fwd") if self.n_dense else 0.0
+        moe = 0.0
+        if self.n_moe:
+            all_tokens = tokens_rank * par.dp  # every attention-DP rank's tokens meet in the experts
+            per_ep = max(1, round(all_tokens / par.ep * self.skew))
+            moe = timer.time("moe", {"tokens": per_ep, "hidden": h, "experts": m.n_routed_experts // par.ep,
+                                     "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size,
+                                     "shared_inter": 0}, "fwd")
+            if m.shared_ffn_width:
+                moe += timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": m.shared_ffn_width // par.tp}, "fwd")
+            if par.ep > 1:
+                remote = _devices_per_token(m, par.ep) * (par.ep - 1) / par.ep
+                byte = self.inf.weight_bits / 8 if self.inf.weight_bits <= 8 else 2  # FP8 dispatch with FP8 weights
+                moe += tokens_rank * remote * h * (byte + 2) / self.links["nvlink"].effective_bw
+        head = timer.time("gemm", {"m": max(1, b_rank + (1 if p_tokens else 0)), "n": m.vocab_size // par.tp, "k": h})
+        per_layer_dense = attn + dense_ffn + tp_ar
+        per_layer_moe = attn + moe + tp_ar
+        return self.n_dense * per_layer_dense + self.n_moe * per_layer_moe + head
+
+    def _core_only(self, tokens: int) -> float:
+        """Roughly the attention-core share of a prefill op of `tokens` tokens (kept out of _compute)."""
+        op, shape = self._attn_shape(1, tokens, tokens, "naive")
+        proj, core = attention_flop_split(op, shape)
+        return self.timer.time(op, shape, "fwd") * core / (proj + core)

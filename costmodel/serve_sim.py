@@ -1,0 +1,303 @@
+"""Discrete-event simulation (simpy) of one serving instance with iteration-level scheduling.
+
+Processes: `arrivals` (Poisson, closed loop, burst or trace) puts requests into the waiting queue;
+`engine` runs one iteration per event — continuous batching with chunked prefill under a token budget,
+a paged KV cache of `block_tokens` blocks sized from the memory left after the weights, and preemption
+(recompute) of the newest request when a decode step finds no free block. Iteration time comes from
+StepModel (timing model). Request state lives in numpy arrays, so an iteration costs a few vector
+operations whatever the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import simpy
+from pydantic import BaseModel
+
+from costmodel.errors import PlannerError
+from costmodel.memory import serving_memory
+from costmodel.serve_costs import StepModel
+from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, WorkloadSpec
+from costmodel.timing import Device, Timer
+
+
+class ServeResult(BaseModel):
+    name: str
+    requests: int
+    finished: int
+    preemptions: int
+    sim_time_s: float
+    iterations: int
+    generation_throughput_tok_s: float
+    prompt_throughput_tok_s: float
+    max_generation_throughput_tok_s: float  # generation tok/s while the instance is saturated (10%-90% window)
+    ttft_p50_s: float
+    ttft_p90_s: float
+    ttft_p99_s: float
+    tpot_p50_s: float
+    tpot_p90_s: float
+    tpot_p99_s: float
+    e2e_p50_s: float
+    e2e_p90_s: float
+    e2e_p99_s: float
+    max_concurrent_requests: int
+    kv_capacity_tokens: int
+    timeline: dict  # t_s, running, kv_utilisation (downsampled)
+    sim_wall_s: float
+
+
+def sample_lengths(d: LengthDist, n: int, rng: np.random.Generator) -> np.ndarray:
+    if d.dist == "fixed":
+        return np.full(n, d.value, dtype=np.int64)
+    if d.dist == "uniform":
+        return rng.integers(d.low, d.high + 1, size=n)
+    x = np.rint(rng.lognormal(math.log(d.median), d.sigma, size=n)).astype(np.int64)
+    return np.clip(x, 1, d.max or None)
+
+
+def make_requests(w: WorkloadSpec, base_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arrival_s, prompt_tokens, output_tokens); closed-loop arrivals are decided during the run (NaN)."""
+    rng = np.random.default_rng(w.seed)
+    if w.arrival == "trace":
+        path = Path(w.trace_csv) if base_dir is None else Path(base_dir) / w.trace_csv
+        try:
+            rows = list(csv.DictReader(path.open()))
+            arr = np.array([float(r["arrival_s"]) for r in rows])
+            return arr, np.array([int(r["prompt_tokens"]) for r in rows]), np.array([int(r["output_tokens"]) for r in rows])
+        except (OSError, KeyError, ValueError) as e:
+            raise PlannerError(f"cannot read the trace ({e})", file=str(path),
+                               fix="give a CSV with columns arrival_s, prompt_tokens, output_tokens") from None
+    n = w.requests
+    prompt, output = sample_lengths(w.prompt_tokens, n, rng), sample_lengths(w.output_tokens, n, rng)
+    if w.arrival == "poisson":
+        arrival = np.cumsum(rng.exponential(1 / w.rate_per_s, size=n))
+    elif w.arrival == "burst":
+        arrival = np.zeros(n)
+    else:
+        arrival = np.full(n, np.nan)
+    return arrival, prompt, output
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if len(x) else float("nan")
+
+
+WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
+
+
+def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,
+                     phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
+                     base_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> ServeResult:
+    """Serve the workload's requests on one instance; returns latency and throughput metrics.
+
+    phase: "mixed" — prefill and decode share the iterations (chunked prefill);
+           "decode" — prompts arrive already in the cache (a disaggregated decode pool: no prefill work);
+           "prefill" — every request stops after its first token (a prefill pool)."""
+    t_wall = time.perf_counter()
+    w = workload or inf.workload
+    if w is None:
+        raise PlannerError(f"variant {name!r} has no workload", field="inference.workload",
+                           fix="add a workload (e.g. workload: deepseek-chat-assumed)")
+    par = inf.parallelism
+    if step_model is None:
+        stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
+        gpu = inf.cluster.gpu
+        precision = "fp8" if inf.weight_bits <= 8 and gpu.peak_flops_per_s.fp8 else "bf16"
+        step_model = StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)),
+                               Timer(Device.from_gpu(gpu, "bf16", stack)), expert_load_skew=inf.expert_load_skew,
+                               kv_bytes=inf.kv_bits / 8)
+    if kv_capacity_tokens is None:
+        mem = serving_memory(m, inf)
+        if not mem.fits:
+            raise PlannerError(f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
+                               f"{mem.capacity_bytes / 1e9:.0f} GB x 0.9 usable", field="inference.parallelism",
+                               fix="spread the model over more GPUs (tp, ep) or lower weight_bits")
+        kv_capacity_tokens = int(mem.kv_capacity_tokens) * par.dp  # each attention-DP rank holds its own requests
+    arrival, prompt, output = make_requests(w, base_dir)
+    if phase == "prefill":
+        output = np.ones_like(output)
+    n = len(prompt)
+    block = inf.block_tokens
+    blocks_total = kv_capacity_tokens // block
+    need_max = int(np.max(-(-(prompt + output) // block)))
+    if need_max > blocks_total // par.dp:
+        raise PlannerError(f"a request of {int(np.max(prompt + output))} tokens needs {need_max} KV blocks but one "
+                           f"attention rank holds {blocks_total // par.dp}", field="inference.workload",
+                           fix="cap the prompt/output lengths (max:) or free memory (lower kv_bits, more GPUs)")
+
+    prefilled = np.zeros(n, dtype=np.int64)  # prompt tokens (incl. recomputed ones) in the cache
+    target = prompt.copy()  # tokens to prefill: the prompt, plus generated tokens after a preemption
+    generated = np.zeros(n, dtype=np.int64)
+    held = np.zeros(n, dtype=np.int64)  # KV blocks held
+    ctx = np.zeros(n, dtype=np.int64)  # tokens whose KV is in the cache
+    first_token = np.full(n, np.nan)
+    finish = np.full(n, np.nan)
+    arrived_at = arrival.copy()
+    env = simpy.Environment()
+    waiting: deque[int] = deque()
+    running: list[int] = []
+    state = {"free": blocks_total, "preempt": 0, "iters": 0, "max_running": 0, "done": 0, "prompt_tok": 0, "gen_tok": 0}
+    wake = [env.event()]
+    samples: list[tuple[float, int, float]] = []
+    gen_events: list[tuple[float, int]] = []
+
+    def submit(i: int) -> None:
+        arrived_at[i] = env.now
+        waiting.append(i)
+        if not wake[0].triggered:
+            wake[0].succeed()
+
+    def arrivals():
+        if w.arrival == "closed":
+            for i in range(min(w.users, n)):
+                submit(i)
+            return
+        order = np.argsort(arrival, kind="stable")
+        for i in order:
+            if arrival[i] > env.now:
+                yield env.timeout(arrival[i] - env.now)
+            submit(int(i))
+
+    next_closed = [min(w.users, n) if w.arrival == "closed" else n]
+
+    def on_finish(i: int) -> None:
+        finish[i] = env.now
+        state["done"] += 1
+        if w.arrival == "closed" and next_closed[0] < n:
+            j = next_closed[0]
+            next_closed[0] += 1
+            if w.think_time_s:
+                env.timeout(w.think_time_s).callbacks.append(lambda _, j=j: submit(j))
+            else:
+                submit(j)
+
+    def engine():
+        budget_total = inf.max_batch_tokens * par.dp
+        max_running = inf.max_running * par.dp
+        while state["done"] < n:
+            if not running and not waiting:
+                wake[0] = env.event()
+                yield wake[0]
+                continue
+            run = np.array(running, dtype=np.int64)
+            decoding = run[prefilled[run] >= target[run]]
+            # a decode token needs a new block when the request's last block is full
+            needs = int(np.count_nonzero(ctx[decoding] >= held[decoding] * block))
+            while needs > state["free"] and running:
+                victim = running.pop()  # newest first: it has the least invested (vLLM recompute policy)
+                state["free"] += int(held[victim])
+                held[victim] = ctx[victim] = prefilled[victim] = 0
+                target[victim] = prompt[victim] + generated[victim]
+                state["preempt"] += 1
+                waiting.appendleft(victim)
+                run = np.array(running, dtype=np.int64)
+                decoding = run[prefilled[run] >= target[run]]
+                needs = int(np.count_nonzero(ctx[decoding] >= held[decoding] * block))
+            # chunked prefill in what the budget leaves: unfinished prefills first, then admissions
+            budget = budget_total - len(decoding)
+            chunks: list[tuple[int, int]] = []
+            for i in running:
+                if budget <= 0:
+                    break
+                left = int(target[i] - prefilled[i])
+                if left > 0:
+                    take = min(left, budget)
+                    chunks.append((i, take))
+                    budget -= take
+            while waiting and (budget > 0 or phase == "decode") and len(running) < max_running:
+                i = waiting[0]
+                blocks = -(-int(target[i]) // block)
+                if blocks > state["free"] - WATERMARK * blocks_total and running:
+                    break
+                if blocks > state["free"]:
+                    break
+                waiting.popleft()
+                state["free"] -= blocks
+                held[i] = blocks
+                running.append(i)
+                if phase == "decode":  # the prompt's KV arrives from a prefill pool
+                    prefilled[i] = ctx[i] = target[i]
+                    if generated[i] == 0:
+                        generated[i], first_token[i] = 1, env.now
+                    continue
+                take = min(int(target[i]), budget)
+                chunks.append((i, take))
+                budget -= take
+            if phase == "decode":  # admitted requests decode in this very iteration
+                run = np.array(running, dtype=np.int64)
+                decoding = run[prefilled[run] >= target[run]]
+            p_tokens = sum(t for _, t in chunks)
+            d_batch = len(decoding)
+            d_ctx = int(np.sum(ctx[decoding]))
+            if p_tokens == 0 and d_batch == 0:
+                wake[0] = env.event()
+                yield wake[0]
+                continue
+            step = step_model.time([(t, int(prefilled[i]) + t) for i, t in chunks], d_batch, d_ctx)
+            yield env.timeout(step)
+            state["iters"] += 1
+            # decode: one token each
+            if d_batch:
+                grow = ctx[decoding] >= held[decoding] * block
+                held[decoding] += grow
+                state["free"] -= int(np.count_nonzero(grow))
+                ctx[decoding] += 1
+                generated[decoding] += 1
+                state["gen_tok"] += d_batch
+            # prefill chunks; a completed prefill emits its first token
+            for i, t in chunks:
+                prefilled[i] += t
+                ctx[i] += t
+                state["prompt_tok"] += t
+                if prefilled[i] >= target[i] and generated[i] == 0:
+                    generated[i] = 1
+                    first_token[i] = env.now
+                    state["gen_tok"] += 1
+            gen_events.append((env.now, state["gen_tok"]))
+            done_now = [i for i in running if generated[i] >= output[i]]
+            for i in done_now:
+                running.remove(i)
+                state["free"] += int(held[i])
+                held[i] = 0
+                on_finish(i)
+            state["max_running"] = max(state["max_running"], len(running) + len(done_now))
+            samples.append((env.now, len(running), 1 - state["free"] / blocks_total))
+            if progress is not None and state["iters"] % 200 == 0:
+                progress(state["done"], n)
+
+    env.process(arrivals())
+    env.process(engine())
+    env.run()
+    if progress is not None:
+        progress(n, n)
+    ttft = first_token - arrived_at
+    e2e = finish - arrived_at
+    multi = output > 1
+    tpot = (finish[multi] - first_token[multi]) / (output[multi] - 1)
+    end = float(np.nanmax(finish))
+    # saturated window: between the 10th and the 90th percentile of completions
+    t10, t90 = np.nanpercentile(finish, 10), np.nanpercentile(finish, 90)
+    times = np.array([t for t, _ in gen_events])
+    toks = np.array([g for _, g in gen_events])
+    g10, g90 = np.interp([t10, t90], times, toks)
+    sat = (g90 - g10) / (t90 - t10) if t90 > t10 else state["gen_tok"] / end
+    idx = np.linspace(0, len(samples) - 1, min(len(samples), 400)).astype(int) if samples else []
+    return ServeResult(
+        name=name, requests=n, finished=state["done"], preemptions=state["preempt"], sim_time_s=end,
+        iterations=state["iters"], generation_throughput_tok_s=state["gen_tok"] / end,
+        prompt_throughput_tok_s=state["prompt_tok"] / end, max_generation_throughput_tok_s=float(sat),
+        ttft_p50_s=_pct(ttft, 50), ttft_p90_s=_pct(ttft, 90), ttft_p99_s=_pct(ttft, 99),
+        tpot_p50_s=_pct(tpot, 50), tpot_p90_s=_pct(tpot, 90), tpot_p99_s=_pct(tpot, 99),
+        e2e_p50_s=_pct(e2e, 50), e2e_p90_s=_pct(e2e, 90), e2e_p99_s=_pct(e2e, 99),
+        max_concurrent_requests=state["max_running"], kv_capacity_tokens=int(blocks_total * block),
+        timeline={"t_s": [samples[i][0] for i in idx], "running": [samples[i][1] for i in idx],
+                  "kv_utilisation": [samples[i][2] for i in idx]},
+        sim_wall_s=time.perf_counter() - t_wall,
+    )
