@@ -9,7 +9,6 @@ is a dictionary lookup.
 from __future__ import annotations
 
 from costmodel.comm import all_reduce_time, links_of
-from costmodel.opcounts import attention_flop_split
 from costmodel.specs import InferenceSpec, ModelSpec
 from costmodel.timing import Timer
 from costmodel.train_costs import _devices_per_token
@@ -51,7 +50,7 @@ class StepModel:
         if t is None:
             t = self._compute(key[0], decode_batch, max(1, key[2] * CTX_BUCKET))
             self._memo[key] = t
-        if chunks:  # prefill attention per chunk (its own causal context), spread over the DP ranks
+        if chunks:  # prefill attention (with its projections) per chunk, as engines run it; spread over DP ranks
             per_layer = sum(self.timer.time(*self._attn_shape(1, tok, -(-c // CTX_BUCKET) * CTX_BUCKET, "naive"),
                                                  "fwd") for tok, c in chunks)
             t += per_layer * self.m.num_hidden_layers / self.par.dp
@@ -62,8 +61,6 @@ class StepModel:
         m, par, timer = self.m, self.par, self.timer
         b_rank = -(-d_batch // par.dp)  # requests spread evenly over the attention-DP ranks
         attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
-        if p_tokens:  # the prefill tokens' projections (their attention is added per chunk)
-            attn += self.timer.time(*self._attn_shape(1, p_tokens, p_tokens, "naive"), "fwd") - self._core_only(p_tokens)
         tokens_rank = b_rank + p_tokens  # the busiest rank
         h = m.hidden_size
         tp_ar = 2 * all_reduce_time(tokens_rank * h * 2, par.tp, self.links["nvlink"]) if par.tp > 1 else 0.0
@@ -73,11 +70,10 @@ class StepModel:
         if self.n_moe:
             all_tokens = tokens_rank * par.dp  # every attention-DP rank's tokens meet in the experts
             per_ep = max(1, round(all_tokens / par.ep * self.skew))
+            # routed experts of this EP rank plus the shared experts, as one MoE layer call
             moe = timer.time("moe", {"tokens": per_ep, "hidden": h, "experts": m.n_routed_experts // par.ep,
                                      "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size,
-                                     "shared_inter": 0}, "fwd")
-            if m.shared_ffn_width:
-                moe += timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": m.shared_ffn_width // par.tp}, "fwd")
+                                     "shared_inter": m.shared_ffn_width // par.tp}, "fwd")
             if par.ep > 1:
                 remote = _devices_per_token(m, par.ep) * (par.ep - 1) / par.ep
                 byte = self.inf.weight_bits / 8 if self.inf.weight_bits <= 8 else 2  # FP8 dispatch with FP8 weights
@@ -86,9 +82,3 @@ class StepModel:
         per_layer_dense = attn + dense_ffn + tp_ar
         per_layer_moe = attn + moe + tp_ar
         return self.n_dense * per_layer_dense + self.n_moe * per_layer_moe + head
-
-    def _core_only(self, tokens: int) -> float:
-        """Roughly the attention-core share of a prefill op of `tokens` tokens (kept out of _compute)."""
-        op, shape = self._attn_shape(1, tokens, tokens, "naive")
-        proj, core = attention_flop_split(op, shape)
-        return self.timer.time(op, shape, "fwd") * core / (proj + core)

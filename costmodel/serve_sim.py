@@ -49,6 +49,7 @@ class ServeResult(BaseModel):
     e2e_p99_s: float
     max_concurrent_requests: int
     kv_capacity_tokens: int
+    peak_kv_utilisation: float
     timeline: dict  # t_s, running, kv_utilisation (downsampled)
     sim_wall_s: float
 
@@ -94,12 +95,14 @@ WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so d
 
 def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,
                      phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
-                     base_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> ServeResult:
+                     base_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
+                     requests: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> ServeResult:
     """Serve the workload's requests on one instance; returns latency and throughput metrics.
 
     phase: "mixed" — prefill and decode share the iterations (chunked prefill);
            "decode" — prompts arrive already in the cache (a disaggregated decode pool: no prefill work);
-           "prefill" — every request stops after its first token (a prefill pool)."""
+           "prefill" — every request stops after its first token (a prefill pool).
+    requests: (arrival_s, prompt_tokens, output_tokens) arrays instead of the workload's own."""
     t_wall = time.perf_counter()
     w = workload or inf.workload
     if w is None:
@@ -120,7 +123,7 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
                                f"{mem.capacity_bytes / 1e9:.0f} GB x 0.9 usable", field="inference.parallelism",
                                fix="spread the model over more GPUs (tp, ep) or lower weight_bits")
         kv_capacity_tokens = int(mem.kv_capacity_tokens) * par.dp  # each attention-DP rank holds its own requests
-    arrival, prompt, output = make_requests(w, base_dir)
+    arrival, prompt, output = (np.asarray(a) for a in requests) if requests is not None else make_requests(w, base_dir)
     if phase == "prefill":
         output = np.ones_like(output)
     n = len(prompt)
@@ -213,10 +216,12 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
                     budget -= take
             while waiting and (budget > 0 or phase == "decode") and len(running) < max_running:
                 i = waiting[0]
-                blocks = -(-int(target[i]) // block)
-                if blocks > state["free"] - WATERMARK * blocks_total and running:
+                # decode-phase arrivals decode at once: room for their next token too
+                blocks = -(-(int(target[i]) + (phase == "decode")) // block)
+                free = state["free"] - needs  # the running decodes' new blocks are spoken for
+                if blocks > free or (running and blocks > free - WATERMARK * blocks_total):
                     break
-                if blocks > state["free"]:
+                if not inf.chunked_prefill and phase != "decode" and target[i] > budget:
                     break
                 waiting.popleft()
                 state["free"] -= blocks
@@ -297,7 +302,65 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
         tpot_p50_s=_pct(tpot, 50), tpot_p90_s=_pct(tpot, 90), tpot_p99_s=_pct(tpot, 99),
         e2e_p50_s=_pct(e2e, 50), e2e_p90_s=_pct(e2e, 90), e2e_p99_s=_pct(e2e, 99),
         max_concurrent_requests=state["max_running"], kv_capacity_tokens=int(blocks_total * block),
+        peak_kv_utilisation=max((u for _, _, u in samples), default=0.0),
         timeline={"t_s": [samples[i][0] for i in idx], "running": [samples[i][1] for i in idx],
                   "kv_utilisation": [samples[i][2] for i in idx]},
         sim_wall_s=time.perf_counter() - t_wall,
+    )
+
+
+class ServeVariantResult(BaseModel):
+    """What `planner simulate serve` reports for a variant: the workload served as configured (mixed
+    prefill and decode), plus the instance's maximum generation and prompt throughputs measured with the
+    instance saturated by decode-only and prefill-only runs of the same requests."""
+
+    name: str
+    max_generation_throughput_tok_s: float
+    prompt_throughput_tok_s: float
+    generation_throughput_tok_s: float  # of the workload as configured
+    ttft_p50_s: float
+    ttft_p90_s: float
+    ttft_p99_s: float
+    tpot_p50_s: float
+    tpot_p90_s: float
+    tpot_p99_s: float
+    e2e_p50_s: float
+    e2e_p99_s: float
+    max_concurrent_requests: int
+    kv_capacity_tokens: int
+    preemptions: int
+    requests: int
+    timeline: dict
+    sim_wall_s: float
+
+
+def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int | None = None,
+                  base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> ServeVariantResult:
+    w = inf.workload
+    if w is None:
+        raise PlannerError(f"variant {name!r} has no workload", field="inference.workload",
+                           fix="add a workload (e.g. workload: deepseek-chat-assumed)")
+    if requests is not None:
+        w = w.model_copy(update={"requests": requests})
+    # enough requests queued at once to fill the KV cache three times over: the instance saturates
+    cap = serving_memory(m, inf).kv_capacity_tokens * inf.parallelism.dp
+    mean_tokens = w.prompt_tokens.mean + w.output_tokens.mean / 2
+    n_sat = int(min(200_000, max(w.requests, 3 * cap / mean_tokens)))
+    saturated = w.model_copy(update={"arrival": "burst", "requests": n_sat}) if w.arrival != "trace" else w
+    runs = {}
+    for phase, work in (("mixed", w), ("decode", saturated), ("prefill", saturated)):
+        cb = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
+        runs[phase] = simulate_serving(name, m, inf, work, phase=phase, base_dir=base_dir, progress=cb)
+    mixed = runs["mixed"]
+    return ServeVariantResult(
+        name=name,
+        max_generation_throughput_tok_s=runs["decode"].max_generation_throughput_tok_s,
+        prompt_throughput_tok_s=runs["prefill"].prompt_throughput_tok_s,
+        generation_throughput_tok_s=mixed.generation_throughput_tok_s,
+        ttft_p50_s=mixed.ttft_p50_s, ttft_p90_s=mixed.ttft_p90_s, ttft_p99_s=mixed.ttft_p99_s,
+        tpot_p50_s=mixed.tpot_p50_s, tpot_p90_s=mixed.tpot_p90_s, tpot_p99_s=mixed.tpot_p99_s,
+        e2e_p50_s=mixed.e2e_p50_s, e2e_p99_s=mixed.e2e_p99_s,
+        max_concurrent_requests=runs["decode"].max_concurrent_requests,
+        kv_capacity_tokens=mixed.kv_capacity_tokens, preemptions=mixed.preemptions, requests=mixed.requests,
+        timeline=mixed.timeline, sim_wall_s=sum(r.sim_wall_s for r in runs.values()),
     )

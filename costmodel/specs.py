@@ -355,6 +355,7 @@ class InferenceSpec(Spec):
     kv_bits: PosFloat = Field(16, le=32, description="average bits per cached element; fractional allowed")
     workload: WorkloadSpec | None = None
     max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")
+    chunked_prefill: bool = Field(True, description="split prompts across iterations; else admit whole prompts")
     max_running: PosInt = Field(4096, description="requests in flight per attention rank")
     block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64, FACTS.md §6.1)")
     expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")

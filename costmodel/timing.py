@@ -96,9 +96,12 @@ class MeasuredBackend:
         for p in points if points is not None else profile.points:
             curves.setdefault(self._curve(p.op, p.pass_, p.shape), []).append(p)
         self.curves = {}
+        self._batches: dict[tuple, set[int]] = {}
         for key, pts in curves.items():
             if len(pts) < 2:
                 continue
+            if "b" in pts[0].shape:
+                self._batches.setdefault((key[0], key[1], self._without_b(key[0], pts[0].shape)), set()).add(pts[0].shape["b"])
             counts = np.array([op_counts(p.op, p.shape, p.pass_, self.device.dtype_bytes) for p in pts])
             times = np.array([p.median_s for p in pts])
             eff = fit_efficiency(counts, times, self.device, f"curve fit to {profile.path}")
@@ -111,10 +114,29 @@ class MeasuredBackend:
         return (op, pass_, structure_key(op, shape))
 
     def covers(self, op: str, shape: dict, pass_: str = "fwd") -> bool:
-        return self._curve(op, pass_, shape) in self.curves
+        return self._curve(op, pass_, shape) in self.curves or self._batch_neighbours(op, shape, pass_) is not None
+
+    def _batch_neighbours(self, op: str, shape: dict, pass_: str) -> tuple[int, int] | None:
+        """The measured batch sizes just below and above `shape`'s, when only the batch is unmeasured."""
+        if "b" not in shape:
+            return None
+        measured = sorted({b for b in self._batches.get((op, pass_, self._without_b(op, shape)), ())})
+        below = [b for b in measured if b < shape["b"]]
+        above = [b for b in measured if b > shape["b"]]
+        return (below[-1], above[0]) if below and above else None
+
+    @staticmethod
+    def _without_b(op: str, shape: dict) -> tuple:
+        return structure_key(op, {**shape, "b": 0})
 
     def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
-        eff, log_w, log_t = self.curves[self._curve(op, pass_, shape)]
+        key = self._curve(op, pass_, shape)
+        if key not in self.curves:  # between two measured batch sizes: log-log in the batch
+            lo, hi = self._batch_neighbours(op, shape, pass_)
+            t_lo, t_hi = self.time(op, {**shape, "b": lo}, pass_), self.time(op, {**shape, "b": hi}, pass_)
+            x = (math.log(shape["b"]) - math.log(lo)) / (math.log(hi) - math.log(lo))
+            return math.exp(math.log(t_lo) + x * (math.log(t_hi) - math.log(t_lo)))
+        eff, log_w, log_t = self.curves[key]
         x = math.log(roofline_time(*op_counts(op, shape, pass_, self.device.dtype_bytes), self.device, eff))
         if x <= log_w[0]:
             return math.exp(log_t[0] + x - log_w[0])

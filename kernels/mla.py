@@ -75,19 +75,25 @@ class MLA(nn.Module):
         freqs = precompute_freqs_cis(self.rope, args.max_seq_len, args.rope_theta, args.rope_scaling)
         self._freqs_cis = freqs  # complex64, kept out of .to(dtype) (which would drop the imaginary part)
 
-    def forward(self, x: torch.Tensor, start_pos: int = 0, cache: MLACache | None = None) -> torch.Tensor:
+    def _project(self, x: torch.Tensor, freqs: torch.Tensor):
+        """Queries (nope, rotated rope), normed latent and rotated shared key for x (b, s, dim)."""
         B, S, _ = x.shape
-        end = start_pos + S
-        if self._freqs_cis.device != x.device:
-            self._freqs_cis = self._freqs_cis.to(x.device)
-        freqs = self._freqs_cis[start_pos:end]
         q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))) if self.q_lora_rank else self.q_proj(x)
         q = q.view(B, S, self.n_heads, self.nope + self.rope)  # (b, s, h, d_qk)
         q_nope, q_pe = q.split([self.nope, self.rope], dim=-1)
         q_pe = apply_rope(q_pe, freqs)
         kv, k_pe = self.kv_a_proj_with_mqa(x).split([self.kv_lora_rank, self.rope], dim=-1)
         k_pe = apply_rope(k_pe.unsqueeze(2), freqs).squeeze(2)  # (b, s, r): one RoPE key shared by all heads
-        kv = self.kv_a_layernorm(kv)  # (b, s, c)
+        return q_nope, q_pe, self.kv_a_layernorm(kv), k_pe  # latent (b, s, c)
+
+    def _freqs(self, device) -> torch.Tensor:
+        if self._freqs_cis.device != device:
+            self._freqs_cis = self._freqs_cis.to(device)
+        return self._freqs_cis
+
+    def forward(self, x: torch.Tensor, start_pos: int = 0, cache: MLACache | None = None) -> torch.Tensor:
+        B, S, _ = x.shape
+        q_nope, q_pe, kv, k_pe = self._project(x, self._freqs(x.device)[start_pos:start_pos + S])
         assert cache is not None or start_pos == 0, "incremental decoding needs a cache"
         mask = causal_mask(S, start_pos, x.device)
         if self.mode == "naive":
@@ -123,6 +129,33 @@ class MLA(nn.Module):
         probs = self._softmax(scores, mask)
         o_lat = torch.einsum("bsht,btc->bshc", probs, kv)
         o = torch.einsum("bshc,hdc->bshd", o_lat, w_uv)  # W_UV applied after the weighted sum
+        return self.o_proj(o.flatten(2))
+
+    def prefill_slot(self, x: torch.Tensor, slot: int, cache: MLACache) -> torch.Tensor:
+        """Serving prefill of one request (1, s, dim): attention the compute-friendly naive way (vLLM's
+        forward_mha), while the absorbed cache's row `slot` receives the latent and the RoPE key."""
+        S = x.shape[1]
+        q_nope, q_pe, kv, k_pe = self._project(x, self._freqs(x.device)[:S])
+        cache.kv[slot, :S], cache.pe[slot, :S] = kv[0], k_pe[0]
+        return self._naive(q_nope, q_pe, kv, k_pe, 0, None, None)
+
+    def decode_rows(self, x: torch.Tensor, positions: torch.Tensor, cache: MLACache) -> torch.Tensor:
+        """One decode token for cache rows 0..B-1, row b at its own position (x: (B, 1, dim))."""
+        B = x.shape[0]
+        freqs = self._freqs(x.device)[positions].view(B, 1, 1, -1)
+        q_nope, q_pe, kv, k_pe = self._project(x, freqs)
+        rows = torch.arange(B, device=x.device)
+        cache.kv[rows, positions], cache.pe[rows, positions] = kv[:, 0], k_pe[:, 0]
+        end = int(positions.max()) + 1
+        mask = torch.zeros(B, end, device=x.device).masked_fill(
+            torch.arange(end, device=x.device)[None, :] > positions[:, None], float("-inf"))
+        H = self.n_heads
+        w = self.kv_b_proj.weight.view(H, self.nope + self.v_dim, self.kv_lora_rank)
+        q_lat = torch.einsum("bshd,hdc->bshc", q_nope, w[:, : self.nope])
+        kv_all, pe_all = cache.kv[:B, :end], cache.pe[:B, :end]
+        scores = (torch.einsum("bshc,btc->bsht", q_lat, kv_all) + torch.einsum("bshr,btr->bsht", q_pe, pe_all)) * self.scale
+        probs = (scores + mask[:, None, None, :]).float().softmax(dim=-1).type_as(scores)
+        o = torch.einsum("bshc,hdc->bshd", torch.einsum("bsht,btc->bshc", probs, kv_all), w[:, self.nope :])
         return self.o_proj(o.flatten(2))
 
     @staticmethod

@@ -49,11 +49,12 @@ def default_grid(args: ModelArgs, size: str = "default") -> list[Point]:
     if scale == 0:
         decode_b, decode_ctx, prefill, gemm_m = (1, 2), (32, 64), (16, 32), (8, 32)
         tokens_fwd = tokens_bwd = (8, 32)
-    elif scale == 1:  # about 130 points, ~8 minutes on 2 CPU cores at V2-Lite widths
+    elif scale == 1:  # about 140 points, ~9 minutes on 2 CPU cores at V2-Lite widths
         decode_b, decode_ctx = (1, 4, 16), (256, 512, 1024, 2048, 4096)
         prefill = (64, 128, 256, 512, 1024, 2048)
-        tokens_fwd, tokens_bwd = (8, 16, 32, 64, 128, 256, 512, 1024, 2048), (8, 16, 32, 64, 128, 256, 512)
-        gemm_m = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+        tokens_fwd = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)  # down to single-token decode steps
+        tokens_bwd = (8, 16, 32, 64, 128, 256, 512)
+        gemm_m = (1, 4, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
     else:
         decode_b, decode_ctx = (1, 8, 32, 128), (1024, 2048, 4096, 8192, 16384)
         prefill = (256, 512, 1024, 2048, 4096, 8192)

@@ -72,7 +72,10 @@ def apply_rope(x: torch.Tensor, freqs_cis: torch.Tensor, interleaved: bool = Tru
     else:
         half = shape[-1] // 2
         xc = torch.complex(x[..., :half].float(), x[..., half:].float())
-    f = freqs_cis.view(1, shape[-3], 1, shape[-1] // 2) if x.dim() == 4 else freqs_cis
+    if freqs_cis.dim() == 4:  # already per row: (B, T, 1, d/2)
+        f = freqs_cis
+    else:
+        f = freqs_cis.view(1, shape[-3], 1, shape[-1] // 2) if x.dim() == 4 else freqs_cis
     out = xc * f
     if interleaved:
         return torch.view_as_real(out).flatten(-2).to(dtype)

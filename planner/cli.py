@@ -132,6 +132,76 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
         render.train_table(results, base, sc.name)
 
 
+@simulate.command("serve")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--variant", "only", default=None, help="Simulate only this variant.")
+@click.option("--requests", type=int, default=None, help="Override the workload's request count.")
+def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None) -> None:
+    """Serve each variant's workload on its instance: throughput, TTFT, TPOT, KV use."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from costmodel.loader import load_scenario
+    from costmodel.serve_sim import serve_variant
+    from planner import render
+
+    sc = load_scenario(scenario)
+    variants = [(i, v) for i, v in enumerate(sc.variants) if v.inference is not None and (only is None or v.name == only)]
+    if not variants:
+        raise PlannerError("no variant with an `inference:` part" + (f" named {only!r}" if only else ""),
+                           file=str(scenario), field="variants", fix="add an inference section or fix --variant")
+    results = []
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True, disable=fmt == "json") as bar:
+        for i, v in variants:
+            task = bar.add_task(v.name, total=None)
+
+            def progress(phase, done, total, task=task, name=v.name):
+                bar.update(task, description=f"{name} ({phase})", completed=done, total=total)
+
+            try:
+                results.append(serve_variant(v.name, v.model, v.inference, requests=requests,
+                                             base_dir=Path(scenario).parent, progress=progress))
+            except PlannerError as e:
+                raise PlannerError(e.problem, file=e.file or str(scenario),
+                                   field=f"variants.{i}.{e.field}" if e.field else None, fix=e.fix) from None
+    base = next((r for r in results if r.name == sc.baseline_variant.name), results[0])
+    if fmt == "json":
+        click.echo(json.dumps({"scenario": sc.name, "baseline": base.name,
+                               "variants": [r.model_dump() for r in results],
+                               "comparisons": render.serve_comparisons(results, base)}, indent=2))
+    else:
+        render.serve_table(results, base, sc.name)
+
+
+@cli.command("validate-sim")
+@click.option("--profile", "profile_path", type=click.Path(path_type=Path),
+              default=Path("profiles/cpu-deepseek-v2-lite.csv"), show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--requests", type=int, default=None, help="Requests to serve (default 24).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Also write the results (JSON, and a Markdown table beside it).")
+def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path | None) -> None:
+    """Serve requests with the real kernels here, simulate the same run from the profile, compare."""
+    from costmodel.profiles import load_profile
+    from planner import render
+    from planner.validate_sim import run
+
+    profile = load_profile(profile_path)  # fail early, with exit 2, on a missing or bad profile
+    if profile.header.get("device") != "cpu":
+        raise PlannerError(f"the profile was measured on {profile.header.get('device')}, not this machine's CPU",
+                           file=str(profile_path), fix="profile this machine first: planner profile --device cpu")
+    with click.progressbar(length=1, label="serving with the real kernels, then simulating", file=sys.stderr) as bar:
+        result = run(profile_path, {"requests": requests} if requests else None)
+        bar.update(1)
+    table = render.validate_sim_markdown(result)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        out.with_suffix(".md").write_text(table + "\n")
+    click.echo(json.dumps({k: v for k, v in result.items() if k != "per_iteration"}, indent=2) if fmt == "json" else table)
+
+
 @cli.command("profile")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
 @click.option("--model", "model_name", default="deepseek-v2-lite", show_default=True,

@@ -174,3 +174,71 @@ def train_table(results: list, base, title: str, console: Console | None = None)
         table.add_row(label, *cells)
     console.print(table)
     console.print(f"MFU convention: {results[0].flop_convention}.", style="dim")
+
+
+SERVE_ROWS = (
+    ("max generation throughput", "max_generation_throughput_tok_s", "tok/s"),
+    ("prompt throughput", "prompt_throughput_tok_s", "tok/s"),
+    ("max concurrent requests", "max_concurrent_requests", "count"),
+    ("KV capacity (tokens)", "kv_capacity_tokens", "count"),
+    ("workload: generation tok/s", "generation_throughput_tok_s", "tok/s"),
+    ("workload: TTFT p50 / p99", ("ttft_p50_s", "ttft_p99_s"), "s2"),
+    ("workload: TPOT p50 / p99", ("tpot_p50_s", "tpot_p99_s"), "ms2"),
+    ("workload: end-to-end p50 / p99", ("e2e_p50_s", "e2e_p99_s"), "s2"),
+    ("workload: preemptions", "preemptions", "count"),
+)
+
+
+def serve_comparisons(results: list, base) -> list[dict]:
+    out = []
+    for r in results:
+        if r is base:
+            continue
+        for metric in ("max_generation_throughput_tok_s", "prompt_throughput_tok_s"):
+            b, x = getattr(base, metric), getattr(r, metric)
+            out.append({"metric": metric, "baseline": base.name, "variant": r.name, "baseline_value": b,
+                        "variant_value": x, "ratio": x / b, "change_pct": (x / b - 1) * 100})
+    return out
+
+
+def serve_table(results: list, base, title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{title}: one serving instance, simulated (ratios vs {base.name})", title_justify="left")
+    table.add_column("metric")
+    for r in results:
+        table.add_column(r.name + (" (baseline)" if r is base else ""), justify="right")
+    ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base)}
+    for label, field, unit in SERVE_ROWS:
+        cells = []
+        for r in results:
+            if unit == "s2":
+                cells.append(f"{getattr(r, field[0]):.2f} / {getattr(r, field[1]):.2f} s")
+            elif unit == "ms2":
+                cells.append(f"{1e3 * getattr(r, field[0]):.0f} / {1e3 * getattr(r, field[1]):.0f} ms")
+            elif unit == "tok/s":
+                text = f"{getattr(r, field):,.0f}"
+                if (r.name, field) in ratio:
+                    text += f" ({ratio[r.name, field]:.2f}x)"
+                cells.append(text)
+            else:
+                cells.append(human(getattr(r, field), unit))
+        table.add_row(label, *cells)
+    console.print(table)
+
+
+def validate_sim_markdown(r: dict) -> str:
+    """The validate-sim results table (also committed under profiles/)."""
+    lines = [f"### Serving simulator vs a real run on this machine ({r['model']}, {r['layers']} layers, "
+             f"{r['requests']} requests, {r['iterations']} iterations)", "",
+             "| quantity | real | simulated | abs. error |", "|---|---|---|---|",
+             f"| run time | {r['real_total_s']:.2f} s | {r['sim_total_s']:.2f} s | {r['end_to_end_time_abs_pct_error']:.1f}% |",
+             f"| generation throughput | {r['real_generation_tok_s']:.2f} tok/s | {r['sim_generation_tok_s']:.2f} tok/s "
+             f"| {r['throughput_abs_pct_error']:.1f}% |",
+             f"| iteration time, median error | | | {r['iteration_median_abs_pct_error']:.1f}% |",
+             f"| iteration time, p90 error | | | {r['iteration_p90_abs_pct_error']:.1f}% |"]
+    for kind, k in r["per_kind"].items():
+        if k["iterations"]:
+            lines.append(f"| {kind} iterations ({k['iterations']}), mean | {1e3 * k['measured_mean_s']:.1f} ms "
+                         f"| {1e3 * k['predicted_mean_s']:.1f} ms | median {k['median_abs_pct_error']:.1f}% |")
+    lines += ["", f"Profile: `{r['profile']}`; settings: {r['settings']}."]
+    return "\n".join(lines)

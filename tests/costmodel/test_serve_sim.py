@@ -1,0 +1,123 @@
+"""Serving simulator: one request's timeline, capacity, completion, determinism, saturation bound, and
+the DeepSeek-V2 paper's serving figures."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.loader import load_scenario
+from costmodel.serve_sim import serve_variant, simulate_serving
+from costmodel.specs import LengthDist, WorkloadSpec
+from planner.cli import cli
+from tests.conftest import SCENARIOS
+
+PAPER = SCENARIOS / "deepseek-v2-paper.yaml"
+
+
+class FixedSteps:
+    """An iteration costs `prefill_s` when it holds prefill tokens, else `decode_s`."""
+
+    def __init__(self, prefill_s: float, decode_s: float):
+        self.prefill_s, self.decode_s = prefill_s, decode_s
+
+    def time(self, chunks, decode_batch, decode_ctx_sum):
+        return self.prefill_s if chunks else self.decode_s
+
+
+def v2():
+    return load_scenario(PAPER).variants[0]
+
+
+def workload(**kw) -> WorkloadSpec:
+    base = dict(prompt_tokens=LengthDist(value=100), output_tokens=LengthDist(value=10), arrival="burst", requests=1)
+    return WorkloadSpec(**{**base, **kw})
+
+
+def test_one_request_takes_prefill_then_decode_steps():
+    v = v2()
+    r = simulate_serving("one", v.model, v.inference, workload(), step_model=FixedSteps(0.5, 0.01),
+                         kv_capacity_tokens=10_000)
+    # the prefill iteration emits the first token; each of the other 9 takes one decode step
+    assert r.ttft_p50_s == pytest.approx(0.5)
+    assert r.e2e_p50_s == pytest.approx(0.5 + 9 * 0.01)
+    assert r.tpot_p50_s == pytest.approx(0.01)
+    assert r.iterations == 10
+
+
+def test_kv_never_exceeds_capacity_and_every_request_finishes():
+    v = v2()
+    w = workload(requests=300, prompt_tokens=LengthDist(dist="uniform", low=50, high=400),
+                 output_tokens=LengthDist(dist="uniform", low=1, high=300), seed=3)
+    r = simulate_serving("tight", v.model, v.inference, w, step_model=FixedSteps(0.02, 0.01), kv_capacity_tokens=8 * 2048)
+    assert r.finished == r.requests == 300
+    assert r.peak_kv_utilisation <= 1.0
+    assert r.preemptions > 0  # the cache was tight enough to force some
+
+
+def test_same_seed_same_result():
+    v = v2()
+    w = workload(requests=200, arrival="poisson", rate_per_s=50, seed=7,
+                 prompt_tokens=LengthDist(dist="lognormal", median=300, sigma=0.7, max=2000))
+    a, b = (simulate_serving("s", v.model, v.inference, w).model_dump(exclude={"sim_wall_s"}) for _ in range(2))
+    assert a == b
+
+
+def test_saturated_decode_reaches_the_analytic_bound():
+    # 8 attention ranks x 16 running each; every step takes 10 ms whatever the batch -> 128 / 0.01 tok/s
+    v = v2()
+    inf = v.inference.model_copy(update={"max_running": 16})
+    w = workload(requests=5000, output_tokens=LengthDist(value=50))
+    r = simulate_serving("sat", v.model, inf, w, phase="decode", step_model=FixedSteps(0.0, 0.01),
+                         kv_capacity_tokens=10**7)
+    assert r.max_generation_throughput_tok_s == pytest.approx(128 / 0.01, rel=0.01)
+
+
+def test_a_request_that_cannot_fit_is_refused(tmp_path):
+    text = PAPER.read_text().replace("kv_bits: 6 ", "kv_bits: 6 ")
+    wl = tmp_path / "workloads"
+    wl.mkdir()
+    (wl / "huge.yaml").write_text("prompt_tokens: {value: 200000000}\noutput_tokens: {value: 10}\narrival: burst\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace("workload: deepseek-chat-assumed", "workload: huge"))
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--variant", "deepseek-v2"])
+    assert result.exit_code == 2 and "KV blocks" in result.output and "Traceback" not in result.output
+
+
+def test_paper_serving_figures():
+    """V2P §3.2.3 / Fig. 1: 5.76x the 67B's maximum generation throughput, >50K tok/s generation and
+    >100K tok/s prompt on one 8xH800 node (each below twice the paper's figure)."""
+    s = load_scenario(PAPER)
+    r = {v.name: serve_variant(v.name, v.model, v.inference, requests=4000) for v in s.variants}
+    v2r, b67 = r["deepseek-v2"], r["deepseek-llm-67b"]
+    assert v2r.max_generation_throughput_tok_s / b67.max_generation_throughput_tok_s == pytest.approx(5.76, rel=0.2)
+    assert 50e3 < v2r.max_generation_throughput_tok_s < 2 * 55.4e3
+    assert 100e3 < v2r.prompt_throughput_tok_s < 2 * 100e3
+
+
+def test_cli_json_shape():
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(PAPER), "--format", "json", "--requests", "500",
+                                      "--variant", "deepseek-v2"])
+    assert result.exit_code == 0, result.output
+    (v,) = json.loads(result.stdout)["variants"]
+    for key in ("name", "max_generation_throughput_tok_s", "prompt_throughput_tok_s", "ttft_p50_s", "ttft_p99_s",
+                "tpot_p50_s", "tpot_p99_s", "max_concurrent_requests"):
+        assert key in v
+
+
+def test_closed_loop_keeps_at_most_users_in_flight():
+    v = v2()
+    w = workload(requests=60, arrival="closed", users=5, think_time_s=0.05)
+    r = simulate_serving("closed", v.model, v.inference, w, step_model=FixedSteps(0.02, 0.01), kv_capacity_tokens=10**6)
+    assert r.finished == 60 and r.max_concurrent_requests <= 5
+
+
+def test_trace_arrivals(tmp_path):
+    (tmp_path / "t.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0.0,100,3\n1.0,50,2\n")
+    v = v2()
+    w = workload(arrival="trace", trace_csv="t.csv")
+    r = simulate_serving("trace", v.model, v.inference, w, step_model=FixedSteps(0.1, 0.01), kv_capacity_tokens=10**6,
+                         base_dir=tmp_path)
+    # request 0: prefill 0.1 + 2 decodes; request 1 arrives at 1.0: prefill 0.1 + 1 decode
+    assert r.finished == 2 and r.sim_time_s == pytest.approx(1.0 + 0.1 + 0.01)
+    assert r.e2e_p50_s == pytest.approx((0.12 + 0.11) / 2)

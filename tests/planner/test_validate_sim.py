@@ -1,0 +1,29 @@
+"""`planner validate-sim` runs the real kernels and the simulator on the same requests (a small run here;
+its accuracy is measured by the full command, whose results are committed under profiles/)."""
+
+import json
+
+from click.testing import CliRunner
+
+from planner.cli import cli
+from tests.conftest import ROOT
+
+
+def test_validate_sim_small_run_reports_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "v.json"
+    result = CliRunner().invoke(cli, ["validate-sim", "--requests", "4", "--format", "json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    r = json.loads(out.read_text())
+    for key in ("iteration_median_abs_pct_error", "iteration_p90_abs_pct_error", "throughput_abs_pct_error"):
+        assert r[key] >= 0
+    assert r["requests"] == 4 and len(r["per_iteration"]) == r["iterations"]
+    assert out.with_suffix(".md").read_text().startswith("### Serving simulator vs a real run")
+
+
+def test_validate_sim_refuses_a_gpu_profile(tmp_path):
+    src = (ROOT / "profiles" / "cpu-deepseek-v2-lite.csv").read_text().replace("# device: cpu", "# device: cuda")
+    prof = tmp_path / "gpu.csv"
+    prof.write_text(src)
+    result = CliRunner().invoke(cli, ["validate-sim", "--profile", str(prof)])
+    assert result.exit_code == 2 and "planner profile --device cpu" in result.output
