@@ -21,10 +21,19 @@ report: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/planner report $(SCENARIO)
+	$(BIN)/planner simulate train $(SCENARIO)
+	$(BIN)/python -m dashboard.data $(SCENARIO)
+	@echo "dashboard: http://localhost:$(PORT)"
 	$(BIN)/streamlit run dashboard/app.py --server.headless true --server.address 127.0.0.1 \
 		--server.port $(PORT) --browser.gatherUsageStats false
 
+# The browser test drives Debian's Chromium (playwright's own download cannot reach its host here).
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
+
 test: $(STAMP)
+ifeq ($(CHROMIUM),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+endif
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -32,12 +32,13 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
 # ------------------------------------------------------------------------------------------- reading
 
 
-def read_yaml(path: Path) -> tuple[dict, yaml.Node]:
-    """Parse a YAML mapping; return the data and its node tree (for line numbers)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise PlannerError(f"cannot read the file ({e.strerror})", file=str(path), fix="check the path") from None
+def read_yaml(path: Path, text: str | None = None) -> tuple[dict, yaml.Node]:
+    """Parse a YAML mapping (the file, or `text` standing for it); return the data and its node tree."""
+    if text is None:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise PlannerError(f"cannot read the file ({e.strerror})", file=str(path), fix="check the path") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -274,6 +275,16 @@ def load_file(path: Path) -> tuple[str, Any]:
             "a cluster `gpu:`, a workload `prompt_tokens:`",
         )
     return kind, load_spec(kind, Path(path))
+
+
+def load_scenario_text(text: str, path: Path) -> Scenario:
+    """A scenario given as text (edited or uploaded in the dashboard); `path` names it in errors and
+    anchors its by-name references."""
+    data, node = read_yaml(Path(path), text)
+    if detect_kind(data) == "model":
+        spec = validate(ModelSpec, data, Path(path), node)
+        return Scenario(name=spec.name, description=f"model {spec.name}", variants=[Variant(name=spec.name, model=spec)])
+    return _load_scenario(data, node, Path(path))
 
 
 def load_scenario(path: Path) -> Scenario:

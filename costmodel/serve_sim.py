@@ -51,6 +51,7 @@ class ServeResult(BaseModel):
     kv_capacity_tokens: int
     peak_kv_utilisation: float
     timeline: dict  # t_s, running, kv_utilisation (downsampled)
+    samples: dict  # ttft_s, tpot_s of up to 2,000 requests (for distributions)
     sim_wall_s: float
 
 
@@ -303,6 +304,7 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
         e2e_p50_s=_pct(e2e, 50), e2e_p90_s=_pct(e2e, 90), e2e_p99_s=_pct(e2e, 99),
         max_concurrent_requests=state["max_running"], kv_capacity_tokens=int(blocks_total * block),
         peak_kv_utilisation=max((u for _, _, u in samples), default=0.0),
+        samples={"ttft_s": ttft[:: max(1, n // 2000)].tolist(), "tpot_s": tpot[:: max(1, len(tpot) // 2000)].tolist()},
         timeline={"t_s": [samples[i][0] for i in idx], "running": [samples[i][1] for i in idx],
                   "kv_utilisation": [samples[i][2] for i in idx]},
         sim_wall_s=time.perf_counter() - t_wall,
@@ -331,6 +333,7 @@ class ServeVariantResult(BaseModel):
     preemptions: int
     requests: int
     timeline: dict
+    samples: dict
     sim_wall_s: float
 
 
@@ -362,5 +365,5 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
         e2e_p50_s=mixed.e2e_p50_s, e2e_p99_s=mixed.e2e_p99_s,
         max_concurrent_requests=runs["decode"].max_concurrent_requests,
         kv_capacity_tokens=mixed.kv_capacity_tokens, preemptions=mixed.preemptions, requests=mixed.requests,
-        timeline=mixed.timeline, sim_wall_s=sum(r.sim_wall_s for r in runs.values()),
+        timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()),
     )

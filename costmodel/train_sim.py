@@ -57,7 +57,9 @@ class TrainingResult(BaseModel):
 
 @dataclass
 class _Trace:
+    segments: bool = True  # per-layer segments (Chrome trace); the pass list is always kept
     events: list[dict] = field(default_factory=list)
+    passes: list[tuple[int, str, int, float, float, float]] = field(default_factory=list)  # stage, kind, mb, start, dur, exposed comm
 
     def add(self, stage: int, stream: str, name: str, start_s: float, dur_s: float) -> None:
         self.events.append({"name": name, "ph": "X", "pid": stage, "tid": stream, "ts": start_s * 1e6,
@@ -211,11 +213,15 @@ def check_trainable(v, file: str, loc: tuple) -> None:
     if problem:
         field, msg, fix = problem
         full = loc + tuple(field.split("."))
-        _, node = read_yaml(Path(file))
+        try:
+            _, node = read_yaml(Path(file))
+        except PlannerError:  # a scenario given as text (dashboard): no file to point into
+            node = None
         raise PlannerError(msg, file=file, line=line_of(node, full), field=".".join(map(str, full)), fix=fix)
 
 
-def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None) -> TrainingResult:
+def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None,
+                      passes: list | None = None) -> TrainingResult:
     """One step of `t`'s layout, extrapolated to the whole run."""
     t0 = time.perf_counter()
     mem = training_memory(m, t)
@@ -225,10 +231,12 @@ def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: P
     gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack))
     attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack))  # attention stays BF16 under FP8 training (V3P §3.3)
     costs = build_stage_costs(m, t, gemm_timer, attn_timer)
-    trace = _Trace() if trace_path else None
+    trace = _Trace(segments=trace_path is not None) if trace_path is not None or passes is not None else None
     sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace)
-    if trace is not None:
+    if trace_path is not None:
         trace.write(trace_path, par.pp)
+    if passes is not None:  # (stage, kind, micro-batch, start_s, duration_s, exposed comm s) of every pass
+        passes.extend(trace.passes)
     step = sim["step_time_s"]
     tokens = t.global_batch_seqs * t.seq_len
     gpus = t.cluster.num_gpus

@@ -1,43 +1,21 @@
-"""moe-planner dashboard. Placeholder until the dashboard issue lands: it shows the analytic report of
-the default scenario through the same costmodel API the CLI uses (no formulas here)."""
+"""moe-planner dashboard: `streamlit run dashboard/app.py` (or `make run`)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
-from costmodel.errors import PlannerError
-from costmodel.loader import load_scenario
-from costmodel.report import build_report
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit run` from any folder
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+from dashboard import pages  # noqa: E402
 
 st.set_page_config(page_title="moe-planner", layout="wide")
-st.title("moe-planner")
-st.caption("Placeholder page: the full dashboard (training, serving, kernels, sweeps) is on the way.")
-
-files = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
-choice = st.selectbox("Scenario", files, index=files.index("deepseek-v2-paper.yaml") if "deepseek-v2-paper.yaml" in files else 0)
-try:
-    report = build_report(load_scenario(SCENARIOS / choice))
-except PlannerError as e:
-    st.error(str(e))
-    st.stop()
-
-st.subheader(report.description or report.scenario)
-rows = [
-    {
-        "variant": v.name,
-        "params total (B)": round(v.params_total / 1e9, 2),
-        "params active (B)": round(v.params_active / 1e9, 2),
-        "KV cache (KB/token)": round(v.kv_cache_bytes_per_token / 1e3, 1),
-        "train GFLOP/token": round(v.train_flops_per_token / 1e9, 1),
-    }
-    for v in report.variants
-]
-st.dataframe(rows, hide_index=True)
-for c in report.comparisons:
-    if c.metric == "kv_cache_bytes_per_token":
-        st.metric(f"KV cache per token, {c.variant} vs {c.baseline}", f"{c.variant_value / 1e3:.1f} KB", f"{c.change_pct:+.1f}%",
-                  delta_color="inverse")
+if pages.scenario_bar():
+    nav = st.navigation([st.Page(pages.overview, title="Overview", default=True, url_path="overview"),
+                         st.Page(pages.training, title="Training", url_path="training"),
+                         st.Page(pages.serving, title="Serving", url_path="serving"),
+                         st.Page(pages.kernels, title="Kernels", url_path="kernels"),
+                         st.Page(pages.sweeps, title="Sweeps", url_path="sweeps")])
+    nav.run()

@@ -1,12 +1,83 @@
-"""The dashboard page runs without an exception and shows the CLI's numbers."""
+"""Every dashboard page runs without an exception, shows its charts, and agrees with the CLI's JSON."""
 
+import json
+
+import pytest
+from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from planner.cli import cli
+from tests.conftest import ROOT, SCENARIOS
+
+TIMEOUT = 240  # a cold cache simulates the paper scenario's serving runs (~20 s here)
 
 
-def test_placeholder_page_shows_kv_saving():
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=30).run()
+def one_page(page: str) -> None:
+    """The app's scenario bar and one page (AppTest cannot follow st.navigation's URL paths)."""
+    from dashboard import pages
+
+    if pages.scenario_bar():
+        getattr(pages, page)()
+
+
+def run_page(page: str) -> AppTest:
+    return AppTest.from_function(one_page, args=(page,), default_timeout=TIMEOUT).run()
+
+
+@pytest.fixture(scope="module")
+def cli_json():
+    paper = str(SCENARIOS / "deepseek-v2-paper.yaml")
+    train = json.loads(CliRunner().invoke(cli, ["simulate", "train", paper, "--format", "json"]).stdout)
+    serve = json.loads(CliRunner().invoke(cli, ["simulate", "serve", paper, "--format", "json"]).stdout)
+    report = json.loads(CliRunner().invoke(cli, ["report", paper, "--format", "json"]).stdout)
+    return {v["name"]: v for v in train["variants"]}, {v["name"]: v for v in serve["variants"]}, report
+
+
+def test_overview_matches_the_cli(cli_json):
+    train, serve, report = cli_json
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    (metric,) = at.metric
-    assert metric.value == "25.9 KB" and metric.delta == "-93.3%"
+    assert len(at.get("plotly_chart")) >= 2
+    shown = [(m.label, m.value) for m in at.metric]
+    for name in ("deepseek-v2", "deepseek-llm-67b"):
+        assert ("GPU-hours / T tokens", f"{train[name]['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K") in shown
+        assert ("Max generation tok/s", f"{serve[name]['max_generation_throughput_tok_s']:,.0f}") in shown
+        kv = next(v for v in report["variants"] if v["name"] == name)["kv_cache_bytes_per_token"]
+        assert ("KV cache / token", f"{kv / 1e3:.1f} KB") in shown
+    deltas = {m.value: m.delta for m in at.metric}
+    assert deltas["25.9 KB"] == "-93.3%"
+
+
+@pytest.mark.parametrize("page, charts", [("training", 2), ("serving", 3), ("kernels", 1)])
+def test_page_renders_its_charts(page, charts):
+    at = run_page(page)
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) >= charts
+    assert not at.error
+
+
+def test_training_whatif_matches_the_cli(cli_json):
+    train, _, _ = cli_json
+    at = run_page("training")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["GPU-hours / T tokens"] == f"{train['deepseek-v2']['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K"
+    widget = {s.label: s for s in at.selectbox}
+    widget["Schedule"].select("1f1b").run()  # instead of zero-bubble: a bigger bubble, a longer step
+    assert not at.exception and float(at.metric[0].value.split()[0]) > float(shown["Step time"].split()[0])
+    widget = {s.label: s for s in at.selectbox}
+    widget["EP"].select(1).run()  # all 160 experts on every GPU: does not fit, said inline
+    assert not at.exception and "needs" in at.error[0].value and "GB per GPU" in at.error[0].value
+
+
+def test_sweeps_page_without_results_says_how_to_get_them():
+    at = run_page("sweeps")
+    assert not at.exception
+    assert any("planner sweep" in i.value for i in at.info) or at.get("plotly_chart")
+
+
+def test_invalid_yaml_shows_the_error_inline():
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=TIMEOUT).run()
+    at.text_area[0].input("name: x\nvariants:\n  - name: a\n    model: deepseek-v9\n")
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.error and "no model named 'deepseek-v9'" in at.error[0].value

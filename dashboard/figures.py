@@ -1,0 +1,156 @@
+"""Pure figure builders: data in, plotly Figure out (no Streamlit, no costmodel calls)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORS = ["#2563eb", "#9ca3af", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6"]
+
+
+def _color(i: int) -> str:
+    return COLORS[i % len(COLORS)]
+
+
+def plot_overview(names: list[str], gpu_hours: list[float | None], kv_kb: list[float], max_gen: list[float | None],
+                  baseline: str) -> go.Figure:
+    """The paper's Figure 1(b) for any scenario: training cost, KV cache, maximum generation throughput."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(
+        "Training cost (K GPU-hours / T tokens)", "KV cache (KB / token)", "Max generation throughput (tok/s)"))
+    base = names.index(baseline)
+    for col, values, fmt in ((1, gpu_hours, "{:.1f}K"), (2, kv_kb, "{:.1f}"), (3, max_gen, "{:,.0f}")):
+        ys = [v if v is not None else 0 for v in values]
+        ref = values[base]
+        text = []
+        for v in values:
+            if v is None:
+                text.append("n/a")
+            elif ref and v is not ref:
+                change = f"{v / ref:.2f}x" if col == 3 else f"{(v / ref - 1) * 100:+.1f}%"
+                text.append(f"{fmt.format(v)} ({change})")
+            else:
+                text.append(fmt.format(v))
+        fig.add_trace(go.Bar(y=names, x=ys, orientation="h", text=text, textposition="auto",
+                             marker_color=[_color(i) for i in range(len(names))], showlegend=False), row=1, col=col)
+    fig.update_yaxes(showticklabels=False, col=2)
+    fig.update_yaxes(showticklabels=False, col=3)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def plot_memory(names: list[str], parts: dict[str, list[float]], capacity: list[float]) -> go.Figure:
+    """Training memory per GPU (GB), stacked by kind, against the GPU's capacity."""
+    fig = go.Figure()
+    for i, (kind, values) in enumerate(parts.items()):
+        fig.add_trace(go.Bar(x=names, y=[v / 1e9 for v in values], name=kind, marker_color=_color(i)))
+    fig.add_trace(go.Scatter(x=names, y=[c / 1e9 for c in capacity], mode="markers", name="GPU memory",
+                             marker=dict(symbol="line-ew-open", size=40, color="black")))
+    fig.update_layout(barmode="stack", yaxis_title="GB per GPU", height=320, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def plot_serving_memory(names: list[str], weights: list[float], kv_budget: list[float], capacity: list[float]) -> go.Figure:
+    """Serving memory per GPU (GB): weights at the serving precision and the KV-cache room left."""
+    fig = go.Figure([go.Bar(x=names, y=[w / 1e9 for w in weights], name="weights", marker_color=_color(0)),
+                     go.Bar(x=names, y=[k / 1e9 for k in kv_budget], name="KV cache room", marker_color=_color(3)),
+                     go.Scatter(x=names, y=[c / 1e9 for c in capacity], mode="markers", name="GPU memory",
+                                marker=dict(symbol="line-ew-open", size=40, color="black"))])
+    fig.update_layout(barmode="stack", yaxis_title="GB per GPU", height=320, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def plot_timeline(passes: list, pp: int, max_passes: int = 6000) -> go.Figure:
+    """Gantt of one training step: each stage's forward, backward and weight-gradient passes; gaps are
+    the pipeline bubble. Exposed communication inside a pass is shaded darker at its end."""
+    fig = go.Figure()
+    colors = {"F": "#2563eb", "B": "#10b981", "W": "#f59e0b"}
+    step = max(1, len(passes) // max_passes)
+    for kind in ("F", "B", "W"):
+        sel = [p for p in passes[::step] if p[1] == kind]
+        if sel:
+            fig.add_trace(go.Bar(y=[f"stage {p[0]}" for p in sel], x=[p[4] for p in sel], base=[p[3] for p in sel],
+                                 orientation="h", name={"F": "forward", "B": "backward", "W": "weight grad"}[kind],
+                                 marker_color=colors[kind], hovertext=[f"mb {p[2]}" for p in sel]))
+    comm = [p for p in passes[::step] if p[5] > 0]
+    if comm:
+        fig.add_trace(go.Bar(y=[f"stage {p[0]}" for p in comm], x=[p[5] for p in comm],
+                             base=[p[3] + p[4] - p[5] for p in comm], orientation="h", name="exposed comm",
+                             marker_color="#ef4444", opacity=0.7))
+    fig.update_layout(barmode="overlay", xaxis_title="seconds", height=120 + 22 * pp,
+                      yaxis=dict(categoryorder="array", categoryarray=[f"stage {s}" for s in reversed(range(pp))]),
+                      margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def plot_breakdown(results: list[dict]) -> go.Figure:
+    """Where a step goes on the busiest stage: compute, exposed communication, the rest (bubble, sync)."""
+    names = [r["name"] for r in results]
+    compute = [r["compute_s"] for r in results]
+    exposed = [r["exposed_comm_s"] for r in results]
+    rest = [max(0.0, r["step_time_s"] - c - e) for r, c, e in zip(results, compute, exposed, strict=True)]
+    fig = go.Figure([go.Bar(x=names, y=compute, name="compute"), go.Bar(x=names, y=exposed, name="exposed comm"),
+                     go.Bar(x=names, y=rest, name="bubble + other")])
+    fig.update_layout(barmode="stack", yaxis_title="seconds per step", height=320, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def plot_latency_curve(curves: dict[str, list[dict]]) -> go.Figure:
+    """Generation throughput against TPOT (p50) and TTFT (p99) as the arrival rate grows."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("TPOT p50 (ms)", "TTFT p99 (s)"))
+    for i, (name, pts) in enumerate(curves.items()):
+        x = [p["generation_throughput_tok_s"] for p in pts]
+        fig.add_trace(go.Scatter(x=x, y=[1e3 * p["tpot_p50_s"] for p in pts], mode="lines+markers", name=name,
+                                 marker_color=_color(i)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=[p["ttft_p99_s"] for p in pts], mode="lines+markers", name=name,
+                                 marker_color=_color(i), showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="generation tok/s")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def plot_distributions(samples: dict[str, dict]) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT (s)", "TPOT (ms)"))
+    for i, (name, s) in enumerate(samples.items()):
+        fig.add_trace(go.Histogram(x=s["ttft_s"], name=name, marker_color=_color(i), opacity=0.7), row=1, col=1)
+        fig.add_trace(go.Histogram(x=[1e3 * t for t in s["tpot_s"]], name=name, marker_color=_color(i), opacity=0.7,
+                                   showlegend=False), row=1, col=2)
+    fig.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def plot_occupancy(timelines: dict[str, dict]) -> go.Figure:
+    """Running requests and KV-cache use over simulated time."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("running requests", "KV cache used"))
+    for i, (name, tl) in enumerate(timelines.items()):
+        fig.add_trace(go.Scatter(x=tl["t_s"], y=tl["running"], name=name, marker_color=_color(i)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=tl["t_s"], y=tl["kv_utilisation"], name=name, marker_color=_color(i),
+                                 showlegend=False), row=1, col=2)
+    fig.update_xaxes(title_text="simulated s")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def plot_measured_vs_model(rows: list[dict]) -> go.Figure:
+    """Each profiled point: measured time against the roofline fit's and the interpolator's prediction."""
+    fig = go.Figure()
+    lo = min(r["measured_s"] for r in rows)
+    hi = max(r["measured_s"] for r in rows)
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="exact", line=dict(color="black", dash="dot")))
+    for i, op in enumerate(sorted({r["op"] for r in rows})):
+        sel = [r for r in rows if r["op"] == op]
+        fig.add_trace(go.Scatter(x=[r["measured_s"] for r in sel], y=[r["roofline_s"] for r in sel], mode="markers",
+                                 name=f"{op} (roofline)", marker=dict(color=_color(i), symbol="circle-open")))
+    fig.update_xaxes(type="log", title_text="measured s")
+    fig.update_yaxes(type="log", title_text="roofline s")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+def plot_pareto(points: list[dict], x: str, y: str, front: list[dict]) -> go.Figure:
+    fig = go.Figure([go.Scatter(x=[p[x] for p in points], y=[p[y] for p in points], mode="markers", name="plans",
+                                marker=dict(color="#9ca3af"), hovertext=[p.get("label", "") for p in points]),
+                     go.Scatter(x=[p[x] for p in front], y=[p[y] for p in front], mode="lines+markers",
+                                name="Pareto front", marker=dict(color="#2563eb"),
+                                hovertext=[p.get("label", "") for p in front])])
+    fig.update_layout(xaxis_title=x, yaxis_title=y, height=380, margin=dict(l=10, r=10, t=30, b=10))
+    return fig

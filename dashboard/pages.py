@@ -1,0 +1,247 @@
+"""The dashboard's pages: thin functions that read the active scenario, ask dashboard/data.py for
+results and hand them to dashboard/figures.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from costmodel.errors import PlannerError
+from dashboard import data, figures
+
+
+def active() -> tuple[str, str]:
+    return st.session_state["scenario_text"], st.session_state["scenario_name"]
+
+
+def scenario_bar() -> bool:
+    """Sidebar: pick a bundled scenario, or upload / edit YAML. Returns whether the scenario is valid."""
+    files = data.scenario_files()
+    with st.sidebar:
+        st.header("Scenario")
+        default = files.index("deepseek-v2-paper.yaml") if "deepseek-v2-paper.yaml" in files else 0
+        choice = st.selectbox("Scenario file", files, index=default, key="scenario_file")
+        if st.session_state.get("loaded_file") != choice:
+            st.session_state["loaded_file"] = choice
+            st.session_state["scenario_text"] = (data.SCENARIOS / choice).read_text()
+            st.session_state["scenario_name"] = choice
+        upload = st.file_uploader("…or upload a scenario YAML", type=["yaml", "yml"], key="upload")
+        if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
+            st.session_state["uploaded_id"] = upload.file_id
+            st.session_state["scenario_text"] = upload.getvalue().decode("utf-8", errors="replace")
+            st.session_state["scenario_name"] = upload.name
+        with st.expander("Edit YAML"):
+            edited = st.text_area("scenario", st.session_state["scenario_text"], height=300, key="editor",
+                                  label_visibility="collapsed")
+            if st.button("Apply edits"):
+                st.session_state["scenario_text"] = edited
+    text, name = active()
+    sc, err = data.scenario(text, name)
+    if err:
+        st.error(err)
+        return False
+    st.caption(f"**{sc.name}** — {sc.description}")
+    return True
+
+
+def _by_name(rows: list[dict]) -> dict[str, dict]:
+    return {r["name"]: r for r in rows}
+
+
+def overview() -> None:
+    st.title("Overview")
+    text, name = active()
+    rep = data.report(text, name)
+    names = [v["name"] for v in rep["variants"]]
+    baseline = st.selectbox("Baseline", names, index=names.index(rep["baseline"]))
+    with st.spinner("simulating training and serving (cached after the first time)…"):
+        train, serve = _by_name(data.training(text, name)), _by_name(data.serving(text, name))
+    cols = st.columns(len(names))
+    for col, v in zip(cols, rep["variants"], strict=True):
+        n = v["name"]
+        with col:
+            st.subheader(n)
+            base_t, t = train.get(baseline, {}), train.get(n, {})
+            if "gpu_hours_per_trillion_tokens" in t:
+                delta = None if n == baseline or "gpu_hours_per_trillion_tokens" not in base_t else \
+                    f"{(t['gpu_hours_per_trillion_tokens'] / base_t['gpu_hours_per_trillion_tokens'] - 1) * 100:+.1f}%"
+                st.metric("GPU-hours / T tokens", f"{t['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K", delta,
+                          delta_color="inverse")
+                st.metric("$ / T tokens", f"${t['cost_usd_per_trillion_tokens'] / 1e6:,.2f}M")
+                st.metric("MFU", f"{100 * t['mfu']:.1f}%")
+            elif "error" in t:
+                st.warning(t["error"])
+            base_kv = next(x for x in rep["variants"] if x["name"] == baseline)["kv_cache_bytes_per_token"]
+            st.metric("KV cache / token", f"{v['kv_cache_bytes_per_token'] / 1e3:.1f} KB",
+                      None if n == baseline else f"{(v['kv_cache_bytes_per_token'] / base_kv - 1) * 100:+.1f}%",
+                      delta_color="inverse")
+            s, base_s = serve.get(n, {}), serve.get(baseline, {})
+            if "max_generation_throughput_tok_s" in s:
+                ratio = None if n == baseline or "max_generation_throughput_tok_s" not in base_s else \
+                    f"{s['max_generation_throughput_tok_s'] / base_s['max_generation_throughput_tok_s']:.2f}x"
+                st.metric("Max generation tok/s", f"{s['max_generation_throughput_tok_s']:,.0f}", ratio)
+    st.plotly_chart(figures.plot_overview(
+        names,
+        [train[n]["gpu_hours_per_trillion_tokens"] / 1e3 if "gpu_hours_per_trillion_tokens" in train.get(n, {}) else None
+         for n in names],
+        [v["kv_cache_bytes_per_token"] / 1e3 for v in rep["variants"]],
+        [serve[n]["max_generation_throughput_tok_s"] if "max_generation_throughput_tok_s" in serve.get(n, {}) else None
+         for n in names],
+        baseline), key="overview-chart")
+    mem = [v for v in rep["variants"] if v["train_memory"]]
+    smem = [v for v in rep["variants"] if v["serving_memory"]]
+    left, right = st.columns(2)
+    if mem:
+        left.subheader("Training memory per GPU (busiest stage)")
+        parts = {k: [v["train_memory"][f"{k}_bytes"] for v in mem] for k in ("weights", "grads", "optimizer", "activations")}
+        left.plotly_chart(figures.plot_memory([v["name"] for v in mem], parts,
+                                              [v["train_memory"]["capacity_bytes"] for v in mem]), key="memory-chart")
+    if smem:
+        right.subheader("Serving memory per GPU")
+        right.plotly_chart(figures.plot_serving_memory(
+            [v["name"] for v in smem], [v["serving_memory"]["weights_bytes"] for v in smem],
+            [v["serving_memory"]["kv_budget_bytes"] for v in smem],
+            [v["serving_memory"]["capacity_bytes"] for v in smem]), key="serving-memory-chart")
+    st.subheader("Counts")
+    st.dataframe([{"variant": v["name"], "params total (B)": round(v["params_total"] / 1e9, 2),
+                   "params active (B)": round(v["params_active"] / 1e9, 2),
+                   "KV elements / token": v["kv_cache_elements_per_token"], "KV bits": v["kv_cache_bits"],
+                   "train GFLOP / token": round(v["train_flops_per_token"] / 1e9, 1)} for v in rep["variants"]],
+                 hide_index=True)
+
+
+def training() -> None:
+    st.title("Training")
+    text, name = active()
+    sc, _ = data.scenario(text, name)
+    trainable = [v for v in sc.variants if v.training is not None]
+    if not trainable:
+        st.info("No variant of this scenario has a `training:` part.")
+        return
+    v = next(x for x in trainable if x.name == st.selectbox("Variant", [x.name for x in trainable]))
+    par, t = v.training.parallelism, v.training
+    st.markdown("**What if** — change the layout and re-simulate:")
+    c = st.columns(5)
+    schedules = ["gpipe", "1f1b", "zero-bubble"]
+    schedule = c[0].selectbox("Schedule", schedules, index=schedules.index(par.schedule) if par.schedule in schedules else 1)
+    micro = c[1].number_input("Micro-batches", min_value=1, value=par.micro_batches, step=1)
+    eps = sorted({d for d in (1, 2, 4, 8, 16, 32, 64) if par.dp % d == 0 and (v.model.n_routed_experts or 1) % d == 0}
+                 | {par.ep})
+    ep = c[2].selectbox("EP", eps, index=eps.index(par.ep))
+    precision = c[3].selectbox("Precision", ["bf16", "fp8"], index=["bf16", "fp8"].index(t.precision))
+    recompute = c[4].selectbox("Recompute", ["none", "selective", "full"], index=["none", "selective", "full"].index(par.recompute))
+    overrides = {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision, "recompute": recompute}
+    try:
+        with st.spinner("simulating the step…"):
+            result, passes = data.training_whatif(text, name, v.name, overrides)
+    except PlannerError as e:
+        st.error(str(e))
+        return
+    m = st.columns(5)
+    m[0].metric("Step time", f"{result['step_time_s']:.2f} s")
+    m[1].metric("MFU", f"{100 * result['mfu']:.1f}%")
+    m[2].metric("Bubble", f"{100 * result['bubble_fraction']:.1f}%")
+    m[3].metric("GPU-hours / T tokens", f"{result['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K")
+    m[4].metric("Tokens / s / GPU", f"{result['tokens_per_s_per_gpu']:,.0f}")
+    st.subheader("One step, per pipeline stage")
+    st.plotly_chart(figures.plot_timeline(passes, par.pp), key="timeline-chart")
+    st.subheader("Where the step goes (as configured in the scenario)")
+    rows = [r for r in data.training(text, name) if "step_time_s" in r]
+    st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
+
+
+def serving() -> None:
+    st.title("Serving")
+    text, name = active()
+    sc, _ = data.scenario(text, name)
+    served = [v for v in sc.variants if v.inference is not None and v.inference.workload is not None]
+    if not served:
+        st.info("No variant of this scenario has an `inference:` part with a workload.")
+        return
+    with st.spinner("simulating serving (cached after the first time)…"):
+        results = _by_name(data.serving(text, name))
+    cols = st.columns(len(served))
+    for col, v in zip(cols, served, strict=True):
+        r = results.get(v.name, {})
+        with col:
+            st.subheader(v.name)
+            if "error" in r:
+                st.warning(r["error"])
+                continue
+            st.metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
+            st.metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
+            st.metric("TPOT p50 (workload)", f"{1e3 * r['tpot_p50_s']:.0f} ms")
+            st.metric("TTFT p99 (workload)", f"{r['ttft_p99_s']:.2f} s")
+    ok = {n: r for n, r in results.items() if "error" not in r}
+    st.subheader("Throughput against latency as the arrival rate grows")
+    rates = st.select_slider("Arrival rates (requests/s)", options=[1, 2, 4, 8, 16, 32, 64, 128], value=(2, 32))
+    chosen = tuple(float(x) for x in (1, 2, 4, 8, 16, 32, 64, 128) if rates[0] <= x <= rates[1])
+    curves = {v.name: data.latency_curve(text, name, v.name, chosen, 600) for v in served if v.name in ok}
+    st.plotly_chart(figures.plot_latency_curve(curves), key="latency-chart")
+    st.subheader("TTFT and TPOT of the workload")
+    st.plotly_chart(figures.plot_distributions({n: r["samples"] for n, r in ok.items()}), key="dist-chart")
+    st.subheader("Running requests and KV cache over time")
+    st.plotly_chart(figures.plot_occupancy({n: r["timeline"] for n, r in ok.items()}), key="occupancy-chart")
+
+
+def kernels() -> None:
+    st.title("Kernels")
+    from costmodel.profiles import load_profile
+    from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
+
+    profiles = sorted(str(p.relative_to(data.ROOT)) for p in (data.ROOT / "profiles").glob("*.csv"))
+    if not profiles:
+        st.info("No profile yet: run `planner profile`.")
+        return
+    path = st.selectbox("Profile", profiles)
+    prof = load_profile(data.ROOT / path)
+    st.caption(" · ".join(f"{k}: {v}" for k, v in prof.header.items()))
+    roof = RooflineBackend.fit(prof)
+    measured = MeasuredBackend(prof)
+    rows = [{"op": p.op, "pass": p.pass_, "shape": json.dumps({k: v for k, v in p.shape.items()
+                                                               if k in ("m", "n", "k", "b", "q", "ctx", "tokens", "mode")}),
+             "measured_s": p.median_s, "roofline_s": roof.time(p.op, p.shape, p.pass_),
+             "interpolated_s": measured.time(p.op, p.shape, p.pass_)} for p in prof.points]
+    op = st.selectbox("Operator", sorted({r["op"] for r in rows}))
+    st.dataframe([r for r in rows if r["op"] == op], hide_index=True)
+    st.subheader("Measured against the fitted roofline")
+    st.plotly_chart(figures.plot_measured_vs_model(rows), key="roofline-chart")
+    st.subheader("`planner check-timing`: held-out error")
+    err = held_out_errors(prof)
+    c = st.columns(2)
+    c[0].metric("Measured backend, median", f"{err['measured']['median_abs_pct_error']:.1f}%")
+    c[1].metric("Roofline backend, median", f"{err['roofline']['median_abs_pct_error']:.1f}%")
+    vs = data.ROOT / "profiles" / "validate-sim-cpu.json"
+    if vs.exists():
+        st.subheader("`planner validate-sim`: simulator against a real run here")
+        r = json.loads(vs.read_text())
+        c = st.columns(3)
+        c[0].metric("Iteration error, median", f"{r['iteration_median_abs_pct_error']:.1f}%")
+        c[1].metric("Iteration error, p90", f"{r['iteration_p90_abs_pct_error']:.1f}%")
+        c[2].metric("Throughput error", f"{r['throughput_abs_pct_error']:.1f}%")
+
+
+def sweeps() -> None:
+    st.title("Sweeps")
+    files = sorted((data.ROOT / "results").glob("*.jsonl")) if (data.ROOT / "results").exists() else []
+    if not files:
+        st.info("No sweep results yet: run `planner sweep scenarios/sweeps/deepseek-v2-training.yaml`.")
+        return
+    path = st.selectbox("Result file", [str(f.relative_to(data.ROOT)) for f in files])
+    rows = [json.loads(line) for line in Path(data.ROOT / path).read_text().splitlines() if line.strip()]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    numeric = sorted({k for r in ok for k, v in r.get("metrics", {}).items() if isinstance(v, int | float)})
+    if len(numeric) < 2:
+        st.info("Not enough numeric results to plot.")
+        return
+    c = st.columns(2)
+    x = c[0].selectbox("x", numeric, index=0)
+    y = c[1].selectbox("y", numeric, index=1)
+    from costmodel.pareto import pareto_front
+
+    pts = [{**r["metrics"], "label": r.get("label", "")} for r in ok]
+    front = pareto_front(pts, [(x, "min"), (y, "max")])
+    st.plotly_chart(figures.plot_pareto(pts, x, y, sorted(front, key=lambda p: p[x])), key="pareto-chart")
+    st.dataframe(front, hide_index=True)

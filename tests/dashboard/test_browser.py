@@ -1,0 +1,70 @@
+"""The dashboard in a real browser: streamlit serves it on a free port, headless Chromium (Debian's,
+driven by playwright) loads the overview, waits for the plotly charts to draw, and takes a screenshot."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = ROOT / ".cache" / "screenshots" / "overview.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
+                             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not answer its health check within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_overview_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    assert shutil.which("chromium") or __import__("os").path.exists(CHROMIUM), "make test installs chromium"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server, timeout=60_000)
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=240_000)
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+        page.wait_for_function("document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= 3",
+                               timeout=120_000)
+        charts = page.locator('[data-testid="stPlotlyChart"]').count()
+        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        text = page.locator('[data-testid="stPlotlyChart"]').first.text_content()
+        browser.close()
+    assert charts >= 3
+    assert errors == 0
+    assert "KV cache" in text and "Training cost" in text
