@@ -251,6 +251,8 @@ def detect_kind(data: dict) -> str | None:
     """Which kind of spec a YAML mapping holds, judged by its keys."""
     if "variants" in data:
         return "scenario"
+    if "axes" in data:
+        return "sweep"
     if "hidden_size" in data or "num_hidden_layers" in data:
         return "model"
     if "peak_flops_per_s" in data:
@@ -271,9 +273,13 @@ def load_file(path: Path) -> tuple[str, Any]:
             "cannot tell what this file describes",
             file=str(path),
             line=1,
-            fix="a scenario has `variants:`, a model `hidden_size:`, a GPU `peak_flops_per_s:`, "
+            fix="a scenario has `variants:`, a sweep `axes:`, a model `hidden_size:`, a GPU `peak_flops_per_s:`, "
             "a cluster `gpu:`, a workload `prompt_tokens:`",
         )
+    if kind == "sweep":
+        from costmodel.sweep import load_sweep  # sweep builds on this module
+
+        return kind, load_sweep(Path(path))[0]
     return kind, load_spec(kind, Path(path))
 
 

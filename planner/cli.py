@@ -202,6 +202,66 @@ def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path |
     click.echo(json.dumps({k: v for k, v in result.items() if k != "per_iteration"}, indent=2) if fmt == "json" else table)
 
 
+@cli.command("sweep")
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option("--address", default=None, help="Dask scheduler to join (tcp://host:8786); default: a local cluster.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Results: .jsonl (journal) or .parquet; default results/SWEEP.jsonl")
+@click.option("--resume", is_flag=True, help="Continue an interrupted sweep: finished points are kept.")
+@click.option("--sequential", is_flag=True, help="Run in this process, one point after another (no Dask).")
+@click.option("--workers", type=int, default=2, show_default=True, help="Local cluster worker processes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) -> None:
+    """Expand a sweep file's grid and simulate every point on Dask; print the Pareto front."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from costmodel.sweep import load_sweep
+    from planner import render
+    from planner.sweep_runner import run_sweep, summarise
+
+    spec, _, _ = load_sweep(sweep_file)  # errors exit 2 before any worker starts
+    out = out or Path("results") / f"{spec.name}.jsonl"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), disable=fmt == "json") as bar:
+        task = bar.add_task(f"sweep {spec.name}", total=None)
+        header, rows = run_sweep(sweep_file, out, address=address, sequential=sequential, resume=resume,
+                                 workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    summary = summarise(header, rows)
+    if fmt == "json":
+        click.echo(json.dumps({"results": str(out), **summary}, indent=2))
+    else:
+        render.sweep_summary(header, summary, str(out))
+
+
+@cli.command("best")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def best_cmd(results: Path, fmt: str) -> None:
+    """Summarise a sweep's results: the Pareto front and the best plan per objective."""
+    from planner import render
+    from planner.sweep_runner import journal_path, read_journal, summarise
+
+    path = results if results.suffix == ".jsonl" else journal_path(results)
+    if not path.exists():
+        raise PlannerError("no sweep journal here", file=str(path), fix="run `planner sweep FILE --out RESULTS` first")
+    header, rows = read_journal(path)
+    if not header:
+        raise PlannerError("not a sweep journal (no header line)", file=str(path), line=1,
+                           fix="pass the .jsonl that `planner sweep` wrote")
+    summary = summarise(header, rows)
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        render.sweep_summary(header, summary, str(path))
+
+
 @cli.command("profile")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
 @click.option("--model", "model_name", default="deepseek-v2-lite", show_default=True,

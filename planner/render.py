@@ -242,3 +242,25 @@ def validate_sim_markdown(r: dict) -> str:
                          f"| {1e3 * k['predicted_mean_s']:.1f} ms | median {k['median_abs_pct_error']:.1f}% |")
     lines += ["", f"Profile: `{r['profile']}`; settings: {r['settings']}."]
     return "\n".join(lines)
+
+
+def sweep_summary(header: dict, summary: dict, where: str, console: Console | None = None) -> None:
+    console = console or Console()
+    metrics = [o["metric"] for o in header["objectives"]]
+    console.print(f"[bold]{header['sweep']}[/]: {summary['points']} points, {summary['valid']} valid, "
+                  f"{summary['invalid']} dropped; results in {where}")
+    for reason in summary["invalid_reasons"]:
+        console.print(f"  dropped: {reason}", style="dim")
+    table = Table(title="Pareto front (" + ", ".join(f"{o['metric']} {o['goal']}" for o in header["objectives"]) + ")",
+                  title_justify="left")
+    table.add_column("plan")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    def num(v: float) -> str:
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+    for p in sorted(summary["front"], key=lambda p: p[metrics[0]]):
+        table.add_row(p["label"], *(num(p[m]) for m in metrics))
+    console.print(table)
+    for m, p in summary["best"].items():
+        console.print(f"best {m}: [bold]{p['label']}[/] ({num(p[m])})")

@@ -1,0 +1,109 @@
+"""Sweeps: Dask gives exactly the sequential results; an interrupted sweep resumes with every point once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.pareto import pareto_front
+from costmodel.sweep import expand, load_sweep, point_id
+from planner.cli import cli
+from planner.sweep_runner import read_journal, run_sweep
+from tests.conftest import ROOT, SCENARIOS
+
+SMALL = """\
+name: small
+base: {base}
+variant: deepseek-v2
+kind: train
+axes:
+  ep: [8, 16]
+  pp: [8, 16]
+  recompute: [selective, full]
+objectives:
+  - {{metric: cost_usd_per_trillion_tokens, goal: min}}
+  - {{metric: days_total, goal: min}}
+"""
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL.format(base=SCENARIOS / "deepseek-v2-paper.yaml"))
+    return path
+
+
+def stripped(rows):
+    return sorted(({k: v for k, v in r.items() if k != "wall_s"} for r in rows), key=lambda r: r["id"])
+
+
+def test_dask_equals_sequential(small, tmp_path):
+    _, seq = run_sweep(small, tmp_path / "seq.jsonl", sequential=True)
+    _, dask = run_sweep(small, tmp_path / "dask.jsonl", workers=2)
+    assert len(seq) == 8 and stripped(dask) == stripped(seq)
+
+
+def test_interrupted_sweep_resumes_with_every_point_once(small, tmp_path):
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-c", "from planner.cli import main; main()", "sweep", str(small), "--out", str(out),
+           "--sequential"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(read_journal(out)[1]) < 3):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(read_journal(out)[1])
+    assert 3 <= partial < 8
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--out", str(out), "--resume", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    _, rows = read_journal(out)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 8  # nothing lost, nothing twice
+    spec, _, _ = load_sweep(small)
+    assert set(ids) == {point_id(p) for p in expand(spec)}
+
+
+def test_existing_results_without_resume_are_refused(small, tmp_path):
+    out = tmp_path / "x.jsonl"
+    out.write_text('{"sweep": "small"}\n')
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--out", str(out), "--sequential"])
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+def test_invalid_points_are_dropped_with_their_reason(small, tmp_path):
+    small.write_text(small.read_text().replace("recompute: [selective, full]", "recompute: [none]"))
+    _, rows = run_sweep(small, tmp_path / "o.jsonl", sequential=True)
+    assert any(r["status"] == "invalid" and "GB per GPU" in r["reason"] for r in rows)
+
+
+def test_bad_sweep_file_exits_2(tmp_path, small):
+    small.write_text(small.read_text().replace("ep: [8, 16]", "experts_per_gpu: [8]"))
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--sequential"])
+    assert result.exit_code == 2 and "unknown axis 'experts_per_gpu'" in result.output
+    small.write_text(SMALL.format(base=SCENARIOS / "deepseek-v2-paper.yaml").replace("ep: [8, 16]", "gpu: [h999]"))
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--sequential"])
+    assert result.exit_code == 2 and "no gpu named 'h999'" in result.output
+
+
+def test_best_and_parquet(small, tmp_path):
+    out = tmp_path / "res.parquet"
+    run_sweep(small, out, sequential=True)
+    import pandas as pd
+
+    table = pd.read_parquet(out)
+    assert len(table) == 8 and {"axis.ep", "axis.pp", "cost_usd_per_trillion_tokens"} <= set(table.columns)
+    result = CliRunner().invoke(cli, ["best", str(out), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["front"] and "cost_usd_per_trillion_tokens" in summary["best"]
+
+
+def test_pareto_front_by_hand():
+    pts = [{"c": 1, "t": 5}, {"c": 2, "t": 2}, {"c": 3, "t": 3}, {"c": 4, "t": 1}]
+    assert pareto_front(pts, [("c", "min"), ("t", "min")]) == [pts[0], pts[1], pts[3]]
