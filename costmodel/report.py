@@ -85,17 +85,22 @@ def variant_report(v: Variant) -> VariantReport:
     )
 
 
+def compare(items: list, base, metrics: tuple[str, ...]) -> list[Comparison]:
+    """Every non-baseline item's metrics against the baseline's (items are result models with a name)."""
+    out = []
+    for r in items:
+        if r is base:
+            continue
+        for metric in metrics:
+            b, x = float(getattr(base, metric)), float(getattr(r, metric))
+            out.append(Comparison(metric=metric, baseline=base.name, variant=r.name, baseline_value=b,
+                                  variant_value=x, ratio=x / b, change_pct=(x / b - 1) * 100))
+    return out
+
+
 def build_report(s: Scenario) -> ScenarioReport:
     """Counts for every variant and their ratios to the baseline variant."""
     reports = [variant_report(v) for v in s.variants]
     base = next(r for r in reports if r.name == s.baseline_variant.name)
-    comps = []
-    for r in reports:
-        if r is base:
-            continue
-        for metric in COMPARED:
-            b, x = float(getattr(base, metric)), float(getattr(r, metric))
-            comps.append(Comparison(metric=metric, baseline=base.name, variant=r.name, baseline_value=b,
-                                    variant_value=x, ratio=x / b, change_pct=(x / b - 1) * 100))
     return ScenarioReport(scenario=s.name, description=s.description, baseline=base.name, variants=reports,
-                          comparisons=comps)
+                          comparisons=compare(reports, base, COMPARED))

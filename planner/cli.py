@@ -95,6 +95,16 @@ def simulate() -> None:
     """Discrete-event simulations of training and serving."""
 
 
+def _emit(sc, results: list, fmt: str, comparisons, table) -> None:
+    """Simulation results as JSON ({scenario, baseline, variants, comparisons}) or a table."""
+    base = next((r for r in results if r.name == sc.baseline_variant.name), results[0])
+    if fmt == "json":
+        click.echo(json.dumps({"scenario": sc.name, "baseline": base.name, "variants": [r.model_dump() for r in results],
+                               "comparisons": comparisons(results, base)}, indent=2))
+    else:
+        table(results, base, sc.name)
+
+
 @simulate.command("train")
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -123,13 +133,7 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
         results.append(simulate_training(v.name, v.model, v.training, trace_path=path))
         if path is not None:
             click.echo(f"trace: {path}", err=True)
-    base = next((r for r in results if r.name == sc.baseline_variant.name), results[0])
-    if fmt == "json":
-        click.echo(json.dumps({"scenario": sc.name, "baseline": base.name,
-                               "variants": [r.model_dump() for r in results],
-                               "comparisons": render.train_comparisons(results, base)}, indent=2))
-    else:
-        render.train_table(results, base, sc.name)
+    _emit(sc, results, fmt, render.train_comparisons, render.train_table)
 
 
 @simulate.command("serve")
@@ -165,13 +169,7 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
             except PlannerError as e:
                 raise PlannerError(e.problem, file=e.file or str(scenario),
                                    field=f"variants.{i}.{e.field}" if e.field else None, fix=e.fix) from None
-    base = next((r for r in results if r.name == sc.baseline_variant.name), results[0])
-    if fmt == "json":
-        click.echo(json.dumps({"scenario": sc.name, "baseline": base.name,
-                               "variants": [r.model_dump() for r in results],
-                               "comparisons": render.serve_comparisons(results, base)}, indent=2))
-    else:
-        render.serve_table(results, base, sc.name)
+    _emit(sc, results, fmt, render.serve_comparisons, render.serve_table)
 
 
 @cli.command("validate-sim")

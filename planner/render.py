@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from costmodel.report import ScenarioReport
+from costmodel.report import ScenarioReport, compare
 
 
 def human(value: float, unit: str) -> str:
@@ -143,16 +143,12 @@ def _fmt(value: float, unit: str) -> str:
     return human(value, unit)
 
 
+TRAIN_COMPARED = ("gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "tokens_per_s_per_gpu")
+SERVE_COMPARED = ("max_generation_throughput_tok_s", "prompt_throughput_tok_s")
+
+
 def train_comparisons(results: list, base) -> list[dict]:
-    out = []
-    for r in results:
-        if r is base:
-            continue
-        for metric in ("gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "tokens_per_s_per_gpu"):
-            b, x = getattr(base, metric), getattr(r, metric)
-            out.append({"metric": metric, "baseline": base.name, "variant": r.name, "baseline_value": b,
-                        "variant_value": x, "ratio": x / b, "change_pct": (x / b - 1) * 100})
-    return out
+    return [c.model_dump() for c in compare(results, base, TRAIN_COMPARED)]
 
 
 def train_table(results: list, base, title: str, console: Console | None = None) -> None:
@@ -190,15 +186,7 @@ SERVE_ROWS = (
 
 
 def serve_comparisons(results: list, base) -> list[dict]:
-    out = []
-    for r in results:
-        if r is base:
-            continue
-        for metric in ("max_generation_throughput_tok_s", "prompt_throughput_tok_s"):
-            b, x = getattr(base, metric), getattr(r, metric)
-            out.append({"metric": metric, "baseline": base.name, "variant": r.name, "baseline_value": b,
-                        "variant_value": x, "ratio": x / b, "change_pct": (x / b - 1) * 100})
-    return out
+    return [c.model_dump() for c in compare(results, base, SERVE_COMPARED)]
 
 
 def serve_table(results: list, base, title: str, console: Console | None = None) -> None:
