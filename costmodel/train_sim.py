@@ -29,6 +29,8 @@ from costmodel.specs import ModelSpec, TrainingSpec
 from costmodel.timing import Device, Timer
 from costmodel.train_costs import PassCost, StageCost, build_stage_costs
 
+SIMULATED = (*SCHEDULES, "dualpipe")
+
 
 class TrainingResult(BaseModel):
     name: str
@@ -70,9 +72,59 @@ class _Trace:
         Path(path).write_text(json.dumps({"traceEvents": meta + self.events, "displayTimeUnit": "ms"}))
 
 
+@dataclass
+class _Lane:
+    """One pipeline direction through a rank: its stage position, that stage's costs, its micro-batches."""
+
+    direction: int
+    pos: int
+    cost: StageCost
+    mbs: list[int]
+    next_f: int = 0
+    next_b: int = 0
+
+    def _f_dep(self, event):
+        return None if self.pos == 0 else event((self.direction, "F", self.pos - 1, self.mbs[self.next_f]))
+
+    def _b_dep(self, event, pp: int):
+        """The last stage's backward needs only its own forward, which next_b < next_f guarantees."""
+        return None if self.pos == pp - 1 else event((self.direction, "B", self.pos + 1, self.mbs[self.next_b]))
+
+    def f_ready(self, event, pp: int) -> bool:
+        if self.next_f >= len(self.mbs) or self.next_f - self.next_b >= in_flight(self.pos, pp):
+            return False
+        dep = self._f_dep(event)
+        return dep is None or dep.triggered
+
+    def b_ready(self, event, pp: int) -> bool:
+        if self.next_b >= self.next_f:
+            return False
+        dep = self._b_dep(event, pp)
+        return dep is None or dep.triggered
+
+    def waits(self, event, pp: int) -> list:
+        out = []
+        if self.next_b < self.next_f and (dep := self._b_dep(event, pp)) is not None:
+            out.append(dep)
+        if self.next_f < len(self.mbs) and self.next_f - self.next_b < in_flight(self.pos, pp) \
+                and (dep := self._f_dep(event)) is not None:
+            out.append(dep)
+        return out
+
+    def did_f(self, deliver, pp: int) -> None:
+        if self.pos < pp - 1:
+            deliver((self.direction, "F", self.pos, self.mbs[self.next_f]), self.cost.p2p_s)
+        self.next_f += 1
+
+    def did_b(self, deliver, costs: list[StageCost]) -> None:
+        if self.pos > 0:
+            deliver((self.direction, "B", self.pos, self.mbs[self.next_b]), costs[self.pos - 1].p2p_s)
+        self.next_b += 1
+
+
 def _passes(schedule: str, costs: StageCost) -> dict[str, PassCost]:
-    """Zero-bubble runs W apart; the other schedules run the whole backward (B + W) as one pass."""
-    if schedule == "zero-bubble":
+    """Zero-bubble and DualPipe run W apart; the others run the whole backward (B + W) as one pass."""
+    if schedule in ("zero-bubble", "dualpipe"):
         return {"F": costs.F, "B": costs.B, "W": costs.W}
     return {"F": costs.F, "B": costs.B + costs.W}
 
@@ -80,10 +132,13 @@ def _passes(schedule: str, costs: StageCost) -> dict[str, PassCost]:
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
                  trace: _Trace | None = None) -> dict:
     """Simulate one step; returns step time, per-stage busy times and the event count."""
-    if schedule not in SCHEDULES:
+    if schedule not in SIMULATED:
         raise PlannerError(f"schedule {schedule!r} is not simulated", field="parallelism.schedule",
-                           fix=f"use one of {', '.join(SCHEDULES)} (dualpipe is costed by memory only so far)")
+                           fix=f"use one of {', '.join(SIMULATED)}")
     pp = len(costs)
+    if schedule == "dualpipe" and (m % 2 or pp % 2):
+        raise PlannerError(f"dualpipe needs an even pp and micro_batches (got pp {pp}, micro_batches {m})",
+                           field="parallelism.micro_batches", fix="use even values")
     env = simpy.Environment()
     done: dict[tuple, simpy.Event] = {}
 
@@ -105,11 +160,9 @@ def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_
     def stage(s: int, compute: simpy.Resource, comm: simpy.Resource):
         cost = costs[s]
         passes = _passes(schedule, cost)
-        split_w = schedule == "zero-bubble"
-        pending_w: list[int] = []
 
-        def run(kind: str, mb: int):
-            pc = passes[kind]
+        def run(kind: str, mb: int, pc: PassCost | None = None):
+            pc = pc or passes[kind]
             with compute.request() as req:
                 yield req
                 start = env.now
@@ -121,50 +174,71 @@ def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_
             st["exposed"] += pc.exposed_comm_s
             st["passes"] += pc.total_s
             if trace is not None:
-                for stream, name, off, dur in pc.segments:
-                    trace.add(s, stream, f"{name} mb{mb}", start + off, dur)
+                trace.passes.append((s, kind, mb, start, pc.total_s, pc.exposed_comm_s))
+                if trace.segments:
+                    for stream, name, off, dur in pc.segments:
+                        trace.add(s, stream, f"{name} mb{mb}", start + off, dur)
 
-        if split_w:  # zero-bubble: list scheduling, priority B > F > W, at most pp - s forwards in flight
-            next_f = next_b = 0
-            while next_b < m:
-                f_dep = None if next_f >= m or s == 0 else event(("F", s - 1, next_f))
-                b_dep = None if next_b >= next_f else (event(("B", s + 1, next_b)) if s < pp - 1 else None)
-                b_ready = next_b < next_f and (b_dep is None or b_dep.triggered)
-                f_ready = next_f < m and next_f - next_b < in_flight(s, pp) and (f_dep is None or f_dep.triggered)
-                if b_ready:
-                    yield from run("B", next_b)
-                    if s > 0:
-                        deliver(("B", s, next_b), costs[s - 1].p2p_s)
-                    pending_w.append(next_b)
-                    next_b += 1
-                elif f_ready:
-                    yield from run("F", next_f)
+        def fixed_order():
+            """gpipe and 1f1b: the schedule's order, each pass waiting for its input."""
+            for kind, mb in SCHEDULES[schedule](s, pp, m):
+                dep = None
+                if kind == "F" and s > 0:
+                    dep = event((0, "F", s - 1, mb))
+                elif kind == "B":
+                    dep = event((0, "B", s + 1, mb)) if s < pp - 1 else event((0, "Fdone", s, mb))
+                if dep is not None:
+                    yield dep
+                yield from run(kind, mb)
+                if kind == "F":
+                    deliver((0, "Fdone", s, mb), 0.0)
                     if s < pp - 1:
-                        deliver(("F", s, next_f), cost.p2p_s)
-                    next_f += 1
+                        deliver((0, "F", s, mb), cost.p2p_s)
+                elif kind == "B" and s > 0:
+                    deliver((0, "B", s, mb), costs[s - 1].p2p_s)
+
+        def list_schedule():
+            """Zero-bubble and DualPipe: each lane (one pipeline direction through this rank) keeps 1F1B's
+            forwards-in-flight limit; priority B > F > W; a deferred W runs only when nothing else is ready.
+            DualPipe feeds half the micro-batches from each end and runs a ready F and B as one overlapped
+            pair whose communication hides under the partner's compute (V3P §3.2.1)."""
+            lanes = [_Lane(0, s, costs[s], list(range(m)) if schedule == "zero-bubble" else list(range(m // 2)))]
+            if schedule == "dualpipe":
+                lanes.append(_Lane(1, pp - 1 - s, costs[pp - 1 - s], list(range(m // 2, m))))
+            pending_w: list[tuple[_Lane, int]] = []
+            while any(ln.next_b < len(ln.mbs) for ln in lanes):
+                ready_b = [ln for ln in lanes if ln.b_ready(event, pp)]
+                ready_f = [ln for ln in lanes if ln.f_ready(event, pp)]
+                if schedule == "dualpipe" and ready_b and ready_f:
+                    lb = ready_b[0]
+                    lf = next((ln for ln in ready_f if ln is not lb), ready_f[0])
+                    fb, bb = lf.cost.F, lb.cost.B
+                    compute_s, comm_s = fb.compute_s + bb.compute_s, fb.comm_s + bb.comm_s
+                    exposed = max(0.0, comm_s - compute_s)
+                    mb_b = lb.mbs[lb.next_b]
+                    yield from run("F&B", lf.mbs[lf.next_f], PassCost(compute_s + exposed, compute_s, comm_s, exposed, ()))
+                    lf.did_f(deliver, pp)
+                    lb.did_b(deliver, costs)
+                    pending_w.append((lb, mb_b))
+                elif ready_b:
+                    ln = ready_b[0]
+                    mb = ln.mbs[ln.next_b]
+                    yield from run("B", mb, ln.cost.B)
+                    ln.did_b(deliver, costs)
+                    pending_w.append((ln, mb))
+                elif ready_f:
+                    ln = ready_f[0]
+                    yield from run("F", ln.mbs[ln.next_f], ln.cost.F)
+                    ln.did_f(deliver, pp)
                 elif pending_w:
-                    yield from run("W", pending_w.pop(0))
+                    ln, mb = pending_w.pop(0)
+                    yield from run("W", mb, ln.cost.W)
                 else:
-                    waits = [e for e in (b_dep if next_b < next_f else None,
-                                         f_dep if next_f - next_b < in_flight(s, pp) else None) if e is not None]
-                    yield env.any_of(waits)
-        for kind, mb in [] if split_w else SCHEDULES[schedule](s, pp, m):
-            dep = None
-            if kind == "F" and s > 0:
-                dep = event(("F", s - 1, mb))
-            elif kind == "B":
-                dep = event(("B", s + 1, mb)) if s < pp - 1 else event(("Fdone", s, mb))
-            if dep is not None:
-                yield dep
-            yield from run(kind, mb)
-            if kind == "F":
-                deliver(("Fdone", s, mb), 0.0)
-                if s < pp - 1:
-                    deliver(("F", s, mb), cost.p2p_s)
-            elif kind == "B" and s > 0:
-                deliver(("B", s, mb), costs[s - 1].p2p_s)
-        for mb in pending_w:
-            yield from run("W", mb)
+                    yield env.any_of([e for ln in lanes for e in ln.waits(event, pp)])
+            for ln, mb in pending_w:
+                yield from run("W", mb, ln.cost.W)
+
+        yield from (list_schedule() if schedule in ("zero-bubble", "dualpipe") else fixed_order())
         stats[s]["end_passes"] = env.now
         # ZeRO gradient sync, then the optimizer step; with overlap the parameter all-gather of the next
         # step hides under its first forwards, so only the reduce-scatter half stays on the critical path
@@ -199,9 +273,9 @@ def check_trainable(v, file: str, loc: tuple) -> None:
 
     t = v.training
     problem = None
-    if t.parallelism.schedule not in SCHEDULES:
-        problem = ("parallelism.schedule", f"schedule {t.parallelism.schedule!r} is costed for memory but not simulated yet",
-                   f"use one of {', '.join(SCHEDULES)}")
+    if t.parallelism.schedule == "dualpipe" and (t.parallelism.pp % 2 or t.parallelism.micro_batches % 2):
+        problem = ("parallelism.micro_batches", "dualpipe needs an even pp and an even number of micro-batches "
+                   "(half enter from each end)", "use even pp and micro_batches")
     else:
         mem = training_memory(v.model, t)
         if not mem.fits:
