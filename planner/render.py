@@ -151,12 +151,18 @@ def train_comparisons(results: list, base) -> list[dict]:
     return [c.model_dump() for c in compare(results, base, TRAIN_COMPARED)]
 
 
-def train_table(results: list, base, title: str, console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"{title}: one training step, simulated (ratios vs {base.name})", title_justify="left")
+def _variant_table(title: str, results: list, base) -> Table:
+    """A metric column, then one right-aligned column per variant, the baseline marked."""
+    table = Table(title=f"{title} (ratios vs {base.name})", title_justify="left")
     table.add_column("metric")
     for r in results:
         table.add_column(r.name + (" (baseline)" if r is base else ""), justify="right")
+    return table
+
+
+def train_table(results: list, base, title: str, console: Console | None = None) -> None:
+    console = console or Console()
+    table = _variant_table(f"{title}: one training step, simulated", results, base)
     change = {(c["variant"], c["metric"]): c["change_pct"] for c in train_comparisons(results, base)}
     for label, field, unit in TRAIN_ROWS:
         cells = []
@@ -191,10 +197,7 @@ def serve_comparisons(results: list, base) -> list[dict]:
 
 def serve_table(results: list, base, title: str, console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"{title}: one serving instance, simulated (ratios vs {base.name})", title_justify="left")
-    table.add_column("metric")
-    for r in results:
-        table.add_column(r.name + (" (baseline)" if r is base else ""), justify="right")
+    table = _variant_table(f"{title}: one serving instance, simulated", results, base)
     ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base)}
     for label, field, unit in SERVE_ROWS:
         cells = []
