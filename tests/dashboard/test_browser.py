@@ -68,3 +68,22 @@ def test_overview_in_chromium(server):
     assert charts >= 3
     assert errors == 0
     assert "KV cache" in text and "Training cost" in text
+
+
+def test_invalid_uploaded_yaml_shows_the_error(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nvariants:\n  - name: a\n    model: deepseek-v9\n")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.goto(server, timeout=60_000)
+        page.wait_for_selector('[data-testid="stFileUploader"]', timeout=120_000)
+        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(bad))
+        alert = page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=120_000)
+        message = alert.text_content()
+        tracebacks = page.locator('[data-testid="stException"]').count()
+        browser.close()
+    assert "bad.yaml" in message and "no model named 'deepseek-v9'" in message and "Fix:" in message
+    assert tracebacks == 0
