@@ -4,6 +4,7 @@ Streamlit's AppTest in this process: 'cold' with empty caches, 'warm' once the s
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -32,6 +33,7 @@ def render(page: str) -> float:
 
 
 def main() -> None:
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # AppTest in bare mode warns on every run
     shutil.rmtree(ROOT / ".cache" / "dashboard", ignore_errors=True)
     print(f"{'page':>10} {'cold s':>8} {'warm s':>8}")
     for page in PAGES:

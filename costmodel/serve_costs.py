@@ -8,10 +8,9 @@ is a dictionary lookup.
 
 from __future__ import annotations
 
-from costmodel.comm import all_reduce_time, links_of
+from costmodel.comm import all_reduce_time, links_of, remote_ranks_per_token
 from costmodel.specs import InferenceSpec, ModelSpec
 from costmodel.timing import Timer
-from costmodel.train_costs import _devices_per_token
 
 CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
 
@@ -75,7 +74,7 @@ class StepModel:
                                      "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size,
                                      "shared_inter": m.shared_ffn_width // par.tp}, "fwd")
             if par.ep > 1:
-                remote = _devices_per_token(m, par.ep) * (par.ep - 1) / par.ep
+                remote = remote_ranks_per_token(m, par.ep)
                 byte = self.inf.weight_bits / 8 if self.inf.weight_bits <= 8 else 2  # FP8 dispatch with FP8 weights
                 moe += tokens_rank * remote * h * (byte + 2) / self.links["nvlink"].effective_bw
         head = timer.time("gemm", {"m": max(1, b_rank + (1 if p_tokens else 0)), "n": m.vocab_size // par.tp, "k": h})

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.comm import Link, all_gather_time, links_of, p2p_time, reduce_scatter_time
+from costmodel.comm import (
+    Link,
+    all_gather_time,
+    links_of,
+    p2p_time,
+    reduce_scatter_time,
+    remote_ranks_per_token,
+)
 from costmodel.memory import stage_layers
 from costmodel.opcounts import attention_flop_split
 from costmodel.params import embedding_params, head_params, layer_params
@@ -85,15 +92,6 @@ def _split_link(bytes_: float, peers: int, in_node: int, links: dict[str, Link])
     return max(nv / links["nvlink"].effective_bw, nic / links["nic"].effective_bw)
 
 
-def _devices_per_token(m: ModelSpec, ep: int) -> float:
-    """Expected distinct EP ranks holding a token's top-k experts; device/node-limited routing caps it
-    at topk_group groups' worth of ranks (V2P §2.2.2, V3P §2.1.2)."""
-    unlimited = ep * (1 - (1 - 1 / ep) ** m.num_experts_per_tok)
-    if m.topk_method != "greedy" and m.n_group > 1 and ep % m.n_group == 0:
-        return min(unlimited, m.topk_group * ep / m.n_group)
-    return unlimited
-
-
 def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> list[StageCost]:
     par, cl = t.parallelism, t.cluster
     mbs = t.global_batch_seqs // (par.dp * par.micro_batches)
@@ -144,7 +142,7 @@ def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_tim
         r_f = gemm_timer.time("moe", moe_shape, "fwd")
         r_half = (gemm_timer.time("moe", moe_shape, "fwd_bwd") - r_f) / 2
         s_f, s_half = ffn_pair(m.shared_ffn_width // tp, tokens) if m.shared_ffn_width else (0.0, 0.0)
-        remote = _devices_per_token(m, ep) * (ep - 1) / ep
+        remote = remote_ranks_per_token(m, ep)
         in_node = g["ep"].peers_in_node(gpn)
         dispatch = _split_link(tokens * remote * load * h * t.dispatch_bits / 8, ep - 1, in_node, links)
         combine = _split_link(tokens * remote * load * h * 2, ep - 1, in_node, links)
