@@ -73,6 +73,11 @@ def check_scenario(scenario: Scenario, path: Path, node: yaml.Node | None) -> No
             inf = v.inference
             problems += [(("inference",) + loc, p, f)
                          for loc, p, f in layout_problems(v.model, inf.cluster, inf.parallelism, training=False)]
+            if inf.prefill_pool is not None:
+                pool = inf.prefill_pool
+                cluster = inf.cluster.model_copy(update={"gpus_per_node": pool.gpus_per_node, "nodes": pool.nodes})
+                problems += [(("inference", "prefill_pool") + loc, p, f)
+                             for loc, p, f in layout_problems(v.model, cluster, pool.parallelism, training=False)]
         if problems:
             loc, problem, fix = problems[0]
             full = ("variants", i) + loc

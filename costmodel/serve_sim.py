@@ -15,13 +15,16 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import simpy
 from pydantic import BaseModel
 
+from costmodel.comm import links_of, p2p_time
 from costmodel.errors import PlannerError
+from costmodel.kvcache import kv_bytes_per_token as kv_bytes_per_token_of
 from costmodel.memory import serving_memory
 from costmodel.serve_costs import StepModel
 from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, WorkloadSpec
@@ -94,6 +97,49 @@ def _pct(x: np.ndarray, q: float) -> float:
 WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
 
 
+@dataclass
+class _Pool:
+    """One engine's share of the run: its queue, running requests, free KV blocks and iteration timer.
+    `phase` "prefill" pools hand requests on after their first token; "decode" pools receive prompts
+    already in the cache."""
+
+    phase: str
+    step_model: StepModel
+    blocks_total: int
+    budget_total: int
+    max_running: int
+    free: int = 0
+    waiting: deque = field(default_factory=deque)
+    running: list = field(default_factory=list)
+    wake: object = None
+
+
+def prefill_instance(inf: InferenceSpec) -> InferenceSpec:
+    """The disaggregated prefill pool as an instance of its own: same GPU, its own nodes and layout."""
+    pp = inf.prefill_pool
+    cluster = inf.cluster.model_copy(update={"gpus_per_node": pp.gpus_per_node, "nodes": pp.nodes})
+    return inf.model_copy(update={"cluster": cluster, "parallelism": pp.parallelism, "prefill_pool": None})
+
+
+def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:
+    """Iteration times of an instance from the GPU file's sourced efficiencies."""
+    stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
+    gpu = inf.cluster.gpu
+    precision = "fp8" if inf.weight_bits <= 8 and gpu.peak_flops_per_s.fp8 else "bf16"
+    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)), Timer(Device.from_gpu(gpu, "bf16", stack)),
+                     expert_load_skew=inf.expert_load_skew, kv_bytes=inf.kv_bits / 8)
+
+
+def kv_capacity_of(m: ModelSpec, inf: InferenceSpec, field_name: str = "inference.parallelism") -> int:
+    """KV tokens an instance holds (each attention-DP rank holds its own requests' cache)."""
+    mem = serving_memory(m, inf)
+    if not mem.fits:
+        raise PlannerError(f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
+                           f"{mem.capacity_bytes / 1e9:.0f} GB x 0.9 usable", field=field_name,
+                           fix="spread the model over more GPUs (tp, ep) or lower weight_bits")
+    return int(mem.kv_capacity_tokens) * inf.parallelism.dp
+
+
 def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,
                      phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
                      base_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
@@ -110,20 +156,10 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
         raise PlannerError(f"variant {name!r} has no workload", field="inference.workload",
                            fix="add a workload (e.g. workload: deepseek-chat-assumed)")
     par = inf.parallelism
-    if step_model is None:
-        stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
-        gpu = inf.cluster.gpu
-        precision = "fp8" if inf.weight_bits <= 8 and gpu.peak_flops_per_s.fp8 else "bf16"
-        step_model = StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)),
-                               Timer(Device.from_gpu(gpu, "bf16", stack)), expert_load_skew=inf.expert_load_skew,
-                               kv_bytes=inf.kv_bits / 8)
+    step_model = step_model or step_model_for(m, inf)
     if kv_capacity_tokens is None:
-        mem = serving_memory(m, inf)
-        if not mem.fits:
-            raise PlannerError(f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
-                               f"{mem.capacity_bytes / 1e9:.0f} GB x 0.9 usable", field="inference.parallelism",
-                               fix="spread the model over more GPUs (tp, ep) or lower weight_bits")
-        kv_capacity_tokens = int(mem.kv_capacity_tokens) * par.dp  # each attention-DP rank holds its own requests
+        kv_capacity_tokens = kv_capacity_of(m, inf)
+    disaggregated = phase == "mixed" and inf.prefill_pool is not None
     arrival, prompt, output = (np.asarray(a) for a in requests) if requests is not None else make_requests(w, base_dir)
     if phase == "prefill":
         output = np.ones_like(output)
@@ -145,18 +181,41 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
     finish = np.full(n, np.nan)
     arrived_at = arrival.copy()
     env = simpy.Environment()
-    waiting: deque[int] = deque()
-    running: list[int] = []
-    state = {"free": blocks_total, "preempt": 0, "iters": 0, "max_running": 0, "done": 0, "prompt_tok": 0, "gen_tok": 0}
-    wake = [env.event()]
+    state = {"preempt": 0, "iters": 0, "max_running": 0, "done": 0, "prompt_tok": 0, "gen_tok": 0}
     samples: list[tuple[float, int, float]] = []
     gen_events: list[tuple[float, int]] = []
+    main = _Pool("decode" if disaggregated else phase, step_model, blocks_total, inf.max_batch_tokens * par.dp,
+                 inf.max_running * par.dp, blocks_total)
+    pools = [main]
+    if disaggregated:  # prompts go to a separate prefill instance; their KV crosses the network to `main`
+        pre_inf = prefill_instance(inf)
+        pre_cap = kv_capacity_of(m, pre_inf, "inference.prefill_pool.parallelism") // block
+        entry = _Pool("prefill", step_model_for(m, pre_inf), pre_cap, pre_inf.max_batch_tokens * pre_inf.parallelism.dp,
+                      pre_inf.max_running * pre_inf.parallelism.dp, pre_cap)
+        pools.insert(0, entry)
+        nic = links_of(inf.cluster.gpu)["nic"]
+        kv_bytes_per_token = kv_bytes_per_token_of(m, inf.kv_bits)
+    else:
+        entry = main
+    for pool in pools:
+        pool.wake = env.event()
+
+    def enqueue(pool: _Pool, i: int) -> None:
+        pool.waiting.append(i)
+        if not pool.wake.triggered:
+            pool.wake.succeed()
 
     def submit(i: int) -> None:
         arrived_at[i] = env.now
-        waiting.append(i)
-        if not wake[0].triggered:
-            wake[0].succeed()
+        enqueue(entry, i)
+
+    def hand_off(i: int) -> None:
+        """A prefilled request's KV travels over the NIC to the decode instance."""
+        if generated[i] >= output[i]:
+            on_finish(i)
+            return
+        ctx[i] = 0
+        env.timeout(p2p_time(int(target[i]) * kv_bytes_per_token, nic)).callbacks.append(lambda _, i=i: enqueue(main, i))
 
     def arrivals():
         if w.arrival == "closed":
@@ -182,21 +241,24 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
             else:
                 submit(j)
 
-    def engine():
-        budget_total = inf.max_batch_tokens * par.dp
-        max_running = inf.max_running * par.dp
+    first_only = np.ones_like(output)
+
+    def engine(pool: _Pool):
+        phase, step_model, blocks_total = pool.phase, pool.step_model, pool.blocks_total
+        budget_total, max_running = pool.budget_total, pool.max_running
+        waiting, running = pool.waiting, pool.running
         while state["done"] < n:
             if not running and not waiting:
-                wake[0] = env.event()
-                yield wake[0]
+                pool.wake = env.event()
+                yield pool.wake
                 continue
             run = np.array(running, dtype=np.int64)
             decoding = run[prefilled[run] >= target[run]]
             # a decode token needs a new block when the request's last block is full
             needs = int(np.count_nonzero(ctx[decoding] >= held[decoding] * block))
-            while needs > state["free"] and running:
+            while needs > pool.free and running:
                 victim = running.pop()  # newest first: it has the least invested (vLLM recompute policy)
-                state["free"] += int(held[victim])
+                pool.free += int(held[victim])
                 held[victim] = ctx[victim] = prefilled[victim] = 0
                 target[victim] = prompt[victim] + generated[victim]
                 state["preempt"] += 1
@@ -219,13 +281,13 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
                 i = waiting[0]
                 # decode-phase arrivals decode at once: room for their next token too
                 blocks = -(-(int(target[i]) + (phase == "decode")) // block)
-                free = state["free"] - needs  # the running decodes' new blocks are spoken for
+                free = pool.free - needs  # the running decodes' new blocks are spoken for
                 if blocks > free or (running and blocks > free - WATERMARK * blocks_total):
                     break
                 if not inf.chunked_prefill and phase != "decode" and target[i] > budget:
                     break
                 waiting.popleft()
-                state["free"] -= blocks
+                pool.free -= blocks
                 held[i] = blocks
                 running.append(i)
                 if phase == "decode":  # the prompt's KV arrives from a prefill pool
@@ -243,8 +305,8 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
             d_batch = len(decoding)
             d_ctx = int(np.sum(ctx[decoding]))
             if p_tokens == 0 and d_batch == 0:
-                wake[0] = env.event()
-                yield wake[0]
+                pool.wake = env.event()
+                yield pool.wake
                 continue
             step = step_model.time([(t, int(prefilled[i]) + t) for i, t in chunks], d_batch, d_ctx)
             yield env.timeout(step)
@@ -253,7 +315,7 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
             if d_batch:
                 grow = ctx[decoding] >= held[decoding] * block
                 held[decoding] += grow
-                state["free"] -= int(np.count_nonzero(grow))
+                pool.free -= int(np.count_nonzero(grow))
                 ctx[decoding] += 1
                 generated[decoding] += 1
                 state["gen_tok"] += d_batch
@@ -267,19 +329,22 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
                     first_token[i] = env.now
                     state["gen_tok"] += 1
             gen_events.append((env.now, state["gen_tok"]))
-            done_now = [i for i in running if generated[i] >= output[i]]
+            leave_at = output if pool is main else first_only  # a prefill pool lets go after the first token
+            done_now = [i for i in running if generated[i] >= leave_at[i]]
             for i in done_now:
                 running.remove(i)
-                state["free"] += int(held[i])
+                pool.free += int(held[i])
                 held[i] = 0
-                on_finish(i)
-            state["max_running"] = max(state["max_running"], len(running) + len(done_now))
-            samples.append((env.now, len(running), 1 - state["free"] / blocks_total))
+                hand_off(i) if pool is not main else on_finish(i)
+            if pool is main:
+                state["max_running"] = max(state["max_running"], len(running) + len(done_now))
+                samples.append((env.now, len(running), 1 - pool.free / blocks_total))
             if progress is not None and state["iters"] % 200 == 0:
                 progress(state["done"], n)
 
     env.process(arrivals())
-    env.process(engine())
+    for pool in pools:
+        env.process(engine(pool))
     env.run()
     if progress is not None:
         progress(n, n)

@@ -348,6 +348,15 @@ class TrainingSpec(Spec):
     notes: str = ""
 
 
+class PrefillPool(Spec):
+    """Prefill/decode disaggregation: prompts run on a separate instance of the same GPU type and their
+    KV cache crosses the NIC to the decode instance (the variant's own cluster and layout)."""
+
+    gpus_per_node: PosInt = 8
+    nodes: PosInt = 1
+    parallelism: Parallelism = Parallelism(zero_stage=0)
+
+
 class InferenceSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism(zero_stage=0)
@@ -360,6 +369,7 @@ class InferenceSpec(Spec):
     block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64, FACTS.md §6.1)")
     expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")
     stack_efficiency: Sourced | None = Field(None, description="measured fraction of kernel speed reached end to end")
+    prefill_pool: PrefillPool | None = Field(None, description="disaggregated prefill instance; none = shared")
     notes: str = ""
 
 

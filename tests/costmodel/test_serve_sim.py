@@ -121,3 +121,30 @@ def test_trace_arrivals(tmp_path):
     # request 0: prefill 0.1 + 2 decodes; request 1 arrives at 1.0: prefill 0.1 + 1 decode
     assert r.finished == 2 and r.sim_time_s == pytest.approx(1.0 + 0.1 + 0.01)
     assert r.e2e_p50_s == pytest.approx((0.12 + 0.11) / 2)
+
+
+def test_prefill_decode_disaggregation():
+    from costmodel.comm import links_of, p2p_time
+    from costmodel.kvcache import kv_bytes_per_token
+    from costmodel.specs import Parallelism, PrefillPool
+
+    v = v2()
+    pd_inf = v.inference.model_copy(update={"prefill_pool": PrefillPool(parallelism=Parallelism(dp=8, ep=8, zero_stage=0))})
+    # one request: TTFT on the prefill node, then the KV crosses the NIC, then 9 decode steps
+    one = simulate_serving("one", v.model, pd_inf, workload(prompt_tokens=LengthDist(value=2000)))
+    transfer = p2p_time(2000 * kv_bytes_per_token(v.model, 6), links_of(v.inference.cluster.gpu)["nic"])
+    assert one.finished == 1 and one.e2e_p50_s - one.ttft_p50_s >= transfer + 9 * 0.5 * one.tpot_p50_s
+    # under load, decode iterations no longer carry prefill chunks: lower TPOT than the shared instance
+    w = v.inference.workload.model_copy(update={"requests": 1500, "rate_per_s": 20})
+    shared = simulate_serving("shared", v.model, v.inference, w)
+    split = simulate_serving("split", v.model, pd_inf, w)
+    assert split.finished == 1500 and split.tpot_p50_s < shared.tpot_p50_s
+
+
+def test_prefill_pool_layout_is_validated(tmp_path):
+    text = PAPER.read_text().replace("      workload: deepseek-chat-assumed\n\n  - name: deepseek-llm-67b",
+                                     "      workload: deepseek-chat-assumed\n      prefill_pool: {parallelism: {dp: 8, ep: 7, zero_stage: 0}}\n\n  - name: deepseek-llm-67b")
+    path = tmp_path / "pd.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "variants.0.inference.prefill_pool.parallelism.ep" in result.output
