@@ -1,8 +1,7 @@
 """Pipeline schedules as the order in which each stage runs its passes.
 
-A pass is (kind, micro_batch) with kind F (forward) or B (backward; for gpipe and 1f1b it includes the
-weight gradient). The simulator runs each stage's list in order, each pass waiting for its inputs from
-the neighbouring stage; under zero-bubble it also schedules the separate weight-gradient passes (W).
+A pass is (kind, micro_batch) with kind F (forward) or B (backward, weight gradient included). The
+simulator runs each stage's list in order, each pass waiting for its inputs from the neighbouring stage.
 """
 
 from __future__ import annotations
@@ -24,18 +23,13 @@ def one_f_one_b(stage: int, pp: int, m: int) -> list[Pass]:
     return order + [("B", i) for i in range(m - warm, m)]
 
 
-def zero_bubble_h1(stage: int, pp: int, m: int) -> list[Pass]:
-    """ZB-H1 (Qi et al. 2023) splits the backward into B (input gradient) and W (weight gradient). Its
-    order is not fixed here: the simulator list-schedules each stage with priority B > F > W, at most
-    `in_flight(stage, pp)` forwards ahead of the backwards (1F1B's activation memory), and runs a pending
-    W only when nothing else is ready. This returns the F/B skeleton (1F1B's order) for reference.
-    Ideal ZB-H1 bubble: (pp - 1)(F + B_full - 2W) against 1F1B's (pp - 1)(F + B_full) (V3P Table 2)."""
-    return one_f_one_b(stage, pp, m)
-
-
 def in_flight(stage: int, pp: int) -> int:
-    """Forwards a stage may run ahead of its backwards under 1F1B and ZB-H1."""
+    """Forwards a stage may run ahead of its backwards under 1F1B and ZB-H1 (per direction in DualPipe)."""
     return pp - stage
 
 
-SCHEDULES = {"gpipe": gpipe, "1f1b": one_f_one_b, "zero-bubble": zero_bubble_h1}
+SCHEDULES = {"gpipe": gpipe, "1f1b": one_f_one_b}  # fixed orders
+# Schedules with a separate weight-gradient pass W, list-scheduled by the simulator (train_sim.py):
+# ZB-H1 (Qi et al. 2023), ideal bubble (pp - 1)(F + B_full - 2W), and DualPipe (V3P §3.2.1),
+# (pp/2 - 1)(F&B + B_full - 3W) (V3P Table 2); 1F1B's is (pp - 1)(F + B_full).
+LIST_SCHEDULED = ("zero-bubble", "dualpipe")

@@ -24,12 +24,12 @@ from pydantic import BaseModel
 from costmodel.errors import PlannerError
 from costmodel.flops import train_flops_per_token
 from costmodel.memory import training_memory
-from costmodel.schedules import SCHEDULES, in_flight
+from costmodel.schedules import LIST_SCHEDULED, SCHEDULES, in_flight
 from costmodel.specs import ModelSpec, TrainingSpec
 from costmodel.timing import Device, Timer
 from costmodel.train_costs import PassCost, StageCost, build_stage_costs
 
-SIMULATED = (*SCHEDULES, "dualpipe")
+SIMULATED = (*SCHEDULES, *LIST_SCHEDULED)
 
 
 class TrainingResult(BaseModel):
@@ -122,13 +122,6 @@ class _Lane:
         self.next_b += 1
 
 
-def _passes(schedule: str, costs: StageCost) -> dict[str, PassCost]:
-    """Zero-bubble and DualPipe run W apart; the others run the whole backward (B + W) as one pass."""
-    if schedule in ("zero-bubble", "dualpipe"):
-        return {"F": costs.F, "B": costs.B, "W": costs.W}
-    return {"F": costs.F, "B": costs.B + costs.W}
-
-
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
                  trace: _Trace | None = None) -> dict:
     """Simulate one step; returns step time, per-stage busy times and the event count."""
@@ -159,10 +152,10 @@ def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_
 
     def stage(s: int, compute: simpy.Resource, comm: simpy.Resource):
         cost = costs[s]
-        passes = _passes(schedule, cost)
+        fixed_passes = {"F": cost.F, "B": cost.B + cost.W}  # gpipe / 1f1b: the whole backward in one pass
 
         def run(kind: str, mb: int, pc: PassCost | None = None):
-            pc = pc or passes[kind]
+            pc = pc or fixed_passes[kind]
             with compute.request() as req:
                 yield req
                 start = env.now
@@ -238,7 +231,7 @@ def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_
             for ln, mb in pending_w:
                 yield from run("W", mb, ln.cost.W)
 
-        yield from (list_schedule() if schedule in ("zero-bubble", "dualpipe") else fixed_order())
+        yield from (list_schedule() if schedule in LIST_SCHEDULED else fixed_order())
         stats[s]["end_passes"] = env.now
         # ZeRO gradient sync, then the optimizer step; with overlap the parameter all-gather of the next
         # step hides under its first forwards, so only the reduce-scatter half stays on the critical path
