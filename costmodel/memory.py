@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from costmodel.kvcache import kv_bytes_per_token
 from costmodel.params import all_layer_params, embedding_params, head_params, layer_params
 from costmodel.schedules import in_flight
 from costmodel.specs import InferenceSpec, ModelSpec, TrainingSpec
@@ -151,8 +152,6 @@ SERVING_MEMORY_FRACTION = 0.9
 
 def serving_memory(m: ModelSpec, inf: InferenceSpec) -> ServingMemory:
     """Weights per GPU at `weight_bits` and the KV-cache tokens the rest of HBM holds, per GPU."""
-    from costmodel.kvcache import kv_bytes_per_token
-
     par = inf.parallelism
     layers = all_layer_params(m)
     dense = (sum(lp.dense for lp in layers) + embedding_params(m) + head_params(m)) / (par.tp * par.pp)

@@ -106,12 +106,12 @@ def apply_point(text: str, base: str, variant: str, kind: str, point: dict):
     """The variant with the point's values applied; dp follows the GPU count unless it is an axis."""
     sc = _scenario(text, base)
     v = next(x for x in sc.variants if x.name == variant)
-    part_name = "inference" if kind == "serve" else "training"
-    part = getattr(v, part_name) or v.training or v.inference
-    if part is None:
+    preferred = ("inference", "training") if kind == "serve" else ("training", "inference")
+    part_name = next((name for name in preferred if getattr(v, name) is not None), None)
+    if part_name is None:
         raise PlannerError(f"variant {variant!r} has no training or inference part", field="variant",
                            fix="sweep a variant that has the part the sweep simulates")
-    part_name = "training" if part is v.training else "inference"
+    part = getattr(v, part_name)
     cluster = part.cluster
     if "gpu" in point:
         cluster = cluster.model_copy(update={"gpu": load_named("gpu", point["gpu"], Path(base), referer=Path(base),
@@ -127,7 +127,7 @@ def apply_point(text: str, base: str, variant: str, kind: str, point: dict):
     update = {"cluster": cluster, "parallelism": par, **{k: point[k] for k in fields if k in point}}
     if part_name == "inference" and "rate_per_s" in point and part.workload is not None:
         update["workload"] = part.workload.model_copy(update={"arrival": "poisson", "rate_per_s": point["rate_per_s"]})
-    new_part = type(part).model_validate({**part.model_dump(), **{k: v for k, v in update.items()}})
+    new_part = type(part).model_validate({**part.model_dump(), **update})  # re-validated as a whole
     return v.model_copy(update={part_name: new_part}), part_name
 
 
