@@ -143,8 +143,6 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
 @click.option("--requests", type=int, default=None, help="Override the workload's request count.")
 def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None) -> None:
     """Serve each variant's workload on its instance: throughput, TTFT, TPOT, KV use."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from costmodel.loader import load_scenario
     from costmodel.serve_sim import serve_variant
     from planner import render
@@ -155,8 +153,7 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
         raise PlannerError("no variant with an `inference:` part" + (f" named {only!r}" if only else ""),
                            file=str(scenario), field="variants", fix="add an inference section or fix --variant")
     results = []
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, disable=fmt == "json") as bar:
+    with render.progress_bar(transient=True, disable=fmt == "json") as bar:
         for i, v in variants:
             task = bar.add_task(v.name, total=None)
 
@@ -211,23 +208,13 @@ def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path |
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) -> None:
     """Expand a sweep file's grid and simulate every point on Dask; print the Pareto front."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from costmodel.sweep import load_sweep
     from planner import render
     from planner.sweep_runner import run_sweep, summarise
 
     spec, _, _ = load_sweep(sweep_file)  # errors exit 2 before any worker starts
     out = out or Path("results") / f"{spec.name}.jsonl"
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), disable=fmt == "json") as bar:
+    with render.progress_bar(disable=fmt == "json") as bar:
         task = bar.add_task(f"sweep {spec.name}", total=None)
         header, rows = run_sweep(sweep_file, out, address=address, sequential=sequential, resume=resume,
                                  workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -286,6 +273,7 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
     from kernels.config import ModelArgs
     from kernels.profiler import default_grid
     from kernels.profiler import profile as run_profile
+    from planner import render
 
     if device == "cuda" and not torch.cuda.is_available():
         raise PlannerError("no CUDA device is visible", field="--device", fix="run on a GPU machine or use --device cpu")
@@ -297,21 +285,10 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
     points = [p for p in default_grid(args, grid or ("cuda" if device == "cuda" else "default")) if p[0] in wanted]
     torch_dtype = getattr(torch, dtype or ("bfloat16" if device == "cuda" else "float32"))
     out = out or Path("profiles") / f"{device}-{spec.name}.csv"
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     failed = measured = 0
     already = len(points) - _remaining(points, out, torch_dtype) if resume and out.exists() else 0
-    columns = (TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
     try:
-        with Progress(*columns) as bar:
+        with render.progress_bar() as bar:
             task = bar.add_task(f"{spec.name}", total=len(points), completed=already)
             for row in run_profile(points, out, device=device, dtype=torch_dtype, resume=resume,
                                    extra_header={"model": spec.name}, min_time_s=min_time_s):

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from costmodel.report import ScenarioReport, compare
+
+
+def progress_bar(**kwargs) -> Progress:
+    """The one progress bar of long commands (profile, simulate serve, sweep): done/total, elapsed, ETA."""
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), **kwargs)
 
 
 def human(value: float, unit: str) -> str:
