@@ -131,6 +131,22 @@ def latency_curve(text: str, name: str, variant: str, rates: tuple[float, ...], 
     return out
 
 
+@st.cache_data(show_spinner=False)
+def profile_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
+    """A profile's header, each point against both timing backends, and check-timing's held-out errors
+    (fitted once per file version, not on every render)."""
+    from costmodel.profiles import load_profile
+    from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
+
+    prof = load_profile(ROOT / path)
+    roof, measured = RooflineBackend.fit(prof), MeasuredBackend(prof)
+    shown = ("m", "n", "k", "b", "q", "ctx", "tokens", "mode")
+    rows = [{"op": p.op, "pass": p.pass_, "shape": json.dumps({k: v for k, v in p.shape.items() if k in shown}),
+             "measured_s": p.median_s, "roofline_s": roof.time(p.op, p.shape, p.pass_),
+             "interpolated_s": measured.time(p.op, p.shape, p.pass_)} for p in prof.points]
+    return prof.header, rows, held_out_errors(prof)
+
+
 def scenario_files() -> list[str]:
     return sorted(p.name for p in SCENARIOS.glob("*.yaml"))
 

@@ -188,28 +188,18 @@ def serving() -> None:
 
 def kernels() -> None:
     st.title("Kernels")
-    from costmodel.profiles import load_profile
-    from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
-
     profiles = sorted(str(p.relative_to(data.ROOT)) for p in (data.ROOT / "profiles").glob("*.csv"))
     if not profiles:
         st.info("No profile yet: run `planner profile`.")
         return
     path = st.selectbox("Profile", profiles)
-    prof = load_profile(data.ROOT / path)
-    st.caption(" · ".join(f"{k}: {v}" for k, v in prof.header.items()))
-    roof = RooflineBackend.fit(prof)
-    measured = MeasuredBackend(prof)
-    rows = [{"op": p.op, "pass": p.pass_, "shape": json.dumps({k: v for k, v in p.shape.items()
-                                                               if k in ("m", "n", "k", "b", "q", "ctx", "tokens", "mode")}),
-             "measured_s": p.median_s, "roofline_s": roof.time(p.op, p.shape, p.pass_),
-             "interpolated_s": measured.time(p.op, p.shape, p.pass_)} for p in prof.points]
+    header, rows, err = data.profile_view(path, (data.ROOT / path).stat().st_mtime)
+    st.caption(" · ".join(f"{k}: {v}" for k, v in header.items()))
     op = st.selectbox("Operator", sorted({r["op"] for r in rows}))
     st.dataframe([r for r in rows if r["op"] == op], hide_index=True)
     st.subheader("Measured against the fitted roofline")
     st.plotly_chart(figures.plot_measured_vs_model(rows), key="roofline-chart")
     st.subheader("`planner check-timing`: held-out error")
-    err = held_out_errors(prof)
     c = st.columns(2)
     c[0].metric("Measured backend, median", f"{err['measured']['median_abs_pct_error']:.1f}%")
     c[1].metric("Roofline backend, median", f"{err['roofline']['median_abs_pct_error']:.1f}%")
