@@ -47,3 +47,17 @@ class FieldProblem(ValueError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{problem}. Fix: {fix}")
+
+
+class PlannerErrors(PlannerError):
+    """Several problems found at once (feasibility lists them all); prints one line per problem."""
+
+    def __init__(self, errors: list[PlannerError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.problem, file=first.file, line=first.line, field=first.field, fix=first.fix)
+
+    def message(self) -> str:
+        if len(self.errors) == 1:
+            return self.errors[0].message()
+        return f"{len(self.errors)} problems:\n" + "\n".join(f"  - {e.message()}" for e in self.errors)

@@ -240,11 +240,7 @@ def _load_scenario(data: dict, node: yaml.Node, path: Path) -> Scenario:
                         v = {**v, part: sub}
             resolved.append(v)
         data = {**data, "variants": resolved}
-    scenario = validate(Scenario, data, path, node)
-    from costmodel.layout import check_scenario  # layout imports specs only; kept lazy to avoid a cycle
-
-    check_scenario(scenario, path, node)
-    return scenario
+    return validate(Scenario, data, path, node)
 
 
 def detect_kind(data: dict) -> str | None:
@@ -264,10 +260,9 @@ def detect_kind(data: dict) -> str | None:
     return None
 
 
-def load_file(path: Path) -> tuple[str, Any]:
-    """Load any spec file, telling its kind from its keys."""
-    data, _ = read_yaml(Path(path))
-    kind = detect_kind(data)
+def file_kind(path: Path, data: dict | None = None) -> str:
+    """Which kind of spec a file holds, told from its keys (`data`: the file already read)."""
+    kind = detect_kind(data if data is not None else read_yaml(Path(path))[0])
     if kind is None:
         raise PlannerError(
             "cannot tell what this file describes",
@@ -276,33 +271,33 @@ def load_file(path: Path) -> tuple[str, Any]:
             fix="a scenario has `variants:`, a sweep `axes:`, a model `hidden_size:`, a GPU `peak_flops_per_s:`, "
             "a cluster `gpu:`, a workload `prompt_tokens:`",
         )
-    if kind == "sweep":
-        from costmodel.sweep import load_sweep  # sweep builds on this module
+    return kind
 
-        return kind, load_sweep(Path(path))[0]
-    return kind, load_spec(kind, Path(path))
+
+def _model_as_scenario(spec: ModelSpec, where: str) -> Scenario:
+    """A bare model file, reported as one variant at its checkpoint precision."""
+    return Scenario(name=spec.name, description=f"model {where}", variants=[Variant(name=spec.name, model=spec)])
+
+
+def scenario_and_node(path: Path, text: str | None = None) -> tuple[Scenario, yaml.Node]:
+    """A scenario (or a bare model) file, or `text` standing for it, parsed once; the node tree lets
+    later checks point at lines."""
+    data, node = read_yaml(Path(path), text)
+    kind = file_kind(path, data)
+    if kind == "model":
+        return _model_as_scenario(validate(ModelSpec, data, Path(path), node), str(path)), node
+    if kind != "scenario":
+        raise PlannerError(f"this is a {kind} file, not a scenario or model", file=str(path), line=1,
+                           fix="pass a scenario (with `variants:`) or a model file")
+    return _load_scenario(data, node, Path(path)), node
 
 
 def load_scenario_text(text: str, path: Path) -> Scenario:
     """A scenario given as text (edited or uploaded in the dashboard); `path` names it in errors and
     anchors its by-name references."""
-    data, node = read_yaml(Path(path), text)
-    if detect_kind(data) == "model":
-        spec = validate(ModelSpec, data, Path(path), node)
-        return Scenario(name=spec.name, description=f"model {spec.name}", variants=[Variant(name=spec.name, model=spec)])
-    return _load_scenario(data, node, Path(path))
+    return scenario_and_node(path, text)[0]
 
 
 def load_scenario(path: Path) -> Scenario:
     """A scenario file, or a bare model file reported as one variant at its checkpoint precision."""
-    kind, spec = load_file(path)
-    if kind == "scenario":
-        return spec
-    if kind == "model":
-        return Scenario(name=spec.name, description=f"model file {path}", variants=[Variant(name=spec.name, model=spec)])
-    raise PlannerError(
-        f"this is a {kind} file, not a scenario or model",
-        file=str(path),
-        line=1,
-        fix="pass a scenario (with `variants:`) or a model file",
-    )
+    return scenario_and_node(path)[0]

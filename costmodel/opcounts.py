@@ -14,9 +14,25 @@ Pass `fwd_bwd` costs 3x the forward FLOPs (backward = 2x forward) and, to first 
 from __future__ import annotations
 
 from costmodel.flops import attention_core_flops, causal_pairs
+from costmodel.specs import ModelSpec
 
 # The sizes that vary along one interpolation curve; every other shape key is fixed on a curve.
 SIZE_KEYS = {"gemm": ("m",), "ffn": ("tokens",), "moe": ("tokens",), "mla": ("q", "ctx"), "attn": ("q", "ctx")}
+
+
+def attention_shape(m: ModelSpec, tp: int, b: int, q: int, ctx: int, mode: str = "naive",
+                    kv_bytes: float | None = None) -> tuple[str, dict]:
+    """(op, shape) of one attention layer call on a TP rank: `b` sequences of `q` new tokens over `ctx`.
+    MLA's `mode` is naive (prefill, training) or absorbed (decode); `kv_bytes` per cached element when the
+    cache is stored in fewer bytes than the compute dtype."""
+    extra = {"kv_bytes": kv_bytes} if kv_bytes is not None else {}
+    heads = m.num_attention_heads // tp
+    if m.attention == "mla":
+        return "mla", {"hidden": m.hidden_size, "heads": heads, "q_lora": m.q_lora_rank or 0, "kv_lora": m.kv_lora_rank,
+                       "nope": m.qk_nope_head_dim, "rope": m.qk_rope_head_dim, "v": m.v_head_dim, "b": b, "q": q,
+                       "ctx": ctx, "mode": mode, **extra}
+    return "attn", {"hidden": m.hidden_size, "heads": heads, "kv_heads": max(1, m.kv_heads // tp),
+                    "head_dim": m.attn_head_dim, "b": b, "q": q, "ctx": ctx, **extra}
 
 
 def _mla_weights(s: dict) -> float:

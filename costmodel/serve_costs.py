@@ -9,8 +9,9 @@ is a dictionary lookup.
 from __future__ import annotations
 
 from costmodel.comm import all_reduce_time, links_of, remote_ranks_per_token
+from costmodel.opcounts import attention_shape
 from costmodel.specs import InferenceSpec, ModelSpec
-from costmodel.timing import Timer
+from costmodel.timing import Device, Timer
 
 CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
 
@@ -25,19 +26,12 @@ class StepModel:
         self.skew = expert_load_skew
         self.n_moe = m.n_moe_layers
         self.n_dense = m.num_hidden_layers - self.n_moe
-        self._memo: dict[tuple, float] = {}
+        self._memo: dict[tuple, float] = {}  # (prefill tokens per rank, decode batch, ctx bucket) -> s
+        self._prefill_memo: dict[tuple[int, int], float] = {}  # (chunk tokens, ctx buckets) -> s per layer
 
     def _attn_shape(self, b: int, q: int, ctx: int, mode: str) -> tuple[str, dict]:
-        """Decode uses MLA's absorbed path, prefill the naive one (vLLM's split, FACTS.md §3.1)."""
-        m, tp = self.m, self.par.tp
-        extra = {"kv_bytes": self.kv_bytes} if self.kv_bytes is not None else {}
-        if m.attention == "mla":
-            return "mla", {"hidden": m.hidden_size, "heads": m.num_attention_heads // tp, "q_lora": m.q_lora_rank or 0,
-                           "kv_lora": m.kv_lora_rank, "nope": m.qk_nope_head_dim, "rope": m.qk_rope_head_dim,
-                           "v": m.v_head_dim, "b": b, "q": q, "ctx": ctx, "mode": mode, **extra}
-        return "attn", {"hidden": m.hidden_size, "heads": m.num_attention_heads // tp,
-                        "kv_heads": max(1, m.kv_heads // tp), "head_dim": m.attn_head_dim, "b": b, "q": q, "ctx": ctx,
-                        **extra}
+        """Decode uses MLA's absorbed path, prefill the naive one (vLLM's split)."""
+        return attention_shape(self.m, self.par.tp, b, q, ctx, mode, self.kv_bytes)
 
     def time(self, chunks: list[tuple[int, int]], decode_batch: int, decode_ctx_sum: int) -> float:
         """Seconds for one iteration: prefill `chunks` of (tokens, context at the chunk's end) and one
@@ -50,9 +44,17 @@ class StepModel:
             t = self._compute(key[0], decode_batch, max(1, key[2] * CTX_BUCKET))
             self._memo[key] = t
         if chunks:  # prefill attention (with its projections) per chunk, as engines run it; spread over DP ranks
-            per_layer = sum(self.timer.time(*self._attn_shape(1, tok, -(-c // CTX_BUCKET) * CTX_BUCKET, "naive"),
-                                                 "fwd") for tok, c in chunks)
+            per_layer = sum(self._prefill_attention(tok, -(-c // CTX_BUCKET)) for tok, c in chunks)
             t += per_layer * self.m.num_hidden_layers / self.par.dp
+        return t
+
+    def _prefill_attention(self, tokens: int, ctx_buckets: int) -> float:
+        """One layer's attention for a chunk of `tokens` ending at ctx_buckets * CTX_BUCKET (memoised)."""
+        key = (tokens, ctx_buckets)
+        t = self._prefill_memo.get(key)
+        if t is None:
+            t = self._prefill_memo[key] = self.timer.time(
+                *self._attn_shape(1, tokens, ctx_buckets * CTX_BUCKET, "naive"), "fwd")
         return t
 
     def _compute(self, p_tokens: int, d_batch: int, d_ctx: int) -> float:
@@ -81,3 +83,13 @@ class StepModel:
         per_layer_dense = attn + dense_ffn + tp_ar
         per_layer_moe = attn + moe + tp_ar
         return self.n_dense * per_layer_dense + self.n_moe * per_layer_moe + head
+
+
+def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:
+    """Iteration times of an instance from the GPU file's sourced efficiencies: GEMMs at the weights'
+    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FlashMLA)."""
+    stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
+    gpu = inf.cluster.gpu
+    precision = "fp8" if inf.weight_bits <= 8 else "bf16"
+    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)), Timer(Device.from_gpu(gpu, "bf16", stack)),
+                     expert_load_skew=inf.expert_load_skew, kv_bytes=inf.kv_bits / 8)

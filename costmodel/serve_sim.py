@@ -1,11 +1,15 @@
 """Discrete-event simulation (simpy) of one serving instance with iteration-level scheduling.
 
-Processes: `arrivals` (Poisson, closed loop, burst or trace) puts requests into the waiting queue;
-`engine` runs one iteration per event — continuous batching with chunked prefill under a token budget,
-a paged KV cache of `block_tokens` blocks sized from the memory left after the weights, and preemption
-(recompute) of the newest request when a decode step finds no free block. Iteration time comes from
-StepModel (timing model). Request state lives in numpy arrays, so an iteration costs a few vector
-operations whatever the batch.
+Processes: `arrivals` puts requests into a pool's waiting queue; each pool's `engine` process runs one
+iteration per simpy event. An iteration is a sequence of named steps (`Engine`):
+  preempt        — free KV blocks by evicting the newest running request while decodes need blocks;
+  plan_chunks    — continue unfinished prefills within the token budget (chunked prefill);
+  admit          — admit waiting requests while blocks, budget and the running cap allow;
+  advance        — after the iteration's time (StepModel), one token per decode, chunks into the cache;
+  finish         — release finished requests (a prefill pool hands them to the decode pool instead).
+Request state lives in numpy arrays of shape (n,) (`RequestState`); the running set is an int array in
+admission order, so an iteration costs a few vector operations whatever the batch. `serving_metrics`
+turns the final state into a `ServeResult`. The simulator assumes a feasible input (feasibility.py).
 """
 
 from __future__ import annotations
@@ -22,13 +26,29 @@ import numpy as np
 import simpy
 from pydantic import BaseModel
 
-from costmodel.comm import links_of, p2p_time
+from costmodel.comm import Link, links_of, p2p_time
 from costmodel.errors import PlannerError
-from costmodel.kvcache import kv_bytes_per_token as kv_bytes_per_token_of
+from costmodel.kvcache import kv_bytes_per_token
 from costmodel.memory import serving_memory
-from costmodel.serve_costs import StepModel
+from costmodel.serve_costs import StepModel, step_model_for
 from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, WorkloadSpec
-from costmodel.timing import Device, Timer
+
+WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
+SATURATED_WINDOW = (10, 90)  # percentiles of completions between which the instance counts as saturated
+
+
+class LatencyStats(BaseModel):
+    """Per-request latencies of one run: time to first token, time per output token, end to end."""
+
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    ttft_p99_s: float | None
+    tpot_p50_s: float | None  # None when no request produced a second token
+    tpot_p90_s: float | None
+    tpot_p99_s: float | None
+    e2e_p50_s: float | None
+    e2e_p90_s: float | None
+    e2e_p99_s: float | None
 
 
 class ServeResult(BaseModel):
@@ -40,16 +60,8 @@ class ServeResult(BaseModel):
     iterations: int
     generation_throughput_tok_s: float
     prompt_throughput_tok_s: float
-    max_generation_throughput_tok_s: float  # generation tok/s while the instance is saturated (10%-90% window)
-    ttft_p50_s: float
-    ttft_p90_s: float
-    ttft_p99_s: float
-    tpot_p50_s: float
-    tpot_p90_s: float
-    tpot_p99_s: float
-    e2e_p50_s: float
-    e2e_p90_s: float
-    e2e_p99_s: float
+    max_generation_throughput_tok_s: float  # generation tok/s while saturated (SATURATED_WINDOW)
+    latency: LatencyStats
     max_concurrent_requests: int
     kv_capacity_tokens: int
     peak_kv_utilisation: float
@@ -58,60 +70,114 @@ class ServeResult(BaseModel):
     sim_wall_s: float
 
 
-def sample_lengths(d: LengthDist, n: int, rng: np.random.Generator) -> np.ndarray:
+# ------------------------------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True)
+class RequestArrays:
+    arrival_s: np.ndarray  # (n,) float; NaN = decided during the run (closed loop)
+    prompt_tokens: np.ndarray  # (n,) int64
+    output_tokens: np.ndarray  # (n,) int64
+
+
+def sample_lengths(d: LengthDist, n: int, rng: np.random.Generator, context: int) -> np.ndarray:
+    """n lengths from `d`; a lognormal is cut at its `max`, and never beyond the model's context."""
     if d.dist == "fixed":
         return np.full(n, d.value, dtype=np.int64)
     if d.dist == "uniform":
         return rng.integers(d.low, d.high + 1, size=n)
-    x = np.rint(rng.lognormal(math.log(d.median), d.sigma, size=n)).astype(np.int64)
-    return np.clip(x, 1, d.max or None)
+    x = np.rint(np.minimum(rng.lognormal(math.log(d.median), d.sigma, size=n), context))
+    return np.clip(x.astype(np.int64), 1, min(d.max or context, context))
 
 
-def make_requests(w: WorkloadSpec, base_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arrival_s, prompt_tokens, output_tokens); closed-loop arrivals are decided during the run (NaN)."""
-    rng = np.random.default_rng(w.seed)
+def read_trace(path: Path) -> RequestArrays:
+    """A CSV trace with columns arrival_s, prompt_tokens, output_tokens."""
+    try:
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        return RequestArrays(np.array([float(r["arrival_s"]) for r in rows]),
+                             np.array([int(r["prompt_tokens"]) for r in rows], dtype=np.int64),
+                             np.array([int(r["output_tokens"]) for r in rows], dtype=np.int64))
+    except (OSError, KeyError, ValueError) as e:
+        raise PlannerError(f"cannot read the trace ({e})", file=str(path),
+                           fix="give a CSV with columns arrival_s, prompt_tokens, output_tokens") from None
+
+
+def make_requests(w: WorkloadSpec, base_dir: Path | None, context: int) -> RequestArrays:
+    """The workload's requests, seeded by `w.seed`; lengths never beyond the model's `context`."""
     if w.arrival == "trace":
-        path = Path(w.trace_csv) if base_dir is None else Path(base_dir) / w.trace_csv
-        try:
-            rows = list(csv.DictReader(path.open()))
-            arr = np.array([float(r["arrival_s"]) for r in rows])
-            return arr, np.array([int(r["prompt_tokens"]) for r in rows]), np.array([int(r["output_tokens"]) for r in rows])
-        except (OSError, KeyError, ValueError) as e:
-            raise PlannerError(f"cannot read the trace ({e})", file=str(path),
-                               fix="give a CSV with columns arrival_s, prompt_tokens, output_tokens") from None
+        return read_trace(Path(w.trace_csv) if base_dir is None else Path(base_dir) / w.trace_csv)
+    rng = np.random.default_rng(w.seed)
     n = w.requests
-    prompt, output = sample_lengths(w.prompt_tokens, n, rng), sample_lengths(w.output_tokens, n, rng)
+    prompt, output = sample_lengths(w.prompt_tokens, n, rng, context), sample_lengths(w.output_tokens, n, rng, context)
     if w.arrival == "poisson":
         arrival = np.cumsum(rng.exponential(1 / w.rate_per_s, size=n))
-    elif w.arrival == "burst":
-        arrival = np.zeros(n)
-    else:
-        arrival = np.full(n, np.nan)
-    return arrival, prompt, output
-
-
-def _pct(x: np.ndarray, q: float) -> float:
-    return float(np.percentile(x, q)) if len(x) else float("nan")
-
-
-WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
+    else:  # burst: all at t = 0; closed loop: decided during the run
+        arrival = np.zeros(n) if w.arrival == "burst" else np.full(n, np.nan)
+    return RequestArrays(arrival, prompt, output)
 
 
 @dataclass
-class _Pool:
-    """One engine's share of the run: its queue, running requests, free KV blocks and iteration timer.
-    `phase` "prefill" pools hand requests on after their first token; "decode" pools receive prompts
-    already in the cache."""
+class RequestState:
+    """Every request's progress; arrays of shape (n,)."""
+
+    prompt: np.ndarray  # prompt tokens
+    output: np.ndarray  # output tokens to generate
+    arrived_s: np.ndarray  # when it entered the first queue
+    target: np.ndarray = None  # tokens to prefill: the prompt, plus generated tokens after a preemption
+    prefilled: np.ndarray = None  # tokens of `target` already in the cache
+    generated: np.ndarray = None  # output tokens so far
+    ctx: np.ndarray = None  # tokens whose KV is in the cache
+    held: np.ndarray = None  # KV blocks held
+    first_token_s: np.ndarray = None
+    finish_s: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        n = len(self.prompt)
+        self.target = self.prompt.copy()
+        self.prefilled, self.generated, self.ctx, self.held = (np.zeros(n, dtype=np.int64) for _ in range(4))
+        self.first_token_s, self.finish_s = np.full(n, np.nan), np.full(n, np.nan)
+
+
+@dataclass
+class Counters:
+    preemptions: int = 0
+    iterations: int = 0
+    finished: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    max_running: int = 0
+
+
+# --------------------------------------------------------------------------------------------- pools
+
+
+@dataclass
+class Pool:
+    """One instance's scheduler state. Phase "prefill" hands requests on after their first token;
+    "decode" receives prompts already in the cache; "mixed" does both in shared iterations."""
 
     phase: str
     step_model: StepModel
     blocks_total: int
-    budget_total: int
+    budget_tokens: int  # prefill + decode tokens per iteration, over all attention ranks
     max_running: int
+    final: bool  # requests leave the system from this pool (else they go on to the decode pool)
     free: int = 0
     waiting: deque = field(default_factory=deque)
-    running: list = field(default_factory=list)
-    wake: object = None
+    running: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (r,) admission order
+    prefilling: list = field(default_factory=list)  # running requests with prefill left, admission order
+    wake: simpy.Event | None = None
+
+    def __post_init__(self) -> None:
+        self.free = self.blocks_total
+
+
+def pool_for(m: ModelSpec, inf: InferenceSpec, phase: str, final: bool) -> Pool:
+    """A pool sized from the instance's memory (each attention-DP rank holds its own requests' cache)."""
+    dp = inf.parallelism.dp
+    blocks = int(serving_memory(m, inf).kv_capacity_tokens) * dp // inf.block_tokens
+    return Pool(phase, step_model_for(m, inf), blocks, inf.max_batch_tokens * dp, inf.max_running * dp, final)
 
 
 def prefill_instance(inf: InferenceSpec) -> InferenceSpec:
@@ -121,259 +187,287 @@ def prefill_instance(inf: InferenceSpec) -> InferenceSpec:
     return inf.model_copy(update={"cluster": cluster, "parallelism": pp.parallelism, "prefill_pool": None})
 
 
-def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:
-    """Iteration times of an instance from the GPU file's sourced efficiencies."""
-    stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
-    gpu = inf.cluster.gpu
-    precision = "fp8" if inf.weight_bits <= 8 and gpu.peak_flops_per_s.fp8 else "bf16"
-    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)), Timer(Device.from_gpu(gpu, "bf16", stack)),
-                     expert_load_skew=inf.expert_load_skew, kv_bytes=inf.kv_bits / 8)
+# -------------------------------------------------------------------------------------------- engine
 
 
-def kv_capacity_of(m: ModelSpec, inf: InferenceSpec, field_name: str = "inference.parallelism") -> int:
-    """KV tokens an instance holds (each attention-DP rank holds its own requests' cache)."""
-    mem = serving_memory(m, inf)
-    if not mem.fits:
-        raise PlannerError(f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
-                           f"{mem.capacity_bytes / 1e9:.0f} GB x 0.9 usable", field=field_name,
-                           fix="spread the model over more GPUs (tp, ep) or lower weight_bits")
-    return int(mem.kv_capacity_tokens) * inf.parallelism.dp
+class Engine:
+    """The scheduler of every pool of one run, and the simpy processes that drive it."""
+
+    def __init__(self, env: simpy.Environment, reqs: RequestArrays, state: RequestState, pools: list[Pool],
+                 block_tokens: int, w: WorkloadSpec, kv_link: tuple[Link, float] | None,
+                 progress: Callable[[int, int], None] | None, chunked_prefill: bool):
+        self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
+        self.block, self.w, self.kv_link = block_tokens, w, kv_link  # (NIC, KV bytes per token) when disaggregated
+        self.progress, self.chunked_prefill = progress, chunked_prefill
+        self.n = len(state.prompt)
+        self.c = Counters()
+        self.next_closed = min(w.users, self.n) if w.arrival == "closed" else self.n
+        self.samples: list[tuple[float, int, float]] = []  # (t_s, running, kv utilisation) per final-pool iteration
+        self.gen_log: list[tuple[float, int]] = []  # (t_s, generated tokens so far) per iteration
+
+    # ------------------------------------------------------------------ arrivals and hand-offs
+    def enqueue(self, pool: Pool, i: int) -> None:
+        pool.waiting.append(i)
+        if not pool.wake.triggered:
+            pool.wake.succeed()
+
+    def submit(self, i: int) -> None:
+        self.s.arrived_s[i] = self.env.now
+        self.enqueue(self.pools[0], i)
+
+    def arrivals(self):
+        if self.w.arrival == "closed":
+            for i in range(self.next_closed):
+                self.submit(i)
+            return
+        arrival = self.reqs.arrival_s
+        for i in np.argsort(arrival, kind="stable"):
+            if arrival[i] > self.env.now:
+                yield self.env.timeout(arrival[i] - self.env.now)
+            self.submit(int(i))
+
+    def hand_off(self, i: int) -> None:
+        """A prefilled request's KV travels over the NIC to the decode pool."""
+        s = self.s
+        if s.generated[i] >= s.output[i]:
+            return self.on_finish(i)
+        s.ctx[i] = 0
+        link, bytes_per_token = self.kv_link
+        delay = p2p_time(int(s.target[i]) * bytes_per_token, link)
+        self.env.timeout(delay).callbacks.append(lambda _, i=i: self.enqueue(self.pools[-1], i))
+
+    def on_finish(self, i: int) -> None:
+        self.s.finish_s[i] = self.env.now
+        self.c.finished += 1
+        if self.next_closed < self.n:  # closed loop: the user sends the next request
+            j = self.next_closed
+            self.next_closed += 1
+            if self.w.think_time_s:
+                self.env.timeout(self.w.think_time_s).callbacks.append(lambda _, j=j: self.submit(j))
+            else:
+                self.submit(j)
+
+    # ----------------------------------------------------------------------------- steps
+    def decoding(self, pool: Pool) -> np.ndarray:
+        run = pool.running
+        return run[self.s.prefilled[run] >= self.s.target[run]]
+
+    def blocks_needed(self, dec: np.ndarray) -> int:
+        """Decodes whose last block is full need a new block for this iteration's token."""
+        return int(np.count_nonzero(self.s.ctx[dec] >= self.s.held[dec] * self.block))
+
+    def preempt(self, pool: Pool) -> tuple[np.ndarray, int]:
+        """Evict newest-first until the decodes' new blocks fit; returns (decoding, blocks needed)."""
+        s = self.s
+        dec = self.decoding(pool)
+        needs = self.blocks_needed(dec)
+        while needs > pool.free and len(pool.running):
+            victim = int(pool.running[-1])  # newest first: it has the least invested (vLLM recompute policy)
+            pool.running = pool.running[:-1]
+            if victim in pool.prefilling:
+                pool.prefilling.remove(victim)
+            pool.free += int(s.held[victim])
+            s.held[victim] = s.ctx[victim] = s.prefilled[victim] = 0
+            s.target[victim] = s.prompt[victim] + s.generated[victim]
+            self.c.preemptions += 1
+            pool.waiting.appendleft(victim)
+            dec = self.decoding(pool)
+            needs = self.blocks_needed(dec)
+        return dec, needs
+
+    def plan_chunks(self, pool: Pool, budget: int) -> tuple[list[tuple[int, int]], int]:
+        """Unfinished prefills continue first, oldest first, within the token budget."""
+        chunks = []
+        for i in pool.prefilling:
+            if budget <= 0:
+                break
+            take = min(int(self.s.target[i] - self.s.prefilled[i]), budget)
+            chunks.append((i, take))
+            budget -= take
+        return chunks, budget
+
+    def can_admit(self, pool: Pool, i: int, budget: int, needs: int, running: int) -> bool:
+        """Whether waiting request i starts now, with `running` requests already in the pool."""
+        decode = pool.phase == "decode"
+        if not (budget > 0 or decode) or running >= pool.max_running:
+            return False
+        blocks = -(-(int(self.s.target[i]) + decode) // self.block)  # a decode arrival needs its next token too
+        free = pool.free - needs  # the running decodes' new blocks are spoken for
+        if blocks > free or (running and blocks > free - WATERMARK * pool.blocks_total):
+            return False
+        return self.chunked_prefill or decode or self.s.target[i] <= budget
+
+    def admit(self, pool: Pool, budget: int, needs: int, chunks: list) -> None:
+        """Admit from the head of the queue while it fits; a prefill starts with a chunk at once."""
+        s, admitted = self.s, []
+        while pool.waiting and self.can_admit(pool, pool.waiting[0], budget, needs, len(pool.running) + len(admitted)):
+            i = pool.waiting.popleft()
+            s.held[i] = -(-(int(s.target[i]) + (pool.phase == "decode")) // self.block)
+            pool.free -= int(s.held[i])
+            admitted.append(i)
+            if pool.phase == "decode":  # the prompt's KV arrived from a prefill pool
+                s.prefilled[i] = s.ctx[i] = s.target[i]
+                if s.generated[i] == 0:
+                    s.generated[i], s.first_token_s[i] = 1, self.env.now
+                continue
+            take = min(int(s.target[i]), budget)
+            chunks.append((i, take))
+            pool.prefilling.append(i)
+            budget -= take
+        if admitted:
+            pool.running = np.concatenate([pool.running, np.array(admitted, dtype=np.int64)])
+
+    def advance(self, pool: Pool, dec: np.ndarray, chunks: list[tuple[int, int]]) -> None:
+        """The iteration's work lands: one token per decode, each chunk into the cache."""
+        s, c = self.s, self.c
+        if len(dec):
+            grow = s.ctx[dec] >= s.held[dec] * self.block
+            s.held[dec] += grow
+            pool.free -= int(np.count_nonzero(grow))
+            s.ctx[dec] += 1
+            s.generated[dec] += 1
+            c.generated_tokens += len(dec)
+        for i, t in chunks:
+            s.prefilled[i] += t
+            s.ctx[i] += t
+            c.prompt_tokens += t
+            if s.prefilled[i] >= s.target[i]:
+                pool.prefilling.remove(i)
+                if s.generated[i] == 0:  # a completed prefill emits the first token
+                    s.generated[i], s.first_token_s[i] = 1, self.env.now
+                    c.generated_tokens += 1
+
+    def finish(self, pool: Pool) -> None:
+        s, run = self.s, pool.running
+        leave_at = s.output[run] if pool.final else 1  # a prefill pool lets go after the first token
+        done_mask = s.generated[run] >= leave_at
+        if pool.final:
+            self.c.max_running = max(self.c.max_running, len(run))
+        if not done_mask.any():
+            return
+        done = run[done_mask]
+        pool.running = run[~done_mask]
+        pool.free += int(s.held[done].sum())
+        s.held[done] = 0
+        for i in done.tolist():
+            self.on_finish(i) if pool.final else self.hand_off(i)
+
+    # --------------------------------------------------------------------------- process
+    def iterate(self, pool: Pool):
+        """One iteration: preempt, plan chunks, admit, run, advance, finish. Returns False when idle."""
+        dec, needs = self.preempt(pool)
+        chunks, budget = self.plan_chunks(pool, pool.budget_tokens - len(dec))
+        self.admit(pool, budget, needs, chunks)
+        if pool.phase == "decode":  # admitted requests decode in this very iteration
+            dec = self.decoding(pool)
+        if not chunks and not len(dec):
+            return False
+        d_ctx = int(self.s.ctx[dec].sum())
+        yield self.env.timeout(pool.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
+                                                    len(dec), d_ctx))
+        self.c.iterations += 1
+        self.advance(pool, dec, chunks)
+        self.gen_log.append((self.env.now, self.c.generated_tokens))
+        self.finish(pool)
+        if pool.final:
+            self.samples.append((self.env.now, len(pool.running), 1 - pool.free / pool.blocks_total))
+        if self.progress is not None and self.c.iterations % 200 == 0:
+            self.progress(self.c.finished, self.n)
+        return True
+
+    def engine(self, pool: Pool):
+        while self.c.finished < self.n:
+            busy = len(pool.running) or pool.waiting
+            if not busy or not (yield from self.iterate(pool)):
+                pool.wake = self.env.event()
+                yield pool.wake
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    """A percentile, or None (JSON null) where there is nothing to take it of."""
+    return float(np.percentile(x, q)) if len(x) else None
+
+
+def latency_stats(ttft: np.ndarray, tpot: np.ndarray, e2e: np.ndarray) -> LatencyStats:
+    return LatencyStats(**{f"{name}_p{q}_s": _pct(x, q) for name, x in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))
+                           for q in (50, 90, 99)})
+
+
+def saturated_throughput(finish_s: np.ndarray, gen_log: list[tuple[float, int]]) -> float:
+    """Generated tokens per second between the SATURATED_WINDOW percentiles of completion times, where
+    the instance is neither filling up nor draining (the whole run when they coincide)."""
+    lo, hi = np.nanpercentile(finish_s, SATURATED_WINDOW)
+    times, toks = np.array(gen_log).T
+    if hi <= lo:
+        return float(toks[-1] / np.nanmax(finish_s))
+    g_lo, g_hi = np.interp([lo, hi], times, toks)
+    return float((g_hi - g_lo) / (hi - lo))
+
+
+def _downsample(samples: list[tuple[float, int, float]], n: int = 400) -> dict:
+    idx = np.linspace(0, len(samples) - 1, min(len(samples), n)).astype(int) if samples else []
+    return {"t_s": [samples[i][0] for i in idx], "running": [samples[i][1] for i in idx],
+            "kv_utilisation": [samples[i][2] for i in idx]}
+
+
+def serving_metrics(name: str, eng: Engine, capacity_tokens: int, wall_s: float) -> ServeResult:
+    """What one run measured, from the engine's final state."""
+    s, c = eng.s, eng.c
+    ttft, e2e = s.first_token_s - s.arrived_s, s.finish_s - s.arrived_s
+    multi = s.output > 1
+    tpot = (s.finish_s[multi] - s.first_token_s[multi]) / (s.output[multi] - 1)
+    end = float(np.nanmax(s.finish_s))
+    return ServeResult(
+        name=name, requests=eng.n, finished=c.finished, preemptions=c.preemptions, sim_time_s=end,
+        iterations=c.iterations, generation_throughput_tok_s=c.generated_tokens / end,
+        prompt_throughput_tok_s=c.prompt_tokens / end,
+        max_generation_throughput_tok_s=saturated_throughput(s.finish_s, eng.gen_log),
+        latency=latency_stats(ttft, tpot, e2e), max_concurrent_requests=c.max_running,
+        kv_capacity_tokens=capacity_tokens, peak_kv_utilisation=max((u for _, _, u in eng.samples), default=0.0),
+        samples={"ttft_s": ttft[:: max(1, eng.n // 2000)].tolist(), "tpot_s": tpot[:: max(1, len(tpot) // 2000)].tolist()},
+        timeline=_downsample(eng.samples), sim_wall_s=wall_s)
+
+
+# ------------------------------------------------------------------------------------------- running
 
 
 def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,
                      phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
                      base_dir: Path | None = None, progress: Callable[[int, int], None] | None = None,
-                     requests: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> ServeResult:
+                     requests: RequestArrays | None = None) -> ServeResult:
     """Serve the workload's requests on one instance; returns latency and throughput metrics.
 
-    phase: "mixed" — prefill and decode share the iterations (chunked prefill);
+    phase: "mixed" — prefill and decode share the iterations (chunked prefill); with a prefill pool the
+           prompts run there and their KV crosses the NIC;
            "decode" — prompts arrive already in the cache (a disaggregated decode pool: no prefill work);
            "prefill" — every request stops after its first token (a prefill pool).
-    requests: (arrival_s, prompt_tokens, output_tokens) arrays instead of the workload's own."""
+    step_model / kv_capacity_tokens replace the instance's own (tests and validation use them)."""
     t_wall = time.perf_counter()
     w = workload or inf.workload
-    if w is None:
-        raise PlannerError(f"variant {name!r} has no workload", field="inference.workload",
-                           fix="add a workload (e.g. workload: deepseek-chat-assumed)")
-    par = inf.parallelism
-    step_model = step_model or step_model_for(m, inf)
-    if kv_capacity_tokens is None:
-        kv_capacity_tokens = kv_capacity_of(m, inf)
+    reqs = requests or make_requests(w, base_dir, m.max_position_embeddings)
+    output = np.ones_like(reqs.output_tokens) if phase == "prefill" else reqs.output_tokens
+    state = RequestState(reqs.prompt_tokens.astype(np.int64), output.astype(np.int64), reqs.arrival_s.astype(float))
     disaggregated = phase == "mixed" and inf.prefill_pool is not None
-    arrival, prompt, output = (np.asarray(a) for a in requests) if requests is not None else make_requests(w, base_dir)
-    if phase == "prefill":
-        output = np.ones_like(output)
-    n = len(prompt)
-    block = inf.block_tokens
-    blocks_total = kv_capacity_tokens // block
-    need_max = int(np.max(-(-(prompt + output) // block)))
-    if need_max > blocks_total // par.dp:
-        raise PlannerError(f"a request of {int(np.max(prompt + output))} tokens needs {need_max} KV blocks but one "
-                           f"attention rank holds {blocks_total // par.dp}", field="inference.workload",
-                           fix="cap the prompt/output lengths (max:) or free memory (lower kv_bits, more GPUs)")
-
-    prefilled = np.zeros(n, dtype=np.int64)  # prompt tokens (incl. recomputed ones) in the cache
-    target = prompt.copy()  # tokens to prefill: the prompt, plus generated tokens after a preemption
-    generated = np.zeros(n, dtype=np.int64)
-    held = np.zeros(n, dtype=np.int64)  # KV blocks held
-    ctx = np.zeros(n, dtype=np.int64)  # tokens whose KV is in the cache
-    first_token = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    arrived_at = arrival.copy()
+    main = pool_for(m, inf, "decode" if disaggregated else phase, final=True)
+    if step_model is not None:
+        main.step_model = step_model
+    if kv_capacity_tokens is not None:
+        main.blocks_total = main.free = kv_capacity_tokens // inf.block_tokens
+    pools = [pool_for(m, prefill_instance(inf), "prefill", final=False), main] if disaggregated else [main]
+    kv_link = (links_of(inf.cluster.gpu)["nic"], kv_bytes_per_token(m, inf.kv_bits)) if disaggregated else None
     env = simpy.Environment()
-    state = {"preempt": 0, "iters": 0, "max_running": 0, "done": 0, "prompt_tok": 0, "gen_tok": 0}
-    samples: list[tuple[float, int, float]] = []
-    gen_events: list[tuple[float, int]] = []
-    main = _Pool("decode" if disaggregated else phase, step_model, blocks_total, inf.max_batch_tokens * par.dp,
-                 inf.max_running * par.dp, blocks_total)
-    pools = [main]
-    if disaggregated:  # prompts go to a separate prefill instance; their KV crosses the network to `main`
-        pre_inf = prefill_instance(inf)
-        pre_cap = kv_capacity_of(m, pre_inf, "inference.prefill_pool.parallelism") // block
-        entry = _Pool("prefill", step_model_for(m, pre_inf), pre_cap, pre_inf.max_batch_tokens * pre_inf.parallelism.dp,
-                      pre_inf.max_running * pre_inf.parallelism.dp, pre_cap)
-        pools.insert(0, entry)
-        nic = links_of(inf.cluster.gpu)["nic"]
-        kv_bytes_per_token = kv_bytes_per_token_of(m, inf.kv_bits)
-    else:
-        entry = main
+    eng = Engine(env, reqs, state, pools, inf.block_tokens, w, kv_link, progress, inf.chunked_prefill)
     for pool in pools:
         pool.wake = env.event()
-
-    def enqueue(pool: _Pool, i: int) -> None:
-        pool.waiting.append(i)
-        if not pool.wake.triggered:
-            pool.wake.succeed()
-
-    def submit(i: int) -> None:
-        arrived_at[i] = env.now
-        enqueue(entry, i)
-
-    def hand_off(i: int) -> None:
-        """A prefilled request's KV travels over the NIC to the decode instance."""
-        if generated[i] >= output[i]:
-            on_finish(i)
-            return
-        ctx[i] = 0
-        env.timeout(p2p_time(int(target[i]) * kv_bytes_per_token, nic)).callbacks.append(lambda _, i=i: enqueue(main, i))
-
-    def arrivals():
-        if w.arrival == "closed":
-            for i in range(min(w.users, n)):
-                submit(i)
-            return
-        order = np.argsort(arrival, kind="stable")
-        for i in order:
-            if arrival[i] > env.now:
-                yield env.timeout(arrival[i] - env.now)
-            submit(int(i))
-
-    next_closed = [min(w.users, n) if w.arrival == "closed" else n]
-
-    def on_finish(i: int) -> None:
-        finish[i] = env.now
-        state["done"] += 1
-        if w.arrival == "closed" and next_closed[0] < n:
-            j = next_closed[0]
-            next_closed[0] += 1
-            if w.think_time_s:
-                env.timeout(w.think_time_s).callbacks.append(lambda _, j=j: submit(j))
-            else:
-                submit(j)
-
-    first_only = np.ones_like(output)
-
-    def engine(pool: _Pool):
-        phase, step_model, blocks_total = pool.phase, pool.step_model, pool.blocks_total
-        budget_total, max_running = pool.budget_total, pool.max_running
-        waiting, running = pool.waiting, pool.running
-        while state["done"] < n:
-            if not running and not waiting:
-                pool.wake = env.event()
-                yield pool.wake
-                continue
-            run = np.array(running, dtype=np.int64)
-            decoding = run[prefilled[run] >= target[run]]
-            # a decode token needs a new block when the request's last block is full
-            needs = int(np.count_nonzero(ctx[decoding] >= held[decoding] * block))
-            while needs > pool.free and running:
-                victim = running.pop()  # newest first: it has the least invested (vLLM recompute policy)
-                pool.free += int(held[victim])
-                held[victim] = ctx[victim] = prefilled[victim] = 0
-                target[victim] = prompt[victim] + generated[victim]
-                state["preempt"] += 1
-                waiting.appendleft(victim)
-                run = np.array(running, dtype=np.int64)
-                decoding = run[prefilled[run] >= target[run]]
-                needs = int(np.count_nonzero(ctx[decoding] >= held[decoding] * block))
-            # chunked prefill in what the budget leaves: unfinished prefills first, then admissions
-            budget = budget_total - len(decoding)
-            chunks: list[tuple[int, int]] = []
-            for i in running:
-                if budget <= 0:
-                    break
-                left = int(target[i] - prefilled[i])
-                if left > 0:
-                    take = min(left, budget)
-                    chunks.append((i, take))
-                    budget -= take
-            while waiting and (budget > 0 or phase == "decode") and len(running) < max_running:
-                i = waiting[0]
-                # decode-phase arrivals decode at once: room for their next token too
-                blocks = -(-(int(target[i]) + (phase == "decode")) // block)
-                free = pool.free - needs  # the running decodes' new blocks are spoken for
-                if blocks > free or (running and blocks > free - WATERMARK * blocks_total):
-                    break
-                if not inf.chunked_prefill and phase != "decode" and target[i] > budget:
-                    break
-                waiting.popleft()
-                pool.free -= blocks
-                held[i] = blocks
-                running.append(i)
-                if phase == "decode":  # the prompt's KV arrives from a prefill pool
-                    prefilled[i] = ctx[i] = target[i]
-                    if generated[i] == 0:
-                        generated[i], first_token[i] = 1, env.now
-                    continue
-                take = min(int(target[i]), budget)
-                chunks.append((i, take))
-                budget -= take
-            if phase == "decode":  # admitted requests decode in this very iteration
-                run = np.array(running, dtype=np.int64)
-                decoding = run[prefilled[run] >= target[run]]
-            p_tokens = sum(t for _, t in chunks)
-            d_batch = len(decoding)
-            d_ctx = int(np.sum(ctx[decoding]))
-            if p_tokens == 0 and d_batch == 0:
-                pool.wake = env.event()
-                yield pool.wake
-                continue
-            step = step_model.time([(t, int(prefilled[i]) + t) for i, t in chunks], d_batch, d_ctx)
-            yield env.timeout(step)
-            state["iters"] += 1
-            # decode: one token each
-            if d_batch:
-                grow = ctx[decoding] >= held[decoding] * block
-                held[decoding] += grow
-                pool.free -= int(np.count_nonzero(grow))
-                ctx[decoding] += 1
-                generated[decoding] += 1
-                state["gen_tok"] += d_batch
-            # prefill chunks; a completed prefill emits its first token
-            for i, t in chunks:
-                prefilled[i] += t
-                ctx[i] += t
-                state["prompt_tok"] += t
-                if prefilled[i] >= target[i] and generated[i] == 0:
-                    generated[i] = 1
-                    first_token[i] = env.now
-                    state["gen_tok"] += 1
-            gen_events.append((env.now, state["gen_tok"]))
-            leave_at = output if pool is main else first_only  # a prefill pool lets go after the first token
-            done_now = [i for i in running if generated[i] >= leave_at[i]]
-            for i in done_now:
-                running.remove(i)
-                pool.free += int(held[i])
-                held[i] = 0
-                hand_off(i) if pool is not main else on_finish(i)
-            if pool is main:
-                state["max_running"] = max(state["max_running"], len(running) + len(done_now))
-                samples.append((env.now, len(running), 1 - pool.free / blocks_total))
-            if progress is not None and state["iters"] % 200 == 0:
-                progress(state["done"], n)
-
-    env.process(arrivals())
-    for pool in pools:
-        env.process(engine(pool))
+        env.process(eng.engine(pool))
+    env.process(eng.arrivals())
     env.run()
     if progress is not None:
-        progress(n, n)
-    ttft = first_token - arrived_at
-    e2e = finish - arrived_at
-    multi = output > 1
-    tpot = (finish[multi] - first_token[multi]) / (output[multi] - 1)
-    end = float(np.nanmax(finish))
-    # saturated window: between the 10th and the 90th percentile of completions
-    t10, t90 = np.nanpercentile(finish, 10), np.nanpercentile(finish, 90)
-    times = np.array([t for t, _ in gen_events])
-    toks = np.array([g for _, g in gen_events])
-    g10, g90 = np.interp([t10, t90], times, toks)
-    sat = (g90 - g10) / (t90 - t10) if t90 > t10 else state["gen_tok"] / end
-    idx = np.linspace(0, len(samples) - 1, min(len(samples), 400)).astype(int) if samples else []
-    return ServeResult(
-        name=name, requests=n, finished=state["done"], preemptions=state["preempt"], sim_time_s=end,
-        iterations=state["iters"], generation_throughput_tok_s=state["gen_tok"] / end,
-        prompt_throughput_tok_s=state["prompt_tok"] / end, max_generation_throughput_tok_s=float(sat),
-        ttft_p50_s=_pct(ttft, 50), ttft_p90_s=_pct(ttft, 90), ttft_p99_s=_pct(ttft, 99),
-        tpot_p50_s=_pct(tpot, 50), tpot_p90_s=_pct(tpot, 90), tpot_p99_s=_pct(tpot, 99),
-        e2e_p50_s=_pct(e2e, 50), e2e_p90_s=_pct(e2e, 90), e2e_p99_s=_pct(e2e, 99),
-        max_concurrent_requests=state["max_running"], kv_capacity_tokens=int(blocks_total * block),
-        peak_kv_utilisation=max((u for _, _, u in samples), default=0.0),
-        samples={"ttft_s": ttft[:: max(1, n // 2000)].tolist(), "tpot_s": tpot[:: max(1, len(tpot) // 2000)].tolist()},
-        timeline={"t_s": [samples[i][0] for i in idx], "running": [samples[i][1] for i in idx],
-                  "kv_utilisation": [samples[i][2] for i in idx]},
-        sim_wall_s=time.perf_counter() - t_wall,
-    )
+        progress(eng.n, eng.n)
+    return serving_metrics(name, eng, main.blocks_total * inf.block_tokens, time.perf_counter() - t_wall)
 
 
 class ServeVariantResult(BaseModel):
@@ -385,35 +479,33 @@ class ServeVariantResult(BaseModel):
     max_generation_throughput_tok_s: float
     prompt_throughput_tok_s: float
     generation_throughput_tok_s: float  # of the workload as configured
-    ttft_p50_s: float
-    ttft_p90_s: float
-    ttft_p99_s: float
-    tpot_p50_s: float
-    tpot_p90_s: float
-    tpot_p99_s: float
-    e2e_p50_s: float
-    e2e_p99_s: float
+    latency: LatencyStats  # of the workload as configured
     max_concurrent_requests: int
     kv_capacity_tokens: int
     preemptions: int
     requests: int
+    saturation_requests: int  # requests queued at t = 0 for the two maximum-throughput runs
     timeline: dict
     samples: dict
     sim_wall_s: float
 
 
+SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
+
+
+def saturation_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:
+    """Enough requests queued at once to fill the KV cache three times over, so the instance saturates;
+    at least the workload's own count, at most SATURATION_MAX_REQUESTS."""
+    capacity = serving_memory(m, inf).kv_capacity_tokens * inf.parallelism.dp
+    mean_tokens = w.prompt_tokens.mean + w.output_tokens.mean / 2
+    return int(min(SATURATION_MAX_REQUESTS, max(w.requests, 3 * capacity / mean_tokens)))
+
+
 def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int | None = None,
                   base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> ServeVariantResult:
-    w = inf.workload
-    if w is None:
-        raise PlannerError(f"variant {name!r} has no workload", field="inference.workload",
-                           fix="add a workload (e.g. workload: deepseek-chat-assumed)")
-    if requests is not None:
-        w = w.model_copy(update={"requests": requests})
-    # enough requests queued at once to fill the KV cache three times over: the instance saturates
-    cap = serving_memory(m, inf).kv_capacity_tokens * inf.parallelism.dp
-    mean_tokens = w.prompt_tokens.mean + w.output_tokens.mean / 2
-    n_sat = int(min(200_000, max(w.requests, 3 * cap / mean_tokens)))
+    """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths."""
+    w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
+    n_sat = saturation_requests(m, inf, w) if w.arrival != "trace" else w.requests
     saturated = w.model_copy(update={"arrival": "burst", "requests": n_sat}) if w.arrival != "trace" else w
     runs = {}
     for phase, work in (("mixed", w), ("decode", saturated), ("prefill", saturated)):
@@ -421,14 +513,9 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
         runs[phase] = simulate_serving(name, m, inf, work, phase=phase, base_dir=base_dir, progress=cb)
     mixed = runs["mixed"]
     return ServeVariantResult(
-        name=name,
-        max_generation_throughput_tok_s=runs["decode"].max_generation_throughput_tok_s,
+        name=name, max_generation_throughput_tok_s=runs["decode"].max_generation_throughput_tok_s,
         prompt_throughput_tok_s=runs["prefill"].prompt_throughput_tok_s,
-        generation_throughput_tok_s=mixed.generation_throughput_tok_s,
-        ttft_p50_s=mixed.ttft_p50_s, ttft_p90_s=mixed.ttft_p90_s, ttft_p99_s=mixed.ttft_p99_s,
-        tpot_p50_s=mixed.tpot_p50_s, tpot_p90_s=mixed.tpot_p90_s, tpot_p99_s=mixed.tpot_p99_s,
-        e2e_p50_s=mixed.e2e_p50_s, e2e_p99_s=mixed.e2e_p99_s,
-        max_concurrent_requests=runs["decode"].max_concurrent_requests,
-        kv_capacity_tokens=mixed.kv_capacity_tokens, preemptions=mixed.preemptions, requests=mixed.requests,
-        timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()),
-    )
+        generation_throughput_tok_s=mixed.generation_throughput_tok_s, latency=mixed.latency,
+        max_concurrent_requests=runs["decode"].max_concurrent_requests, kv_capacity_tokens=mixed.kv_capacity_tokens,
+        preemptions=mixed.preemptions, requests=mixed.requests, saturation_requests=runs["decode"].requests,
+        timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()))

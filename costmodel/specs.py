@@ -6,6 +6,7 @@ Cross-spec checks that need two specs at once (EP vs experts, layout vs cluster)
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -232,6 +233,14 @@ class GPUSpec(Spec):
     nic_bw_bytes_per_s: Sourced
     price_usd_per_hour: Sourced
 
+    def compute_precision(self, wanted: str) -> str:
+        """The tensor-core precision used for `wanted` (bf16 | fp8): FP8 only where the file gives its peak."""
+        return "fp8" if wanted == "fp8" and self.peak_flops_per_s.fp8 is not None else "bf16"
+
+    def peak_flops(self, wanted: str) -> float:
+        """Dense peak FLOP/s at the precision `compute_precision(wanted)` picks."""
+        return getattr(self.peak_flops_per_s, self.compute_precision(wanted)).value
+
 
 class ClusterSpec(Spec):
     name: str = ""
@@ -299,8 +308,6 @@ class LengthDist(Spec):
 
     @property
     def mean(self) -> float:
-        import math
-
         if self.dist == "fixed":
             return float(self.value)
         if self.dist == "uniform":

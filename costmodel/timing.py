@@ -32,9 +32,9 @@ class Device:
     def from_gpu(cls, gpu, precision: str = "bf16", stack_efficiency: float = 1.0) -> Device:
         """A GPU file's peaks at `precision` (bf16 | fp8; 1 B per element under fp8), scaled by the
         measured fraction of kernel speed a software stack reaches end to end (1 = kernel benchmarks)."""
-        peak = getattr(gpu.peak_flops_per_s, precision) or gpu.peak_flops_per_s.bf16
-        return cls(gpu.name, peak.value * stack_efficiency, gpu.hbm_bw_bytes_per_s.value * stack_efficiency,
-                   1 if precision == "fp8" else 2)
+        precision = gpu.compute_precision(precision)
+        return cls(gpu.name, gpu.peak_flops(precision) * stack_efficiency,
+                   gpu.hbm_bw_bytes_per_s.value * stack_efficiency, 1 if precision == "fp8" else 2)
 
 
 @dataclass(frozen=True)

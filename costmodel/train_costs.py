@@ -23,7 +23,7 @@ from costmodel.comm import (
     remote_ranks_per_token,
 )
 from costmodel.memory import stage_layers
-from costmodel.opcounts import attention_flop_split
+from costmodel.opcounts import attention_flop_split, attention_shape
 from costmodel.params import embedding_params, head_params, layer_params
 from costmodel.placement import groups, stage_node
 from costmodel.specs import ModelSpec, TrainingSpec
@@ -92,127 +92,181 @@ def _split_link(bytes_: float, peers: int, in_node: int, links: dict[str, Link])
     return max(nv / links["nvlink"].effective_bw, nic / links["nic"].effective_bw)
 
 
-def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> list[StageCost]:
-    par, cl = t.parallelism, t.cluster
+@dataclass(frozen=True)
+class OpTimes:
+    """Seconds of each operator of one layer for one micro-batch on one rank (F: forward, half: the dX or
+    the dW half of the backward, each the same GEMM size), and its collectives."""
+
+    attn_f: float
+    attn_dx: float  # input gradient, incl. selective recompute of the MLA up-projections
+    attn_dw: float
+    dense_f: float
+    dense_half: float
+    shared_f: float
+    shared_half: float
+    routed_f: float
+    routed_half: float
+    dispatch: float  # all-to-all of the routed tokens (forward); its gradient costs the same as combine's
+    combine: float
+    tp: float  # one sequence-parallel all-gather or reduce-scatter
+    head_f: float  # the LM head GEMM
+
+
+def _attention_times(m: ModelSpec, t: TrainingSpec, mbs: int, attn_timer: Timer,
+                     gemm_timer: Timer) -> tuple[float, float, float]:
+    """(forward, dX, dW) of one attention layer: dW is the projections' weight-gradient GEMMs, one
+    projection-sized GEMM of the backward's 2(proj + core) FLOPs; dX is the rest."""
+    par = t.parallelism
+    op, shape = attention_shape(m, par.tp, mbs, t.seq_len, t.seq_len)
+    fwd = attn_timer.time(op, shape, "fwd")
+    bwd = attn_timer.time(op, shape, "fwd_bwd") - fwd
+    proj, core = attention_flop_split(op, shape)
+    dw = bwd * proj / (2 * (proj + core))
+    return fwd, bwd - dw + _selective_recompute(m, t, mbs * t.seq_len, gemm_timer), dw
+
+
+def _selective_recompute(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) -> float:
+    """Re-running the MLA up-projections before the backward (V3P §3.2.3); nothing otherwise."""
+    if t.parallelism.recompute != "selective" or m.attention != "mla":
+        return 0.0
+    heads = m.num_attention_heads // t.parallelism.tp
+    up_kv = gemm_timer.time("gemm", {"m": tokens, "n": heads * (m.qk_nope_head_dim + m.v_head_dim), "k": m.kv_lora_rank})
+    up_q = gemm_timer.time("gemm", {"m": tokens, "n": heads * m.qk_head_dim, "k": m.q_lora_rank}) if m.q_lora_rank else 0.0
+    return up_q + up_kv
+
+
+def _ffn_pair(gemm_timer: Timer, hidden: int, width: int, tokens: int) -> tuple[float, float]:
+    """(forward, one backward half) of a SwiGLU FFN."""
+    if not width:
+        return 0.0, 0.0
+    shape = {"tokens": tokens, "hidden": hidden, "inter": width}
+    f = gemm_timer.time("ffn", shape, "fwd")
+    return f, (gemm_timer.time("ffn", shape, "fwd_bwd") - f) / 2
+
+
+def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) -> tuple[float, ...]:
+    """(routed F, routed half, dispatch, combine) of one MoE layer at the busiest EP rank's load."""
+    par, h = t.parallelism, m.hidden_size
+    load = t.expert_load_skew if t.capacity_factor is None else min(t.expert_load_skew, t.capacity_factor)
+    shape = {"tokens": max(1, round(tokens * load)), "hidden": h, "experts": m.n_routed_experts // par.ep,
+             "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size, "shared_inter": 0}
+    r_f = gemm_timer.time("moe", shape, "fwd")
+    r_half = (gemm_timer.time("moe", shape, "fwd_bwd") - r_f) / 2
+    links, in_node = links_of(t.cluster.gpu), groups(par)["ep"].peers_in_node(t.cluster.gpus_per_node)
+    sent_tokens = tokens * remote_ranks_per_token(m, par.ep) * load
+    dispatch = _split_link(sent_tokens * h * t.dispatch_bits / 8, par.ep - 1, in_node, links)
+    combine = _split_link(sent_tokens * h * 2, par.ep - 1, in_node, links)  # BF16 combine
+    return r_f, r_half, dispatch, combine
+
+
+def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> OpTimes:
+    par, h = t.parallelism, m.hidden_size
     mbs = t.global_batch_seqs // (par.dp * par.micro_batches)
     tokens = mbs * t.seq_len
-    h, tp, ep = m.hidden_size, par.tp, par.ep
-    links = links_of(cl.gpu)
-    g = groups(par)
-    gpn = cl.gpus_per_node
-    tp_link = links["nic"] if g["tp"].spans_nodes(gpn) else links["nvlink"]
-    act_bytes = tokens * h * 2  # BF16 hidden states of the micro-batch
+    links = links_of(t.cluster.gpu)
+    tp_link = links["nic"] if groups(par)["tp"].spans_nodes(t.cluster.gpus_per_node) else links["nvlink"]
+    tp = reduce_scatter_time(tokens * h * 2, par.tp, tp_link)  # BF16 activations; 0 without TP
+    moe = _moe_times(m, t, tokens, gemm_timer) if m.ffn == "moe" else (0.0,) * 4
+    dense = _ffn_pair(gemm_timer, h, (m.intermediate_size or 0) // par.tp, tokens)
+    shared = _ffn_pair(gemm_timer, h, m.shared_ffn_width // par.tp, tokens)
+    head_f = gemm_timer.time("gemm", {"m": tokens, "n": m.vocab_size // par.tp, "k": h})
+    return OpTimes(*_attention_times(m, t, mbs, attn_timer, gemm_timer), *dense, *shared, *moe, tp, head_f)
 
-    def tp_collective() -> float:  # sequence parallelism: all-gather or reduce-scatter of the activations
-        return reduce_scatter_time(act_bytes, tp, tp_link) if tp > 1 else 0.0
 
-    # attention (same for every layer)
-    if m.attention == "mla":
-        attn_op = "mla"
-        shape = {"hidden": h, "heads": m.num_attention_heads // tp, "q_lora": m.q_lora_rank or 0,
-                 "kv_lora": m.kv_lora_rank, "nope": m.qk_nope_head_dim, "rope": m.qk_rope_head_dim,
-                 "v": m.v_head_dim, "b": mbs, "q": t.seq_len, "ctx": t.seq_len, "mode": "naive"}
+def _with_tp(name: str, compute_s: float, tp_s: float, overlap: bool) -> list:
+    """A block's compute between its sequence-parallel all-gather and reduce-scatter."""
+    if overlap:
+        return [("overlap", ("tp all-gather + reduce-scatter", 2 * tp_s), (name, compute_s))]
+    return [("comm", "tp all-gather", tp_s), ("compute", name, compute_s), ("comm", "tp reduce-scatter", tp_s)]
+
+
+def _moe_segments(o: OpTimes, hide_shared: bool) -> tuple[list, list]:
+    """Forward and backward of a MoE block: the dispatch (or its gradient) overlaps the shared experts."""
+    s_f, s_b = (0.0, o.shared_f) if not hide_shared else (o.shared_f, 0.0)
+    h_f, h_b = (0.0, o.shared_half) if not hide_shared else (o.shared_half, 0.0)
+    f = [("overlap", ("dispatch", o.dispatch), ("shared experts", s_f)), ("compute", "shared experts", s_b),
+         ("compute", "routed experts", o.routed_f), ("comm", "combine", o.combine)]
+    b = [("overlap", ("combine grad", o.dispatch), ("shared experts dX", h_f)), ("compute", "shared experts dX", h_b),
+         ("compute", "routed experts dX", o.routed_half), ("comm", "dispatch grad", o.combine)]
+    tp_in, tp_out = ("comm", "tp all-gather", o.tp), ("comm", "tp reduce-scatter", o.tp)
+    return [tp_in, *f, tp_out], [tp_in, *b, tp_out]
+
+
+def layer_segments(m: ModelSpec, t: TrainingSpec, o: OpTimes, i: int) -> tuple[list, list, list]:
+    """(F, B, W) segments of layer i for one micro-batch."""
+    par = t.parallelism
+    f = _with_tp("attention", o.attn_f, o.tp, par.overlap_tp_comm)
+    b = _with_tp("attention dX", o.attn_dx, o.tp, par.overlap_tp_comm)
+    w = [("compute", "attention dW", o.attn_dw)]
+    if m.is_moe_layer(i):
+        f_moe, b_moe = _moe_segments(o, t.overlap_shared_experts)
+        f, b, w = f + f_moe, b_moe + b, w + [("compute", "experts dW", o.routed_half + o.shared_half)]
     else:
-        attn_op = "attn"
-        shape = {"hidden": h, "heads": m.num_attention_heads // tp, "kv_heads": max(1, m.kv_heads // tp),
-                 "head_dim": m.attn_head_dim, "b": mbs, "q": t.seq_len, "ctx": t.seq_len}
-    a_f = attn_timer.time(attn_op, shape, "fwd")
-    a_bt = attn_timer.time(attn_op, shape, "fwd_bwd") - a_f
-    proj, core = attention_flop_split(attn_op, shape)
-    a_w = a_bt * proj / (2 * (proj + core))  # weight-gradient GEMMs: one proj-sized GEMM of the 2(proj+core)
-    a_b = a_bt - a_w
-    recompute_b = 0.0
-    if par.recompute == "selective" and m.attention == "mla":  # re-run the up-projections (V3P §3.2.3)
-        heads = m.num_attention_heads // tp
-        if m.q_lora_rank:
-            recompute_b += gemm_timer.time("gemm", {"m": tokens, "n": heads * m.qk_head_dim, "k": m.q_lora_rank})
-        recompute_b += gemm_timer.time("gemm", {"m": tokens, "n": heads * (m.qk_nope_head_dim + m.v_head_dim),
-                                                "k": m.kv_lora_rank})
+        f = f + _with_tp("ffn", o.dense_f, o.tp, par.overlap_tp_comm)
+        b = _with_tp("ffn dX", o.dense_half, o.tp, par.overlap_tp_comm) + b
+        w = w + [("compute", "ffn dW", o.dense_half)]
+    if par.recompute == "full":  # re-run the layer's forward compute before its backward
+        again = sum(seg[2] for seg in f if seg[0] == "compute") + sum(seg[2][1] for seg in f if seg[0] == "overlap")
+        b.insert(0, ("compute", "recompute", again))
+    return f, b, w
 
-    def ffn_pair(width: int, n_tokens: int) -> tuple[float, float]:
-        shape = {"tokens": n_tokens, "hidden": h, "inter": width}
-        f = gemm_timer.time("ffn", shape, "fwd")
-        return f, (gemm_timer.time("ffn", shape, "fwd_bwd") - f) / 2
 
-    # MoE pieces
-    if m.ffn == "moe":
-        load = t.expert_load_skew if t.capacity_factor is None else min(t.expert_load_skew, t.capacity_factor)
-        moe_shape = {"tokens": max(1, round(tokens * load)), "hidden": h, "experts": m.n_routed_experts // ep,
-                     "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size, "shared_inter": 0}
-        r_f = gemm_timer.time("moe", moe_shape, "fwd")
-        r_half = (gemm_timer.time("moe", moe_shape, "fwd_bwd") - r_f) / 2
-        s_f, s_half = ffn_pair(m.shared_ffn_width // tp, tokens) if m.shared_ffn_width else (0.0, 0.0)
-        remote = remote_ranks_per_token(m, ep)
-        in_node = g["ep"].peers_in_node(gpn)
-        dispatch = _split_link(tokens * remote * load * h * t.dispatch_bits / 8, ep - 1, in_node, links)
-        combine = _split_link(tokens * remote * load * h * 2, ep - 1, in_node, links)
-    if m.ffn == "dense" or m.first_k_dense_replace or m.moe_layer_freq > 1:
-        d_f, d_half = ffn_pair(m.intermediate_size // tp, tokens)
+def dp_sync_time(m: ModelSpec, t: TrainingSpec, dense_params: float, expert_params: float) -> float:
+    """ZeRO reduce-scatter of BF16 gradients and all-gather of BF16 parameters of one stage's weights:
+    dense weights over all dp ranks, routed experts over their dp / ep replicas."""
+    par, gpn = t.parallelism, t.cluster.gpus_per_node
+    links, g = links_of(t.cluster.gpu), groups(par)
+    dp_link = links["nic"] if g["dp"].spans_nodes(gpn) else links["nvlink"]
+    edp_link = links["nic"] if g["edp"].spans_nodes(gpn) else links["nvlink"]
+    return (reduce_scatter_time(2 * dense_params, par.dp, dp_link) + all_gather_time(2 * dense_params, par.dp, dp_link)
+            + reduce_scatter_time(2 * expert_params, g["edp"].size, edp_link)
+            + all_gather_time(2 * expert_params, g["edp"].size, edp_link))
 
-    def with_tp(name: str, compute_s: float) -> list:
-        """A block's compute between its sequence-parallel all-gather and reduce-scatter."""
-        c = tp_collective()
-        if par.overlap_tp_comm:
-            return [("overlap", ("tp all-gather + reduce-scatter", 2 * c), (name, compute_s))]
-        return [("comm", "tp all-gather", c), ("compute", name, compute_s), ("comm", "tp reduce-scatter", c)]
 
-    def layer_passes(i: int) -> tuple[list, list, list]:
-        f = with_tp("attention", a_f)
-        b = with_tp("attention dX", a_b + recompute_b)
-        w = [("compute", "attention dW", a_w)]
-        if m.is_moe_layer(i):
-            hide = t.overlap_shared_experts
-            f_moe = [("overlap", ("dispatch", dispatch), ("shared experts", s_f if hide else 0.0)),
-                     ("compute", "shared experts", 0.0 if hide else s_f),
-                     ("compute", "routed experts", r_f), ("comm", "combine", combine)]
-            b_moe = [("overlap", ("combine grad", dispatch), ("shared experts dX", s_half if hide else 0.0)),
-                     ("compute", "shared experts dX", 0.0 if hide else s_half),
-                     ("compute", "routed experts dX", r_half), ("comm", "dispatch grad", combine)]
-            tp_in, tp_out = ("comm", "tp all-gather", tp_collective()), ("comm", "tp reduce-scatter", tp_collective())
-            f += [tp_in, *f_moe, tp_out]
-            b = [tp_in, *b_moe, tp_out] + b
-            w += [("compute", "experts dW", r_half + s_half)]
-        else:
-            f += with_tp("ffn", d_f)
-            b = with_tp("ffn dX", d_half) + b
-            w += [("compute", "ffn dW", d_half)]
-        if par.recompute == "full":  # re-run the layer's forward compute before its backward
-            b.insert(0, ("compute", "recompute", sum(seg[2] for seg in f if seg[0] == "compute")
-                         + sum(seg[2][1] for seg in f if seg[0] == "overlap")))
-        return f, b, w
+def optimizer_time(t: TrainingSpec, dense_params: float, expert_params: float, memory_efficiency: float) -> float:
+    """The optimizer step reads and writes OPTIMIZER_BYTES_PER_PARAM for each parameter of its ZeRO shard."""
+    par = t.parallelism
+    shard = (dense_params / par.dp + expert_params / (par.dp // par.ep)) if par.zero_stage >= 1 \
+        else dense_params + expert_params
+    return OPTIMIZER_BYTES_PER_PARAM * shard / (t.cluster.gpu.hbm_bw_bytes_per_s.value * memory_efficiency)
 
-    head_f = gemm_timer.time("gemm", {"m": tokens, "n": m.vocab_size // tp, "k": h})
+
+def stage_params(m: ModelSpec, t: TrainingSpec, s: int, layers: range) -> tuple[float, float]:
+    """(dense, routed-expert) parameters one rank of stage s holds (embedding on the first stage, head
+    on the last)."""
+    par = t.parallelism
+    dense = sum(layer_params(m, i).dense for i in layers) / par.tp
+    experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
+    dense += embedding_params(m) / par.tp if s == 0 else 0
+    dense += head_params(m) / par.tp if s == par.pp - 1 else 0
+    return dense, experts
+
+
+def _stage_passes(m: ModelSpec, t: TrainingSpec, o: OpTimes, layers: range, last: bool) -> tuple[list, list, list]:
+    F, B, W = [], [], []
+    for i in layers:
+        f, b, w = layer_segments(m, t, o, i)
+        F, B, W = F + f, b + B, W + w  # backward runs the layers in reverse
+    if last:
+        F.append(("compute", "lm head", o.head_f))
+        B.insert(0, ("compute", "lm head dX", o.head_f))
+        W.append(("compute", "lm head dW", o.head_f))
+    return F, B, W
+
+
+def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> list[StageCost]:
+    """Each pipeline stage's F, B and W pass costs, p2p, DP sync and optimizer times."""
+    par, cl = t.parallelism, t.cluster
+    o = op_times(m, t, gemm_timer, attn_timer)
+    links = links_of(cl.gpu)
+    act_bytes = t.global_batch_seqs // (par.dp * par.micro_batches) * t.seq_len * m.hidden_size * 2
     out = []
-    stages = stage_layers(m.num_hidden_layers, par.pp)
-    for s, layers in enumerate(stages):
-        F, B, W = [], [], []
-        for i in layers:
-            f, b, w = layer_passes(i)
-            F += f
-            B = b + B  # backward runs the layers in reverse
-            W += w
-        if s == len(stages) - 1:
-            F.append(("compute", "lm head", head_f))
-            B.insert(0, ("compute", "lm head dX", head_f))
-            W.append(("compute", "lm head dW", head_f))
-        # pipeline neighbour: NVLink when the next stage shares the node
-        nxt = min(s + 1, par.pp - 1)
+    for s, layers in enumerate(stage_layers(m.num_hidden_layers, par.pp)):
+        F, B, W = _stage_passes(m, t, o, layers, s == par.pp - 1)
+        nxt = min(s + 1, par.pp - 1)  # pipeline neighbour: NVLink when the next stage shares the node
         link = links["nvlink"] if stage_node(par, cl, s) == stage_node(par, cl, nxt) else links["nic"]
-        p2p = p2p_time(act_bytes / tp, link) if par.pp > 1 else 0.0
-        # data-parallel sync of this stage's weights (ZeRO >= 1: reduce-scatter grads, all-gather params)
-        dense = sum(layer_params(m, i).dense for i in layers) / tp
-        experts = sum(layer_params(m, i).routed_experts for i in layers) / ep
-        if s == 0:
-            dense += embedding_params(m) / tp
-        if s == len(stages) - 1:
-            dense += head_params(m) / tp
-        dp_link = links["nic"] if g["dp"].spans_nodes(gpn) else links["nvlink"]
-        edp_link = links["nic"] if g["edp"].spans_nodes(gpn) else links["nvlink"]
-        sync = (reduce_scatter_time(2 * dense, par.dp, dp_link) + all_gather_time(2 * dense, par.dp, dp_link)
-                + reduce_scatter_time(2 * experts, g["edp"].size, edp_link)
-                + all_gather_time(2 * experts, g["edp"].size, edp_link))
-        shard = dense / (par.dp if par.zero_stage >= 1 else 1) + experts / (g["edp"].size if par.zero_stage >= 1 else 1)
-        optim = OPTIMIZER_BYTES_PER_PARAM * shard / (cl.gpu.hbm_bw_bytes_per_s.value
-                                                     * gemm_timer.roofline.efficiency["gemm"].memory)
-        out.append(StageCost(fold(F), fold(B), fold(W), p2p, sync, optim, len(layers)))
+        p2p = p2p_time(act_bytes / par.tp, link) if par.pp > 1 else 0.0
+        dense, experts = stage_params(m, t, s, layers)
+        optim = optimizer_time(t, dense, experts, gemm_timer.roofline.efficiency["gemm"].memory)
+        out.append(StageCost(fold(F), fold(B), fold(W), p2p, dp_sync_time(m, t, dense, experts), optim, len(layers)))
     return out

@@ -21,15 +21,12 @@ from pathlib import Path
 import simpy
 from pydantic import BaseModel
 
-from costmodel.errors import PlannerError
 from costmodel.flops import train_flops_per_token
 from costmodel.memory import training_memory
 from costmodel.schedules import LIST_SCHEDULED, SCHEDULES, in_flight
 from costmodel.specs import ModelSpec, TrainingSpec
 from costmodel.timing import Device, Timer
 from costmodel.train_costs import PassCost, StageCost, build_stage_costs
-
-SIMULATED = (*SCHEDULES, *LIST_SCHEDULED)
 
 
 class TrainingResult(BaseModel):
@@ -66,6 +63,12 @@ class _Trace:
     def add(self, stage: int, stream: str, name: str, start_s: float, dur_s: float) -> None:
         self.events.append({"name": name, "ph": "X", "pid": stage, "tid": stream, "ts": start_s * 1e6,
                             "dur": dur_s * 1e6})
+
+    def record(self, stage: int, kind: str, mb: int, start_s: float, pc: PassCost) -> None:
+        self.passes.append((stage, kind, mb, start_s, pc.total_s, pc.exposed_comm_s))
+        if self.segments:
+            for stream, name, off, dur in pc.segments:
+                self.add(stage, stream, f"{name} mb{mb}", start_s + off, dur)
 
     def write(self, path: Path, pp: int) -> None:
         meta = [{"name": "process_name", "ph": "M", "pid": s, "args": {"name": f"stage {s}"}} for s in range(pp)]
@@ -122,218 +125,225 @@ class _Lane:
         self.next_b += 1
 
 
-def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
-                 trace: _Trace | None = None) -> dict:
-    """Simulate one step; returns step time, per-stage busy times and the event count."""
-    if schedule not in SIMULATED:
-        raise PlannerError(f"schedule {schedule!r} is not simulated", field="parallelism.schedule",
-                           fix=f"use one of {', '.join(SIMULATED)}")
-    pp = len(costs)
-    if schedule == "dualpipe" and (m % 2 or pp % 2):
-        raise PlannerError(f"dualpipe needs an even pp and micro_batches (got pp {pp}, micro_batches {m})",
-                           field="parallelism.micro_batches", fix="use even values")
-    env = simpy.Environment()
-    done: dict[tuple, simpy.Event] = {}
+@dataclass
+class StageStats:
+    """One pipeline stage's busy times over a step (seconds)."""
 
-    def event(key: tuple) -> simpy.Event:
-        if key not in done:
-            done[key] = env.event()
-        return done[key]
+    compute_s: float = 0.0  # compute stream inside the passes
+    comm_s: float = 0.0  # all-to-all and TP collectives inside the passes
+    exposed_comm_s: float = 0.0  # of which the compute stream waited on
+    passes_s: float = 0.0  # the passes' total duration
+    passes_end_s: float = 0.0  # when the stage's last pass ended
+    sync_and_step_s: float = 0.0  # DP sync on the critical path + optimizer step
+    end_s: float = 0.0  # when the stage finished the step
 
-    def deliver(key: tuple, delay: float) -> None:
-        if delay <= 0:
-            event(key).succeed()
+
+@dataclass(frozen=True)
+class PipelineRun:
+    step_time_s: float
+    bubble_s: float  # mean over stages of the pipeline span not spent in passes
+    stages: list[StageStats]
+    busiest: int  # the stage with the most pass time
+    events: int  # passes simulated
+    pipeline_s: float  # when the last pass of any stage ended
+
+
+class Pipeline:
+    """The simpy processes of one training step: one per stage, each with a compute and a comm stream.
+    Cross-stage dependencies are simpy events keyed (direction, kind, stage, micro-batch)."""
+
+    def __init__(self, costs: list[StageCost], schedule: str, m: int, overlap_grad_sync: bool, trace: _Trace | None):
+        self.costs, self.schedule, self.m, self.pp = costs, schedule, m, len(costs)
+        self.overlap_grad_sync, self.trace = overlap_grad_sync, trace
+        self.env = simpy.Environment()
+        self.done: dict[tuple, simpy.Event] = {}
+        self.stats = [StageStats() for _ in costs]
+        self.events = 0
+
+    def event(self, key: tuple) -> simpy.Event:
+        if key not in self.done:
+            self.done[key] = self.env.event()
+        return self.done[key]
+
+    def deliver(self, key: tuple, delay_s: float) -> None:
+        """Mark `key` done after `delay_s` (a p2p transfer to the neighbouring stage)."""
+        if delay_s <= 0:
+            self.event(key).succeed()
         else:
-            env.timeout(delay).callbacks.append(lambda _: event(key).succeed())
+            self.env.timeout(delay_s).callbacks.append(lambda _: self.event(key).succeed())
 
-    stats = [{"compute": 0.0, "comm": 0.0, "exposed": 0.0, "passes": 0.0, "end_passes": 0.0, "end": 0.0,
-              "dp": 0.0} for _ in range(pp)]
-    n_events = [0]
-
-    def stage(s: int, compute: simpy.Resource, comm: simpy.Resource):
-        cost = costs[s]
-        fixed_passes = {"F": cost.F, "B": cost.B + cost.W}  # gpipe / 1f1b: the whole backward in one pass
-
-        def run(kind: str, mb: int, pc: PassCost | None = None):
-            pc = pc or fixed_passes[kind]
-            with compute.request() as req:
-                yield req
-                start = env.now
-                yield env.timeout(pc.total_s)
-            n_events[0] += 1
-            st = stats[s]
-            st["compute"] += pc.compute_s
-            st["comm"] += pc.comm_s
-            st["exposed"] += pc.exposed_comm_s
-            st["passes"] += pc.total_s
-            if trace is not None:
-                trace.passes.append((s, kind, mb, start, pc.total_s, pc.exposed_comm_s))
-                if trace.segments:
-                    for stream, name, off, dur in pc.segments:
-                        trace.add(s, stream, f"{name} mb{mb}", start + off, dur)
-
-        def fixed_order():
-            """gpipe and 1f1b: the schedule's order, each pass waiting for its input."""
-            for kind, mb in SCHEDULES[schedule](s, pp, m):
-                dep = None
-                if kind == "F" and s > 0:
-                    dep = event((0, "F", s - 1, mb))
-                elif kind == "B":
-                    dep = event((0, "B", s + 1, mb)) if s < pp - 1 else event((0, "Fdone", s, mb))
-                if dep is not None:
-                    yield dep
-                yield from run(kind, mb)
-                if kind == "F":
-                    deliver((0, "Fdone", s, mb), 0.0)
-                    if s < pp - 1:
-                        deliver((0, "F", s, mb), cost.p2p_s)
-                elif kind == "B" and s > 0:
-                    deliver((0, "B", s, mb), costs[s - 1].p2p_s)
-
-        def list_schedule():
-            """Zero-bubble and DualPipe: each lane (one pipeline direction through this rank) keeps 1F1B's
-            forwards-in-flight limit; priority B > F > W; a deferred W runs only when nothing else is ready.
-            DualPipe feeds half the micro-batches from each end and runs a ready F and B as one overlapped
-            pair whose communication hides under the partner's compute (V3P §3.2.1)."""
-            lanes = [_Lane(0, s, costs[s], list(range(m)) if schedule == "zero-bubble" else list(range(m // 2)))]
-            if schedule == "dualpipe":
-                lanes.append(_Lane(1, pp - 1 - s, costs[pp - 1 - s], list(range(m // 2, m))))
-            pending_w: list[tuple[_Lane, int]] = []
-            while any(ln.next_b < len(ln.mbs) for ln in lanes):
-                ready_b = [ln for ln in lanes if ln.b_ready(event, pp)]
-                ready_f = [ln for ln in lanes if ln.f_ready(event, pp)]
-                if schedule == "dualpipe" and ready_b and ready_f:
-                    lb = ready_b[0]
-                    lf = next((ln for ln in ready_f if ln is not lb), ready_f[0])
-                    fb, bb = lf.cost.F, lb.cost.B
-                    compute_s, comm_s = fb.compute_s + bb.compute_s, fb.comm_s + bb.comm_s
-                    exposed = max(0.0, comm_s - compute_s)
-                    mb_b = lb.mbs[lb.next_b]
-                    yield from run("F&B", lf.mbs[lf.next_f], PassCost(compute_s + exposed, compute_s, comm_s, exposed, ()))
-                    lf.did_f(deliver, pp)
-                    lb.did_b(deliver, costs)
-                    pending_w.append((lb, mb_b))
-                elif ready_b:
-                    ln = ready_b[0]
-                    mb = ln.mbs[ln.next_b]
-                    yield from run("B", mb, ln.cost.B)
-                    ln.did_b(deliver, costs)
-                    pending_w.append((ln, mb))
-                elif ready_f:
-                    ln = ready_f[0]
-                    yield from run("F", ln.mbs[ln.next_f], ln.cost.F)
-                    ln.did_f(deliver, pp)
-                elif pending_w:
-                    ln, mb = pending_w.pop(0)
-                    yield from run("W", mb, ln.cost.W)
-                else:
-                    yield env.any_of([e for ln in lanes for e in ln.waits(event, pp)])
-            for ln, mb in pending_w:
-                yield from run("W", mb, ln.cost.W)
-
-        yield from (list_schedule() if schedule in LIST_SCHEDULED else fixed_order())
-        stats[s]["end_passes"] = env.now
-        # ZeRO gradient sync, then the optimizer step; with overlap the parameter all-gather of the next
-        # step hides under its first forwards, so only the reduce-scatter half stays on the critical path
-        sync = cost.dp_sync_s / 2 if overlap_grad_sync else cost.dp_sync_s
-        with comm.request() as req:
-            yield req
-            start = env.now
-            yield env.timeout(sync)
+    def run_pass(self, s: int, compute: simpy.Resource, kind: str, mb: int, pc: PassCost):
+        """Hold stage s's compute stream for one pass and account for it."""
         with compute.request() as req:
             yield req
-            yield env.timeout(cost.optimizer_s)
-        stats[s]["dp"] = sync + cost.optimizer_s
-        if trace is not None:
-            trace.add(s, "comm", "dp reduce-scatter" + ("" if overlap_grad_sync else " + all-gather"), start, sync)
-            trace.add(s, "compute", "optimizer", start + sync, cost.optimizer_s)
-        stats[s]["end"] = env.now
+            start = self.env.now
+            yield self.env.timeout(pc.total_s)
+        self.events += 1
+        st = self.stats[s]
+        st.compute_s += pc.compute_s
+        st.comm_s += pc.comm_s
+        st.exposed_comm_s += pc.exposed_comm_s
+        st.passes_s += pc.total_s
+        if self.trace is not None:
+            self.trace.record(s, kind, mb, start, pc)
 
-    for s in range(pp):
-        env.process(stage(s, simpy.Resource(env, 1), simpy.Resource(env, 1)))
-    env.run()
-    step = max(st["end"] for st in stats)
-    pipeline_end = max(st["end_passes"] for st in stats)
-    bubble = sum(pipeline_end - st["passes"] for st in stats) / pp
-    busiest = max(range(pp), key=lambda s: stats[s]["passes"])
-    return {"step_time_s": step, "bubble_s": bubble, "stats": stats, "busiest": busiest, "events": n_events[0],
-            "pipeline_s": pipeline_end}
+    def fixed_order(self, s: int, compute: simpy.Resource):
+        """gpipe and 1f1b: the schedule's order, each pass waiting for its input; B includes W."""
+        cost, last = self.costs[s], s == self.pp - 1
+        whole = {"F": cost.F, "B": cost.B + cost.W}
+        for kind, mb in SCHEDULES[self.schedule](s, self.pp, self.m):
+            dep = None
+            if kind == "F" and s > 0:
+                dep = self.event((0, "F", s - 1, mb))
+            elif kind == "B":
+                dep = self.event((0, "Fdone", s, mb)) if last else self.event((0, "B", s + 1, mb))
+            if dep is not None:
+                yield dep
+            yield from self.run_pass(s, compute, kind, mb, whole[kind])
+            if kind == "F":
+                self.deliver((0, "Fdone", s, mb), 0.0)
+                if not last:
+                    self.deliver((0, "F", s, mb), cost.p2p_s)
+            elif s > 0:
+                self.deliver((0, "B", s, mb), self.costs[s - 1].p2p_s)
+
+    def lanes(self, s: int) -> list[_Lane]:
+        """Zero-bubble: one lane of all micro-batches. DualPipe: half from each end of the pipeline."""
+        if self.schedule == "zero-bubble":
+            return [_Lane(0, s, self.costs[s], list(range(self.m)))]
+        half = self.m // 2
+        return [_Lane(0, s, self.costs[s], list(range(half))),
+                _Lane(1, self.pp - 1 - s, self.costs[self.pp - 1 - s], list(range(half, self.m)))]
+
+    def paired(self, s: int, compute: simpy.Resource, lf: _Lane, lb: _Lane, pending_w: list):
+        """DualPipe's F&B pair: one lane's forward and the other's backward overlapped, so each one's
+        all-to-all hides under the other's compute (V3P §3.2.1)."""
+        fb, bb = lf.cost.F, lb.cost.B
+        compute_s, comm_s = fb.compute_s + bb.compute_s, fb.comm_s + bb.comm_s
+        exposed = max(0.0, comm_s - compute_s)
+        mb_b = lb.mbs[lb.next_b]
+        yield from self.run_pass(s, compute, "F&B", lf.mbs[lf.next_f],
+                                 PassCost(compute_s + exposed, compute_s, comm_s, exposed, ()))
+        lf.did_f(self.deliver, self.pp)
+        lb.did_b(self.deliver, self.costs)
+        pending_w.append((lb, mb_b))
+
+    def list_schedule(self, s: int, compute: simpy.Resource):
+        """Zero-bubble and DualPipe: each lane keeps 1F1B's forwards-in-flight limit; priority (F&B pair) >
+        B > F > W; a deferred W runs only when nothing else is ready."""
+        lanes, pending_w = self.lanes(s), []
+        while any(ln.next_b < len(ln.mbs) for ln in lanes):
+            ready_b = [ln for ln in lanes if ln.b_ready(self.event, self.pp)]
+            ready_f = [ln for ln in lanes if ln.f_ready(self.event, self.pp)]
+            if self.schedule == "dualpipe" and ready_b and ready_f:
+                lf = next((ln for ln in ready_f if ln is not ready_b[0]), ready_f[0])
+                yield from self.paired(s, compute, lf, ready_b[0], pending_w)
+            elif ready_b:
+                ln = ready_b[0]
+                mb = ln.mbs[ln.next_b]
+                yield from self.run_pass(s, compute, "B", mb, ln.cost.B)
+                ln.did_b(self.deliver, self.costs)
+                pending_w.append((ln, mb))
+            elif ready_f:
+                ln = ready_f[0]
+                yield from self.run_pass(s, compute, "F", ln.mbs[ln.next_f], ln.cost.F)
+                ln.did_f(self.deliver, self.pp)
+            elif pending_w:
+                ln, mb = pending_w.pop(0)
+                yield from self.run_pass(s, compute, "W", mb, ln.cost.W)
+            else:
+                yield self.env.any_of([e for ln in lanes for e in ln.waits(self.event, self.pp)])
+        for ln, mb in pending_w:
+            yield from self.run_pass(s, compute, "W", mb, ln.cost.W)
+
+    def sync_and_step(self, s: int, compute: simpy.Resource, comm: simpy.Resource):
+        """ZeRO gradient sync, then the optimizer step. With overlap the parameter all-gather of the next
+        step hides under its first forwards, so only the reduce-scatter half stays on the critical path."""
+        cost = self.costs[s]
+        sync = cost.dp_sync_s / 2 if self.overlap_grad_sync else cost.dp_sync_s
+        with comm.request() as req:
+            yield req
+            start = self.env.now
+            yield self.env.timeout(sync)
+        with compute.request() as req:
+            yield req
+            yield self.env.timeout(cost.optimizer_s)
+        self.stats[s].sync_and_step_s = sync + cost.optimizer_s
+        if self.trace is not None:
+            self.trace.add(s, "comm", "dp reduce-scatter" + ("" if self.overlap_grad_sync else " + all-gather"),
+                           start, sync)
+            self.trace.add(s, "compute", "optimizer", start + sync, cost.optimizer_s)
+
+    def stage(self, s: int):
+        compute, comm = simpy.Resource(self.env, 1), simpy.Resource(self.env, 1)
+        passes = self.list_schedule if self.schedule in LIST_SCHEDULED else self.fixed_order
+        yield from passes(s, compute)
+        self.stats[s].passes_end_s = self.env.now
+        yield from self.sync_and_step(s, compute, comm)
+        self.stats[s].end_s = self.env.now
+
+    def run(self) -> PipelineRun:
+        for s in range(self.pp):
+            self.env.process(self.stage(s))
+        self.env.run()
+        pipeline_end = max(st.passes_end_s for st in self.stats)
+        return PipelineRun(
+            step_time_s=max(st.end_s for st in self.stats),
+            bubble_s=sum(pipeline_end - st.passes_s for st in self.stats) / self.pp,
+            stages=self.stats, busiest=max(range(self.pp), key=lambda s: self.stats[s].passes_s),
+            events=self.events, pipeline_s=pipeline_end)
 
 
-def check_trainable(v, file: str, loc: tuple) -> None:
-    """Refuse, before anything runs, a variant whose layout cannot be simulated or does not fit."""
-    from costmodel.loader import line_of, read_yaml
-
-    t = v.training
-    problem = None
-    if t.parallelism.schedule == "dualpipe" and (t.parallelism.pp % 2 or t.parallelism.micro_batches % 2):
-        problem = ("parallelism.micro_batches", "dualpipe needs an even pp and an even number of micro-batches "
-                   "(half enter from each end)", "use even pp and micro_batches")
-    else:
-        mem = training_memory(v.model, t)
-        if not mem.fits:
-            problem = ("parallelism", f"variant {v.name!r} needs {mem.total_bytes / 1e9:.1f} GB per GPU on pipeline stage "
-                       f"{mem.stage} (weights {mem.weights_bytes / 1e9:.1f}, grads {mem.grads_bytes / 1e9:.1f}, optimizer "
-                       f"{mem.optimizer_bytes / 1e9:.1f}, activations {mem.activations_bytes / 1e9:.1f}) but "
-                       f"{t.cluster.gpu.name} has {mem.capacity_bytes / 1e9:.0f} GB",
-                       "raise recompute (selective, full), zero_stage, pp or ep, or use fewer micro-batches in flight")
-    if problem:
-        field, msg, fix = problem
-        full = loc + tuple(field.split("."))
-        try:
-            _, node = read_yaml(Path(file))
-        except PlannerError:  # a scenario given as text (dashboard): no file to point into
-            node = None
-        raise PlannerError(msg, file=file, line=line_of(node, full), field=".".join(map(str, full)), fix=fix)
+def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
+                 trace: _Trace | None = None) -> PipelineRun:
+    """Simulate one step of `schedule` over `m` micro-batches (the layout is assumed feasible)."""
+    return Pipeline(costs, schedule, m, overlap_grad_sync, trace).run()
 
 
-def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None,
-                      passes: list | None = None) -> TrainingResult:
-    """One step of `t`'s layout, extrapolated to the whole run."""
-    t0 = time.perf_counter()
-    mem = training_memory(m, t)
-    par = t.parallelism
+def stage_costs_for(m: ModelSpec, t: TrainingSpec) -> list[StageCost]:
+    """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiency."""
     gpu = t.cluster.gpu
     stack = t.stack_efficiency.value if t.stack_efficiency else 1.0
     gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack))
     attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack))  # attention stays BF16 under FP8 training (V3P §3.3)
-    costs = build_stage_costs(m, t, gemm_timer, attn_timer)
+    return build_stage_costs(m, t, gemm_timer, attn_timer)
+
+
+def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None,
+                      passes: list | None = None) -> TrainingResult:
+    """One step of `t`'s layout (assumed feasible), extrapolated to the whole run. `passes` receives
+    (stage, kind, micro-batch, start_s, duration_s, exposed comm s) of every pass."""
+    t0 = time.perf_counter()
+    par = t.parallelism
+    costs = stage_costs_for(m, t)
     trace = _Trace(segments=trace_path is not None) if trace_path is not None or passes is not None else None
     sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace)
     if trace_path is not None:
         trace.write(trace_path, par.pp)
-    if passes is not None:  # (stage, kind, micro-batch, start_s, duration_s, exposed comm s) of every pass
+    if passes is not None:
         passes.extend(trace.passes)
-    step = sim["step_time_s"]
+    return training_result(name, m, t, sim, costs[sim.busiest], time.perf_counter() - t0)
+
+
+def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, busiest_cost: StageCost,
+                    wall_s: float) -> TrainingResult:
+    """A simulated step turned into throughput, MFU and the cost of the run."""
+    mem = training_memory(m, t)
+    step, gpus, gpu = sim.step_time_s, t.cluster.num_gpus, t.cluster.gpu
     tokens = t.global_batch_seqs * t.seq_len
-    gpus = t.cluster.num_gpus
-    flops_per_token = train_flops_per_token(m, t.seq_len)
-    peak = (gpu.peak_flops_per_s.fp8 if t.precision == "fp8" and gpu.peak_flops_per_s.fp8 else gpu.peak_flops_per_s.bf16).value
     gpu_s_per_token = step * gpus / tokens
-    busiest = sim["stats"][sim["busiest"]]
+    gpu_hours_per_token = gpu_s_per_token / 3600
     price = gpu.price_usd_per_hour.value
+    busiest = sim.stages[sim.busiest]
     return TrainingResult(
-        name=name,
-        num_gpus=gpus,
-        step_time_s=step,
-        tokens_per_step=tokens,
-        tokens_per_s_per_gpu=tokens / (step * gpus),
-        mfu=flops_per_token * tokens / (step * gpus * peak),
+        name=name, num_gpus=gpus, step_time_s=step, tokens_per_step=tokens, tokens_per_s_per_gpu=1 / gpu_s_per_token,
+        mfu=train_flops_per_token(m, t.seq_len) / (gpu_s_per_token * gpu.peak_flops(t.precision)),
         flop_convention=f"6·N_active + causal attention at seq {t.seq_len} (costmodel/flops.py), "
-                        f"over the {t.precision.upper()} dense peak; recompute not counted",
-        bubble_fraction=sim["bubble_s"] / step,
-        compute_s=busiest["compute"],
-        comm_s=busiest["comm"],
-        exposed_comm_s=busiest["exposed"] + busiest["dp"] - costs[sim["busiest"]].optimizer_s,
-        dp_sync_s=costs[sim["busiest"]].dp_sync_s,
-        peak_memory_bytes_per_gpu=mem.total_bytes,
-        memory_capacity_bytes=mem.capacity_bytes,
-        fits=mem.fits,
-        gpu_hours_per_trillion_tokens=gpu_s_per_token * 1e12 / 3600,
-        cost_usd_per_trillion_tokens=gpu_s_per_token * 1e12 / 3600 * price,
-        gpu_hours_total=gpu_s_per_token * t.tokens / 3600,
-        cost_usd_total=gpu_s_per_token * t.tokens / 3600 * price,
-        days_total=step * t.tokens / tokens / 86400,
-        events=sim["events"],
-        sim_wall_s=time.perf_counter() - t0,
-    )
+                        f"over the {gpu.compute_precision(t.precision).upper()} dense peak; recompute not counted",
+        bubble_fraction=sim.bubble_s / step, compute_s=busiest.compute_s, comm_s=busiest.comm_s,
+        exposed_comm_s=busiest.exposed_comm_s + busiest.sync_and_step_s - busiest_cost.optimizer_s,
+        dp_sync_s=busiest_cost.dp_sync_s, peak_memory_bytes_per_gpu=mem.total_bytes,
+        memory_capacity_bytes=mem.capacity_bytes, fits=mem.fits,
+        gpu_hours_per_trillion_tokens=gpu_hours_per_token * 1e12, cost_usd_per_trillion_tokens=gpu_hours_per_token * 1e12 * price,
+        gpu_hours_total=gpu_hours_per_token * t.tokens, cost_usd_total=gpu_hours_per_token * t.tokens * price,
+        days_total=step * t.tokens / tokens / 86400, events=sim.events, sim_wall_s=wall_s)

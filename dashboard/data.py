@@ -11,11 +11,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from costmodel import study
 from costmodel.errors import PlannerError
-from costmodel.loader import load_scenario_text
-from costmodel.report import build_report
-from costmodel.serve_sim import serve_variant, simulate_serving
-from costmodel.train_sim import check_trainable, simulate_training
+from costmodel.profiles import load_profile
+from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -45,89 +44,77 @@ def _disk(kind: str, text: str, compute):
     return value
 
 
+def open_text(text: str, name: str) -> study.Study:
+    """The scenario text as a study; PlannerError when it does not load."""
+    return study.study_from_text(text, SCENARIOS / name)
+
+
 def scenario(text: str, name: str):
-    """(Scenario, None) or (None, error message naming the field)."""
+    """(Scenario, None) or (None, every problem of the file, naming each field)."""
     try:
-        return load_scenario_text(text, SCENARIOS / name), None
+        st_ = open_text(text, name)
+        study.check(st_)
+        return st_.scenario, None
     except PlannerError as e:
         return None, str(e)
 
 
 @st.cache_data(show_spinner=False)
 def report(text: str, name: str) -> dict:
-    sc, _ = scenario(text, name)
-    return build_report(sc).model_dump()
+    return study.report(open_text(text, name)).model_dump()
+
+
+def _each(results_of, part: str, text: str, name: str) -> list[dict]:
+    """One result dict per variant with `part`, or {"name", "error"} for a variant that cannot run."""
+    st_ = open_text(text, name)
+    out = []
+    for v in st_.scenario.variants:
+        if getattr(v, part) is None:
+            continue
+        try:
+            (r,) = results_of(st_, only=v.name)
+            out.append(r.model_dump())
+        except PlannerError as e:
+            out.append({"name": v.name, "error": str(e)})
+    return out
 
 
 def compute_training(text: str, name: str) -> list[dict]:
     """simulate train for every variant with a training part (as `planner simulate train --format json`)."""
-    def compute():
-        sc, _ = scenario(text, name)
-        out = []
-        for i, v in enumerate(sc.variants):
-            if v.training is None:
-                continue
-            try:
-                check_trainable(v, name, ("variants", i, "training"))
-                out.append(simulate_training(v.name, v.model, v.training).model_dump())
-            except PlannerError as e:
-                out.append({"name": v.name, "error": str(e)})
-        return out
-    return _disk("train", text, compute)
+    return _disk("train", text, lambda: _each(study.train, "training", text, name))
 
 
 def compute_serving(text: str, name: str) -> list[dict]:
     """simulate serve for every variant with an inference part (as `planner simulate serve --format json`)."""
-    def compute():
-        sc, _ = scenario(text, name)
-        out = []
-        for v in sc.variants:
-            if v.inference is None:
-                continue
-            try:
-                out.append(serve_variant(v.name, v.model, v.inference, base_dir=SCENARIOS).model_dump())
-            except PlannerError as e:
-                out.append({"name": v.name, "error": str(e)})
-        return out
-    return _disk("serve", text, compute)
+    return _disk("serve", text, lambda: _each(study.serve, "inference", text, name))
 
 
 training = st.cache_data(show_spinner=False)(compute_training)
 serving = st.cache_data(show_spinner=False)(compute_serving)
 
+WHATIF_PATHS = {"schedule": "training.parallelism.schedule", "micro_batches": "training.parallelism.micro_batches",
+                "ep": "training.parallelism.ep", "dp": "training.parallelism.dp",
+                "recompute": "training.parallelism.recompute", "precision": "training.precision"}
+
 
 @st.cache_data(show_spinner=False)
 def training_whatif(text: str, name: str, variant: str, overrides: dict) -> tuple[dict, list]:
     """One variant re-simulated with parallelism/precision overrides; returns the result and its passes."""
-    sc, _ = scenario(text, name)
-    v = next(v for v in sc.variants if v.name == variant)
-    par_keys = {"schedule", "micro_batches", "ep", "dp", "recompute"}
-    par = v.training.parallelism.model_copy(update={k: x for k, x in overrides.items() if k in par_keys})
-    t = v.training.model_copy(update={"parallelism": par, **{k: x for k, x in overrides.items() if k not in par_keys}})
-    t = type(t).model_validate(t.model_dump())  # re-validate the edited layout
-    from costmodel.layout import training_problems
-
-    problems = training_problems(v.model, t)
-    if problems:
-        loc, problem, fix = problems[0]
-        raise PlannerError(problem, field=".".join(map(str, loc)), fix=fix)
-    check_trainable(v.model_copy(update={"training": t}), name, ("variants", sc.variants.index(v), "training"))
+    st_ = study.override(open_text(text, name), variant, {WHATIF_PATHS[k]: x for k, x in overrides.items()})
     passes: list = []
-    result = simulate_training(v.name, v.model, t, passes=passes)
+    (result,) = study.train(st_, only=variant, passes=passes)
     return result.model_dump(), passes
 
 
 @st.cache_data(show_spinner=False)
 def latency_curve(text: str, name: str, variant: str, rates: tuple[float, ...], requests: int) -> list[dict]:
     """The workload at several Poisson rates: throughput against TTFT/TPOT."""
-    sc, _ = scenario(text, name)
-    v = next(v for v in sc.variants if v.name == variant)
+    st_ = open_text(text, name)
     out = []
     for rate in rates:
-        w = v.inference.workload.model_copy(update={"arrival": "poisson", "rate_per_s": rate, "requests": requests})
-        r = simulate_serving(v.name, v.model, v.inference, w, base_dir=SCENARIOS)
-        out.append({"rate_per_s": rate, **{k: getattr(r, k) for k in (
-            "generation_throughput_tok_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s")}})
+        r = study.serve_at_rate(st_, variant, rate, requests)
+        out.append({"rate_per_s": rate, "generation_throughput_tok_s": r.generation_throughput_tok_s,
+                    **r.latency.model_dump(include={"ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s"})})
     return out
 
 
@@ -135,9 +122,6 @@ def latency_curve(text: str, name: str, variant: str, rates: tuple[float, ...], 
 def profile_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
     """A profile's header, each point against both timing backends, and check-timing's held-out errors
     (fitted once per file version, not on every render)."""
-    from costmodel.profiles import load_profile
-    from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
-
     prof = load_profile(ROOT / path)
     roof, measured = RooflineBackend.fit(prof), MeasuredBackend(prof)
     shown = ("m", "n", "k", "b", "q", "ctx", "tokens", "mode")

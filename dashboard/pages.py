@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from costmodel.errors import PlannerError
+from costmodel.pareto import pareto_front
 from dashboard import data, figures
 
 
@@ -172,8 +173,9 @@ def serving() -> None:
                 continue
             st.metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
             st.metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
-            st.metric("TPOT p50 (workload)", f"{1e3 * r['tpot_p50_s']:.0f} ms")
-            st.metric("TTFT p99 (workload)", f"{r['ttft_p99_s']:.2f} s")
+            lat = r["latency"]
+            st.metric("TPOT p50 (workload)", "n/a" if lat["tpot_p50_s"] is None else f"{1e3 * lat['tpot_p50_s']:.0f} ms")
+            st.metric("TTFT p99 (workload)", "n/a" if lat["ttft_p99_s"] is None else f"{lat['ttft_p99_s']:.2f} s")
     ok = {n: r for n, r in results.items() if "error" not in r}
     st.subheader("Throughput against latency as the arrival rate grows")
     rates = st.select_slider("Arrival rates (requests/s)", options=[1, 2, 4, 8, 16, 32, 64, 128], value=(2, 32))
@@ -229,8 +231,6 @@ def sweeps() -> None:
     c = st.columns(2)
     x = c[0].selectbox("x", numeric, index=0)
     y = c[1].selectbox("y", numeric, index=1)
-    from costmodel.pareto import pareto_front
-
     pts = [{**r["metrics"], "label": r.get("label", "")} for r in ok]
     front = pareto_front(pts, [(x, "min"), (y, "max")])
     st.plotly_chart(figures.plot_pareto(pts, x, y, sorted(front, key=lambda p: p[x])), key="pareto-chart")

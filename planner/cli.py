@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
+from costmodel import study
 from costmodel.errors import PlannerError
+from costmodel.hf_import import import_hf, to_yaml
+from costmodel.loader import find_named, load_spec
+from costmodel.profiles import load_profile
+from costmodel.sweep_spec import load_sweep
+from costmodel.timing import held_out_errors
+from planner import render
+from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
 
 
 class PlannerGroup(click.Group):
@@ -35,18 +43,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Check scenario, model, GPU, cluster or workload files."""
-    from costmodel.loader import load_file
-
+    """Check scenario, model, GPU, cluster, workload or sweep files: every check `simulate` runs."""
     failed = 0
     for f in files:
         try:
-            kind, spec = load_file(f)
+            kind, name = study.validate_file(f)
         except PlannerError as e:
             click.echo(f"error: {e}", err=True)
             failed += 1
             continue
-        click.echo(f"ok: {f} ({kind} {getattr(spec, 'name', '')})")
+        click.echo(f"ok: {f} ({kind} {name})")
     if failed:
         sys.exit(2)
 
@@ -56,11 +62,7 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table")
 def report(scenario: Path, fmt: str) -> None:
     """Parameters, FLOPs, KV cache and memory of each variant, with ratios to the baseline."""
-    from costmodel.loader import load_scenario
-    from costmodel.report import build_report
-    from planner import render
-
-    rep = build_report(load_scenario(scenario))
+    rep = study.report(study.open_study(scenario))
     if fmt == "json":
         click.echo(json.dumps(rep.model_dump(), indent=2))
     elif fmt == "markdown":
@@ -74,8 +76,6 @@ def report(scenario: Path, fmt: str) -> None:
 @click.option("--name", help="Model name (default: the config file's folder or stem).")
 def import_hf_cmd(config: Path, name: str | None) -> None:
     """Convert a HuggingFace config.json into a model YAML on stdout."""
-    from costmodel.hf_import import import_hf, to_yaml
-
     try:
         cfg = json.loads(config.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -113,27 +113,12 @@ def _emit(sc, results: list, fmt: str, comparisons, table) -> None:
 @click.option("--variant", "only", default=None, help="Simulate only this variant.")
 def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | None) -> None:
     """One training step per variant on its cluster, extrapolated to GPU-hours and dollars."""
-    from costmodel.loader import load_scenario
-    from costmodel.train_sim import check_trainable, simulate_training
-    from planner import render
-
-    sc = load_scenario(scenario)
-    variants = [v for v in sc.variants if v.training is not None and (only is None or v.name == only)]
-    if not variants:
-        raise PlannerError("no variant with a `training:` part" + (f" named {only!r}" if only else ""),
-                           file=str(scenario), field="variants", fix="add a training section or fix --variant")
-    for i, v in enumerate(sc.variants):
-        if v in variants:
-            check_trainable(v, str(scenario), ("variants", i, "training"))
-    results = []
-    for v in variants:
-        path = None
-        if trace is not None:
-            path = trace if len(variants) == 1 else trace.with_name(f"{trace.stem}.{v.name}{trace.suffix}")
-        results.append(simulate_training(v.name, v.model, v.training, trace_path=path))
-        if path is not None:
-            click.echo(f"trace: {path}", err=True)
-    _emit(sc, results, fmt, render.train_comparisons, render.train_table)
+    st = study.open_study(scenario)
+    results = study.train(st, only=only, trace=trace)
+    if trace is not None:
+        for r in results:
+            click.echo(f"trace: {study.trace_path_for(trace, r.name, len(results) > 1)}", err=True)
+    _emit(st.scenario, results, fmt, render.train_comparisons, render.train_table)
 
 
 @simulate.command("serve")
@@ -143,30 +128,16 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
 @click.option("--requests", type=int, default=None, help="Override the workload's request count.")
 def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None) -> None:
     """Serve each variant's workload on its instance: throughput, TTFT, TPOT, KV use."""
-    from costmodel.loader import load_scenario
-    from costmodel.serve_sim import serve_variant
-    from planner import render
-
-    sc = load_scenario(scenario)
-    variants = [(i, v) for i, v in enumerate(sc.variants) if v.inference is not None and (only is None or v.name == only)]
-    if not variants:
-        raise PlannerError("no variant with an `inference:` part" + (f" named {only!r}" if only else ""),
-                           file=str(scenario), field="variants", fix="add an inference section or fix --variant")
-    results = []
+    st = study.open_study(scenario)
     with render.progress_bar(transient=True, disable=fmt == "json") as bar:
-        for i, v in variants:
-            task = bar.add_task(v.name, total=None)
+        tasks: dict[str, int] = {}
 
-            def progress(phase, done, total, task=task, name=v.name):
-                bar.update(task, description=f"{name} ({phase})", completed=done, total=total)
+        def progress(name: str, phase: str, done: int, total: int) -> None:
+            task = tasks.setdefault(name, bar.add_task(name, total=None))
+            bar.update(task, description=f"{name} ({phase})", completed=done, total=total)
 
-            try:
-                results.append(serve_variant(v.name, v.model, v.inference, requests=requests,
-                                             base_dir=Path(scenario).parent, progress=progress))
-            except PlannerError as e:
-                raise PlannerError(e.problem, file=e.file or str(scenario),
-                                   field=f"variants.{i}.{e.field}" if e.field else None, fix=e.fix) from None
-    _emit(sc, results, fmt, render.serve_comparisons, render.serve_table)
+        results = study.serve(st, only=only, requests=requests, progress=progress)
+    _emit(st.scenario, results, fmt, render.serve_comparisons, render.serve_table)
 
 
 @cli.command("validate-sim")
@@ -178,9 +149,7 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
               help="Also write the results (JSON, and a Markdown table beside it).")
 def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path | None) -> None:
     """Serve requests with the real kernels here, simulate the same run from the profile, compare."""
-    from costmodel.profiles import load_profile
-    from planner import render
-    from planner.validate_sim import run
+    from planner.validate_sim import run  # imports torch: only this command pays for it
 
     profile = load_profile(profile_path)  # fail early, with exit 2, on a missing or bad profile
     if profile.header.get("device") != "cpu":
@@ -208,10 +177,6 @@ def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path |
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) -> None:
     """Expand a sweep file's grid and simulate every point on Dask; print the Pareto front."""
-    from costmodel.sweep import load_sweep
-    from planner import render
-    from planner.sweep_runner import run_sweep, summarise
-
     spec, _, _ = load_sweep(sweep_file)  # errors exit 2 before any worker starts
     out = out or Path("results") / f"{spec.name}.jsonl"
     with render.progress_bar(disable=fmt == "json") as bar:
@@ -230,9 +195,6 @@ def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) 
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def best_cmd(results: Path, fmt: str) -> None:
     """Summarise a sweep's results: the Pareto front and the best plan per objective."""
-    from planner import render
-    from planner.sweep_runner import journal_path, read_journal, summarise
-
     path = results if results.suffix == ".jsonl" else journal_path(results)
     if not path.exists():
         raise PlannerError("no sweep journal here", file=str(path), fix="run `planner sweep FILE --out RESULTS` first")
@@ -261,8 +223,6 @@ def best_cmd(results: Path, fmt: str) -> None:
 @click.option("--min-time-s", type=float, default=0.3, show_default=True, help="Least time spent per point.")
 def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -> None:
     """Time the kernels over a grid of shapes; each point is appended as it finishes."""
-    from costmodel.loader import find_named, load_spec
-
     path = Path(model_name) if model_name.endswith(".yaml") else find_named("model", model_name, Path.cwd() / "x")
     if path is None or not path.exists():
         raise PlannerError(f"no model named {model_name!r}", field="--model",
@@ -273,7 +233,6 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
     from kernels.config import ModelArgs
     from kernels.profiler import default_grid
     from kernels.profiler import profile as run_profile
-    from planner import render
 
     if device == "cuda" and not torch.cuda.is_available():
         raise PlannerError("no CUDA device is visible", field="--device", fix="run on a GPU machine or use --device cpu")
@@ -307,10 +266,6 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def check_timing(profile_path: Path, fmt: str) -> None:
     """Hold out a fifth of a profile's points; print the error of both timing backends on them."""
-    from costmodel.profiles import load_profile
-    from costmodel.timing import held_out_errors
-    from planner import render
-
     result = held_out_errors(load_profile(profile_path))
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
@@ -319,7 +274,7 @@ def check_timing(profile_path: Path, fmt: str) -> None:
 
 
 def _remaining(points, out: Path, dtype) -> int:
-    from kernels.profiler import point_key, read_done
+    from kernels.profiler import point_key, read_done  # kernels (torch) only for `planner profile`
 
     _, done = read_done(out)
     name = str(dtype).replace("torch.", "")

@@ -209,25 +209,28 @@ def serve_comparisons(results: list, base) -> list[dict]:
     return [c.model_dump() for c in compare(results, base, SERVE_COMPARED)]
 
 
+def _latency_pair(latency, fields: tuple[str, str], unit: str) -> str:
+    """"a / b s" (or ms) of two LatencyStats fields; "n/a" where a field is undefined (null)."""
+    scale, fmt, suffix = (1e3, "{:.0f}", "ms") if unit == "ms2" else (1.0, "{:.2f}", "s")
+    values = [getattr(latency, f) for f in fields]
+    return " / ".join("n/a" if v is None else fmt.format(scale * v) for v in values) + f" {suffix}"
+
+
+def _serve_cell(r, field, unit: str, ratio: dict) -> str:
+    if unit in ("s2", "ms2"):
+        return _latency_pair(r.latency, field, unit)
+    if unit == "tok/s":
+        text = f"{getattr(r, field):,.0f}"
+        return text + (f" ({ratio[r.name, field]:.2f}x)" if (r.name, field) in ratio else "")
+    return human(getattr(r, field), unit)
+
+
 def serve_table(results: list, base, title: str, console: Console | None = None) -> None:
     console = console or Console()
     table = _variant_table(f"{title}: one serving instance, simulated", results, base)
     ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base)}
     for label, field, unit in SERVE_ROWS:
-        cells = []
-        for r in results:
-            if unit == "s2":
-                cells.append(f"{getattr(r, field[0]):.2f} / {getattr(r, field[1]):.2f} s")
-            elif unit == "ms2":
-                cells.append(f"{1e3 * getattr(r, field[0]):.0f} / {1e3 * getattr(r, field[1]):.0f} ms")
-            elif unit == "tok/s":
-                text = f"{getattr(r, field):,.0f}"
-                if (r.name, field) in ratio:
-                    text += f" ({ratio[r.name, field]:.2f}x)"
-                cells.append(text)
-            else:
-                cells.append(human(getattr(r, field), unit))
-        table.add_row(label, *cells)
+        table.add_row(label, *(_serve_cell(r, field, unit, ratio) for r in results))
     console.print(table)
 
 

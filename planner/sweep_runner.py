@@ -15,7 +15,8 @@ from pathlib import Path
 
 from costmodel.errors import PlannerError
 from costmodel.pareto import pareto_front
-from costmodel.sweep import evaluate, expand, load_sweep, point_id
+from costmodel.sweep import evaluate
+from costmodel.sweep_spec import expand, load_sweep, point_id
 
 BATCH_TARGET_S = 0.05  # group quick points so Dask's ~2 ms per task stays small beside the work
 

@@ -16,7 +16,7 @@ import numpy as np
 from costmodel.loader import find_named, load_spec
 from costmodel.profiles import load_profile
 from costmodel.serve_costs import StepModel
-from costmodel.serve_sim import simulate_serving
+from costmodel.serve_sim import RequestArrays, simulate_serving
 from costmodel.specs import ClusterSpec, GPUSpec, InferenceSpec, LengthDist, Parallelism, WorkloadSpec
 from costmodel.timing import Device, Timer
 
@@ -78,7 +78,7 @@ def run(profile_path: Path, opts: dict | None = None) -> dict:
     workload = WorkloadSpec(prompt_tokens=LengthDist(value=1), output_tokens=LengthDist(value=1), arrival="burst",
                             requests=n)
     sim = simulate_serving("v2-shaped-cpu", spec, inf, workload, step_model=steps, kv_capacity_tokens=10**7,
-                           requests=(np.zeros(n), prompts, outputs))
+                           requests=RequestArrays(np.zeros(n), prompts, outputs))
     real_tok_s = real.generated_tokens / real.total_s
     sim_tok_s = sim.generation_throughput_tok_s
     kinds = {"decode only": [i for i, it in enumerate(real.iterations) if not it.prefill_tokens],

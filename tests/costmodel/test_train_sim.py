@@ -26,23 +26,23 @@ def uniform(pp: int, f: float, b: float, w: float) -> list[StageCost]:
 @pytest.mark.parametrize("pp, m", [(4, 8), (8, 32), (4, 2), (16, 144)])
 def test_bubble_closed_form(schedule, pp, m):
     r = run_pipeline(uniform(pp, 1.0, 1.5, 0.5), schedule, m)
-    assert r["step_time_s"] == pytest.approx((m + pp - 1) * 3.0)
-    assert r["bubble_s"] / r["step_time_s"] == pytest.approx((pp - 1) / (m + pp - 1))
+    assert r.step_time_s == pytest.approx((m + pp - 1) * 3.0)
+    assert r.bubble_s / r.step_time_s == pytest.approx((pp - 1) / (m + pp - 1))
 
 
 def test_without_communication_the_step_is_the_critical_path():
     # one stage: every pass back to back, then the optimizer
     costs = [StageCost(*(PassCost(t, t, 0, 0, ()) for t in (0.2, 0.3, 0.1)), 0.0, 0.0, 0.05, 1)]
-    assert run_pipeline(costs, "1f1b", 10)["step_time_s"] == pytest.approx(10 * 0.6 + 0.05)
+    assert run_pipeline(costs, "1f1b", 10).step_time_s == pytest.approx(10 * 0.6 + 0.05)
     # two stages, one micro-batch: F0, p2p, F1, B1 (+W1), p2p, B0 (+W0)
     two = [StageCost(*(PassCost(t, t, 0, 0, ()) for t in (1.0, 2.0, 0.5)), 0.25, 0.0, 0.0, 1) for _ in range(2)]
-    assert run_pipeline(two, "1f1b", 1)["step_time_s"] == pytest.approx(1 + 0.25 + 1 + 2.5 + 0.25 + 2.5)
+    assert run_pipeline(two, "1f1b", 1).step_time_s == pytest.approx(1 + 0.25 + 1 + 2.5 + 0.25 + 2.5)
 
 
 @pytest.mark.parametrize("pp, m, f, b, w", [(4, 8, 1, 1, 1), (8, 32, 1, 1.2, 0.8), (16, 144, 1, 1, 1)])
 def test_zero_bubble_beats_1f1b_by_most_of_the_ideal(pp, m, f, b, w):
-    one_f = run_pipeline(uniform(pp, f, b, w), "1f1b", m)["step_time_s"]
-    zb = run_pipeline(uniform(pp, f, b, w), "zero-bubble", m)["step_time_s"]
+    one_f = run_pipeline(uniform(pp, f, b, w), "1f1b", m).step_time_s
+    zb = run_pipeline(uniform(pp, f, b, w), "zero-bubble", m).step_time_s
     ideal_saving = 2 * (pp - 1) * w  # V3P Table 2: (pp-1)(F+B) -> (pp-1)(F+B-2W), B = full backward
     assert one_f - zb <= ideal_saving + 1e-9
     assert one_f - zb >= 0.6 * ideal_saving  # a greedy, non-preemptive list schedule gets most of it
@@ -117,12 +117,12 @@ def comm_heavy(pp: int, comm: float) -> list[StageCost]:
 @pytest.mark.parametrize("pp, m", [(4, 8), (8, 32), (16, 144)])
 def test_dualpipe_hides_communication_and_shrinks_the_bubble(pp, m):
     # without communication: close to V3P Table 2's (pp/2 - 1)(F&B + B - 3W) bubble, below ZB-H1's
-    quiet = {s: run_pipeline(comm_heavy(pp, 0.0), s, m)["step_time_s"] for s in ("zero-bubble", "dualpipe")}
+    quiet = {s: run_pipeline(comm_heavy(pp, 0.0), s, m).step_time_s for s in ("zero-bubble", "dualpipe")}
     ideal = m * 3 + (pp // 2 - 1) * (2 + 2 - 3)
     assert ideal <= quiet["dualpipe"] <= ideal + pp / 2 and quiet["dualpipe"] <= quiet["zero-bubble"]
     # with all-to-all as long as half the compute, the F&B pairs hide it
     loud = {s: run_pipeline(comm_heavy(pp, 0.5), s, m) for s in ("zero-bubble", "dualpipe")}
-    assert loud["dualpipe"]["step_time_s"] < 0.85 * loud["zero-bubble"]["step_time_s"]
+    assert loud["dualpipe"].step_time_s < 0.85 * loud["zero-bubble"].step_time_s
 
 
 def test_dualpipe_on_the_paper_layout_and_odd_micro_batches(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from costmodel.pareto import pareto_front
-from costmodel.sweep import expand, load_sweep, point_id
+from costmodel.sweep_spec import expand, load_sweep, point_id
 from planner.cli import cli
 from planner.sweep_runner import read_journal, run_sweep
 from tests.conftest import ROOT, SCENARIOS

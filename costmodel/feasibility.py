@@ -1,0 +1,159 @@
+"""Can this variant run at all? The one place that answers it, listing every problem at once.
+
+Each problem names the field inside the variant (`training.parallelism.ep`), what is wrong and the fix.
+The simulators assume a feasible input; the application layer (study.py) calls `variant_problems` before
+any of them runs, and `planner validate` calls the same function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costmodel.memory import SERVING_MEMORY_FRACTION, serving_memory, training_memory
+from costmodel.specs import (
+    ClusterSpec,
+    InferenceSpec,
+    LengthDist,
+    ModelSpec,
+    Parallelism,
+    TrainingSpec,
+    Variant,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str  # dotted path inside the variant, e.g. "training.parallelism.ep"
+    problem: str
+    fix: str
+
+
+def _within(prefix: str, problems: list[Problem]) -> list[Problem]:
+    return [Problem(f"{prefix}.{p.field}", p.problem, p.fix) for p in problems]
+
+
+def layout_problems(model: ModelSpec, cluster: ClusterSpec, par: Parallelism, *, training: bool) -> list[Problem]:
+    """Why a parallel layout cannot run this model on this cluster; fields relative to the part."""
+    out: list[Problem] = []
+    if par.world_size != cluster.num_gpus:
+        out.append(Problem(
+            "parallelism.dp",
+            f"tp x pp x dp = {par.tp} x {par.pp} x {par.dp} = {par.world_size} GPUs, but the cluster has "
+            f"{cluster.nodes} nodes x {cluster.gpus_per_node} = {cluster.num_gpus}",
+            f"make tp x pp x dp equal {cluster.num_gpus} (e.g. dp = {max(1, cluster.num_gpus // (par.tp * par.pp))}) "
+            "or change the cluster's nodes"))
+    if par.pp > model.num_hidden_layers:
+        out.append(Problem("parallelism.pp", f"pp {par.pp} exceeds the model's {model.num_hidden_layers} layers",
+                           f"use pp <= {model.num_hidden_layers}"))
+    if model.num_attention_heads % par.tp:
+        out.append(Problem("parallelism.tp", f"tp {par.tp} does not divide {model.num_attention_heads} attention heads",
+                           "use a tp that divides num_attention_heads"))
+    return out + _expert_layout_problems(model, par, training=training)
+
+
+def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: bool) -> list[Problem]:
+    if model.ffn != "moe":
+        return [] if par.ep == 1 else [Problem("parallelism.ep", f"ep {par.ep} on a dense model (ffn: dense)",
+                                               "set ep: 1")]
+    out = []
+    if model.n_routed_experts % par.ep:
+        out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {model.n_routed_experts} routed experts",
+                           "use an ep that divides n_routed_experts"))
+    pool, what = (par.dp, "dp") if training else (par.dp * par.tp, "tp x dp")
+    if pool % par.ep:
+        ranks = "data-parallel" if training else "attention"
+        out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {what} = {pool}; expert-parallel ranks "
+                           f"are carved out of the {ranks} ranks", f"use an ep that divides {pool}"))
+    return out
+
+
+def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
+    """Layout, batch split, precision, schedule parity and memory of a training part."""
+    par = t.parallelism
+    out = layout_problems(m, t.cluster, par, training=True)
+    if t.global_batch_seqs % (par.dp * par.micro_batches):
+        out.append(Problem(
+            "global_batch_seqs",
+            f"{t.global_batch_seqs} sequences do not split into dp {par.dp} x micro_batches {par.micro_batches} "
+            f"equal micro-batches ({t.global_batch_seqs / par.dp:g} per replica)",
+            f"use a multiple of {par.dp * par.micro_batches}, or change micro_batches"))
+    if t.precision == "fp8" and t.cluster.gpu.peak_flops_per_s.fp8 is None:
+        out.append(Problem("precision", f"GPU {t.cluster.gpu.name} has no FP8 tensor cores in its file",
+                           "use precision: bf16 or a GPU with peak_flops_per_s.fp8"))
+    if par.schedule == "dualpipe" and (par.pp % 2 or par.micro_batches % 2):
+        out.append(Problem("parallelism.micro_batches", "dualpipe needs an even pp and an even number of "
+                           f"micro-batches (half enter from each end; got pp {par.pp}, micro_batches "
+                           f"{par.micro_batches})", "use even pp and micro_batches"))
+    return out if out else _training_memory_problems(m, t)
+
+
+def _training_memory_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
+    mem = training_memory(m, t)
+    if mem.fits:
+        return []
+    return [Problem(
+        "parallelism",
+        f"needs {mem.total_bytes / 1e9:.1f} GB per GPU on pipeline stage {mem.stage} (weights "
+        f"{mem.weights_bytes / 1e9:.1f}, grads {mem.grads_bytes / 1e9:.1f}, optimizer {mem.optimizer_bytes / 1e9:.1f}, "
+        f"activations {mem.activations_bytes / 1e9:.1f}) but {t.cluster.gpu.name} has {mem.capacity_bytes / 1e9:.0f} GB",
+        "raise recompute (selective, full), zero_stage, pp or ep, or use fewer micro-batches in flight")]
+
+
+def longest_tokens(d: LengthDist, context: int) -> int:
+    """The longest length the distribution draws; an untruncated lognormal is cut at the model's context."""
+    return {"fixed": d.value, "uniform": d.high}.get(d.dist) or min(d.max or context, context)
+
+
+def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelism") -> list[Problem]:
+    """Layout and weights of one serving instance (the variant's, or its prefill pool as an instance)."""
+    out = layout_problems(m, inf.cluster, inf.parallelism, training=False)
+    if out:
+        return out
+    mem = serving_memory(m, inf)
+    if not mem.fits:
+        out.append(Problem(where, f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
+                           f"{mem.capacity_bytes / 1e9:.0f} GB x {SERVING_MEMORY_FRACTION} usable",
+                           "spread the model over more GPUs (tp, ep) or lower weight_bits"))
+    return out
+
+
+def request_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens: int) -> list[Problem]:
+    """A request of `longest_request_tokens` (prompt + output) must fit the context and one rank's KV cache."""
+    out = []
+    if longest_request_tokens > m.max_position_embeddings:
+        out.append(Problem("workload", f"a request of {longest_request_tokens} tokens exceeds the model's context "
+                           f"of {m.max_position_embeddings} (max_position_embeddings)",
+                           "cap the prompt and output lengths (max:) so they sum to at most the context"))
+    rank_tokens = int(serving_memory(m, inf).kv_capacity_tokens) // inf.block_tokens * inf.block_tokens
+    if longest_request_tokens > rank_tokens:
+        out.append(Problem("workload", f"a request of {longest_request_tokens} tokens needs more KV cache than one "
+                           f"attention rank holds ({rank_tokens} tokens)",
+                           "cap the prompt/output lengths (max:) or free memory (lower kv_bits, more GPUs)"))
+    return out
+
+
+def inference_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens: int | None = None) -> list[Problem]:
+    """Layout and weights of the instance and of its prefill pool, and the longest request's fit."""
+    out = instance_problems(m, inf)
+    pool = inf.prefill_pool
+    if pool is not None:
+        cluster = inf.cluster.model_copy(update={"gpus_per_node": pool.gpus_per_node, "nodes": pool.nodes})
+        pre = inf.model_copy(update={"cluster": cluster, "parallelism": pool.parallelism, "prefill_pool": None})
+        out += _within("prefill_pool", instance_problems(m, pre))
+    if out:
+        return out
+    if longest_request_tokens is None and inf.workload is not None and inf.workload.arrival != "trace":
+        w, ctx = inf.workload, m.max_position_embeddings
+        longest_request_tokens = longest_tokens(w.prompt_tokens, ctx) + longest_tokens(w.output_tokens, ctx)
+    return request_problems(m, inf, longest_request_tokens) if longest_request_tokens else []
+
+
+def variant_problems(v: Variant, parts: tuple[str, ...] = ("training", "inference"),
+                     longest_request_tokens: int | None = None) -> list[Problem]:
+    """Every problem of the variant's training and inference parts (those named in `parts`)."""
+    out: list[Problem] = []
+    if "training" in parts and v.training is not None:
+        out += _within("training", training_problems(v.model, v.training))
+    if "inference" in parts and v.inference is not None:
+        out += _within("inference", inference_problems(v.model, v.inference, longest_request_tokens))
+    return out

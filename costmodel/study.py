@@ -1,0 +1,210 @@
+"""The application layer: load a scenario, apply overrides, list every problem, evaluate.
+
+The CLI, the dashboard and sweeps all go through these functions, so "load → override → check →
+evaluate" exists once. A `Study` is a validated scenario plus what errors need to point into its file.
+Feasibility is costmodel/feasibility.py's; this module turns its problems into errors that name the
+file, the line and the full field path, all problems at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from costmodel.errors import PlannerError, PlannerErrors
+from costmodel.feasibility import variant_problems
+from costmodel.loader import BUNDLED_DIR, file_kind, line_of, load_spec, scenario_and_node, validate
+from costmodel.report import ScenarioReport, build_report
+from costmodel.serve_sim import (
+    ServeResult,
+    ServeVariantResult,
+    make_requests,
+    serve_variant,
+    simulate_serving,
+)
+from costmodel.specs import Scenario, Variant
+from costmodel.sweep_spec import load_sweep
+from costmodel.train_sim import TrainingResult, simulate_training
+
+PARTS = ("training", "inference")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated scenario and where it came from (errors point into `file` at the lines of `node`)."""
+
+    scenario: Scenario
+    file: str
+    node: yaml.Node | None = None
+    base_dir: Path = BUNDLED_DIR  # trace CSVs resolve against it
+
+    def index(self, variant: str) -> int:
+        names = [v.name for v in self.scenario.variants]
+        if variant not in names:
+            raise PlannerError(f"no variant named {variant!r}", file=self.file, field="variants",
+                               fix=f"use one of {', '.join(names)}")
+        return names.index(variant)
+
+    def variant(self, name: str) -> Variant:
+        return self.scenario.variants[self.index(name)]
+
+    def error(self, index: int, field: str, problem: str, fix: str) -> PlannerError:
+        """An error about `field` (dotted, inside variant `index`), pointing at its line."""
+        loc = ("variants", index, *(int(k) if k.isdigit() else k for k in field.split(".")))
+        return PlannerError(f"variant {self.scenario.variants[index].name!r}: {problem}", file=self.file,
+                            line=line_of(self.node, loc), field=".".join(map(str, loc)), fix=fix)
+
+
+def open_study(path: Path) -> Study:
+    """A scenario file, or a bare model file as one variant."""
+    scenario, node = scenario_and_node(Path(path))
+    return Study(scenario, str(path), node, Path(path).resolve().parent)
+
+
+def study_from_text(text: str, path: Path) -> Study:
+    """A scenario given as text (dashboard edits and uploads); `path` names it and anchors references."""
+    scenario, node = scenario_and_node(Path(path), text)
+    return Study(scenario, Path(path).name, node, Path(path).resolve().parent)
+
+
+# ------------------------------------------------------------------------------------------ overrides
+
+
+def _set_path(data: dict, keys: list[str], value: Any, where: str) -> None:
+    for key in keys[:-1]:
+        if not isinstance(data.get(key), dict):
+            raise PlannerError(f"cannot override {where!r}: there is no `{key}` part to change",
+                               field=where, fix=f"add a `{key}:` section to the variant first")
+        data = data[key]
+    data[keys[-1]] = value
+
+
+def override(study: Study, variant: str, changes: dict[str, Any]) -> Study:
+    """The study with `changes` ({"training.parallelism.ep": 16, ...}, paths inside the variant) applied
+    to one variant, re-validated by the specs: a bad value is the same error a bad file gives."""
+    i = study.index(variant)
+    data = study.scenario.variants[i].model_dump()
+    for path, value in changes.items():
+        _set_path(data, path.split("."), value, path)
+    new = validate(Variant, data, Path(study.file), None, prefix=("variants", i))
+    variants = [*study.scenario.variants[:i], new, *study.scenario.variants[i + 1:]]
+    return replace(study, scenario=study.scenario.model_copy(update={"variants": variants}), node=None)
+
+
+# ---------------------------------------------------------------------------------------- feasibility
+
+
+def selected(study: Study, part: str, only: str | None = None) -> list[int]:
+    """Indices of the variants that have `part` (and are named `only`, when given)."""
+    out = [i for i, v in enumerate(study.scenario.variants)
+           if getattr(v, part) is not None and (only is None or v.name == only)]
+    if not out:
+        named = f" named {only!r}" if only else ""
+        raise PlannerError(f"no variant with a `{part}:` part{named}", file=study.file, field="variants",
+                           fix=f"add a {part} section or fix --variant")
+    return out
+
+
+def longest_request_tokens(study: Study, v: Variant) -> int | None:
+    """A trace's longest request (prompt + output); None where the workload's distributions say it."""
+    w = v.inference.workload if v.inference else None
+    if w is None or w.arrival != "trace":
+        return None
+    r = make_requests(w, study.base_dir, v.model.max_position_embeddings)
+    return int(np.max(r.prompt_tokens + r.output_tokens))
+
+
+def problems(study: Study, parts: tuple[str, ...] = PARTS, indices: list[int] | None = None) -> list[PlannerError]:
+    """Every feasibility problem of the chosen variants, as errors pointing into the file."""
+    out = []
+    for i in range(len(study.scenario.variants)) if indices is None else indices:
+        v = study.scenario.variants[i]
+        longest = longest_request_tokens(study, v) if "inference" in parts else None
+        out += [study.error(i, p.field, p.problem, p.fix) for p in variant_problems(v, parts, longest)]
+    return out
+
+
+def check(study: Study, parts: tuple[str, ...] = PARTS, indices: list[int] | None = None) -> None:
+    """Raise every problem at once; nothing is simulated on an infeasible variant."""
+    errors = problems(study, parts, indices)
+    if errors:
+        raise PlannerErrors(errors)
+
+
+def validate_file(path: Path) -> tuple[str, str]:
+    """`planner validate`: (kind, name) of a file that passes every check `simulate` would run."""
+    kind = file_kind(path)
+    if kind == "sweep":
+        spec, text, base = load_sweep(path)
+        sweep_base = study_from_text(text, base)
+        check(sweep_base, indices=[sweep_base.index(spec.variant)])
+        return kind, spec.name
+    if kind in ("scenario", "model"):
+        study = open_study(path)
+        check(study)
+        return kind, study.scenario.name
+    return kind, load_spec(kind, path).name
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+def report(study: Study) -> ScenarioReport:
+    """Counts and memory of every variant against the baseline (layouts must be valid)."""
+    check(study)
+    return build_report(study.scenario)
+
+
+def trace_path_for(trace: Path | None, name: str, several: bool) -> Path | None:
+    """One Chrome trace per variant: `step.json` for one, `step.NAME.json` for several."""
+    if trace is None or not several:
+        return trace
+    return trace.with_name(f"{trace.stem}.{name}{trace.suffix}")
+
+
+def train(study: Study, only: str | None = None, trace: Path | None = None,
+          passes: list | None = None) -> list[TrainingResult]:
+    """`planner simulate train`: one step per variant with a training part, extrapolated to the run."""
+    indices = selected(study, "training", only)
+    check(study, ("training",), indices)
+    out = []
+    for i in indices:
+        v = study.scenario.variants[i]
+        path = trace_path_for(trace, v.name, len(indices) > 1)
+        out.append(simulate_training(v.name, v.model, v.training, trace_path=path, passes=passes))
+    return out
+
+
+def serve(study: Study, only: str | None = None, requests: int | None = None,
+          progress: Callable[[str, str, int, int], None] | None = None) -> list[ServeVariantResult]:
+    """`planner simulate serve`: each variant's workload, plus its saturated generation and prompt
+    throughputs. progress(variant, phase, done, total)."""
+    indices = selected(study, "inference", only)
+    check(study, ("inference",), indices)
+    out = []
+    for i in indices:
+        v = study.scenario.variants[i]
+        if v.inference.workload is None:
+            raise study.error(i, "inference.workload", "has no workload to serve",
+                              "add a workload (e.g. workload: deepseek-chat-assumed)")
+        cb = (lambda phase, done, total, name=v.name: progress(name, phase, done, total)) if progress else None
+        out.append(serve_variant(v.name, v.model, v.inference, requests=requests, base_dir=study.base_dir,
+                                 progress=cb))
+    return out
+
+
+def serve_at_rate(study: Study, variant: str, rate_per_s: float, requests: int) -> ServeResult:
+    """The variant's workload as Poisson arrivals at `rate_per_s` (one point of a latency curve)."""
+    changes = {"inference.workload.arrival": "poisson", "inference.workload.rate_per_s": rate_per_s,
+               "inference.workload.requests": requests}
+    s = override(study, variant, changes)
+    i = s.index(variant)
+    check(s, ("inference",), [i])
+    v = s.scenario.variants[i]
+    return simulate_serving(v.name, v.model, v.inference, base_dir=s.base_dir)
+

@@ -1,0 +1,86 @@
+"""Sweep files (`scenarios/sweeps/*.yaml`): a base scenario's variant, axes to vary, objectives and
+constraints. Reading and expanding them only; evaluating a point is sweep.py's (application layer)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from costmodel.errors import FieldProblem, PlannerError
+from costmodel.loader import load_named, read_yaml, validate
+from costmodel.specs import Spec
+
+PAR_AXES = {"tp", "pp", "ep", "dp", "micro_batches", "schedule", "recompute", "zero_stage"}
+TRAIN_AXES = {"precision", "global_batch_seqs", "seq_len", "dispatch_bits", "capacity_factor"}
+INFER_AXES = {"kv_bits", "weight_bits", "max_batch_tokens", "max_running"}
+OTHER_AXES = {"gpu", "nodes", "gpus_per_node", "rate_per_s"}
+AXES = PAR_AXES | TRAIN_AXES | INFER_AXES | OTHER_AXES
+
+
+class Objective(Spec):
+    metric: str
+    goal: Literal["min", "max"]
+
+
+class Constraint(Spec):
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+
+class SweepSpec(Spec):
+    """`scenarios/sweeps/*.yaml`: vary one variant of a base scenario over a grid."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    base: str = Field(description="scenario file, relative to the sweep file")
+    variant: str
+    kind: Literal["train", "serve", "static"] = Field(
+        "train", description="train/serve: simulate each point; static: analytic counts and memory only")
+    axes: dict[str, list[Any]] = Field(min_length=1)
+    objectives: list[Objective] = Field(min_length=1)
+    constraints: list[Constraint] = []
+    requests: int = Field(2000, gt=0, description="serve: requests per point")
+
+    @model_validator(mode="after")
+    def _axes(self) -> SweepSpec:
+        for key, values in self.axes.items():
+            if key not in AXES:
+                raise FieldProblem(f"axes.{key}", f"unknown axis {key!r}", f"use one of {', '.join(sorted(AXES))}")
+            if not values:
+                raise FieldProblem(f"axes.{key}", "has no values", "list at least one value")
+        return self
+
+
+def load_sweep(path: Path) -> tuple[SweepSpec, str, Path]:
+    """The sweep, its base scenario's text and that file's path (errors name the right file)."""
+    data, node = read_yaml(Path(path))
+    spec = validate(SweepSpec, data, Path(path), node)
+    base = (Path(path).parent / spec.base).resolve()
+    try:
+        text = base.read_text()
+    except OSError:
+        raise PlannerError(f"base scenario {spec.base!r} not found", file=str(path), field="base",
+                           fix="give a scenario path relative to the sweep file") from None
+    for name in spec.axes.get("gpu", []):
+        load_named("gpu", str(name), base, referer=Path(path), node=node, loc=("axes", "gpu"))
+    return spec, text, base
+
+
+def expand(spec: SweepSpec) -> list[dict]:
+    """Every combination of the axes, in a stable order."""
+    keys = list(spec.axes)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(spec.axes[k] for k in keys))]
+
+
+def point_id(point: dict) -> str:
+    return hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def label(point: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in point.items())
