@@ -47,9 +47,9 @@ def main() -> None:
                      ("burst", base.model_copy(update={"arrival": "burst"}))):
         reqs = make_requests(w, None, m.max_position_embeddings)
         inf_w = inf.model_copy(update={"workload": w})
-        old_s, old = best_wall_s(lambda: simulate_serving_baseline(
-            reqs.arrival_s, reqs.prompt_tokens, reqs.output_tokens, inf_w, step_model_for(m, inf_w), capacity))
-        new_s, new = best_wall_s(lambda: simulate_serving(v.name, m, inf_w, w, requests=reqs))
+        old_s, old = best_wall_s(lambda r=reqs, i=inf_w: simulate_serving_baseline(
+            r.arrival_s, r.prompt_tokens, r.output_tokens, i, step_model_for(m, i), capacity))
+        new_s, new = best_wall_s(lambda r=reqs, i=inf_w, w=w: simulate_serving(v.name, m, i, w, requests=r))
         assert new.iterations == old["iterations"] and new.finished == old["finished"], "engines disagree"
         print(f"{label:>8} {new.iterations:>10} {N / old_s:>15,.0f} {N / new_s:>15,.0f} {old_s / new_s:>7.2f}x")
 

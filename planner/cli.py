@@ -17,6 +17,7 @@ from costmodel.sweep_spec import load_sweep
 from costmodel.timing import held_out_errors
 from planner import render
 from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
+from planner.validate_sim import run as run_validation
 
 
 class PlannerGroup(click.Group):
@@ -149,14 +150,13 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
               help="Also write the results (JSON, and a Markdown table beside it).")
 def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path | None) -> None:
     """Serve requests with the real kernels here, simulate the same run from the profile, compare."""
-    from planner.validate_sim import run  # imports torch: only this command pays for it
 
     profile = load_profile(profile_path)  # fail early, with exit 2, on a missing or bad profile
     if profile.header.get("device") != "cpu":
         raise PlannerError(f"the profile was measured on {profile.header.get('device')}, not this machine's CPU",
                            file=str(profile_path), fix="profile this machine first: planner profile --device cpu")
     with click.progressbar(length=1, label="serving with the real kernels, then simulating", file=sys.stderr) as bar:
-        result = run(profile_path, {"requests": requests} if requests else None)
+        result = run_validation(profile_path, {"requests": requests} if requests else None)
         bar.update(1)
     table = render.validate_sim_markdown(result)
     if out is not None:
