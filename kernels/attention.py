@@ -14,7 +14,7 @@ from torch import nn
 
 from kernels.config import ModelArgs
 from kernels.layers import causal_mask
-from kernels.rope import apply_rope, precompute_freqs_cis
+from kernels.rope import apply_rope, precompute_rope
 
 
 @dataclass
@@ -41,15 +41,13 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(dim, self.n_kv * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(dim, self.n_kv * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, dim, bias=False)
-        freqs = precompute_freqs_cis(self.head_dim, args.max_seq_len, args.rope_theta, None)
-        self._freqs_cis = freqs  # complex64, kept out of .to(dtype) (which would drop the imaginary part)
+        self.register_buffer("rope", precompute_rope(self.head_dim, args.max_seq_len, args.rope_theta, None),
+                             persistent=False)  # (2, max_len, d/2): cos, sin
 
     def forward(self, x: torch.Tensor, start_pos: int = 0, cache: KVCache | None = None) -> torch.Tensor:
         B, S, _ = x.shape
         end = start_pos + S
-        if self._freqs_cis.device != x.device:
-            self._freqs_cis = self._freqs_cis.to(x.device)
-        freqs = self._freqs_cis[start_pos:end]
+        freqs = self.rope[:, start_pos:end]
         q = apply_rope(self.q_proj(x).view(B, S, self.n_heads, self.head_dim), freqs, interleaved=False)
         k = apply_rope(self.k_proj(x).view(B, S, self.n_kv, self.head_dim), freqs, interleaved=False)
         v = self.v_proj(x).view(B, S, self.n_kv, self.head_dim)

@@ -21,7 +21,7 @@ from torch import nn
 
 from kernels.config import ModelArgs
 from kernels.layers import RMSNorm, causal_mask
-from kernels.rope import apply_rope, precompute_freqs_cis, softmax_scale
+from kernels.rope import apply_rope, precompute_rope, softmax_scale
 
 
 @dataclass
@@ -72,8 +72,8 @@ class MLA(nn.Module):
         self.kv_b_proj = nn.Linear(self.kv_lora_rank, h * (self.nope + self.v_dim), bias=False)
         self.o_proj = nn.Linear(h * self.v_dim, dim, bias=False)
         self.scale = softmax_scale(qk, args.rope_scaling)
-        freqs = precompute_freqs_cis(self.rope, args.max_seq_len, args.rope_theta, args.rope_scaling)
-        self._freqs_cis = freqs  # complex64, kept out of .to(dtype) (which would drop the imaginary part)
+        self.register_buffer("rope_table", precompute_rope(self.rope, args.max_seq_len, args.rope_theta,
+                                                           args.rope_scaling), persistent=False)  # (2, max_len, r/2)
 
     def _project(self, x: torch.Tensor, freqs: torch.Tensor):
         """Queries (nope, rotated rope), normed latent and rotated shared key for x (b, s, dim)."""
@@ -86,14 +86,9 @@ class MLA(nn.Module):
         k_pe = apply_rope(k_pe.unsqueeze(2), freqs).squeeze(2)  # (b, s, r): one RoPE key shared by all heads
         return q_nope, q_pe, self.kv_a_layernorm(kv), k_pe  # latent (b, s, c)
 
-    def _freqs(self, device) -> torch.Tensor:
-        if self._freqs_cis.device != device:
-            self._freqs_cis = self._freqs_cis.to(device)
-        return self._freqs_cis
-
     def forward(self, x: torch.Tensor, start_pos: int = 0, cache: MLACache | None = None) -> torch.Tensor:
         B, S, _ = x.shape
-        q_nope, q_pe, kv, k_pe = self._project(x, self._freqs(x.device)[start_pos:start_pos + S])
+        q_nope, q_pe, kv, k_pe = self._project(x, self.rope_table[:, start_pos:start_pos + S])
         assert cache is not None or start_pos == 0, "incremental decoding needs a cache"
         mask = causal_mask(S, start_pos, x.device)
         if self.mode == "naive":
@@ -117,49 +112,43 @@ class MLA(nn.Module):
         return self.o_proj(o.transpose(1, 2).flatten(2))  # (b, s, h*d_v)
 
     def _absorbed(self, q_nope, q_pe, kv, k_pe, start_pos, cache, mask):
-        B, S, H, _ = q_nope.shape
-        w = self.kv_b_proj.weight.view(H, self.nope + self.v_dim, self.kv_lora_rank)
-        w_uk, w_uv = w[:, : self.nope], w[:, self.nope :]  # (h, d, c)
+        B, S = q_nope.shape[:2]
         if cache is not None:
             end = start_pos + S
             cache.kv[:B, start_pos:end], cache.pe[:B, start_pos:end] = kv, k_pe
             kv, k_pe = cache.kv[:B, :end], cache.pe[:B, :end]
-        q_lat = torch.einsum("bshd,hdc->bshc", q_nope, w_uk)  # W_UK absorbed into the query
+        return self._attend_latent(q_nope, q_pe, kv, k_pe, None if mask is None else mask[None, :, None, :])
+
+    def _attend_latent(self, q_nope, q_pe, kv, k_pe, mask):
+        """Absorbed attention over the latent cache (V2P §2.1.2): W_UK folded into the query, W_UV applied
+        after the weighted sum. q_nope (b, s, h, d), q_pe (b, s, h, r), kv (b, t, c), k_pe (b, t, r);
+        mask broadcasts to (b, s, h, t) or is None."""
+        w = self.kv_b_proj.weight.view(self.n_heads, self.nope + self.v_dim, self.kv_lora_rank)
+        w_uk, w_uv = w[:, : self.nope], w[:, self.nope :]  # (h, d, c)
+        q_lat = torch.einsum("bshd,hdc->bshc", q_nope, w_uk)
         scores = (torch.einsum("bshc,btc->bsht", q_lat, kv) + torch.einsum("bshr,btr->bsht", q_pe, k_pe)) * self.scale
-        probs = self._softmax(scores, mask)
-        o_lat = torch.einsum("bsht,btc->bshc", probs, kv)
-        o = torch.einsum("bshc,hdc->bshd", o_lat, w_uv)  # W_UV applied after the weighted sum
-        return self.o_proj(o.flatten(2))
+        if mask is not None:
+            scores = scores + mask
+        probs = scores.float().softmax(dim=-1).type_as(scores)
+        o = torch.einsum("bshc,hdc->bshd", torch.einsum("bsht,btc->bshc", probs, kv), w_uv)
+        return self.o_proj(o.flatten(2))  # (b, s, dim)
 
     def prefill_slot(self, x: torch.Tensor, slot: int, cache: MLACache) -> torch.Tensor:
         """Serving prefill of one request (1, s, dim): attention the compute-friendly naive way (vLLM's
         forward_mha), while the absorbed cache's row `slot` receives the latent and the RoPE key."""
         S = x.shape[1]
-        q_nope, q_pe, kv, k_pe = self._project(x, self._freqs(x.device)[:S])
+        q_nope, q_pe, kv, k_pe = self._project(x, self.rope_table[:, :S])
         cache.kv[slot, :S], cache.pe[slot, :S] = kv[0], k_pe[0]
         return self._naive(q_nope, q_pe, kv, k_pe, 0, None, None)
 
     def decode_rows(self, x: torch.Tensor, positions: torch.Tensor, cache: MLACache) -> torch.Tensor:
         """One decode token for cache rows 0..B-1, row b at its own position (x: (B, 1, dim))."""
         B = x.shape[0]
-        freqs = self._freqs(x.device)[positions].view(B, 1, 1, -1)
-        q_nope, q_pe, kv, k_pe = self._project(x, freqs)
+        rope = self.rope_table[:, positions].view(2, B, 1, 1, -1)  # each row at its own position
+        q_nope, q_pe, kv, k_pe = self._project(x, rope)
         rows = torch.arange(B, device=x.device)
         cache.kv[rows, positions], cache.pe[rows, positions] = kv[:, 0], k_pe[:, 0]
         end = int(positions.max()) + 1
         mask = torch.zeros(B, end, device=x.device).masked_fill(
-            torch.arange(end, device=x.device)[None, :] > positions[:, None], float("-inf"))
-        H = self.n_heads
-        w = self.kv_b_proj.weight.view(H, self.nope + self.v_dim, self.kv_lora_rank)
-        q_lat = torch.einsum("bshd,hdc->bshc", q_nope, w[:, : self.nope])
-        kv_all, pe_all = cache.kv[:B, :end], cache.pe[:B, :end]
-        scores = (torch.einsum("bshc,btc->bsht", q_lat, kv_all) + torch.einsum("bshr,btr->bsht", q_pe, pe_all)) * self.scale
-        probs = (scores + mask[:, None, None, :]).float().softmax(dim=-1).type_as(scores)
-        o = torch.einsum("bshc,hdc->bshd", torch.einsum("bsht,btc->bshc", probs, kv_all), w[:, self.nope :])
-        return self.o_proj(o.flatten(2))
-
-    @staticmethod
-    def _softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if mask is not None:
-            scores = scores + mask[None, :, None, :]
-        return scores.float().softmax(dim=-1).type_as(scores)
+            torch.arange(end, device=x.device)[None, :] > positions[:, None], float("-inf"))  # (B, t)
+        return self._attend_latent(q_nope, q_pe, cache.kv[:B, :end], cache.pe[:B, :end], mask[:, None, None, :])

@@ -1,4 +1,5 @@
-"""Rotary position embeddings with YaRN (V2P §3.1.4), as complex rotations of interleaved pairs.
+"""Rotary position embeddings with YaRN (V2P §3.1.4), as real cos/sin tables (gpt-fast keeps them real,
+so module buffers survive `.to(dtype)` and `.to(device)` with the module).
 
 DeepSeek checkpoints rotate interleaved pairs (x0, x1), (x2, x3), ... (DeepSeek-V3 `inference/model.py`
 `apply_rotary_emb`); Llama-family checkpoints rotate halves (x_i, x_{i+d/2}). Both are supported.
@@ -46,37 +47,33 @@ def inv_frequencies(dim: int, theta: float, rope_scaling: dict | None) -> torch.
     return freqs / factor * (1 - keep) + freqs * keep
 
 
-def precompute_freqs_cis(dim: int, max_len: int, theta: float, rope_scaling: dict | None) -> torch.Tensor:
-    """Complex rotations (max_len, dim/2), one shared table per distinct setting (layers reuse it)."""
+def precompute_rope(dim: int, max_len: int, theta: float, rope_scaling: dict | None) -> torch.Tensor:
+    """cos and sin of every rotation angle, stacked: (2, max_len, dim/2) float32, one shared table per
+    distinct setting (layers reuse it)."""
     key = tuple(sorted(rope_scaling.items())) if rope_scaling else None
-    return _freqs_cis(dim, max_len, theta, key)
+    return _rope_table(dim, max_len, theta, key)
 
 
 @functools.lru_cache(maxsize=32)
-def _freqs_cis(dim: int, max_len: int, theta: float, scaling_items: tuple | None) -> torch.Tensor:
+def _rope_table(dim: int, max_len: int, theta: float, scaling_items: tuple | None) -> torch.Tensor:
     """The YaRN mscale ratio multiplies the rotations (1 when both mscales agree, as in V2)."""
     rope_scaling = dict(scaling_items) if scaling_items else None
-    freqs = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_frequencies(dim, theta, rope_scaling))
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_frequencies(dim, theta, rope_scaling))
     mag = 1.0
     if rope_scaling and rope_scaling.get("type", rope_scaling.get("rope_type")) == "yarn":
         f = rope_scaling["factor"]
         mag = yarn_mscale(f, rope_scaling.get("mscale", 1.0)) / yarn_mscale(f, rope_scaling.get("mscale_all_dim", 0.0))
-    return torch.polar(torch.full_like(freqs, mag), freqs).to(torch.complex64)
+    return torch.stack([mag * angles.cos(), mag * angles.sin()]).float()
 
 
-def apply_rope(x: torch.Tensor, freqs_cis: torch.Tensor, interleaved: bool = True) -> torch.Tensor:
-    """Rotate the last dim of x (..., T, heads, d) by freqs_cis (T, d/2)."""
-    dtype, shape = x.dtype, x.shape
-    if interleaved:
-        xc = torch.view_as_complex(x.float().reshape(*shape[:-1], -1, 2))
-    else:
-        half = shape[-1] // 2
-        xc = torch.complex(x[..., :half].float(), x[..., half:].float())
-    if freqs_cis.dim() == 4:  # already per row: (B, T, 1, d/2)
-        f = freqs_cis
-    else:
-        f = freqs_cis.view(1, shape[-3], 1, shape[-1] // 2) if x.dim() == 4 else freqs_cis
-    out = xc * f
-    if interleaved:
-        return torch.view_as_real(out).flatten(-2).to(dtype)
-    return torch.cat([out.real, out.imag], dim=-1).to(dtype)
+def apply_rope(x: torch.Tensor, rope: torch.Tensor, interleaved: bool = True) -> torch.Tensor:
+    """Rotate the last dim of x (B, T, heads, d) by rope (2, T, d/2), or per row by (2, B, T, 1, d/2).
+    Pairs are (x0, x1), (x2, x3), ... when interleaved (DeepSeek), else (x_i, x_{i+d/2}) (Llama)."""
+    cos, sin = rope[0].float(), rope[1].float()
+    if cos.dim() == 2:  # (T, d/2) -> (1, T, 1, d/2)
+        cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    xf = x.float()
+    a, b = (xf[..., 0::2], xf[..., 1::2]) if interleaved else xf.chunk(2, dim=-1)  # (B, T, h, d/2) each
+    ra, rb = a * cos - b * sin, a * sin + b * cos
+    out = torch.stack([ra, rb], dim=-1).flatten(-2) if interleaved else torch.cat([ra, rb], dim=-1)
+    return out.to(x.dtype)

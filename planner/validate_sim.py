@@ -38,13 +38,42 @@ def cpu_gpu_spec(profile) -> GPUSpec:
     })
 
 
-def run(profile_path: Path, opts: dict | None = None) -> dict:
-    import torch
+def real_run(spec, prompts: np.ndarray, outputs: np.ndarray, o: dict):
+    """Serve the requests with the kernels/ decoder here (after a two-request warm-up)."""
+    import torch  # the real run needs the kernels; costmodel never imports torch
 
     from kernels.config import ModelArgs
     from kernels.model import Decoder
     from kernels.serving import serve
 
+    max_len = int((prompts + outputs).max()) + 1
+    torch.manual_seed(o["seed"])
+    args = ModelArgs.from_hf(spec.model_dump(), max_seq_len=max_len + 8)
+    model = Decoder(args, mla_mode="absorbed").eval()
+    token_ids = [torch.randint(0, o["vocab"], (int(p),)) for p in prompts]
+    serve(model, token_ids[:2], [2, 2], max_rows=2, max_batch_tokens=o["max_batch_tokens"], max_len=max_len)
+    return serve(model, token_ids, [int(x) for x in outputs], max_rows=o["max_rows"],
+                 max_batch_tokens=o["max_batch_tokens"], max_len=max_len)
+
+
+def cpu_instance(profile, o: dict) -> InferenceSpec:
+    """The loop's scheduling limits as an instance of this machine: whole prompts, one device."""
+    return InferenceSpec(cluster=ClusterSpec(gpu=cpu_gpu_spec(profile), gpus_per_node=1, nodes=1),
+                         parallelism=Parallelism(zero_stage=0), weight_bits=32, kv_bits=32,
+                         max_batch_tokens=o["max_batch_tokens"], max_running=o["max_rows"], chunked_prefill=False,
+                         block_tokens=16)
+
+
+def _per_kind(real, err: np.ndarray, measured: np.ndarray, predicted: np.ndarray) -> dict:
+    kinds = {"decode only": [i for i, it in enumerate(real.iterations) if not it.prefill_tokens],
+             "with prefill": [i for i, it in enumerate(real.iterations) if it.prefill_tokens]}
+    return {k: {"iterations": len(ix), "median_abs_pct_error": float(np.median(err[ix])) if ix else None,
+                "measured_mean_s": float(measured[ix].mean()) if ix else None,
+                "predicted_mean_s": float(predicted[ix].mean()) if ix else None} for k, ix in kinds.items()}
+
+
+def run(profile_path: Path, opts: dict | None = None) -> dict:
+    """The real run and its simulation from the profile, compared per iteration and end to end."""
     o = {**DEFAULTS, **(opts or {})}
     profile = load_profile(profile_path)
     lite = load_spec("model", find_named("model", profile.header.get("model", "deepseek-v2-lite"), Path.cwd() / "x"))
@@ -53,23 +82,9 @@ def run(profile_path: Path, opts: dict | None = None) -> dict:
     n = o["requests"]
     prompts = rng.integers(o["prompt_low"], o["prompt_high"] + 1, size=n)
     outputs = rng.integers(o["output_low"], o["output_high"] + 1, size=n)
-    max_len = int((prompts + outputs).max()) + 1
-
-    # the real run
-    torch.manual_seed(o["seed"])
-    args = ModelArgs.from_hf(spec.model_dump(), max_seq_len=max_len + 8)
-    model = Decoder(args, mla_mode="absorbed").eval()
-    token_ids = [torch.randint(0, o["vocab"], (int(p),)) for p in prompts]
-    serve(model, token_ids[:2], [2, 2], max_rows=2, max_batch_tokens=o["max_batch_tokens"], max_len=max_len)  # warm-up
-    real = serve(model, token_ids, [int(x) for x in outputs], max_rows=o["max_rows"],
-                 max_batch_tokens=o["max_batch_tokens"], max_len=max_len)
-
-    # the same run, simulated from the profile
+    real = real_run(spec, prompts, outputs, o)
     timer = Timer(Device.from_profile(profile), profile)
-    inf = InferenceSpec(cluster=ClusterSpec(gpu=cpu_gpu_spec(profile), gpus_per_node=1, nodes=1),
-                        parallelism=Parallelism(zero_stage=0), weight_bits=32, kv_bits=32,
-                        max_batch_tokens=o["max_batch_tokens"], max_running=o["max_rows"], chunked_prefill=False,
-                        block_tokens=16)
+    inf = cpu_instance(profile, o)
     steps = StepModel(spec, inf, timer, timer)
     predicted = np.array([steps.time([(p, p) for p in it.prefill_tokens], it.decode_batch, it.decode_ctx_sum)
                           for it in real.iterations])
@@ -81,8 +96,6 @@ def run(profile_path: Path, opts: dict | None = None) -> dict:
                            requests=RequestArrays(np.zeros(n), prompts, outputs))
     real_tok_s = real.generated_tokens / real.total_s
     sim_tok_s = sim.generation_throughput_tok_s
-    kinds = {"decode only": [i for i, it in enumerate(real.iterations) if not it.prefill_tokens],
-             "with prefill": [i for i, it in enumerate(real.iterations) if it.prefill_tokens]}
     return {
         "model": spec.name, "layers": o["layers"], "profile": str(profile_path), "requests": n,
         "iterations": len(real.iterations), "real_total_s": real.total_s, "sim_total_s": sim.sim_time_s,
@@ -91,10 +104,7 @@ def run(profile_path: Path, opts: dict | None = None) -> dict:
         "iteration_p90_abs_pct_error": float(np.percentile(err, 90)),
         "throughput_abs_pct_error": float(abs(sim_tok_s / real_tok_s - 1) * 100),
         "end_to_end_time_abs_pct_error": float(abs(sim.sim_time_s / real.total_s - 1) * 100),
-        "per_kind": {k: {"iterations": len(ix), "median_abs_pct_error": float(np.median(err[ix])) if ix else None,
-                         "measured_mean_s": float(measured[ix].mean()) if ix else None,
-                         "predicted_mean_s": float(predicted[ix].mean()) if ix else None}
-                     for k, ix in kinds.items()},
+        "per_kind": _per_kind(real, err, measured, predicted),
         "per_iteration": [{"prefill_tokens": it.prefill_tokens, "decode_batch": it.decode_batch,
                            "decode_ctx_sum": it.decode_ctx_sum, "measured_s": it.time_s, "predicted_s": float(p)}
                           for it, p in zip(real.iterations, predicted, strict=True)],
