@@ -69,10 +69,18 @@ def test_training_whatif_matches_the_cli(cli_json):
     assert not at.exception and "needs" in at.error[0].value and "GB per GPU" in at.error[0].value
 
 
-def test_sweeps_page_without_results_says_how_to_get_them():
+def test_sweeps_page_plots_the_committed_results():
     at = run_page("sweeps")
-    assert not at.exception
-    assert any("planner sweep" in i.value for i in at.info) or at.get("plotly_chart")
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+def test_sweeps_page_without_results_says_how_to_get_them(monkeypatch, tmp_path):
+    from dashboard import data
+
+    monkeypatch.setattr(data, "ROOT", tmp_path)  # no results/ folder there
+    at = run_page("sweeps")
+    assert not at.exception and not at.get("plotly_chart")
+    assert any("planner sweep" in i.value for i in at.info)
 
 
 def test_invalid_yaml_shows_the_error_inline():
