@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from click.testing import CliRunner
 
 from planner.cli import cli
