@@ -1,7 +1,7 @@
 """Validated specs: one pydantic model per concept, unknown keys rejected, loaded from scenarios/*.yaml.
 
 Model keys follow HuggingFace `config.json` names so `planner import-hf` output is a valid model file.
-Cross-spec checks that need two specs at once (EP vs experts, layout vs cluster) live in `layout.py`.
+Checks that need two specs at once (EP vs experts, layout vs cluster, memory) live in `feasibility.py`.
 """
 
 from __future__ import annotations
