@@ -56,7 +56,7 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
         return [] if par.ep == 1 else [Problem("parallelism.ep", f"ep {par.ep} on a dense model (ffn: dense)",
                                                "set ep: 1")]
     out = []
-    if model.n_routed_experts % par.ep:
+    if training and model.n_routed_experts % par.ep:  # serving: experts + redundant ones fill the ranks
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {model.n_routed_experts} routed experts",
                            "use an ep that divides n_routed_experts"))
     pool, what = (par.dp, "dp") if training else (par.dp * par.tp, "tp x dp")
@@ -104,9 +104,29 @@ def longest_tokens(d: LengthDist, context: int) -> int:
     return {"fixed": d.value, "uniform": d.high}.get(d.dist) or min(d.max or context, context)
 
 
+def serving_option_problems(m: ModelSpec, inf: InferenceSpec) -> list[Problem]:
+    """Redundant experts, routing loads and MTP against what the model has."""
+    out, ep = [], inf.parallelism.ep
+    if inf.redundant_experts and m.ffn != "moe":
+        out.append(Problem("redundant_experts", "redundant experts on a dense model (ffn: dense)", "remove it"))
+    elif m.ffn == "moe" and (m.n_routed_experts + inf.redundant_experts) % ep:
+        out.append(Problem("redundant_experts", f"{m.n_routed_experts} experts + {inf.redundant_experts} redundant "
+                           f"do not fill ep {ep} GPUs evenly", f"use a number of redundant experts that makes "
+                           f"experts + redundant a multiple of {ep}"))
+    loads = inf.routing.expert_loads
+    if loads is not None and m.ffn == "moe" and len(loads) != m.n_routed_experts:
+        out.append(Problem("routing.expert_loads", f"has {len(loads)} loads for {m.n_routed_experts} routed experts",
+                           "give one load per routed expert"))
+    if inf.mtp is not None and inf.mtp.tokens > m.num_nextn_predict_layers:
+        out.append(Problem("mtp.tokens", f"{inf.mtp.tokens} drafted tokens but the model has "
+                           f"{m.num_nextn_predict_layers} MTP module(s) (num_nextn_predict_layers)",
+                           f"use mtp.tokens <= {m.num_nextn_predict_layers}, or a model with MTP modules"))
+    return out
+
+
 def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelism") -> list[Problem]:
-    """Layout and weights of one serving instance (the variant's, or its prefill pool as an instance)."""
-    out = layout_problems(m, inf.cluster, inf.parallelism, training=False)
+    """Layout, options and weights of one serving instance (the variant's, or its prefill pool)."""
+    out = layout_problems(m, inf.cluster, inf.parallelism, training=False) + serving_option_problems(m, inf)
     if out:
         return out
     mem = serving_memory(m, inf)
@@ -135,11 +155,8 @@ def request_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens: i
 def inference_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens: int | None = None) -> list[Problem]:
     """Layout and weights of the instance and of its prefill pool, and the longest request's fit."""
     out = instance_problems(m, inf)
-    pool = inf.prefill_pool
-    if pool is not None:
-        cluster = inf.cluster.model_copy(update={"gpus_per_node": pool.gpus_per_node, "nodes": pool.nodes})
-        pre = inf.model_copy(update={"cluster": cluster, "parallelism": pool.parallelism, "prefill_pool": None})
-        out += _within("prefill_pool", instance_problems(m, pre))
+    if inf.prefill_pool is not None:
+        out += _within("prefill_pool", instance_problems(m, inf.prefill_instance()))
     if out:
         return out
     if longest_request_tokens is None and inf.workload is not None and inf.workload.arrival != "trace":

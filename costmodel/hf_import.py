@@ -12,7 +12,7 @@ from costmodel.errors import PlannerError
 from costmodel.loader import validate
 from costmodel.specs import ModelSpec, QuantizationConfig, YarnScaling
 
-SUPPORTED = ("deepseek", "deepseek_v2", "deepseek_v3", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe",
+SUPPORTED = ("deepseek", "deepseek_v2", "deepseek_v3", "kimi_k2", "llama", "mistral", "mixtral", "qwen2", "qwen2_moe",
              "qwen3", "qwen3_moe")
 
 

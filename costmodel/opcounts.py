@@ -14,6 +14,7 @@ Pass `fwd_bwd` costs 3x the forward FLOPs (backward = 2x forward) and, to first 
 from __future__ import annotations
 
 from costmodel.flops import attention_core_flops, causal_pairs
+from costmodel.routing import distinct_experts
 from costmodel.specs import ModelSpec
 
 # The sizes that vary along one interpolation curve; every other shape key is fixed on a curve.
@@ -82,7 +83,7 @@ def _moe(s: dict, e: int) -> tuple[float, float]:
     t, h, E, k, i = s["tokens"], s["hidden"], s["experts"], s["top_k"], s["inter"]
     shared = s.get("shared_inter", 0)
     flops = 2 * t * h * E + 6 * t * k * h * i + 6 * t * h * shared
-    touched = E * (1 - (1 - k / E) ** t)  # experts that receive at least one token (uniform routing)
+    touched = distinct_experts(E, t, k, s.get("total_experts", E))  # this rank's experts that get a token
     weights = touched * 3 * h * i + 3 * h * shared + E * h
     acts = t * (2 * h + k * (2 * h + 3 * i) + 3 * shared)
     return flops, (weights + acts) * e

@@ -8,22 +8,114 @@ is a dictionary lookup.
 
 from __future__ import annotations
 
-from costmodel.comm import all_reduce_time, links_of, remote_ranks_per_token
+from dataclasses import dataclass
+
+from costmodel.comm import all_reduce_time, links_of
+from costmodel.deepep import (
+    COMM_SM_FRACTION,
+    FP8_BYTES_PER_ELEMENT,
+    LL_HEADER_BYTES,
+    low_latency_fixed_s,
+    low_latency_time,
+    normal_time,
+)
+from costmodel.eplb import placement
 from costmodel.opcounts import attention_shape
+from costmodel.routing import (
+    Fanout,
+    assignment_bucket,
+    busiest_rank_factor,
+    contiguous_slots,
+    selection_shares,
+    token_fanout,
+)
 from costmodel.specs import InferenceSpec, ModelSpec
 from costmodel.timing import Device, Timer
 
 CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
 
 
+def expert_slots(m: ModelSpec, inf: InferenceSpec) -> tuple[tuple[int, ...], ...]:
+    """Which experts each EP rank holds: contiguous without redundant experts, else EPLB's placement."""
+    shares = selection_shares(m, inf.routing)
+    ep, gpn = inf.parallelism.ep, min(inf.cluster.gpus_per_node, inf.parallelism.ep)
+    if not inf.redundant_experts:
+        return contiguous_slots(m.n_routed_experts, ep)
+    return placement(shares, inf.redundant_experts, ep, inf.eplb, m.n_group, gpn)
+
+
+@dataclass(frozen=True)
+class MoELayer:
+    """One MoE layer of an instance: its routing, placement and links, timed per attention rank."""
+
+    m: ModelSpec
+    inf: InferenceSpec
+    timer: Timer
+    shares: tuple[float, ...]  # (E,) each expert's share of the selections
+    slots: tuple[tuple[int, ...], ...]  # slots[rank]: the experts (and replicas) an EP rank holds
+    fan: Fanout
+    links: dict
+    ll_fixed_s: float
+
+    @classmethod
+    def of(cls, m: ModelSpec, inf: InferenceSpec, timer: Timer) -> MoELayer:
+        links, slots = links_of(inf.cluster.gpu), expert_slots(m, inf)
+        return cls(m, inf, timer, selection_shares(m, inf.routing), slots,
+                   token_fanout(m, inf.routing, slots, inf.cluster.gpus_per_node), links,
+                   low_latency_fixed_s(links["nvlink"], links["nic"]))
+
+    def busiest_tokens(self, tokens_rank: int) -> int:
+        """Tokens (k selections each) at the busiest EP rank when every attention rank has tokens_rank."""
+        par, k = self.inf.parallelism, self.m.num_experts_per_tok
+        assignments = tokens_rank * par.dp * k
+        factor = busiest_rank_factor(self.shares, self.slots, assignment_bucket(assignments), self.inf.routing.seed)
+        return max(1, round(assignments / par.ep * factor / k))
+
+    def compute_s(self, tokens_rank: int) -> float:
+        """Routed experts at the busiest EP rank, and the shared experts on the rank's own tokens."""
+        m, tp = self.m, self.inf.parallelism.tp
+        routed = self.timer.time("moe", {"tokens": self.busiest_tokens(tokens_rank), "hidden": m.hidden_size,
+                                         "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
+                                         "inter": m.moe_intermediate_size, "shared_inter": 0,
+                                         **self.total_experts_key()}, "fwd")
+        width = m.shared_ffn_width // tp
+        shared = self.timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
+        return routed + shared
+
+    def total_experts_key(self) -> dict:
+        """The model's routed experts, where a rank holds only some (sets how many of its own are hit)."""
+        n = sum(len(s) for s in self.slots)
+        return {} if n == len(self.slots[0]) else {"total_experts": n}
+
+    def comm_s(self, tokens_rank: int, decode_only: bool) -> float:
+        """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens."""
+        par, h = self.inf.parallelism, self.m.hidden_size
+        if par.ep <= 1:
+            return 0.0
+        tokens, gpn = tokens_rank / par.tp, min(self.inf.cluster.gpus_per_node, par.ep)
+        fp8 = self.inf.weight_bits <= 8
+        nv, nic = self.links["nvlink"], self.links["nic"]
+        if decode_only and self.inf.all_to_all == "low_latency":
+            k = self.m.num_experts_per_tok
+            dispatch = h * FP8_BYTES_PER_ELEMENT + LL_HEADER_BYTES if fp8 else 2 * h
+            return sum(low_latency_time(tokens, k, b, par.ep, gpn, nv, nic, self.ll_fixed_s) for b in (dispatch, 2 * h))
+        return sum(normal_time(tokens, h, b, self.fan, gpn, nv, nic) for b in (FP8_BYTES_PER_ELEMENT if fp8 else 2, 2))
+
+    def sm_slowdown(self, decode_only: bool) -> float:
+        """Compute runs on the SMs the normal kernels leave free while they overlap it."""
+        low_latency = decode_only and self.inf.all_to_all == "low_latency"
+        return 1.0 if low_latency or self.inf.parallelism.ep <= 1 else 1 / (1 - COMM_SM_FRACTION)
+
+
 class StepModel:
     def __init__(self, m: ModelSpec, inf: InferenceSpec, gemm_timer: Timer, attn_timer: Timer, *,
-                 expert_load_skew: float = 1.0, kv_bytes: float | None = None):
+                 kv_bytes: float | None = None):
         self.m, self.inf, self.timer, self.attn_timer = m, inf, gemm_timer, attn_timer
         self.kv_bytes = kv_bytes  # bytes per cached element when they differ from the compute dtype
         self.par = inf.parallelism
         self.links = links_of(inf.cluster.gpu)
-        self.skew = expert_load_skew
+        self.moe = MoELayer.of(m, inf, gemm_timer) if m.ffn == "moe" else None
+        self.decode_q = 1 + (inf.mtp.tokens if inf.mtp else 0)  # tokens each decode verifies (MTP drafts + 1)
         self.n_moe = m.n_moe_layers
         self.n_dense = m.num_hidden_layers - self.n_moe
         self._memo: dict[tuple, float] = {}  # (prefill tokens per rank, decode batch, ctx bucket) -> s
@@ -61,28 +153,26 @@ class StepModel:
         """Everything but the prefill attention, for one attention rank with p_tokens prefill tokens."""
         m, par, timer = self.m, self.par, self.timer
         b_rank = -(-d_batch // par.dp)  # requests spread evenly over the attention-DP ranks
-        attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
-        tokens_rank = b_rank + p_tokens  # the busiest rank
+        attn = self.attn_timer.time(*self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
+        tokens_rank = b_rank * self.decode_q + p_tokens  # the busiest rank
         h = m.hidden_size
         tp_ar = 2 * all_reduce_time(tokens_rank * h * 2, par.tp, self.links["nvlink"]) if par.tp > 1 else 0.0
         dense_ffn = timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
                                "fwd") if self.n_dense else 0.0
-        moe = 0.0
-        if self.n_moe:
-            all_tokens = tokens_rank * par.dp  # every attention-DP rank's tokens meet in the experts
-            per_ep = max(1, round(all_tokens / par.ep * self.skew))
-            # routed experts of this EP rank plus the shared experts, as one MoE layer call
-            moe = timer.time("moe", {"tokens": per_ep, "hidden": h, "experts": m.n_routed_experts // par.ep,
-                                     "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size,
-                                     "shared_inter": m.shared_ffn_width // par.tp}, "fwd")
-            if par.ep > 1:
-                remote = remote_ranks_per_token(m, par.ep)
-                byte = self.inf.weight_bits / 8 if self.inf.weight_bits <= 8 else 2  # FP8 dispatch with FP8 weights
-                moe += tokens_rank * remote * h * (byte + 2) / self.links["nvlink"].effective_bw
-        head = timer.time("gemm", {"m": max(1, b_rank + (1 if p_tokens else 0)), "n": m.vocab_size // par.tp, "k": h})
-        per_layer_dense = attn + dense_ffn + tp_ar
-        per_layer_moe = attn + moe + tp_ar
-        return self.n_dense * per_layer_dense + self.n_moe * per_layer_moe + head
+        head = timer.time("gemm", {"m": max(1, b_rank * self.decode_q + (1 if p_tokens else 0)),
+                                   "n": m.vocab_size // par.tp, "k": h})
+        moe_layer = self._moe_layer(attn + tp_ar, tokens_rank, decode_only=p_tokens == 0) if self.n_moe else 0.0
+        return self.n_dense * (attn + dense_ffn + tp_ar) + self.n_moe * moe_layer + head
+
+    def _moe_layer(self, attn_s: float, tokens_rank: int, decode_only: bool) -> float:
+        """One MoE layer: attention, experts and the all-to-all back to back, or with two-batch overlap
+        (two micro-batches; OII day 6) the all-to-all of one hidden under the other's compute, which
+        then runs on the SMs the communication leaves."""
+        compute = attn_s + self.moe.compute_s(tokens_rank)
+        comm = self.moe.comm_s(tokens_rank, decode_only)
+        if not self.inf.two_batch_overlap:
+            return compute + comm
+        return max(compute * self.moe.sm_slowdown(decode_only), comm)
 
 
 def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:
@@ -92,4 +182,4 @@ def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:
     gpu = inf.cluster.gpu
     precision = "fp8" if inf.weight_bits <= 8 else "bf16"
     return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)), Timer(Device.from_gpu(gpu, "bf16", stack)),
-                     expert_load_skew=inf.expert_load_skew, kv_bytes=inf.kv_bits / 8)
+                     kv_bytes=inf.kv_bits / 8)

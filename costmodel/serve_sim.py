@@ -31,7 +31,7 @@ from costmodel.errors import PlannerError
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.memory import serving_memory
 from costmodel.serve_costs import StepModel, step_model_for
-from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, WorkloadSpec
+from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, MTPSpec, WorkloadSpec
 
 WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
 SATURATED_WINDOW = (10, 90)  # percentiles of completions between which the instance counts as saturated
@@ -180,13 +180,6 @@ def pool_for(m: ModelSpec, inf: InferenceSpec, phase: str, final: bool) -> Pool:
     return Pool(phase, step_model_for(m, inf), blocks, inf.max_batch_tokens * dp, inf.max_running * dp, final)
 
 
-def prefill_instance(inf: InferenceSpec) -> InferenceSpec:
-    """The disaggregated prefill pool as an instance of its own: same GPU, its own nodes and layout."""
-    pp = inf.prefill_pool
-    cluster = inf.cluster.model_copy(update={"gpus_per_node": pp.gpus_per_node, "nodes": pp.nodes})
-    return inf.model_copy(update={"cluster": cluster, "parallelism": pp.parallelism, "prefill_pool": None})
-
-
 # -------------------------------------------------------------------------------------------- engine
 
 
@@ -195,10 +188,13 @@ class Engine:
 
     def __init__(self, env: simpy.Environment, reqs: RequestArrays, state: RequestState, pools: list[Pool],
                  block_tokens: int, w: WorkloadSpec, kv_link: tuple[Link, float] | None,
-                 progress: Callable[[int, int], None] | None, chunked_prefill: bool):
+                 progress: Callable[[int, int], None] | None, chunked_prefill: bool, mtp: MTPSpec | None = None):
         self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
         self.block, self.w, self.kv_link = block_tokens, w, kv_link  # (NIC, KV bytes per token) when disaggregated
         self.progress, self.chunked_prefill = progress, chunked_prefill
+        self.q = 1 + (mtp.tokens if mtp else 0)  # tokens a decode step verifies: its own plus the drafts
+        self.acceptance = np.array(mtp.position_acceptance()) if mtp else None  # (drafts,) per position
+        self.rng = np.random.default_rng(w.seed + 1)  # draft acceptance draws
         self.n = len(state.prompt)
         self.c = Counters()
         self.next_closed = min(w.users, self.n) if w.arrival == "closed" else self.n
@@ -253,8 +249,9 @@ class Engine:
         return run[self.s.prefilled[run] >= self.s.target[run]]
 
     def blocks_needed(self, dec: np.ndarray) -> int:
-        """Decodes whose last block is full need a new block for this iteration's token."""
-        return int(np.count_nonzero(self.s.ctx[dec] >= self.s.held[dec] * self.block))
+        """New blocks the decodes need for this iteration's tokens (up to q each, with MTP drafts)."""
+        s = self.s
+        return int(np.maximum(-(-(s.ctx[dec] + self.q) // self.block) - s.held[dec], 0).sum())
 
     def preempt(self, pool: Pool) -> tuple[np.ndarray, int]:
         """Evict newest-first until the decodes' new blocks fit; returns (decoding, blocks needed)."""
@@ -291,7 +288,7 @@ class Engine:
         decode = pool.phase == "decode"
         if not (budget > 0 or decode) or running >= pool.max_running:
             return False
-        blocks = -(-(int(self.s.target[i]) + decode) // self.block)  # a decode arrival needs its next token too
+        blocks = -(-(int(self.s.target[i]) + decode * self.q) // self.block)  # a decode arrival's next tokens too
         free = pool.free - needs  # the running decodes' new blocks are spoken for
         if blocks > free or (running and blocks > free - WATERMARK * pool.blocks_total):
             return False
@@ -302,7 +299,7 @@ class Engine:
         s, admitted = self.s, []
         while pool.waiting and self.can_admit(pool, pool.waiting[0], budget, needs, len(pool.running) + len(admitted)):
             i = pool.waiting.popleft()
-            s.held[i] = -(-(int(s.target[i]) + (pool.phase == "decode")) // self.block)
+            s.held[i] = -(-(int(s.target[i]) + (pool.phase == "decode") * self.q) // self.block)
             pool.free -= int(s.held[i])
             admitted.append(i)
             if pool.phase == "decode":  # the prompt's KV arrived from a prefill pool
@@ -321,12 +318,13 @@ class Engine:
         """The iteration's work lands: one token per decode, each chunk into the cache."""
         s, c = self.s, self.c
         if len(dec):
-            grow = s.ctx[dec] >= s.held[dec] * self.block
+            emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - s.generated[dec]) if pool.final else 1
+            s.ctx[dec] += emitted
+            grow = np.maximum(-(-s.ctx[dec] // self.block) - s.held[dec], 0)
             s.held[dec] += grow
-            pool.free -= int(np.count_nonzero(grow))
-            s.ctx[dec] += 1
-            s.generated[dec] += 1
-            c.generated_tokens += len(dec)
+            pool.free -= int(grow.sum())
+            s.generated[dec] += emitted
+            c.generated_tokens += int(np.sum(emitted)) if pool.final else len(dec)
         for i, t in chunks:
             s.prefilled[i] += t
             s.ctx[i] += t
@@ -336,6 +334,13 @@ class Engine:
                 if s.generated[i] == 0:  # a completed prefill emits the first token
                     s.generated[i], s.first_token_s[i] = 1, self.env.now
                     c.generated_tokens += 1
+
+    def emitted(self, n: int) -> np.ndarray | int:
+        """Tokens each of n decodes emits: 1, plus the accepted prefix of its MTP drafts."""
+        if self.acceptance is None:
+            return 1
+        accepted = np.cumprod(self.rng.random((n, len(self.acceptance))) < self.acceptance, axis=1)  # (n, drafts)
+        return 1 + accepted.sum(axis=1)
 
     def finish(self, pool: Pool) -> None:
         s, run = self.s, pool.running
@@ -456,10 +461,10 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
         main.step_model = step_model
     if kv_capacity_tokens is not None:
         main.blocks_total = main.free = kv_capacity_tokens // inf.block_tokens
-    pools = [pool_for(m, prefill_instance(inf), "prefill", final=False), main] if disaggregated else [main]
+    pools = [pool_for(m, inf.prefill_instance(), "prefill", final=False), main] if disaggregated else [main]
     kv_link = (links_of(inf.cluster.gpu)["nic"], kv_bytes_per_token(m, inf.kv_bits)) if disaggregated else None
     env = simpy.Environment()
-    eng = Engine(env, reqs, state, pools, inf.block_tokens, w, kv_link, progress, inf.chunked_prefill)
+    eng = Engine(env, reqs, state, pools, inf.block_tokens, w, kv_link, progress, inf.chunked_prefill, inf.mtp)
     for pool in pools:
         pool.wake = env.event()
         env.process(eng.engine(pool))
@@ -472,8 +477,9 @@ def simulate_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: Work
 
 class ServeVariantResult(BaseModel):
     """What `planner simulate serve` reports for a variant: the workload served as configured (mixed
-    prefill and decode), plus the instance's maximum generation and prompt throughputs measured with the
-    instance saturated by decode-only and prefill-only runs of the same requests."""
+    prefill and decode), plus the maximum generation and prompt throughputs measured with the instance
+    saturated by decode-only and prefill-only runs of the same requests (on the prefill pool, when
+    prefill is disaggregated). Per-GPU and per-node figures divide by the GPUs of the unit that ran."""
 
     name: str
     max_generation_throughput_tok_s: float
@@ -485,9 +491,16 @@ class ServeVariantResult(BaseModel):
     preemptions: int
     requests: int
     saturation_requests: int  # requests queued at t = 0 for the two maximum-throughput runs
+    decode_gpus: int  # the unit that decodes (the variant's instance)
+    prefill_gpus: int  # the unit that prefills (the prefill pool, or the same instance)
+    generation_tok_s_per_gpu: float
+    prompt_tok_s_per_gpu: float
+    generation_tok_s_per_node: float
+    prompt_tok_s_per_node: float
     timeline: dict
     samples: dict
     sim_wall_s: float
+    fleet: dict | None = None  # FleetPlan fields when the inference part has `fleet:` (study.py)
 
 
 SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
@@ -505,17 +518,22 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
                   base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> ServeVariantResult:
     """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths."""
     w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
-    n_sat = saturation_requests(m, inf, w) if w.arrival != "trace" else w.requests
-    saturated = w.model_copy(update={"arrival": "burst", "requests": n_sat}) if w.arrival != "trace" else w
+    prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
     runs = {}
-    for phase, work in (("mixed", w), ("decode", saturated), ("prefill", saturated)):
+    for phase, unit in (("mixed", inf), ("decode", inf), ("prefill", prefill_inf)):
+        n_sat = saturation_requests(m, unit, w) if w.arrival != "trace" else w.requests
+        work = w if phase == "mixed" or w.arrival == "trace" else w.model_copy(update={"arrival": "burst", "requests": n_sat})
         cb = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
-        runs[phase] = simulate_serving(name, m, inf, work, phase=phase, base_dir=base_dir, progress=cb)
-    mixed = runs["mixed"]
+        runs[phase] = simulate_serving(name, m, unit, work, phase=phase, base_dir=base_dir, progress=cb)
+    mixed, gen, pre = runs["mixed"], runs["decode"], runs["prefill"]
+    d_gpus, p_gpus = inf.cluster.num_gpus, prefill_inf.cluster.num_gpus
+    gen_tok_s, pre_tok_s = gen.max_generation_throughput_tok_s, pre.prompt_throughput_tok_s
     return ServeVariantResult(
-        name=name, max_generation_throughput_tok_s=runs["decode"].max_generation_throughput_tok_s,
-        prompt_throughput_tok_s=runs["prefill"].prompt_throughput_tok_s,
+        name=name, max_generation_throughput_tok_s=gen_tok_s, prompt_throughput_tok_s=pre_tok_s,
         generation_throughput_tok_s=mixed.generation_throughput_tok_s, latency=mixed.latency,
-        max_concurrent_requests=runs["decode"].max_concurrent_requests, kv_capacity_tokens=mixed.kv_capacity_tokens,
-        preemptions=mixed.preemptions, requests=mixed.requests, saturation_requests=runs["decode"].requests,
+        max_concurrent_requests=gen.max_concurrent_requests, kv_capacity_tokens=mixed.kv_capacity_tokens,
+        preemptions=mixed.preemptions, requests=mixed.requests, saturation_requests=gen.requests,
+        decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,
+        prompt_tok_s_per_gpu=pre_tok_s / p_gpus, generation_tok_s_per_node=gen_tok_s / inf.cluster.nodes,
+        prompt_tok_s_per_node=pre_tok_s / prefill_inf.cluster.nodes,
         timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()))

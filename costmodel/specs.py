@@ -339,6 +339,56 @@ class WorkloadSpec(Spec):
         return self
 
 
+class RoutingSpec(Spec):
+    """How tokens spread over the routed experts (routing.py): the share of the top-k selections each
+    expert receives. Balanced routing (V3's aux-loss-free balancing) is close to `uniform`; `zipf` and
+    `measured` describe skewed traffic."""
+
+    distribution: Literal["uniform", "zipf", "measured"] = "uniform"
+    zipf_s: float = Field(1.0, ge=0, le=4, description="zipf: share ∝ 1 / rank^s (s = 0 is uniform)")
+    expert_loads: list[Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="measured: relative load of each routed expert, in expert order")
+    seed: int = Field(0, ge=0, description="zipf: which experts are popular; Monte Carlo draws")
+
+    @model_validator(mode="after")
+    def _loads(self) -> RoutingSpec:
+        if self.distribution == "measured" and not self.expert_loads:
+            raise FieldProblem("expert_loads", "is required for distribution: measured",
+                               "list one relative load per routed expert (or use load_csv in the scenario)")
+        if self.expert_loads is not None and not any(x > 0 for x in self.expert_loads):
+            raise FieldProblem("expert_loads", "has no positive load", "give each expert its measured load")
+        return self
+
+
+class MTPSpec(Spec):
+    """Multi-token prediction used for speculative decoding (V3P §2.2): each decode step verifies
+    `tokens` drafted tokens after the current one; draft j is kept only if drafts 1..j all are."""
+
+    tokens: PosInt = Field(1, le=8, description="drafted tokens per decode step (V3 has one MTP module)")
+    acceptance: Annotated[float, Field(gt=0, le=1)] | list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        description="probability a draft is accepted: one value for every position, or one per position")
+
+    @model_validator(mode="after")
+    def _positions(self) -> MTPSpec:
+        if isinstance(self.acceptance, list) and len(self.acceptance) != self.tokens:
+            raise FieldProblem("acceptance", f"has {len(self.acceptance)} values for {self.tokens} drafted tokens",
+                               "give one probability per drafted token, or a single value")
+        return self
+
+    def position_acceptance(self) -> list[float]:
+        a = self.acceptance
+        return list(a) if isinstance(a, list) else [a] * self.tokens
+
+    @property
+    def expected_tokens_per_step(self) -> float:
+        """1 + Σ_j Π_{i≤j} a_i: the verified token plus the accepted prefix of the drafts."""
+        out, run = 1.0, 1.0
+        for a in self.position_acceptance():
+            run *= a
+            out += run
+        return out
+
+
 class TrainingSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism()
@@ -348,7 +398,7 @@ class TrainingSpec(Spec):
     precision: Literal["bf16", "fp8"] = "bf16"
     dispatch_bits: Literal[8, 16] = Field(16, description="MoE dispatch payload (V3: FP8); combine is BF16")
     capacity_factor: PosFloat | None = Field(None, description="device-level token dropping (V2P §2.2.4)")
-    expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")
+    routing: RoutingSpec = RoutingSpec()
     overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
     stack_efficiency: Sourced | None = Field(
         None, description="measured fraction of the operators' roofline time the training software reaches")
@@ -362,6 +412,24 @@ class PrefillPool(Spec):
     gpus_per_node: PosInt = 8
     nodes: PosInt = 1
     parallelism: Parallelism = Parallelism(zero_stage=0)
+    redundant_experts: NonNegInt = Field(0, description="extra expert replicas over the prefill EP group")
+    eplb: Literal["hierarchical", "global"] = "hierarchical"
+    two_batch_overlap: bool = Field(False, description="two micro-batches: one's all-to-all under the other's compute")
+
+
+class FleetSpec(Spec):
+    """Traffic a fleet of serving units must carry; lengths come from the variant's workload."""
+
+    requests_per_s: PosFloat | None = Field(None, description="mean request rate of the whole service")
+    tokens_per_day: PosFloat | None = Field(None, description="or: input + output tokens per day")
+    prefix_cache_hit_rate: float = Field(0.0, ge=0, lt=1, description="share of prompt tokens found in the KV cache store")
+
+    @model_validator(mode="after")
+    def _traffic(self) -> FleetSpec:
+        if (self.requests_per_s is None) == (self.tokens_per_day is None):
+            raise FieldProblem("requests_per_s", "give exactly one of requests_per_s and tokens_per_day",
+                               "set requests_per_s (or tokens_per_day) and remove the other")
+        return self
 
 
 class InferenceSpec(Spec):
@@ -374,10 +442,28 @@ class InferenceSpec(Spec):
     chunked_prefill: bool = Field(True, description="split prompts across iterations; else admit whole prompts")
     max_running: PosInt = Field(4096, description="requests in flight per attention rank")
     block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64, FACTS.md §6.1)")
-    expert_load_skew: float = Field(1.0, ge=1.0, description="busiest EP rank's tokens / the mean")
+    routing: RoutingSpec = RoutingSpec()
+    redundant_experts: NonNegInt = Field(0, description="extra expert replicas over the EP group (EPLB)")
+    eplb: Literal["hierarchical", "global"] = Field(
+        "hierarchical", description="replica placement: per node (prefill, smaller EP) or global (decode)")
+    all_to_all: Literal["auto", "normal", "low_latency"] = Field(
+        "auto", description="DeepEP kernels: normal (NVLink + RDMA, SMs) or low-latency (pure RDMA, no SMs); "
+                            "auto = low-latency for decode-only iterations")
+    two_batch_overlap: bool = Field(False, description="two micro-batches: one's all-to-all under the other's compute")
+    mtp: MTPSpec | None = Field(None, description="speculative decoding with the model's MTP module")
     stack_efficiency: Sourced | None = Field(None, description="measured fraction of kernel speed reached end to end")
     prefill_pool: PrefillPool | None = Field(None, description="disaggregated prefill instance; none = shared")
+    fleet: FleetSpec | None = Field(None, description="size a fleet of these units for this traffic")
     notes: str = ""
+
+    def prefill_instance(self) -> InferenceSpec:
+        """The disaggregated prefill pool as an instance of its own: same GPU, its own nodes and layout."""
+        pp = self.prefill_pool
+        cluster = self.cluster.model_copy(update={"gpus_per_node": pp.gpus_per_node, "nodes": pp.nodes})
+        return self.model_copy(update={"cluster": cluster, "parallelism": pp.parallelism, "prefill_pool": None,
+                                       "redundant_experts": pp.redundant_experts, "eplb": pp.eplb,
+                                       "two_batch_overlap": pp.two_batch_overlap, "all_to_all": "normal",
+                                       "mtp": None})
 
 
 class Variant(Spec):

@@ -16,9 +16,20 @@ from typing import Any
 import numpy as np
 import yaml
 
+from costmodel import deepep
+from costmodel.comm import links_of
 from costmodel.errors import PlannerError, PlannerErrors
 from costmodel.feasibility import variant_problems
-from costmodel.loader import BUNDLED_DIR, file_kind, line_of, load_spec, scenario_and_node, validate
+from costmodel.fleet import plan_fleet
+from costmodel.loader import (
+    BUNDLED_DIR,
+    file_kind,
+    line_of,
+    load_named,
+    load_spec,
+    scenario_and_node,
+    validate,
+)
 from costmodel.report import ScenarioReport, build_report
 from costmodel.serve_sim import (
     ServeResult,
@@ -154,6 +165,13 @@ def validate_file(path: Path) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------ evaluation
 
 
+def check_comm(gpu_name: str = "h800") -> dict:
+    """`planner check-comm`: DeepEP's published tables against deepep.py over this GPU file's links."""
+    gpu = load_named("gpu", gpu_name, BUNDLED_DIR / "x", referer=Path("--gpu"), node=None, loc=("gpu",))
+    links = links_of(gpu)
+    return deepep.check_comm(links["nvlink"], links["nic"])
+
+
 def report(study: Study) -> ScenarioReport:
     """Counts and memory of every variant against the baseline (layouts must be valid)."""
     check(study)
@@ -193,8 +211,10 @@ def serve(study: Study, only: str | None = None, requests: int | None = None,
             raise study.error(i, "inference.workload", "has no workload to serve",
                               "add a workload (e.g. workload: deepseek-chat-assumed)")
         cb = (lambda phase, done, total, name=v.name: progress(name, phase, done, total)) if progress else None
-        out.append(serve_variant(v.name, v.model, v.inference, requests=requests, base_dir=study.base_dir,
-                                 progress=cb))
+        r = serve_variant(v.name, v.model, v.inference, requests=requests, base_dir=study.base_dir, progress=cb)
+        if v.inference.fleet is not None:
+            r.fleet = plan_fleet(v.model, v.inference, r).model_dump()
+        out.append(r)
     return out
 
 

@@ -7,7 +7,7 @@ all-to-all; [TP reduce-scatter]. Backward mirrors it. Operator times come from t
 profile or roofline), collectives from comm.py over the link placement.py says the group uses.
 
 Symmetry: all DP replicas, TP ranks and EP ranks of a stage do the same work (EP in lockstep, with the
-busiest rank's load when `expert_load_skew` > 1), so one representative rank per stage is simulated.
+busiest rank's load from the routing model), so one representative rank per stage is simulated.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from costmodel.memory import stage_layers
 from costmodel.opcounts import attention_flop_split, attention_shape
 from costmodel.params import embedding_params, head_params, layer_params
 from costmodel.placement import groups, stage_node
+from costmodel.routing import assignment_bucket, busiest_rank_factor, contiguous_slots, selection_shares
 from costmodel.specs import ModelSpec, TrainingSpec
 from costmodel.timing import Timer
 
@@ -147,9 +148,10 @@ def _ffn_pair(gemm_timer: Timer, hidden: int, width: int, tokens: int) -> tuple[
 def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) -> tuple[float, ...]:
     """(routed F, routed half, dispatch, combine) of one MoE layer at the busiest EP rank's load."""
     par, h = t.parallelism, m.hidden_size
-    load = t.expert_load_skew if t.capacity_factor is None else min(t.expert_load_skew, t.capacity_factor)
+    load = training_load_factor(m, t, tokens)
     shape = {"tokens": max(1, round(tokens * load)), "hidden": h, "experts": m.n_routed_experts // par.ep,
-             "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size, "shared_inter": 0}
+             "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size, "shared_inter": 0,
+             **({"total_experts": m.n_routed_experts} if par.ep > 1 else {})}
     r_f = gemm_timer.time("moe", shape, "fwd")
     r_half = (gemm_timer.time("moe", shape, "fwd_bwd") - r_f) / 2
     links, in_node = links_of(t.cluster.gpu), groups(par)["ep"].peers_in_node(t.cluster.gpus_per_node)
@@ -157,6 +159,16 @@ def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) ->
     dispatch = _split_link(sent_tokens * h * t.dispatch_bits / 8, par.ep - 1, in_node, links)
     combine = _split_link(sent_tokens * h * 2, par.ep - 1, in_node, links)  # BF16 combine
     return r_f, r_half, dispatch, combine
+
+
+def training_load_factor(m: ModelSpec, t: TrainingSpec, tokens: int) -> float:
+    """The busiest EP rank's tokens over the mean, from the routing model (all `ep` ranks' micro-batch
+    tokens meet in the experts), cut at the capacity factor when tokens are dropped (V2P §2.2.4)."""
+    ep, k = t.parallelism.ep, m.num_experts_per_tok
+    slots = contiguous_slots(m.n_routed_experts, ep)
+    factor = busiest_rank_factor(selection_shares(m, t.routing), slots,
+                                 assignment_bucket(tokens * ep * k), t.routing.seed)
+    return factor if t.capacity_factor is None else min(factor, t.capacity_factor)
 
 
 def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> OpTimes:

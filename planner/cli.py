@@ -261,6 +261,19 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
     click.echo(f"{out}: {measured} point(s) measured this run, {failed} failed; {len(points)} in the grid")
 
 
+@cli.command("check-comm")
+@click.option("--gpu", "gpu_name", default="h800", show_default=True,
+              help="GPU file whose NVLink and NIC give the links (DeepEP's tables were measured on H800).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def check_comm_cmd(gpu_name: str, fmt: str) -> None:
+    """DeepEP's published all-to-all tables against this tool's communication model."""
+    result = study.check_comm(gpu_name)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    else:
+        render.comm_table(result)
+
+
 @cli.command("check-timing")
 @click.argument("profile_path", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")

@@ -194,7 +194,12 @@ def train_table(results: list, base, title: str, console: Console | None = None)
 
 SERVE_ROWS = (
     ("max generation throughput", "max_generation_throughput_tok_s", "tok/s"),
+    ("  per GPU (decode unit)", "generation_tok_s_per_gpu", "tok/s"),
+    ("  per node (decode unit)", "generation_tok_s_per_node", "tok/s"),
     ("prompt throughput", "prompt_throughput_tok_s", "tok/s"),
+    ("  per GPU (prefill unit)", "prompt_tok_s_per_gpu", "tok/s"),
+    ("  per node (prefill unit)", "prompt_tok_s_per_node", "tok/s"),
+    ("GPUs: decode unit / prefill unit", ("decode_gpus", "prefill_gpus"), "pair"),
     ("max concurrent requests", "max_concurrent_requests", "count"),
     ("KV capacity (tokens)", "kv_capacity_tokens", "count"),
     ("workload: generation tok/s", "generation_throughput_tok_s", "tok/s"),
@@ -219,6 +224,8 @@ def _latency_pair(latency, fields: tuple[str, str], unit: str) -> str:
 def _serve_cell(r, field, unit: str, ratio: dict) -> str:
     if unit in ("s2", "ms2"):
         return _latency_pair(r.latency, field, unit)
+    if unit == "pair":
+        return " / ".join(f"{getattr(r, f):,}" for f in field)
     if unit == "tok/s":
         text = f"{getattr(r, field):,.0f}"
         return text + (f" ({ratio[r.name, field]:.2f}x)" if (r.name, field) in ratio else "")
@@ -232,6 +239,18 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
     for label, field, unit in SERVE_ROWS:
         table.add_row(label, *(_serve_cell(r, field, unit, ratio) for r in results))
     console.print(table)
+    for r in results:
+        if r.fleet:
+            console.print(fleet_line(r.name, r.fleet))
+
+
+def fleet_line(name: str, f: dict) -> str:
+    """One variant's fleet plan in a sentence."""
+    return (f"{name}: {f['requests_per_s']:,.0f} req/s need {f['prefill_units']} prefill + {f['decode_units']} "
+            f"decode unit(s) = {f['gpus']:,} GPUs (utilisation {100 * f['prefill_utilisation']:.0f}% / "
+            f"{100 * f['decode_utilisation']:.0f}%), ${f['usd_per_hour']:,.0f}/h; $ per M tokens: input "
+            f"{f['usd_per_m_input_tokens_cache_miss']:.3f} (cache miss) / {f['usd_per_m_input_tokens_cache_hit']:.4f} "
+            f"(hit), output {f['usd_per_m_output_tokens']:.3f}")
 
 
 def validate_sim_markdown(r: dict) -> str:
@@ -272,3 +291,18 @@ def sweep_summary(header: dict, summary: dict, where: str, console: Console | No
     console.print(table)
     for m, p in summary["best"].items():
         console.print(f"best {m}: [bold]{p['label']}[/] ({num(p[m])})")
+
+
+def comm_table(result: dict, console: Console | None = None) -> None:
+    """`planner check-comm`: one row per published DeepEP case."""
+    console = console or Console()
+    table = Table(title="DeepEP published vs predicted (H800)", title_justify="left")
+    for col in ("case", "published", "predicted", "error"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    for c in result["cases"]:
+        mark = " (anchor)" if c["anchor"] else ""
+        table.add_row(c["name"] + mark, f"{c['published']:,.0f}", f"{c['predicted']:,.1f}", f"{c['abs_pct_error']:.1f}%")
+    console.print(table)
+    console.print(f"median error {result['median_abs_pct_error']:.1f}% "
+                  f"({result['median_abs_pct_error_excluding_anchors']:.1f}% without the anchor row), "
+                  f"max {result['max_abs_pct_error']:.1f}%")

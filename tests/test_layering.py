@@ -36,10 +36,10 @@ def test_loading_costmodel_does_not_load_torch():
 COSTMODEL_LAYERS = {
     "inputs": {"errors", "specs", "loader", "hf_import", "sweep_spec", "profiles"},
     "analytic counts": {"params", "flops", "kvcache", "opcounts", "memory", "placement", "schedules", "comm", "pareto",
-                        "feasibility", "report"},
+                        "feasibility", "report", "routing", "eplb", "deepep"},
     "timing": {"timing", "train_costs", "serve_costs", "calibration"},
     "simulators": {"train_sim", "serve_sim"},
-    "application": {"study", "sweep"},
+    "application": {"study", "sweep", "fleet"},
 }
 LEVEL = {mod: i for i, mods in enumerate(COSTMODEL_LAYERS.values()) for mod in mods}
 

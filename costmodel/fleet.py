@@ -1,0 +1,59 @@
+"""Fleet sizing: how many prefill and decode units a service needs for its traffic, and what a million
+tokens costs, from one unit's simulated saturated throughputs (serve_sim.serve_variant).
+
+Prompt tokens found in the prefix cache (`prefix_cache_hit_rate`) skip prefill compute; their KV is
+loaded over the prefill unit's NICs instead, which is what a cache-hit token is charged for here.
+Units are sized for the mean traffic (no headroom for bursts: add it to the traffic if you need it).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel
+
+from costmodel.kvcache import kv_bytes_per_token
+from costmodel.serve_sim import ServeVariantResult
+from costmodel.specs import FleetSpec, InferenceSpec, ModelSpec
+
+
+class FleetPlan(BaseModel):
+    requests_per_s: float
+    prompt_tok_s: float  # all prompt tokens per second, hits included
+    prefill_tok_s: float  # prompt tokens that miss the prefix cache and run through prefill
+    output_tok_s: float
+    prefill_units: int
+    decode_units: int
+    gpus: int
+    prefill_utilisation: float  # traffic / capacity of the units sized
+    decode_utilisation: float
+    usd_per_hour: float
+    usd_per_m_input_tokens_cache_miss: float
+    usd_per_m_input_tokens_cache_hit: float
+    usd_per_m_output_tokens: float
+
+
+def requests_per_s(f: FleetSpec, mean_prompt: float, mean_output: float) -> float:
+    return f.requests_per_s or f.tokens_per_day / 86400 / (mean_prompt + mean_output)
+
+
+def plan_fleet(m: ModelSpec, inf: InferenceSpec, r: ServeVariantResult) -> FleetPlan:
+    """Units for the traffic in `inf.fleet`, at the unit throughputs `r` measured."""
+    f, w = inf.fleet, inf.workload
+    rate = requests_per_s(f, w.prompt_tokens.mean, w.output_tokens.mean)
+    prompt, output = rate * w.prompt_tokens.mean, rate * w.output_tokens.mean
+    miss = prompt * (1 - f.prefix_cache_hit_rate)
+    p_units = max(1, math.ceil(miss / r.prompt_throughput_tok_s))
+    d_units = max(1, math.ceil(output / r.max_generation_throughput_tok_s))
+    price = inf.cluster.gpu.price_usd_per_hour.value
+    p_usd_s, d_usd_s = price * r.prefill_gpus / 3600, price * r.decode_gpus / 3600  # one unit, per second
+    nic = inf.cluster.gpu.nic_bw_bytes_per_s.value * r.prefill_gpus  # a prefill unit's NICs load hit KV
+    return FleetPlan(
+        requests_per_s=rate, prompt_tok_s=prompt, prefill_tok_s=miss, output_tok_s=output,
+        prefill_units=p_units, decode_units=d_units, gpus=p_units * r.prefill_gpus + d_units * r.decode_gpus,
+        prefill_utilisation=miss / (p_units * r.prompt_throughput_tok_s),
+        decode_utilisation=output / (d_units * r.max_generation_throughput_tok_s),
+        usd_per_hour=price * (p_units * r.prefill_gpus + d_units * r.decode_gpus),
+        usd_per_m_input_tokens_cache_miss=p_usd_s / r.prompt_throughput_tok_s * 1e6,
+        usd_per_m_input_tokens_cache_hit=p_usd_s * kv_bytes_per_token(m, inf.kv_bits) / nic * 1e6,
+        usd_per_m_output_tokens=d_usd_s / r.max_generation_throughput_tok_s * 1e6)
