@@ -148,8 +148,8 @@ def test_v3_serving_iterations_at_every_ep(models, ep, redundant):
     decode = steps.time([], 64 * ep, 64 * ep * 2048)
     prefill = steps.time([(4096, 4096)] * 2, 0, 0)
     assert 0 < decode < 10 and 0 < prefill < 100 and math.isfinite(decode + prefill)
-    if ep > 1:
-        assert steps.moe.busiest_tokens(64) >= 64 * ep * 8 / (256 + redundant) * len(steps.moe.slots[0]) / 8
+    if ep > 1:  # 64 tokens on each of ep attention ranks: 64 tokens' selections per EP rank on average
+        assert steps.moe.busiest_tokens(64) >= 64
 
 
 @pytest.mark.parametrize("ep, redundant", [(16, 0), (64, 0), (256, 0), (144, 32), (320, 64)])
