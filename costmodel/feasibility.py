@@ -104,15 +104,22 @@ def longest_tokens(d: LengthDist, context: int) -> int:
     return {"fixed": d.value, "uniform": d.high}.get(d.dist) or min(d.max or context, context)
 
 
-def serving_option_problems(m: ModelSpec, inf: InferenceSpec) -> list[Problem]:
-    """Redundant experts, routing loads and MTP against what the model has."""
+def serving_option_problems(m: ModelSpec, inf: InferenceSpec, pool: bool = False) -> list[Problem]:
+    """Redundant experts, routing loads, MTP and the all-to-all options against what the model has
+    (for a prefill pool, only what the pool sets itself)."""
     out, ep = [], inf.parallelism.ep
-    if inf.redundant_experts and m.ffn != "moe":
-        out.append(Problem("redundant_experts", "redundant experts on a dense model (ffn: dense)", "remove it"))
+    if inf.redundant_experts and (m.ffn != "moe" or ep == 1):
+        out.append(Problem("redundant_experts", "redundant experts need a MoE model spread over ep > 1 GPUs",
+                           "remove redundant_experts, or raise ep"))
     elif m.ffn == "moe" and (m.n_routed_experts + inf.redundant_experts) % ep:
         out.append(Problem("redundant_experts", f"{m.n_routed_experts} experts + {inf.redundant_experts} redundant "
                            f"do not fill ep {ep} GPUs evenly", f"use a number of redundant experts that makes "
                            f"experts + redundant a multiple of {ep}"))
+    if pool:
+        return out
+    if m.ffn != "moe" and (inf.two_batch_overlap or inf.all_to_all != "normal"):
+        out.append(Problem("two_batch_overlap", "a dense model has no expert all-to-all to overlap or choose "
+                           "kernels for", "remove two_batch_overlap and all_to_all"))
     loads = inf.routing.expert_loads
     if loads is not None and m.ffn == "moe" and len(loads) != m.n_routed_experts:
         out.append(Problem("routing.expert_loads", f"has {len(loads)} loads for {m.n_routed_experts} routed experts",
@@ -124,9 +131,9 @@ def serving_option_problems(m: ModelSpec, inf: InferenceSpec) -> list[Problem]:
     return out
 
 
-def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelism") -> list[Problem]:
+def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelism", pool: bool = False) -> list[Problem]:
     """Layout, options and weights of one serving instance (the variant's, or its prefill pool)."""
-    out = layout_problems(m, inf.cluster, inf.parallelism, training=False) + serving_option_problems(m, inf)
+    out = layout_problems(m, inf.cluster, inf.parallelism, training=False) + serving_option_problems(m, inf, pool)
     if out:
         return out
     mem = serving_memory(m, inf)
@@ -156,7 +163,7 @@ def inference_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens:
     """Layout and weights of the instance and of its prefill pool, and the longest request's fit."""
     out = instance_problems(m, inf)
     if inf.prefill_pool is not None:
-        out += _within("prefill_pool", instance_problems(m, inf.prefill_instance()))
+        out += _within("prefill_pool", instance_problems(m, inf.prefill_instance(), pool=True))
     if out:
         return out
     if longest_request_tokens is None and inf.workload is not None and inf.workload.arrival != "trace":

@@ -3,7 +3,9 @@ tokens costs, from one unit's simulated saturated throughputs (serve_sim.serve_v
 
 Prompt tokens found in the prefix cache (`prefix_cache_hit_rate`) skip prefill compute; their KV is
 loaded over the prefill unit's NICs instead, which is what a cache-hit token is charged for here.
-Units are sized for the mean traffic (no headroom for bursts: add it to the traffic if you need it).
+Units are sized for the mean traffic (no headroom for bursts: add it to the traffic if you need it), and
+$ per million tokens is what the sized fleet costs per hour over the tokens it actually carries, so idle
+capacity is paid for. No latency target is applied here (the decode unit runs saturated).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 
 from pydantic import BaseModel
 
+from costmodel.comm import links_of
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.serve_sim import ServeVariantResult
 from costmodel.specs import FleetSpec, InferenceSpec, ModelSpec
@@ -28,9 +31,9 @@ class FleetPlan(BaseModel):
     prefill_utilisation: float  # traffic / capacity of the units sized
     decode_utilisation: float
     usd_per_hour: float
-    usd_per_m_input_tokens_cache_miss: float
+    usd_per_m_input_tokens_cache_miss: float | None  # None: no prompt token misses the cache
     usd_per_m_input_tokens_cache_hit: float
-    usd_per_m_output_tokens: float
+    usd_per_m_output_tokens: float | None  # None: no decode work (every output is the first token)
 
 
 def requests_per_s(f: FleetSpec, mean_prompt: float, mean_output: float) -> float:
@@ -43,17 +46,17 @@ def plan_fleet(m: ModelSpec, inf: InferenceSpec, r: ServeVariantResult) -> Fleet
     rate = requests_per_s(f, w.prompt_tokens.mean, w.output_tokens.mean)
     prompt, output = rate * w.prompt_tokens.mean, rate * w.output_tokens.mean
     miss = prompt * (1 - f.prefix_cache_hit_rate)
-    p_units = max(1, math.ceil(miss / r.prompt_throughput_tok_s))
-    d_units = max(1, math.ceil(output / r.max_generation_throughput_tok_s))
+    gen, pre = r.max_generation_throughput_tok_s, r.prompt_throughput_tok_s
+    p_units = max(1, math.ceil(miss / pre))
+    d_units = math.ceil(output / gen) if gen > 0 else 0
     price = inf.cluster.gpu.price_usd_per_hour.value
-    p_usd_s, d_usd_s = price * r.prefill_gpus / 3600, price * r.decode_gpus / 3600  # one unit, per second
-    nic = inf.cluster.gpu.nic_bw_bytes_per_s.value * r.prefill_gpus  # a prefill unit's NICs load hit KV
+    p_usd_h, d_usd_h = price * r.prefill_gpus * p_units, price * r.decode_gpus * d_units  # the sized fleet
+    nic = links_of(inf.cluster.gpu)["nic"].effective_bw * r.prefill_gpus  # a prefill unit's NICs load hit KV
     return FleetPlan(
         requests_per_s=rate, prompt_tok_s=prompt, prefill_tok_s=miss, output_tok_s=output,
         prefill_units=p_units, decode_units=d_units, gpus=p_units * r.prefill_gpus + d_units * r.decode_gpus,
-        prefill_utilisation=miss / (p_units * r.prompt_throughput_tok_s),
-        decode_utilisation=output / (d_units * r.max_generation_throughput_tok_s),
-        usd_per_hour=price * (p_units * r.prefill_gpus + d_units * r.decode_gpus),
-        usd_per_m_input_tokens_cache_miss=p_usd_s / r.prompt_throughput_tok_s * 1e6,
-        usd_per_m_input_tokens_cache_hit=p_usd_s * kv_bytes_per_token(m, inf.kv_bits) / nic * 1e6,
-        usd_per_m_output_tokens=d_usd_s / r.max_generation_throughput_tok_s * 1e6)
+        prefill_utilisation=miss / (p_units * pre), decode_utilisation=output / (d_units * gen) if d_units else 0.0,
+        usd_per_hour=p_usd_h + d_usd_h,
+        usd_per_m_input_tokens_cache_miss=p_usd_h / 3600 / miss * 1e6 if miss > 0 else None,
+        usd_per_m_input_tokens_cache_hit=price * r.prefill_gpus / 3600 * kv_bytes_per_token(m, inf.kv_bits) / nic * 1e6,
+        usd_per_m_output_tokens=d_usd_h / 3600 / output * 1e6 if d_units else None)

@@ -8,6 +8,7 @@ is a dictionary lookup.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from costmodel.comm import all_reduce_time, links_of
@@ -64,17 +65,18 @@ class MoELayer:
                    token_fanout(m, inf.routing, slots, inf.cluster.gpus_per_node), links,
                    low_latency_fixed_s(links["nvlink"], links["nic"]))
 
-    def busiest_tokens(self, tokens_rank: int) -> int:
-        """Tokens (k selections each) at the busiest EP rank when every attention rank has tokens_rank."""
+    def busiest_tokens(self, group_tokens: float) -> int:
+        """Tokens (k selections each) at the busiest EP rank when `group_tokens` enter the EP group."""
         par, k = self.inf.parallelism, self.m.num_experts_per_tok
-        assignments = tokens_rank * par.dp * k
+        assignments = group_tokens * k
         factor = busiest_rank_factor(self.shares, self.slots, assignment_bucket(assignments), self.inf.routing.seed)
         return max(1, round(assignments / par.ep * factor / k))
 
-    def compute_s(self, tokens_rank: int) -> float:
-        """Routed experts at the busiest EP rank, and the shared experts on the rank's own tokens."""
+    def compute_s(self, tokens_rank: int, group_tokens: float) -> float:
+        """Routed experts at the busiest EP rank (of `group_tokens` entering the EP group), and the shared
+        experts on the attention rank's own `tokens_rank`."""
         m, tp = self.m, self.inf.parallelism.tp
-        routed = self.timer.time("moe", {"tokens": self.busiest_tokens(tokens_rank), "hidden": m.hidden_size,
+        routed = self.timer.time("moe", {"tokens": self.busiest_tokens(group_tokens), "hidden": m.hidden_size,
                                          "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
                                          "inter": m.moe_intermediate_size, "shared_inter": 0,
                                          **self.total_experts_key()}, "fwd")
@@ -127,17 +129,17 @@ class StepModel:
 
     def time(self, chunks: list[tuple[int, int]], decode_batch: int, decode_ctx_sum: int) -> float:
         """Seconds for one iteration: prefill `chunks` of (tokens, context at the chunk's end) and one
-        decode token for each of `decode_batch` requests holding `decode_ctx_sum` cached tokens."""
+        decode step for each of `decode_batch` requests holding `decode_ctx_sum` cached tokens. A
+        request's chunk runs on the attention-DP rank that holds it: the busiest rank sets the pace."""
         mean_ctx = decode_ctx_sum / decode_batch if decode_batch else 0
-        p_tokens = sum(t for t, _ in chunks)
-        key = (-(-p_tokens // self.par.dp), decode_batch, round(mean_ctx / CTX_BUCKET))
+        mine = busiest_rank_chunks(chunks, self.par.dp)
+        key = (sum(t for t, _ in mine), sum(t for t, _ in chunks), decode_batch, round(mean_ctx / CTX_BUCKET))
         t = self._memo.get(key)
         if t is None:
-            t = self._compute(key[0], decode_batch, max(1, key[2] * CTX_BUCKET))
+            t = self._compute(key[0], key[1], decode_batch, max(1, key[3] * CTX_BUCKET))
             self._memo[key] = t
-        if chunks:  # prefill attention (with its projections) per chunk, as engines run it; spread over DP ranks
-            per_layer = sum(self._prefill_attention(tok, -(-c // CTX_BUCKET)) for tok, c in chunks)
-            t += per_layer * self.m.num_hidden_layers / self.par.dp
+        if mine:  # prefill attention (with its projections) per chunk, as engines run it
+            t += sum(self._prefill_attention(tok, -(-c // CTX_BUCKET)) for tok, c in mine) * self.m.num_hidden_layers
         return t
 
     def _prefill_attention(self, tokens: int, ctx_buckets: int) -> float:
@@ -149,8 +151,14 @@ class StepModel:
                 *self._attn_shape(1, tokens, ctx_buckets * CTX_BUCKET, "naive"), "fwd")
         return t
 
-    def _compute(self, p_tokens: int, d_batch: int, d_ctx: int) -> float:
-        """Everything but the prefill attention, for one attention rank with p_tokens prefill tokens."""
+    def group_tokens(self, tokens: float) -> float:
+        """Of `tokens` over all attention ranks, those entering one EP group (ep of the tp x dp GPUs)."""
+        par = self.par
+        return tokens * par.ep / (par.tp * par.dp)
+
+    def _compute(self, p_tokens: int, p_total: int, d_batch: int, d_ctx: int) -> float:
+        """Everything but the prefill attention, for the busiest attention rank (p_tokens prefill tokens
+        of the iteration's p_total)."""
         m, par, timer = self.m, self.par, self.timer
         b_rank = -(-d_batch // par.dp)  # requests spread evenly over the attention-DP ranks
         attn = self.attn_timer.time(*self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
@@ -161,18 +169,47 @@ class StepModel:
                                "fwd") if self.n_dense else 0.0
         head = timer.time("gemm", {"m": max(1, b_rank * self.decode_q + (1 if p_tokens else 0)),
                                    "n": m.vocab_size // par.tp, "k": h})
-        moe_layer = self._moe_layer(attn + tp_ar, tokens_rank, decode_only=p_tokens == 0) if self.n_moe else 0.0
-        return self.n_dense * (attn + dense_ffn + tp_ar) + self.n_moe * moe_layer + head
+        group = self.group_tokens(p_total + d_batch * self.decode_q)
+        moe_layer = self._moe_layer(attn + tp_ar, tokens_rank, group, p_total == 0) if self.n_moe else 0.0
+        drafts = self.decode_q - 1  # MTP: each draft is one sequential pass of the MTP module (V3P §2.2)
+        mtp = drafts * self._mtp_module_s(b_rank, d_batch, d_ctx) if drafts and b_rank else 0.0
+        return self.n_dense * (attn + dense_ffn + tp_ar) + self.n_moe * moe_layer + head + mtp
 
-    def _moe_layer(self, attn_s: float, tokens_rank: int, decode_only: bool) -> float:
+    def _mtp_module_s(self, b_rank: int, d_batch: int, d_ctx: int) -> float:
+        """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer) and the shared head."""
+        m, par = self.m, self.par
+        attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd")
+        head = self.timer.time("gemm", {"m": b_rank, "n": m.vocab_size // par.tp, "k": m.hidden_size})
+        if self.moe is None:
+            ffn = self.timer.time("ffn", {"tokens": b_rank, "hidden": m.hidden_size,
+                                          "inter": (m.intermediate_size or 0) // par.tp})
+            return attn + ffn + head
+        return self._moe_layer(attn, b_rank, self.group_tokens(d_batch), decode_only=True) + head
+
+    def _moe_layer(self, attn_s: float, tokens_rank: int, group_tokens: float, decode_only: bool) -> float:
         """One MoE layer: attention, experts and the all-to-all back to back, or with two-batch overlap
         (two micro-batches; OII day 6) the all-to-all of one hidden under the other's compute, which
         then runs on the SMs the communication leaves."""
-        compute = attn_s + self.moe.compute_s(tokens_rank)
-        comm = self.moe.comm_s(tokens_rank, decode_only)
+        moe = self.moe
         if not self.inf.two_batch_overlap:
-            return compute + comm
-        return max(compute * self.moe.sm_slowdown(decode_only), comm)
+            return attn_s + moe.compute_s(tokens_rank, group_tokens) + moe.comm_s(tokens_rank, decode_only)
+        half = max(1, -(-tokens_rank // 2))  # each micro-batch reads the expert weights and calls the kernels
+        compute = attn_s + 2 * moe.compute_s(half, group_tokens / 2)
+        return max(compute * self.moe.sm_slowdown(decode_only), 2 * self.moe.comm_s(half, decode_only))
+
+
+def busiest_rank_chunks(chunks: list[tuple[int, int]], ranks: int) -> list[tuple[int, int]]:
+    """The chunks of the attention rank with the most prefill tokens when each chunk goes to the least
+    loaded rank, largest first (each request lives on one rank)."""
+    if len(chunks) <= 1 or ranks <= 1:
+        return list(chunks)
+    if len(chunks) <= ranks:
+        return [max(chunks)]
+    heap = [(0, r, []) for r in range(ranks)]
+    for chunk in sorted(chunks, reverse=True):
+        load, r, mine = heapq.heappop(heap)
+        heapq.heappush(heap, (load + chunk[0], r, mine + [chunk]))
+    return max(heap)[2]
 
 
 def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:

@@ -361,7 +361,7 @@ class Engine:
     def iterate(self, pool: Pool):
         """One iteration: preempt, plan chunks, admit, run, advance, finish. Returns False when idle."""
         dec, needs = self.preempt(pool)
-        chunks, budget = self.plan_chunks(pool, pool.budget_tokens - len(dec))
+        chunks, budget = self.plan_chunks(pool, pool.budget_tokens - len(dec) * self.q)
         self.admit(pool, budget, needs, chunks)
         if pool.phase == "decode":  # admitted requests decode in this very iteration
             dec = self.decoding(pool)

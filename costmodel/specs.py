@@ -308,11 +308,22 @@ class LengthDist(Spec):
 
     @property
     def mean(self) -> float:
+        """The mean of what is sampled; a lognormal is clipped at `max`: E[min(X, M)]."""
         if self.dist == "fixed":
             return float(self.value)
         if self.dist == "uniform":
             return (self.low + self.high) / 2
-        return self.median * math.exp(self.sigma**2 / 2)
+        mu, s = math.log(self.median), self.sigma
+        full = math.exp(mu + s * s / 2)
+        if self.max is None:
+            return full
+        z = (math.log(self.max) - mu) / s
+        below = full * _normal_cdf(z - s)  # E[X; X <= M]
+        return below + self.max * (1 - _normal_cdf(z))
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 
 class WorkloadSpec(Spec):
@@ -446,9 +457,9 @@ class InferenceSpec(Spec):
     redundant_experts: NonNegInt = Field(0, description="extra expert replicas over the EP group (EPLB)")
     eplb: Literal["hierarchical", "global"] = Field(
         "hierarchical", description="replica placement: per node (prefill, smaller EP) or global (decode)")
-    all_to_all: Literal["auto", "normal", "low_latency"] = Field(
-        "auto", description="DeepEP kernels: normal (NVLink + RDMA, SMs) or low-latency (pure RDMA, no SMs); "
-                            "auto = low-latency for decode-only iterations")
+    all_to_all: Literal["normal", "low_latency"] = Field(
+        "normal", description="DeepEP kernels of decode-only iterations: normal (NVLink + RDMA, SMs) or "
+                              "low-latency (pure RDMA, no SMs); prefill always uses the normal kernels")
     two_batch_overlap: bool = Field(False, description="two micro-batches: one's all-to-all under the other's compute")
     mtp: MTPSpec | None = Field(None, description="speculative decoding with the model's MTP module")
     stack_efficiency: Sourced | None = Field(None, description="measured fraction of kernel speed reached end to end")

@@ -87,7 +87,8 @@ def simulated_metrics(study: Study, v: Variant, part: str, requests: int) -> dic
     return {"num_gpus": gpus, "max_generation_throughput_tok_s": r.max_generation_throughput_tok_s,
             "prompt_throughput_tok_s": r.prompt_throughput_tok_s, "ttft_p99_s": r.latency.ttft_p99_s,
             "tpot_p50_s": r.latency.tpot_p50_s, "tpot_p99_s": r.latency.tpot_p99_s,
-            "usd_per_million_output_tokens": usd_per_s / r.max_generation_throughput_tok_s * 1e6,
+            "usd_per_million_output_tokens": usd_per_s / r.max_generation_throughput_tok_s * 1e6
+            if r.max_generation_throughput_tok_s > 0 else None,
             "generation_tok_s_per_gpu": r.max_generation_throughput_tok_s / gpus}
 
 

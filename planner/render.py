@@ -249,8 +249,12 @@ def fleet_line(name: str, f: dict) -> str:
     return (f"{name}: {f['requests_per_s']:,.0f} req/s need {f['prefill_units']} prefill + {f['decode_units']} "
             f"decode unit(s) = {f['gpus']:,} GPUs (utilisation {100 * f['prefill_utilisation']:.0f}% / "
             f"{100 * f['decode_utilisation']:.0f}%), ${f['usd_per_hour']:,.0f}/h; $ per M tokens: input "
-            f"{f['usd_per_m_input_tokens_cache_miss']:.3f} (cache miss) / {f['usd_per_m_input_tokens_cache_hit']:.4f} "
-            f"(hit), output {f['usd_per_m_output_tokens']:.3f}")
+            f"{_usd(f['usd_per_m_input_tokens_cache_miss'])} (cache miss) / {_usd(f['usd_per_m_input_tokens_cache_hit'])} "
+            f"(hit), output {_usd(f['usd_per_m_output_tokens'])}")
+
+
+def _usd(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def validate_sim_markdown(r: dict) -> str:

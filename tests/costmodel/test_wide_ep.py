@@ -149,7 +149,7 @@ def test_v3_serving_iterations_at_every_ep(models, ep, redundant):
     prefill = steps.time([(4096, 4096)] * 2, 0, 0)
     assert 0 < decode < 10 and 0 < prefill < 100 and math.isfinite(decode + prefill)
     if ep > 1:  # 64 tokens on each of ep attention ranks: 64 tokens' selections per EP rank on average
-        assert steps.moe.busiest_tokens(64) >= 64
+        assert steps.moe.busiest_tokens(64 * ep) >= 64
 
 
 @pytest.mark.parametrize("ep, redundant", [(16, 0), (64, 0), (256, 0), (144, 32), (320, 64)])
@@ -213,9 +213,56 @@ def test_two_batch_overlap_hides_the_all_to_all(models):
     plain = step_model_for(v3, v3_instance(32))
     tbo = step_model_for(v3, v3_instance(32, two_batch_overlap=True))
     tokens = 8192
-    compute = tbo.moe.compute_s(tokens)
-    comm = tbo.moe.comm_s(tokens, decode_only=False)
-    attn_free = tbo._moe_layer(0.0, tokens, decode_only=False)
+    # two micro-batches of half the tokens: each reads the experts and calls the kernels once
+    group = tokens * 32  # every one of the 32 attention ranks has `tokens`
+    compute = 2 * tbo.moe.compute_s(tokens // 2, group / 2)
+    comm = 2 * tbo.moe.comm_s(tokens // 2, decode_only=False)
+    attn_free = tbo._moe_layer(0.0, tokens, group, decode_only=False)
     assert attn_free == pytest.approx(max(compute / (1 - 20 / 132), comm))  # V3P §3.2.2: 20 of 132 SMs
-    assert plain._moe_layer(0.0, tokens, decode_only=False) == pytest.approx(compute + comm)
+    whole = plain.moe.compute_s(tokens, group) + plain.moe.comm_s(tokens, decode_only=False)
+    assert plain._moe_layer(0.0, tokens, group, decode_only=False) == pytest.approx(whole)
     assert tbo.time([(tokens, tokens)], 0, 0) < plain.time([(tokens, tokens)], 0, 0)
+
+
+def test_a_prompt_runs_on_the_rank_that_holds_its_request():
+    from costmodel.serve_costs import busiest_rank_chunks
+
+    assert busiest_rank_chunks([(2000, 2000)], 32) == [(2000, 2000)]  # one prompt: one rank does all of it
+    assert busiest_rank_chunks([(500, 500), (2000, 2000), (700, 700)], 8) == [(2000, 2000)]
+    # more chunks than ranks: largest first onto the least loaded rank -> {900, 100} and {800, 300} (busiest)
+    assert sorted(busiest_rank_chunks([(900, 9), (800, 8), (300, 3), (100, 1)], 2)) == [(300, 3), (800, 8)]
+
+
+def test_an_ep_group_receives_only_its_own_attention_ranks_tokens(models):
+    lite = models["deepseek-v2-lite"]
+    wide = InferenceSpec(cluster=ClusterSpec(gpu=H800, gpus_per_node=8, nodes=2),
+                         parallelism=Parallelism(dp=16, ep=8, zero_stage=0))
+    steps = step_model_for(lite, wide)
+    assert steps.group_tokens(16 * 64) == 8 * 64  # two EP groups of 8 GPUs, each fed by 8 attention ranks
+
+
+def test_one_token_outputs_and_a_fleet_give_no_traceback(tmp_path):
+    text = V3_SERVING.read_text().replace("workload: deepseek-v3-chat-assumed",
+                                          "workload: {prompt_tokens: {value: 512}, output_tokens: {value: 1}, "
+                                          "arrival: burst, requests: 64}")
+    path = tmp_path / "one.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    fleet = json.loads(result.stdout)["variants"][0]["fleet"]
+    assert fleet["decode_units"] == 0 and fleet["usd_per_m_output_tokens"] is None
+
+
+def test_dense_models_refuse_expert_options():
+    st = open_study(SCENARIOS / "deepseek-v2-paper.yaml")
+    bad = override(st, "deepseek-llm-67b", {"inference.two_batch_overlap": True, "inference.redundant_experts": 8})
+    assert {e.field for e in problems(bad)} == {"variants.1.inference.two_batch_overlap",
+                                                "variants.1.inference.redundant_experts"}
+
+
+def test_clipped_lognormal_mean_matches_its_samples():
+    d = LengthDist(dist="lognormal", median=600, sigma=1.5, max=4096)
+    x = np.clip(np.random.default_rng(0).lognormal(math.log(600), 1.5, 400_000), 1, 4096)
+    assert d.mean == pytest.approx(x.mean(), rel=0.01)
