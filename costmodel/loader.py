@@ -7,6 +7,7 @@ An error inside a referenced file names that file.
 
 from __future__ import annotations
 
+import csv
 import difflib
 from pathlib import Path
 from typing import Any, get_args
@@ -221,6 +222,38 @@ def _resolve(data: dict, key: str, kind: str, path: Path, node: yaml.Node, loc: 
     return data
 
 
+def read_expert_loads(csv_path: Path, referer: Path, line: int | None, field: str) -> list[float]:
+    """Per-expert loads from a CSV with columns `expert,load` (global) or `layer,expert,load` (summed
+    over layers), e.g. token counts per expert measured on a running service."""
+    def bad(problem: str) -> PlannerError:
+        return PlannerError(problem, file=str(referer), line=line, field=field,
+                            fix="give a CSV with header expert,load (or layer,expert,load) and a row per expert")
+    try:
+        rows = list(csv.DictReader(csv_path.open()))
+        loads: dict[int, float] = {}
+        for r in rows:
+            loads[int(r["expert"])] = loads.get(int(r["expert"]), 0.0) + float(r["load"])
+    except OSError as e:
+        raise bad(f"cannot read {csv_path} ({e.strerror})") from None
+    except (KeyError, ValueError, TypeError) as e:
+        raise bad(f"{csv_path} is not an expert-load table ({e})") from None
+    if not loads or sorted(loads) != list(range(len(loads))):
+        raise bad(f"{csv_path} must list experts 0..N-1")
+    return [loads[e] for e in range(len(loads))]
+
+
+def _routing_csv(part: dict, path: Path, node: yaml.Node, loc: tuple) -> dict:
+    """`routing: {load_csv: FILE}` (relative to the scenario) becomes measured `expert_loads`."""
+    routing = part.get("routing")
+    if not isinstance(routing, dict) or "load_csv" not in routing:
+        return part
+    where = loc + ("routing", "load_csv")
+    rest = {k: v for k, v in routing.items() if k != "load_csv"}
+    loads = read_expert_loads(Path(path).parent / str(routing["load_csv"]), path, line_of(node, where),
+                              ".".join(map(str, where)))
+    return {**part, "routing": {**rest, "distribution": "measured", "expert_loads": loads}}
+
+
 def _load_scenario(data: dict, node: yaml.Node, path: Path) -> Scenario:
     # top-level keys starting with "_" only hold YAML anchors (&name) that variants refer to (*name)
     data = {k: v for k, v in data.items() if not str(k).startswith("_")}
@@ -237,6 +270,7 @@ def _load_scenario(data: dict, node: yaml.Node, path: Path) -> Scenario:
                         sub = _resolve(sub, "cluster", "cluster", path, node, loc + (part,))
                         if part == "inference":
                             sub = _resolve(sub, "workload", "workload", path, node, loc + (part,))
+                        sub = _routing_csv(sub, path, node, loc + (part,))
                         v = {**v, part: sub}
             resolved.append(v)
         data = {**data, "variants": resolved}

@@ -198,6 +198,26 @@ class StepModel:
         return max(compute * self.moe.sm_slowdown(decode_only), 2 * self.moe.comm_s(half, decode_only))
 
 
+def decode_breakdown(sm: StepModel, d_batch: int, ctx: int) -> dict:
+    """One decode iteration of `d_batch` requests at context `ctx`, per MoE layer and in total, and the
+    busiest EP rank's load over the mean with and without the variant's expert placement."""
+    m, par = sm.m, sm.par
+    b_rank = max(1, -(-d_batch // par.dp))
+    attn = sm.attn_timer.time(*sm._attn_shape(b_rank, sm.decode_q, ctx, "absorbed"), "fwd")
+    out = {"requests": d_batch, "context_tokens": ctx, "attention_s": attn, "iteration_s": sm.time([], d_batch, d_batch * ctx)}
+    if sm.moe is None:
+        return out
+    own, group = b_rank * sm.decode_q, sm.group_tokens(d_batch * sm.decode_q)
+    assignments = assignment_bucket(group * m.num_experts_per_tok)
+    even = m.n_routed_experts % par.ep == 0  # otherwise there is no layout without replicas to compare with
+    return out | {"moe_compute_s": sm.moe.compute_s(own, group), "all_to_all_s": sm.moe.comm_s(own, decode_only=True),
+                  "moe_layer_s": sm._moe_layer(attn, own, group, decode_only=True),
+                  "two_batch_overlap": sm.inf.two_batch_overlap, "all_to_all_kernels": sm.inf.all_to_all,
+                  "busiest_rank_load_no_replication": busiest_rank_factor(
+                      sm.moe.shares, contiguous_slots(m.n_routed_experts, par.ep), assignments) if even else None,
+                  "busiest_rank_load_placed": busiest_rank_factor(sm.moe.shares, sm.moe.slots, assignments)}
+
+
 def busiest_rank_chunks(chunks: list[tuple[int, int]], ranks: int) -> list[tuple[int, int]]:
     """The chunks of the attention rank with the most prefill tokens when each chunk goes to the least
     loaded rank, largest first (each request lives on one rank)."""

@@ -30,7 +30,7 @@ from costmodel.comm import Link, links_of, p2p_time
 from costmodel.errors import PlannerError
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.memory import serving_memory
-from costmodel.serve_costs import StepModel, step_model_for
+from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
 from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, MTPSpec, WorkloadSpec
 
 WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
@@ -497,6 +497,7 @@ class ServeVariantResult(BaseModel):
     prompt_tok_s_per_gpu: float
     generation_tok_s_per_node: float
     prompt_tok_s_per_node: float
+    decode_iteration: dict  # serve_costs.decode_breakdown at the saturated batch: per-layer times, EP load
     timeline: dict
     samples: dict
     sim_wall_s: float
@@ -536,4 +537,6 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
         decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,
         prompt_tok_s_per_gpu=pre_tok_s / p_gpus, generation_tok_s_per_node=gen_tok_s / inf.cluster.nodes,
         prompt_tok_s_per_node=pre_tok_s / prefill_inf.cluster.nodes,
+        decode_iteration=decode_breakdown(step_model_for(m, inf), gen.max_concurrent_requests,
+                                          int(w.prompt_tokens.mean + w.output_tokens.mean / 2)),
         timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()))

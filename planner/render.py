@@ -240,8 +240,22 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
         table.add_row(label, *(_serve_cell(r, field, unit, ratio) for r in results))
     console.print(table)
     for r in results:
+        if "moe_layer_s" in r.decode_iteration:
+            console.print(decode_line(r.name, r.decode_iteration))
         if r.fleet:
             console.print(fleet_line(r.name, r.fleet))
+
+
+def decode_line(name: str, d: dict) -> str:
+    """The saturated decode iteration of one variant, per MoE layer."""
+    overlap = "two-batch overlap" if d["two_batch_overlap"] else "no overlap"
+    return (f"{name}: decode iteration of {d['requests']:,} requests at {d['context_tokens']:,} tokens: "
+            f"{1e3 * d['iteration_s']:.1f} ms; per MoE layer attention {1e6 * d['attention_s']:.0f} us + experts "
+            f"{1e6 * d['moe_compute_s']:.0f} us, all-to-all {1e6 * d['all_to_all_s']:.0f} us "
+            f"({d['all_to_all_kernels']} kernels, {overlap}) -> {1e6 * d['moe_layer_s']:.0f} us; busiest EP rank "
+            f"{d['busiest_rank_load_placed']:.2f}x the mean" + (
+                "" if d["busiest_rank_load_no_replication"] is None
+                else f" ({d['busiest_rank_load_no_replication']:.2f}x without the expert placement)"))
 
 
 def fleet_line(name: str, f: dict) -> str:

@@ -266,3 +266,16 @@ def test_clipped_lognormal_mean_matches_its_samples():
     d = LengthDist(dist="lognormal", median=600, sigma=1.5, max=4096)
     x = np.clip(np.random.default_rng(0).lognormal(math.log(600), 1.5, 400_000), 1, 4096)
     assert d.mean == pytest.approx(x.mean(), rel=0.01)
+
+
+def test_measured_loads_from_a_csv_per_layer_or_global(tmp_path):
+    text = V3_SERVING.read_text().replace("routing: {distribution: uniform}", "routing: {load_csv: loads.csv}")
+    (tmp_path / "v3.yaml").write_text(text)
+    rows = ["layer,expert,load"] + [f"{layer},{e},{1 + (e % 4 == 0) * 7}" for layer in range(2) for e in range(256)]
+    (tmp_path / "loads.csv").write_text("\n".join(rows) + "\n")
+    v = open_study(tmp_path / "v3.yaml").variant("deepseek-v3-oii")
+    assert v.inference.routing.distribution == "measured" and v.inference.routing.expert_loads[:2] == [16.0, 2.0]
+    (tmp_path / "loads.csv").write_text("expert,load\n0,1\n2,1\n")  # expert 1 missing
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "v3.yaml")])
+    assert result.exit_code == 2 and "must list experts 0..N-1" in result.output
+    assert "variants.0.inference.routing.load_csv" in result.output and "Traceback" not in result.output
