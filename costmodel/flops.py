@@ -5,7 +5,7 @@ with the causal average context seq_len / 2. Recompute is extra work, not counte
 
 from __future__ import annotations
 
-from costmodel.params import params_active
+from costmodel.params import head_params, mtp_params, params_active
 from costmodel.specs import ModelSpec
 
 
@@ -29,6 +29,17 @@ def forward_flops_per_token(m: ModelSpec, context: float) -> float:
     return 2 * params_active(m) + attention_flops_per_token(m, context)
 
 
+def mtp_forward_flops_per_token(m: ModelSpec, context: float) -> float:
+    """The MTP modules' forward per token (V3P §2.2): each one block, its d x 2d projection and the shared
+    output head again."""
+    depth = m.num_nextn_predict_layers
+    if not depth:
+        return 0.0
+    p = mtp_params(m)
+    per_module_attention = attention_flops_per_token(m, context) / m.num_hidden_layers
+    return 2 * (p.dense + p.routed_active) + depth * (2 * head_params(m) + per_module_attention)
+
+
 def train_flops_per_token(m: ModelSpec, seq_len: int) -> float:
-    """Forward + backward (3×) per trained token at causal sequence length `seq_len`."""
-    return 3 * forward_flops_per_token(m, seq_len / 2)
+    """Forward + backward (3×) per trained token at causal sequence length `seq_len`, MTP modules included."""
+    return 3 * (forward_flops_per_token(m, seq_len / 2) + mtp_forward_flops_per_token(m, seq_len / 2))

@@ -19,14 +19,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from costmodel.kvcache import kv_bytes_per_token
-from costmodel.params import all_layer_params, embedding_params, head_params, layer_params
+from costmodel.params import all_layer_params, embedding_params, head_params, layer_params, mtp_params
 from costmodel.schedules import in_flight
 from costmodel.specs import InferenceSpec, ModelSpec, TrainingSpec
 
-BYTES_WEIGHT = 2  # BF16 weights (ZeRO paper §3.1)
-BYTES_GRAD = 2  # BF16 gradients (ZeRO paper §3.1)
-BYTES_OPTIMIZER = 12  # FP32 master + Adam m + v: K = 12 (ZeRO paper §3.1)
-BYTES_ACT = 2  # BF16 activations
+BYTES_ACT = 2  # BF16 logits (per-parameter and cached-activation bytes: TrainingSpec.memory)
 
 
 def stage_layers(num_layers: int, pp: int) -> list[range]:
@@ -110,21 +107,23 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
         experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
         if s == 0:
             dense += embedding_params(m) / par.tp
-        if s == len(stages) - 1:
-            dense += head_params(m) / par.tp
+        if s == len(stages) - 1:  # the head, and the MTP modules that share it (V3P §2.2)
+            dense += (head_params(m) + mtp_params(m).dense) / par.tp
+            experts += mtp_params(m).routed_experts / par.ep
         dense, experts = dense * copies, experts * copies
         shard_w = (par.dp, expert_dp) if par.zero_stage >= 3 else (1, 1)
         shard_g = (par.dp, expert_dp) if par.zero_stage >= 2 else (1, 1)
         shard_o = (par.dp, expert_dp) if par.zero_stage >= 1 else (1, 1)
-        weights = BYTES_WEIGHT * (dense / shard_w[0] + experts / shard_w[1])
-        grads = BYTES_GRAD * (dense / shard_g[0] + experts / shard_g[1])
-        optim = BYTES_OPTIMIZER * (dense / shard_o[0] + experts / shard_o[1])
+        b = t.memory
+        weights = b.weight_bytes * (dense / shard_w[0] + experts / shard_w[1])
+        grads = b.grad_bytes * (dense / shard_g[0] + experts / shard_g[1])
+        optim = b.optimizer_bytes * (dense / shard_o[0] + experts / shard_o[1])
         per_token = sum(activation_elements_per_token(m, i, par.recompute) for i in layers)
-        acts = BYTES_ACT * tokens_per_mb * per_token * in_flight / par.tp
+        acts = b.activation_bytes * tokens_per_mb * per_token * in_flight / par.tp
         if par.recompute == "full" and len(layers):
-            acts += BYTES_ACT * tokens_per_mb * activation_elements_per_token(m, layers[-1], "none") / par.tp
+            acts += b.activation_bytes * tokens_per_mb * activation_elements_per_token(m, layers[-1], "none") / par.tp
         if s == len(stages) - 1:
-            acts += BYTES_ACT * tokens_per_mb * m.vocab_size / par.tp  # logits of the micro-batch in flight
+            acts += BYTES_ACT * tokens_per_mb * m.vocab_size / par.tp  # BF16 logits of the micro-batch in flight
         total = weights + grads + optim + acts
         cap = t.cluster.gpu.hbm_bytes.value
         cand = TrainingMemory(weights, grads, optim, acts, total, cap, total <= cap, s)

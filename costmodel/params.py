@@ -54,6 +54,17 @@ def layer_params(m: ModelSpec, layer: int) -> LayerParams:
     return LayerParams(dense, m.n_routed_experts * expert, m.num_experts_per_tok * expert)
 
 
+def mtp_params(m: ModelSpec) -> LayerParams:
+    """The MTP modules (V3P §2.2), num_nextn_predict_layers of them: each a Transformer block like the
+    last layer, a d x 2d projection and two RMSNorms; embedding and output head shared with the model."""
+    depth, h = m.num_nextn_predict_layers, m.hidden_size
+    if not depth:
+        return LayerParams(0, 0, 0)
+    block = layer_params(m, m.num_hidden_layers - 1)
+    return LayerParams(depth * (block.dense + 2 * h * h + 2 * h), depth * block.routed_experts,
+                       depth * block.routed_active)
+
+
 def all_layer_params(m: ModelSpec) -> list[LayerParams]:
     return [layer_params(m, i) for i in range(m.num_hidden_layers)]
 

@@ -400,6 +400,23 @@ class MTPSpec(Spec):
         return out
 
 
+class TrainingMemorySpec(Spec):
+    """Bytes per parameter and per cached activation element. Defaults are the ZeRO paper's mixed
+    precision (§3.1: BF16 weights and gradients, FP32 master weights and Adam moments: 2 + 2 + 12);
+    DeepSeek-V3 keeps FP32 gradients for accumulation, BF16 moments and FP8-cached activations (V3P §3.3)."""
+
+    weight_bytes: Annotated[float, Field(gt=0, le=4)] = 2
+    grad_bytes: Annotated[float, Field(gt=0, le=4)] = 2
+    master_weight_bytes: Annotated[float, Field(ge=0, le=4)] = Field(4, description="0: no separate master copy")
+    optimizer_moment_bytes: Annotated[float, Field(gt=0, le=4)] = Field(4, description="each of Adam's m and v")
+    activation_bytes: Annotated[float, Field(gt=0, le=4)] = Field(2, description="cached activations (FP8: 1)")
+    ema_on_gpu: bool = Field(False, description="an FP32 EMA of the weights in GPU memory (V3 keeps it in CPU)")
+
+    @property
+    def optimizer_bytes(self) -> float:
+        return self.master_weight_bytes + 2 * self.optimizer_moment_bytes + (4 if self.ema_on_gpu else 0)
+
+
 class TrainingSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism()
@@ -410,6 +427,7 @@ class TrainingSpec(Spec):
     dispatch_bits: Literal[8, 16] = Field(16, description="MoE dispatch payload (V3: FP8); combine is BF16")
     capacity_factor: PosFloat | None = Field(None, description="device-level token dropping (V2P §2.2.4)")
     routing: RoutingSpec = RoutingSpec()
+    memory: TrainingMemorySpec = TrainingMemorySpec()
     overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
     stack_efficiency: Sourced | None = Field(
         None, description="measured fraction of the operators' roofline time the training software reaches")

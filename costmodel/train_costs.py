@@ -24,7 +24,7 @@ from costmodel.comm import (
 )
 from costmodel.memory import stage_layers
 from costmodel.opcounts import attention_flop_split, attention_shape
-from costmodel.params import embedding_params, head_params, layer_params
+from costmodel.params import embedding_params, head_params, layer_params, mtp_params
 from costmodel.placement import groups, stage_node
 from costmodel.routing import assignment_bucket, busiest_rank_factor, contiguous_slots, selection_shares
 from costmodel.specs import ModelSpec, TrainingSpec
@@ -250,7 +250,9 @@ def stage_params(m: ModelSpec, t: TrainingSpec, s: int, layers: range) -> tuple[
     dense = sum(layer_params(m, i).dense for i in layers) / par.tp
     experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
     dense += embedding_params(m) / par.tp if s == 0 else 0
-    dense += head_params(m) / par.tp if s == par.pp - 1 else 0
+    if s == par.pp - 1:  # the head, and the MTP modules that share it (V3P §2.2)
+        dense += (head_params(m) + mtp_params(m).dense) / par.tp
+        experts += mtp_params(m).routed_experts / par.ep
     return dense, experts
 
 
@@ -263,6 +265,10 @@ def _stage_passes(m: ModelSpec, t: TrainingSpec, o: OpTimes, layers: range, last
         F.append(("compute", "lm head", o.head_f))
         B.insert(0, ("compute", "lm head dX", o.head_f))
         W.append(("compute", "lm head dW", o.head_f))
+        for _ in range(m.num_nextn_predict_layers):  # MTP module: a block like the last layer, and the head
+            f, b, w = layer_segments(m, t, o, m.num_hidden_layers - 1)
+            F, B, W = F + f + [("compute", "mtp head", o.head_f)], [("compute", "mtp head dX", o.head_f)] + b + B, \
+                W + w + [("compute", "mtp head dW", o.head_f)]
     return F, B, W
 
 

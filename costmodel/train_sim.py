@@ -43,6 +43,7 @@ class TrainingResult(BaseModel):
     exposed_comm_s: float  # compute stream waiting on communication (all-to-all, TP, DP sync)
     dp_sync_s: float
     peak_memory_bytes_per_gpu: float
+    memory: dict  # TrainingMemory of the heaviest stage: weights, grads, optimizer, activations (bytes)
     memory_capacity_bytes: float
     fits: bool
     gpu_hours_per_trillion_tokens: float
@@ -342,7 +343,7 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
                         f"over the {gpu.compute_precision(t.precision).upper()} dense peak; recompute not counted",
         bubble_fraction=sim.bubble_s / step, compute_s=busiest.compute_s, comm_s=busiest.comm_s,
         exposed_comm_s=busiest.exposed_comm_s + busiest.sync_and_step_s - busiest_cost.optimizer_s,
-        dp_sync_s=busiest_cost.dp_sync_s, peak_memory_bytes_per_gpu=mem.total_bytes,
+        dp_sync_s=busiest_cost.dp_sync_s, peak_memory_bytes_per_gpu=mem.total_bytes, memory=mem.as_dict(),
         memory_capacity_bytes=mem.capacity_bytes, fits=mem.fits,
         gpu_hours_per_trillion_tokens=gpu_hours_per_token * 1e12, cost_usd_per_trillion_tokens=gpu_hours_per_token * 1e12 * price,
         gpu_hours_total=gpu_hours_per_token * t.tokens, cost_usd_total=gpu_hours_per_token * t.tokens * price,

@@ -125,6 +125,7 @@ def timing_table(result: dict, title: str, console: Console | None = None) -> No
     console.print(table)
 
 
+MEMORY_PARTS = ("weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes")
 TRAIN_ROWS = (
     ("GPUs", "num_gpus", "count"),
     ("step time", "step_time_s", "s"),
@@ -135,6 +136,7 @@ TRAIN_ROWS = (
     ("communication / step", "comm_s", "s"),
     ("exposed communication / step", "exposed_comm_s", "s"),
     ("peak memory / GPU", "peak_memory_bytes_per_gpu", "bytes"),
+    ("  weights / grads / optimizer / activations", "memory", "mem"),
     ("GPU-hours / trillion tokens", "gpu_hours_per_trillion_tokens", "kilo"),
     ("$ / trillion tokens", "cost_usd_per_trillion_tokens", "usd"),
     ("whole run: GPU-hours", "gpu_hours_total", "kilo"),
@@ -179,6 +181,10 @@ def train_table(results: list, base, title: str, console: Console | None = None)
     table = _variant_table(f"{title}: one training step, simulated", results, base)
     change = {(c["variant"], c["metric"]): c["change_pct"] for c in train_comparisons(results, base)}
     for label, field, unit in TRAIN_ROWS:
+        if field == "memory":
+            table.add_row(label, *(" / ".join(f"{r.memory[k] / 1e9:.1f}" for k in MEMORY_PARTS) + " GB"
+                                   for r in results))
+            continue
         cells = []
         for r in results:
             text = _fmt(getattr(r, field), unit)
@@ -186,6 +192,7 @@ def train_table(results: list, base, title: str, console: Console | None = None)
                 text += f" ({change[r.name, field]:+.1f}%)"
             if field == "peak_memory_bytes_per_gpu":
                 text += f" of {human(r.memory_capacity_bytes, 'bytes')}"
+
             cells.append(text)
         table.add_row(label, *cells)
     console.print(table)
