@@ -80,6 +80,10 @@ def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
     if t.precision == "fp8" and t.cluster.gpu.peak_flops_per_s.fp8 is None:
         out.append(Problem("precision", f"GPU {t.cluster.gpu.name} has no FP8 tensor cores in its file",
                            "use precision: bf16 or a GPU with peak_flops_per_s.fp8"))
+    ramp = t.batch_ramp
+    if ramp is not None and (ramp.start_seqs >= t.global_batch_seqs or ramp.tokens >= t.tokens):
+        out.append(Problem("batch_ramp", f"the ramp must start below global_batch_seqs ({t.global_batch_seqs}) "
+                           f"and end before the run's {t.tokens:g} tokens", "lower start_seqs or tokens"))
     if par.schedule == "dualpipe" and (par.pp % 2 or par.micro_batches % 2):
         out.append(Problem("parallelism.micro_batches", "dualpipe needs an even pp and an even number of "
                            f"micro-batches (half enter from each end; got pp {par.pp}, micro_batches "

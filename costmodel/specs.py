@@ -417,6 +417,14 @@ class TrainingMemorySpec(Spec):
         return self.master_weight_bytes + 2 * self.optimizer_moment_bytes + (4 if self.ema_on_gpu else 0)
 
 
+class BatchRampSpec(Spec):
+    """The global batch grows linearly with the tokens seen, from `start_seqs` to the run's batch, over
+    the first `tokens` tokens (V3P §4.2: 3,072 -> 15,360 sequences over 469B tokens)."""
+
+    start_seqs: PosInt
+    tokens: PosFloat
+
+
 class TrainingSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism()
@@ -428,6 +436,7 @@ class TrainingSpec(Spec):
     capacity_factor: PosFloat | None = Field(None, description="device-level token dropping (V2P §2.2.4)")
     routing: RoutingSpec = RoutingSpec()
     memory: TrainingMemorySpec = TrainingMemorySpec()
+    batch_ramp: BatchRampSpec | None = Field(None, description="a smaller batch early in the run, counted in its cost")
     overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
     stack_efficiency: Sourced | None = Field(
         None, description="measured fraction of the operators' roofline time the training software reaches")

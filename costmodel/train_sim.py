@@ -48,7 +48,8 @@ class TrainingResult(BaseModel):
     fits: bool
     gpu_hours_per_trillion_tokens: float
     cost_usd_per_trillion_tokens: float
-    gpu_hours_total: float
+    gpu_hours_total: float  # the whole run, batch ramp included
+    ramp_gpu_hours: float  # what the batch ramp adds over running its tokens at the full batch
     cost_usd_total: float
     days_total: float
     events: int
@@ -323,12 +324,35 @@ def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: P
         trace.write(trace_path, par.pp)
     if passes is not None:
         passes.extend(trace.passes)
-    return training_result(name, m, t, sim, costs[sim.busiest], time.perf_counter() - t0)
+    ramp_gpu_s = ramp_gpu_seconds(t, costs, sim)
+    return training_result(name, m, t, sim, costs[sim.busiest], time.perf_counter() - t0, ramp_gpu_s)
+
+
+RAMP_POINTS = 4  # batch sizes simulated along a batch ramp (midpoints of equal token segments)
+
+
+def ramp_gpu_seconds(t: TrainingSpec, costs: list[StageCost], full: PipelineRun) -> float:
+    """Extra GPU-seconds the batch ramp costs over running its tokens at the full batch: each segment's
+    step is simulated with fewer micro-batches of the same size (a larger bubble per token)."""
+    ramp, par = t.batch_ramp, t.parallelism
+    if ramp is None:
+        return 0.0
+    gpus, full_tokens = t.cluster.num_gpus, t.global_batch_seqs * t.seq_len
+    seqs_per_mb = t.global_batch_seqs / (par.dp * par.micro_batches)
+    step_unit = 2 if par.schedule == "dualpipe" else 1  # DualPipe feeds half the micro-batches from each end
+    extra = 0.0
+    for i in range(RAMP_POINTS):
+        batch = ramp.start_seqs + (t.global_batch_seqs - ramp.start_seqs) * (i + 0.5) / RAMP_POINTS
+        m = max(step_unit, round(batch / (par.dp * seqs_per_mb) / step_unit) * step_unit)
+        step = run_pipeline(costs, par.schedule, m, overlap_grad_sync=par.overlap_grad_sync).step_time_s
+        per_token = step * gpus / (m * par.dp * seqs_per_mb * t.seq_len)
+        extra += ramp.tokens / RAMP_POINTS * (per_token - full.step_time_s * gpus / full_tokens)
+    return extra
 
 
 def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, busiest_cost: StageCost,
-                    wall_s: float) -> TrainingResult:
-    """A simulated step turned into throughput, MFU and the cost of the run."""
+                    wall_s: float, ramp_gpu_s: float = 0.0) -> TrainingResult:
+    """A simulated step turned into throughput, MFU and the cost of the run (batch ramp included)."""
     mem = training_memory(m, t)
     step, gpus, gpu = sim.step_time_s, t.cluster.num_gpus, t.cluster.gpu
     tokens = t.global_batch_seqs * t.seq_len
@@ -336,6 +360,7 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
     gpu_hours_per_token = gpu_s_per_token / 3600
     price = gpu.price_usd_per_hour.value
     busiest = sim.stages[sim.busiest]
+    run_gpu_hours = gpu_hours_per_token * t.tokens + ramp_gpu_s / 3600
     return TrainingResult(
         name=name, num_gpus=gpus, step_time_s=step, tokens_per_step=tokens, tokens_per_s_per_gpu=1 / gpu_s_per_token,
         mfu=train_flops_per_token(m, t.seq_len) / (gpu_s_per_token * gpu.peak_flops(t.precision)),
@@ -346,5 +371,5 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
         dp_sync_s=busiest_cost.dp_sync_s, peak_memory_bytes_per_gpu=mem.total_bytes, memory=mem.as_dict(),
         memory_capacity_bytes=mem.capacity_bytes, fits=mem.fits,
         gpu_hours_per_trillion_tokens=gpu_hours_per_token * 1e12, cost_usd_per_trillion_tokens=gpu_hours_per_token * 1e12 * price,
-        gpu_hours_total=gpu_hours_per_token * t.tokens, cost_usd_total=gpu_hours_per_token * t.tokens * price,
-        days_total=step * t.tokens / tokens / 86400, events=sim.events, sim_wall_s=wall_s)
+        gpu_hours_total=run_gpu_hours, cost_usd_total=run_gpu_hours * price, ramp_gpu_hours=ramp_gpu_s / 3600,
+        days_total=run_gpu_hours * 3600 / gpus / 86400, events=sim.events, sim_wall_s=wall_s)

@@ -140,6 +140,7 @@ TRAIN_ROWS = (
     ("GPU-hours / trillion tokens", "gpu_hours_per_trillion_tokens", "kilo"),
     ("$ / trillion tokens", "cost_usd_per_trillion_tokens", "usd"),
     ("whole run: GPU-hours", "gpu_hours_total", "kilo"),
+    ("  of which the batch ramp adds", "ramp_gpu_hours", "kilo"),
     ("whole run: $", "cost_usd_total", "usd"),
     ("whole run: days", "days_total", "plain"),
 )

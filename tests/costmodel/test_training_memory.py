@@ -51,10 +51,27 @@ def test_v3_published_layout_fits_80_gb_without_full_recompute():
     (v3,) = json.loads(result.stdout)["variants"]
     assert v3["peak_memory_bytes_per_gpu"] <= 80e9 and v3["fits"]
     assert set(v3["memory"]) >= {"weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes"}
-    assert v3["gpu_hours_total"] == pytest.approx(v3["gpu_hours_per_trillion_tokens"] * 14.8)
+    assert v3["ramp_gpu_hours"] > 0  # V3P §4.2: 3,072 -> 15,360 sequences over the first 469B tokens
+    assert v3["gpu_hours_total"] == pytest.approx(v3["gpu_hours_per_trillion_tokens"] * 14.8 + v3["ramp_gpu_hours"])
 
 def test_v3_does_not_fit_with_bf16_cached_activations(tmp_path):
     path = tmp_path / "bf16.yaml"
     path.write_text(V3_PRETRAIN.read_text().replace("activation_bytes: 1 ", "activation_bytes: 2 "))
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2 and "GB per GPU" in result.output
+
+
+def test_batch_ramp_costs_the_bubble_of_its_smaller_steps():
+    from costmodel.specs import BatchRampSpec
+    from costmodel.train_sim import ramp_gpu_seconds, run_pipeline
+    from tests.costmodel.test_train_sim import uniform
+
+    # 4 GPUs, dp 4, micro-batches of one 4-token sequence; the batch ramps 8 -> 32 sequences over 1e6 tokens
+    t = tiny_training().model_copy(update={"global_batch_seqs": 32, "batch_ramp": BatchRampSpec(start_seqs=8, tokens=1e6)})
+    t = t.model_copy(update={"parallelism": t.parallelism.model_copy(update={"micro_batches": 8})})
+    costs = uniform(4, 1.0, 1.5, 0.5)  # 1F1B step = (m + pp - 1) * 3 s
+    full = run_pipeline(costs, "1f1b", 8)
+    # segment batches 11, 17, 23, 29 -> 3, 4, 6, 7 micro-batches; GPU-s per token = 3 (m + 3) * 4 / (4 m * 4)
+    per_token = {m: 3 * (m + 3) * 4 / (4 * m * 4) for m in (3, 4, 6, 7, 8)}
+    expected = 1e6 / 4 * sum(per_token[m] - per_token[8] for m in (3, 4, 6, 7))
+    assert ramp_gpu_seconds(t, costs, full) == pytest.approx(expected)
