@@ -21,12 +21,13 @@ PD_COMM_BUSY_S = 0.115
 PD_TOKENS = 4096  # one 4K sequence per micro-batch (trace name: seqlen4096)
 
 
-def pd_chunk_pair(v3: ModelSpec, h800: GPUSpec) -> StageCost:
+def pd_chunk_pair(v3: ModelSpec, h800: GPUSpec, stack_efficiency: float = 1.0) -> StageCost:
     """This tool's costs for the profiled chunk pair: a 4-MoE-layer stage of V3 on EP64."""
     t = TrainingSpec(cluster=ClusterSpec(gpu=h800, gpus_per_node=8, nodes=256),
                      parallelism=Parallelism(pp=16, ep=64, dp=128, micro_batches=1, placement=("tp", "dp", "pp")),
                      seq_len=PD_TOKENS, global_batch_seqs=128, precision="fp8", dispatch_bits=8)
-    costs = build_stage_costs(v3, t, Timer(Device.from_gpu(h800, "fp8")), Timer(Device.from_gpu(h800, "bf16")))
+    costs = build_stage_costs(v3, t, Timer(Device.from_gpu(h800, "fp8", stack_efficiency)),
+                              Timer(Device.from_gpu(h800, "bf16", stack_efficiency)))
     stages = stage_layers(v3.num_hidden_layers, t.parallelism.pp)
     return next(c for c, layers in zip(costs, stages, strict=True)
                 if len(layers) == 4 and all(v3.is_moe_layer(i) for i in layers))

@@ -219,16 +219,16 @@ class Pipeline:
 
     def paired(self, s: int, compute: simpy.Resource, lf: _Lane, lb: _Lane, pending_w: list):
         """DualPipe's F&B pair: one lane's forward and the other's backward overlapped, so each one's
-        all-to-all hides under the other's compute (V3P §3.2.1)."""
-        fb, bb = lf.cost.F, lb.cost.B
-        compute_s, comm_s = fb.compute_s + bb.compute_s, fb.comm_s + bb.comm_s
-        exposed = max(0.0, comm_s - compute_s)
+        all-to-all hides under the other's compute (V3P §3.2.1). When the all-to-all outlasts that
+        compute, the backward's weight gradients run in the pair too (DeepSeek's profiled chunk pair
+        holds attn(W) and mlp(W)); otherwise they are deferred to fill pipeline gaps."""
+        pair, carry_w = fb_pair(lf.cost.F, lb.cost.B, lb.cost.W)
         mb_b = lb.mbs[lb.next_b]
-        yield from self.run_pass(s, compute, "F&B", lf.mbs[lf.next_f],
-                                 PassCost(compute_s + exposed, compute_s, comm_s, exposed, ()))
+        yield from self.run_pass(s, compute, "F&B", lf.mbs[lf.next_f], pair)
         lf.did_f(self.deliver, self.pp)
         lb.did_b(self.deliver, self.costs)
-        pending_w.append((lb, mb_b))
+        if not carry_w:
+            pending_w.append((lb, mb_b))
 
     def list_schedule(self, s: int, compute: simpy.Resource):
         """Zero-bubble and DualPipe: each lane keeps 1F1B's forwards-in-flight limit; priority (F&B pair) >
@@ -294,6 +294,17 @@ class Pipeline:
             bubble_s=sum(pipeline_end - st.passes_s for st in self.stats) / self.pp,
             stages=self.stats, busiest=max(range(self.pp), key=lambda s: self.stats[s].passes_s),
             events=self.events, pipeline_s=pipeline_end)
+
+
+def fb_pair(f: PassCost, b: PassCost, w: PassCost) -> tuple[PassCost, bool]:
+    """A DualPipe forward-backward pair on one rank: the two chunks' compute back to back on the compute
+    stream while their all-to-alls run on the communication stream. When the all-to-all outlasts that
+    compute, the backward's weight gradients join the pair (returned True); else they wait for a gap."""
+    compute_s, comm_s = f.compute_s + b.compute_s, f.comm_s + b.comm_s
+    carry_w = comm_s > compute_s
+    compute_s += w.compute_s if carry_w else 0.0
+    exposed = max(0.0, comm_s - compute_s)
+    return PassCost(compute_s + exposed, compute_s, comm_s, exposed, ()), carry_w
 
 
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
