@@ -16,6 +16,10 @@ from costmodel.specs import ClusterSpec, GPUSpec, ModelSpec, Parallelism, Traini
 from costmodel.timing import Device, Timer
 from costmodel.train_costs import StageCost, build_stage_costs
 
+# The fraction of the kernel benchmarks' speed DeepSeek's training stack reaches, as
+# stack_efficiency_from_pd_trace derives it (a test re-derives it): every training scenario uses it
+# unless it states its own `stack_efficiency`.
+TRAINING_STACK_EFFICIENCY = 0.638
 PD_COMPUTE_BUSY_S = 0.118  # FACTS.md §6.5 [DERIVED from the trace]
 PD_COMM_BUSY_S = 0.115
 PD_TOKENS = 4096  # one 4K sequence per micro-batch (trace name: seqlen4096)

@@ -16,7 +16,7 @@ sequence parallelism under TP (everything divides by tp). Recompute levels:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.params import all_layer_params, embedding_params, head_params, layer_params, mtp_params
@@ -88,6 +88,7 @@ class TrainingMemory:
     capacity_bytes: float
     fits: bool
     stage: int  # the pipeline stage that needs the most
+    per_stage_bytes: tuple[float, ...] = ()  # every stage's total, first to last
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +103,7 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     expert_dp = max(1, par.dp // par.ep)
     stages = stage_layers(m.num_hidden_layers, par.pp)
     best: TrainingMemory | None = None
+    totals: list[float] = []
     for s, layers in enumerate(stages):
         dense = sum(layer_params(m, i).dense for i in layers) / par.tp
         experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
@@ -125,11 +127,12 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
         if s == len(stages) - 1:
             acts += BYTES_ACT * tokens_per_mb * m.vocab_size / par.tp  # BF16 logits of the micro-batch in flight
         total = weights + grads + optim + acts
+        totals.append(total)
         cap = t.cluster.gpu.hbm_bytes.value
         cand = TrainingMemory(weights, grads, optim, acts, total, cap, total <= cap, s)
         if best is None or cand.total_bytes > best.total_bytes:
             best = cand
-    return best
+    return replace(best, per_stage_bytes=tuple(totals))
 
 
 @dataclass(frozen=True)

@@ -439,7 +439,8 @@ class TrainingSpec(Spec):
     batch_ramp: BatchRampSpec | None = Field(None, description="a smaller batch early in the run, counted in its cost")
     overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
     stack_efficiency: Sourced | None = Field(
-        None, description="measured fraction of the operators' roofline time the training software reaches")
+        None, description="measured fraction of the kernel benchmarks' speed the training software reaches; "
+                          "default: calibration.TRAINING_STACK_EFFICIENCY, derived from DeepSeek's V3 profile")
     notes: str = ""
 
 

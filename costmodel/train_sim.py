@@ -21,6 +21,7 @@ from pathlib import Path
 import simpy
 from pydantic import BaseModel
 
+from costmodel.calibration import TRAINING_STACK_EFFICIENCY
 from costmodel.flops import train_flops_per_token
 from costmodel.memory import training_memory
 from costmodel.schedules import LIST_SCHEDULED, SCHEDULES, in_flight
@@ -37,6 +38,7 @@ class TrainingResult(BaseModel):
     tokens_per_s_per_gpu: float
     mfu: float
     flop_convention: str
+    stack_efficiency: float  # fraction of the kernel benchmarks' speed assumed for the software stack
     bubble_fraction: float
     compute_s: float  # per step, busiest stage's compute stream
     comm_s: float  # per step, its communication stream (all-to-all, TP, p2p excluded, DP sync)
@@ -313,10 +315,15 @@ def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_
     return Pipeline(costs, schedule, m, overlap_grad_sync, trace).run()
 
 
+def stack_efficiency_of(t: TrainingSpec) -> float:
+    """The scenario's own stack efficiency, else the one derived from DeepSeek's profile."""
+    return t.stack_efficiency.value if t.stack_efficiency else TRAINING_STACK_EFFICIENCY
+
+
 def stage_costs_for(m: ModelSpec, t: TrainingSpec) -> list[StageCost]:
     """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiency."""
     gpu = t.cluster.gpu
-    stack = t.stack_efficiency.value if t.stack_efficiency else 1.0
+    stack = stack_efficiency_of(t)
     gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack))
     attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack))  # attention stays BF16 under FP8 training (V3P §3.3)
     return build_stage_costs(m, t, gemm_timer, attn_timer)
@@ -375,6 +382,7 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
     return TrainingResult(
         name=name, num_gpus=gpus, step_time_s=step, tokens_per_step=tokens, tokens_per_s_per_gpu=1 / gpu_s_per_token,
         mfu=train_flops_per_token(m, t.seq_len) / (gpu_s_per_token * gpu.peak_flops(t.precision)),
+        stack_efficiency=stack_efficiency_of(t),
         flop_convention=f"6·N_active + causal attention at seq {t.seq_len} (costmodel/flops.py), "
                         f"over the {gpu.compute_precision(t.precision).upper()} dense peak; recompute not counted",
         bubble_fraction=sim.bubble_s / step, compute_s=busiest.compute_s, comm_s=busiest.comm_s,

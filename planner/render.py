@@ -177,6 +177,11 @@ def _variant_table(title: str, results: list, base) -> Table:
     return table
 
 
+def _stage_range(memory: dict) -> str:
+    per = memory.get("per_stage_bytes") or [memory["total_bytes"]]
+    return f"{min(per) / 1e9:.1f} - {max(per) / 1e9:.1f} GB (stage {memory['stage']})"
+
+
 def train_table(results: list, base, title: str, console: Console | None = None) -> None:
     console = console or Console()
     table = _variant_table(f"{title}: one training step, simulated", results, base)
@@ -185,6 +190,7 @@ def train_table(results: list, base, title: str, console: Console | None = None)
         if field == "memory":
             table.add_row(label, *(" / ".join(f"{r.memory[k] / 1e9:.1f}" for k in MEMORY_PARTS) + " GB"
                                    for r in results))
+            table.add_row("  stages: lightest - heaviest", *(_stage_range(r.memory) for r in results))
             continue
         cells = []
         for r in results:

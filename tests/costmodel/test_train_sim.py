@@ -5,7 +5,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from costmodel.calibration import pd_trace_comm_ratio, stack_efficiency_from_pd_trace
+from costmodel.calibration import (
+    TRAINING_STACK_EFFICIENCY,
+    pd_trace_comm_ratio,
+    stack_efficiency_from_pd_trace,
+)
 from costmodel.comm import Link, all_to_all_time
 from costmodel.loader import load_scenario, load_spec
 from costmodel.train_costs import PassCost, StageCost, fold
@@ -78,6 +82,7 @@ def test_stack_efficiency_in_the_scenario_is_the_measured_one():
     h800 = load_spec("gpu", SCENARIOS / "gpus" / "h800.yaml")
     scenario_value = load_scenario(PAPER).variants[0].training.stack_efficiency.value
     assert stack_efficiency_from_pd_trace(v3, h800) == pytest.approx(scenario_value, rel=0.01)
+    assert stack_efficiency_from_pd_trace(v3, h800) == pytest.approx(TRAINING_STACK_EFFICIENCY, rel=0.01)
     # the same model's all-to-all time for that chunk pair is within 15% of the measured 115 ms
     assert pd_trace_comm_ratio(v3, h800) == pytest.approx(1.0, abs=0.15)
 
