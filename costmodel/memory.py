@@ -94,6 +94,19 @@ class TrainingMemory:
         return asdict(self)
 
 
+def stage_params(m: ModelSpec, t: TrainingSpec, s: int, layers: range) -> tuple[float, float]:
+    """(dense, routed-expert) parameters one rank of stage s holds: its layers split by TP and EP, the
+    embedding on the first stage, the head and the MTP modules that share it on the last (V3P §2.2)."""
+    par = t.parallelism
+    dense = sum(layer_params(m, i).dense for i in layers) / par.tp
+    experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
+    dense += embedding_params(m) / par.tp if s == 0 else 0
+    if s == par.pp - 1:
+        dense += (head_params(m) + mtp_params(m).dense) / par.tp
+        experts += mtp_params(m).routed_experts / par.ep
+    return dense, experts
+
+
 def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     """Peak memory per GPU over pipeline stages (the heaviest stage decides whether the layout fits)."""
     par = t.parallelism
@@ -105,14 +118,7 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     best: TrainingMemory | None = None
     totals: list[float] = []
     for s, layers in enumerate(stages):
-        dense = sum(layer_params(m, i).dense for i in layers) / par.tp
-        experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
-        if s == 0:
-            dense += embedding_params(m) / par.tp
-        if s == len(stages) - 1:  # the head, and the MTP modules that share it (V3P §2.2)
-            dense += (head_params(m) + mtp_params(m).dense) / par.tp
-            experts += mtp_params(m).routed_experts / par.ep
-        dense, experts = dense * copies, experts * copies
+        dense, experts = (x * copies for x in stage_params(m, t, s, layers))
         shard_w = (par.dp, expert_dp) if par.zero_stage >= 3 else (1, 1)
         shard_g = (par.dp, expert_dp) if par.zero_stage >= 2 else (1, 1)
         shard_o = (par.dp, expert_dp) if par.zero_stage >= 1 else (1, 1)

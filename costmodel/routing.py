@@ -48,15 +48,19 @@ def _sampled_selection_shares(weights: tuple[float, ...], k: int, n_group: int, 
     return tuple(float(x) for x in counts / counts.sum())
 
 
+def group_limit(m: ModelSpec) -> tuple[int, int]:
+    """(groups, groups a token may use) of the model's router; (1, 1) when routing is not group-limited."""
+    limited = m.topk_method != "greedy" and m.n_group > 1
+    return (m.n_group, m.topk_group) if limited else (1, 1)
+
+
 def selection_shares(m: ModelSpec, r: RoutingSpec) -> tuple[float, ...]:
     """Each expert's share of all top-k selections. Uniform and measured loads are that already; a
     skewed preference is compressed by top-k (a token takes an expert at most once), so it is sampled."""
     weights = expert_shares(r, m.n_routed_experts)
     if r.distribution != "zipf":
         return weights
-    limited = m.topk_method != "greedy" and m.n_group > 1
-    return _sampled_selection_shares(weights, m.num_experts_per_tok, m.n_group if limited else 1,
-                                     m.topk_group if limited else 1, r.seed)
+    return _sampled_selection_shares(weights, m.num_experts_per_tok, *group_limit(m), r.seed)
 
 
 def distinct_experts(experts: int, tokens: float, top_k: int, total_experts: int | None = None) -> float:
@@ -175,6 +179,5 @@ def token_fanout(m: ModelSpec, r: RoutingSpec, slots: tuple[tuple[int, ...], ...
     """A token's fan-out over the EP ranks holding `slots` (`gpus_per_node` of them per node)."""
     if len(slots) <= 1:
         return Fanout(1.0, 0.0, 1.0, 0.0, 0.0)
-    limited = m.topk_method != "greedy" and m.n_group > 1
-    return _fanout(expert_shares(r, m.n_routed_experts), m.num_experts_per_tok, m.n_group if limited else 1,
-                   m.topk_group if limited else 1, slots, min(gpus_per_node, len(slots)), r.seed)
+    return _fanout(expert_shares(r, m.n_routed_experts), m.num_experts_per_tok, *group_limit(m), slots,
+                   min(gpus_per_node, len(slots)), r.seed)

@@ -38,11 +38,10 @@ CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the me
 
 def expert_slots(m: ModelSpec, inf: InferenceSpec) -> tuple[tuple[int, ...], ...]:
     """Which experts each EP rank holds: contiguous without redundant experts, else EPLB's placement."""
-    shares = selection_shares(m, inf.routing)
     ep, gpn = inf.parallelism.ep, min(inf.cluster.gpus_per_node, inf.parallelism.ep)
     if not inf.redundant_experts:
         return contiguous_slots(m.n_routed_experts, ep)
-    return placement(shares, inf.redundant_experts, ep, inf.eplb, m.n_group, gpn)
+    return placement(selection_shares(m, inf.routing), inf.redundant_experts, ep, inf.eplb, m.n_group, gpn)
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ class StepModel:
             return attn_s + moe.compute_s(tokens_rank, group_tokens) + moe.comm_s(tokens_rank, decode_only)
         half = max(1, -(-tokens_rank // 2))  # each micro-batch reads the expert weights and calls the kernels
         compute = attn_s + 2 * moe.compute_s(half, group_tokens / 2)
-        return max(compute * self.moe.sm_slowdown(decode_only), 2 * self.moe.comm_s(half, decode_only))
+        return max(compute * moe.sm_slowdown(decode_only), 2 * moe.comm_s(half, decode_only))
 
 
 def decode_breakdown(sm: StepModel, d_batch: int, ctx: int) -> dict:

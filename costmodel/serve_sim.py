@@ -520,12 +520,14 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
     """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths."""
     w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
     prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
+    steps = step_model_for(m, inf)  # one iteration model (and its memo) for every run of this unit
+    pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf)
     runs = {}
-    for phase, unit in (("mixed", inf), ("decode", inf), ("prefill", prefill_inf)):
+    for phase, unit, sm in (("mixed", inf, steps), ("decode", inf, steps), ("prefill", prefill_inf, pre_steps)):
         n_sat = saturation_requests(m, unit, w) if w.arrival != "trace" else w.requests
         work = w if phase == "mixed" or w.arrival == "trace" else w.model_copy(update={"arrival": "burst", "requests": n_sat})
         cb = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
-        runs[phase] = simulate_serving(name, m, unit, work, phase=phase, base_dir=base_dir, progress=cb)
+        runs[phase] = simulate_serving(name, m, unit, work, phase=phase, base_dir=base_dir, progress=cb, step_model=sm)
     mixed, gen, pre = runs["mixed"], runs["decode"], runs["prefill"]
     d_gpus, p_gpus = inf.cluster.num_gpus, prefill_inf.cluster.num_gpus
     gen_tok_s, pre_tok_s = gen.max_generation_throughput_tok_s, pre.prompt_throughput_tok_s
@@ -537,6 +539,6 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
         decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,
         prompt_tok_s_per_gpu=pre_tok_s / p_gpus, generation_tok_s_per_node=gen_tok_s / inf.cluster.nodes,
         prompt_tok_s_per_node=pre_tok_s / prefill_inf.cluster.nodes,
-        decode_iteration=decode_breakdown(step_model_for(m, inf), gen.max_concurrent_requests,
+        decode_iteration=decode_breakdown(steps, gen.max_concurrent_requests,
                                           int(w.prompt_tokens.mean + w.output_tokens.mean / 2)),
         timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()))

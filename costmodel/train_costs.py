@@ -22,9 +22,8 @@ from costmodel.comm import (
     reduce_scatter_time,
     remote_ranks_per_token,
 )
-from costmodel.memory import stage_layers
+from costmodel.memory import stage_layers, stage_params
 from costmodel.opcounts import attention_flop_split, attention_shape
-from costmodel.params import embedding_params, head_params, layer_params, mtp_params
 from costmodel.placement import groups, stage_node
 from costmodel.routing import assignment_bucket, busiest_rank_factor, contiguous_slots, selection_shares
 from costmodel.specs import ModelSpec, TrainingSpec
@@ -241,19 +240,6 @@ def optimizer_time(t: TrainingSpec, dense_params: float, expert_params: float, m
     shard = (dense_params / par.dp + expert_params / (par.dp // par.ep)) if par.zero_stage >= 1 \
         else dense_params + expert_params
     return OPTIMIZER_BYTES_PER_PARAM * shard / (t.cluster.gpu.hbm_bw_bytes_per_s.value * memory_efficiency)
-
-
-def stage_params(m: ModelSpec, t: TrainingSpec, s: int, layers: range) -> tuple[float, float]:
-    """(dense, routed-expert) parameters one rank of stage s holds (embedding on the first stage, head
-    on the last)."""
-    par = t.parallelism
-    dense = sum(layer_params(m, i).dense for i in layers) / par.tp
-    experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
-    dense += embedding_params(m) / par.tp if s == 0 else 0
-    if s == par.pp - 1:  # the head, and the MTP modules that share it (V3P §2.2)
-        dense += (head_params(m) + mtp_params(m).dense) / par.tp
-        experts += mtp_params(m).routed_experts / par.ep
-    return dense, experts
 
 
 def _stage_passes(m: ModelSpec, t: TrainingSpec, o: OpTimes, layers: range, last: bool) -> tuple[list, list, list]:
