@@ -61,12 +61,3 @@ def all_reduce_time(nbytes: float, n: int, link: Link) -> float:
     """Ring all-reduce = reduce-scatter + all-gather."""
     return 2 * reduce_scatter_time(nbytes, n, link)
 
-
-def remote_ranks_per_token(m, ep: int) -> float:
-    """Expected other EP ranks a token's hidden state is sent to: the distinct ranks holding its top-k
-    experts (uniform routing), capped by device/node-limited routing at topk_group groups' worth of ranks
-    (V2P §2.2.2, V3P §2.1.2), of which (ep - 1) / ep are not the sender itself."""
-    ranks = ep * (1 - (1 - 1 / ep) ** m.num_experts_per_tok)
-    if m.topk_method != "greedy" and m.n_group > 1 and ep % m.n_group == 0:
-        ranks = min(ranks, m.topk_group * ep / m.n_group)
-    return ranks * (ep - 1) / ep

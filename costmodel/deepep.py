@@ -49,6 +49,15 @@ def normal_time(tokens: float, hidden: int, bytes_per_element: float, fan: Fanou
     return max(rdma / nic.effective_bw, nvl / nvlink.effective_bw)
 
 
+def normal_dispatch_combine_s(tokens: float, hidden: int, dispatch_bytes_per_element: float, fan: Fanout,
+                              gpus_per_node: int, links: dict[str, Link]) -> tuple[float, float]:
+    """(dispatch, BF16 combine) seconds of `tokens` tokens with the normal kernels; a backward reverses
+    the two directions with the same payloads (V3P §3.3.4: FP8 before the down-projection's backward)."""
+    nv, nic = links["nvlink"], links["nic"]
+    return (normal_time(tokens, hidden, dispatch_bytes_per_element, fan, gpus_per_node, nv, nic),
+            normal_time(tokens, hidden, 2, fan, gpus_per_node, nv, nic))
+
+
 def low_latency_bytes(tokens: float, top_k: int, message_bytes: float, ep: int, gpus_per_node: int) -> tuple[float, float]:
     """(RDMA, NVLink) bytes one GPU sends: one message per (token, expert); experts uniform over ranks."""
     in_node = min(gpus_per_node, ep)

@@ -18,7 +18,7 @@ from costmodel.deepep import (
     LL_HEADER_BYTES,
     low_latency_fixed_s,
     low_latency_time,
-    normal_time,
+    normal_dispatch_combine_s,
 )
 from costmodel.eplb import placement
 from costmodel.opcounts import attention_shape
@@ -100,7 +100,7 @@ class MoELayer:
             k = self.m.num_experts_per_tok
             dispatch = h * FP8_BYTES_PER_ELEMENT + LL_HEADER_BYTES if fp8 else 2 * h
             return sum(low_latency_time(tokens, k, b, par.ep, gpn, nv, nic, self.ll_fixed_s) for b in (dispatch, 2 * h))
-        return sum(normal_time(tokens, h, b, self.fan, gpn, nv, nic) for b in (FP8_BYTES_PER_ELEMENT if fp8 else 2, 2))
+        return sum(normal_dispatch_combine_s(tokens, h, FP8_BYTES_PER_ELEMENT if fp8 else 2, self.fan, gpn, self.links))
 
     def sm_slowdown(self, decode_only: bool) -> float:
         """Compute runs on the SMs the normal kernels leave free while they overlap it."""

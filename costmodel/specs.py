@@ -441,6 +441,9 @@ class TrainingSpec(Spec):
     stack_efficiency: Sourced | None = Field(
         None, description="measured fraction of the kernel benchmarks' speed the training software reaches; "
                           "default: calibration.TRAINING_STACK_EFFICIENCY, derived from DeepSeek's V3 profile")
+    all_to_all_efficiency: Sourced | None = Field(
+        None, description="measured fraction of DeepEP's benchmarked all-to-all rate the training stack reaches; "
+                          "default: calibration.TRAINING_A2A_EFFICIENCY, derived from DeepSeek's V3 profile")
     notes: str = ""
 
 

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.comm import (
-    Link,
-    all_gather_time,
-    links_of,
-    p2p_time,
-    reduce_scatter_time,
-    remote_ranks_per_token,
-)
+from costmodel.comm import all_gather_time, links_of, p2p_time, reduce_scatter_time
+from costmodel.deepep import COMM_SM_FRACTION, FP8_BYTES_PER_ELEMENT, normal_dispatch_combine_s
 from costmodel.memory import stage_layers, stage_params
 from costmodel.opcounts import attention_flop_split, attention_shape
 from costmodel.placement import groups, stage_node
-from costmodel.routing import assignment_bucket, busiest_rank_factor, contiguous_slots, selection_shares
+from costmodel.routing import (
+    assignment_bucket,
+    busiest_rank_factor,
+    contiguous_slots,
+    selection_shares,
+    token_fanout,
+)
 from costmodel.specs import ModelSpec, TrainingSpec
 from costmodel.timing import Timer
 
@@ -41,35 +41,54 @@ class PassCost:
     comm_s: float
     exposed_comm_s: float
     segments: tuple[tuple[str, str, float, float], ...]  # (stream, name, start offset, duration)
+    work_s: float | None = None  # the compute at full SMs (compute_s less the SMs lent to communication)
+
+    @property
+    def full_sm_compute_s(self) -> float:
+        return self.compute_s if self.work_s is None else self.work_s
 
     def __add__(self, other: PassCost) -> PassCost:
         shifted = tuple((st, n, t + self.total_s, d) for st, n, t, d in other.segments)
         return PassCost(self.total_s + other.total_s, self.compute_s + other.compute_s, self.comm_s + other.comm_s,
-                        self.exposed_comm_s + other.exposed_comm_s, self.segments + shifted)
+                        self.exposed_comm_s + other.exposed_comm_s, self.segments + shifted,
+                        self.full_sm_compute_s + other.full_sm_compute_s)
+
+
+def overlap_span(comm_s: float, compute_s: float, sm_fraction: float) -> tuple[float, float]:
+    """(span, compute busy) of compute running beside communication kernels that hold `sm_fraction` of
+    the SMs while they run (V3P §3.2.2: 20 of 132): compute goes at 1 - f of its speed until they end."""
+    if comm_s <= 0 or compute_s <= 0:
+        return max(comm_s, compute_s), compute_s
+    slowed = compute_s / (1 - sm_fraction)
+    if slowed <= comm_s:  # all of it under the communication
+        return comm_s, slowed
+    busy = compute_s + sm_fraction * comm_s  # comm_s of slowed compute, the rest at full speed
+    return busy, busy
 
 
 def fold(segments: list[tuple]) -> PassCost:
     """Run segments back to back: ("compute", name, s), ("comm", name, s), or
-    ("overlap", (comm name, s), (compute name, s)) where both streams run at once."""
-    t = compute = comm = exposed = 0.0
+    ("overlap", (comm name, s), (compute name, s), SM fraction the communication holds)."""
+    t = compute = comm = exposed = work = 0.0
     out = []
     for seg in segments:
         kind = seg[0]
         if kind == "compute" and seg[2] > 0:
             out.append(("compute", seg[1], t, seg[2]))
-            t, compute = t + seg[2], compute + seg[2]
+            t, compute, work = t + seg[2], compute + seg[2], work + seg[2]
         elif kind == "comm" and seg[2] > 0:
             out.append(("comm", seg[1], t, seg[2]))
             t, comm, exposed = t + seg[2], comm + seg[2], exposed + seg[2]
         elif kind == "overlap":
-            (cn, cd), (kn, kd) = seg[1], seg[2]
+            (cn, cd), (kn, kd), sm = seg[1], seg[2], seg[3]
+            span, busy = overlap_span(cd, kd, sm)
             if cd > 0:
                 out.append(("comm", cn, t, cd))
             if kd > 0:
-                out.append(("compute", kn, t, kd))
-            t += max(cd, kd)
-            comm, compute, exposed = comm + cd, compute + kd, exposed + max(0.0, cd - kd)
-    return PassCost(t, compute, comm, exposed, tuple(out))
+                out.append(("compute", kn, t, busy))
+            t += span
+            comm, compute, exposed, work = comm + cd, compute + busy, exposed + span - busy, work + kd
+    return PassCost(t, compute, comm, exposed, tuple(out), work)
 
 
 @dataclass(frozen=True)
@@ -81,15 +100,7 @@ class StageCost:
     dp_sync_s: float  # ZeRO reduce-scatter of gradients + all-gather of parameters
     optimizer_s: float
     layers: int
-
-
-def _split_link(bytes_: float, peers: int, in_node: int, links: dict[str, Link]) -> float:
-    """All-to-all time when `in_node` of `peers` destinations are on NVLink and the rest on the NIC."""
-    if peers <= 0 or bytes_ <= 0:
-        return 0.0
-    nv = bytes_ * in_node / peers
-    nic = bytes_ - nv
-    return max(nv / links["nvlink"].effective_bw, nic / links["nic"].effective_bw)
+    overlapped_comm_efficiency: float = 1.0  # of the standalone rate, beside the other chunk's compute
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,9 @@ def _ffn_pair(gemm_timer: Timer, hidden: int, width: int, tokens: int) -> tuple[
 
 
 def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) -> tuple[float, ...]:
-    """(routed F, routed half, dispatch, combine) of one MoE layer at the busiest EP rank's load."""
+    """(routed F, routed half, dispatch, combine) of one MoE layer at the busiest EP rank's load. The
+    all-to-all is DeepEP's normal kernels (deepep.py) over the token fan-out of the routing model, so
+    node-limited routing (V3P §2.1.2: at most 4 nodes a token) bounds the InfiniBand bytes."""
     par, h = t.parallelism, m.hidden_size
     load = training_load_factor(m, t, tokens)
     shape = {"tokens": max(1, round(tokens * load)), "hidden": h, "experts": m.n_routed_experts // par.ep,
@@ -153,10 +166,12 @@ def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) ->
              **({"total_experts": m.n_routed_experts} if par.ep > 1 else {})}
     r_f = gemm_timer.time("moe", shape, "fwd")
     r_half = (gemm_timer.time("moe", shape, "fwd_bwd") - r_f) / 2
-    links, in_node = links_of(t.cluster.gpu), groups(par)["ep"].peers_in_node(t.cluster.gpus_per_node)
-    sent_tokens = tokens * remote_ranks_per_token(m, par.ep) * load
-    dispatch = _split_link(sent_tokens * h * t.dispatch_bits / 8, par.ep - 1, in_node, links)
-    combine = _split_link(sent_tokens * h * 2, par.ep - 1, in_node, links)  # BF16 combine
+    if par.ep <= 1:
+        return r_f, r_half, 0.0, 0.0
+    ep_per_node = groups(par)["ep"].peers_in_node(t.cluster.gpus_per_node) + 1
+    fan = token_fanout(m, t.routing, contiguous_slots(m.n_routed_experts, par.ep), ep_per_node)
+    bpe = FP8_BYTES_PER_ELEMENT if t.dispatch_bits == 8 else 2
+    dispatch, combine = normal_dispatch_combine_s(tokens * load, h, bpe, fan, ep_per_node, links_of(t.cluster.gpu))
     return r_f, r_half, dispatch, combine
 
 
@@ -187,7 +202,8 @@ def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer
 def _with_tp(name: str, compute_s: float, tp_s: float, overlap: bool) -> list:
     """A block's compute between its sequence-parallel all-gather and reduce-scatter."""
     if overlap:
-        return [("overlap", ("tp all-gather + reduce-scatter", 2 * tp_s), (name, compute_s))]
+        # NCCL's SMs are not sourced here: the TP collectives are taken to leave compute its SMs
+        return [("overlap", ("tp all-gather + reduce-scatter", 2 * tp_s), (name, compute_s), 0.0)]
     return [("comm", "tp all-gather", tp_s), ("compute", name, compute_s), ("comm", "tp reduce-scatter", tp_s)]
 
 
@@ -195,9 +211,11 @@ def _moe_segments(o: OpTimes, hide_shared: bool) -> tuple[list, list]:
     """Forward and backward of a MoE block: the dispatch (or its gradient) overlaps the shared experts."""
     s_f, s_b = (0.0, o.shared_f) if not hide_shared else (o.shared_f, 0.0)
     h_f, h_b = (0.0, o.shared_half) if not hide_shared else (o.shared_half, 0.0)
-    f = [("overlap", ("dispatch", o.dispatch), ("shared experts", s_f)), ("compute", "shared experts", s_b),
+    f = [("overlap", ("dispatch", o.dispatch), ("shared experts", s_f), COMM_SM_FRACTION),
+         ("compute", "shared experts", s_b),
          ("compute", "routed experts", o.routed_f), ("comm", "combine", o.combine)]
-    b = [("overlap", ("combine grad", o.dispatch), ("shared experts dX", h_f)), ("compute", "shared experts dX", h_b),
+    b = [("overlap", ("combine grad", o.dispatch), ("shared experts dX", h_f), COMM_SM_FRACTION),
+         ("compute", "shared experts dX", h_b),
          ("compute", "routed experts dX", o.routed_half), ("comm", "dispatch grad", o.combine)]
     tp_in, tp_out = ("comm", "tp all-gather", o.tp), ("comm", "tp reduce-scatter", o.tp)
     return [tp_in, *f, tp_out], [tp_in, *b, tp_out]
@@ -258,8 +276,10 @@ def _stage_passes(m: ModelSpec, t: TrainingSpec, o: OpTimes, layers: range, last
     return F, B, W
 
 
-def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> list[StageCost]:
-    """Each pipeline stage's F, B and W pass costs, p2p, DP sync and optimizer times."""
+def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer,
+                      a2a_efficiency: float = 1.0) -> list[StageCost]:
+    """Each pipeline stage's F, B and W pass costs, p2p, DP sync and optimizer times; communication that
+    runs beside the other chunk's compute (DualPipe pairs) at `a2a_efficiency` of its standalone rate."""
     par, cl = t.parallelism, t.cluster
     o = op_times(m, t, gemm_timer, attn_timer)
     links = links_of(cl.gpu)
@@ -272,5 +292,6 @@ def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_tim
         p2p = p2p_time(act_bytes / par.tp, link) if par.pp > 1 else 0.0
         dense, experts = stage_params(m, t, s, layers)
         optim = optimizer_time(t, dense, experts, gemm_timer.roofline.efficiency["gemm"].memory)
-        out.append(StageCost(fold(F), fold(B), fold(W), p2p, dp_sync_time(m, t, dense, experts), optim, len(layers)))
+        out.append(StageCost(fold(F), fold(B), fold(W), p2p, dp_sync_time(m, t, dense, experts), optim, len(layers),
+                             a2a_efficiency))
     return out

@@ -21,13 +21,14 @@ from pathlib import Path
 import simpy
 from pydantic import BaseModel
 
-from costmodel.calibration import TRAINING_STACK_EFFICIENCY
+from costmodel.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
+from costmodel.deepep import COMM_SM_FRACTION
 from costmodel.flops import train_flops_per_token
 from costmodel.memory import training_memory
 from costmodel.schedules import LIST_SCHEDULED, SCHEDULES, in_flight
 from costmodel.specs import ModelSpec, TrainingSpec
 from costmodel.timing import Device, Timer
-from costmodel.train_costs import PassCost, StageCost, build_stage_costs
+from costmodel.train_costs import PassCost, StageCost, build_stage_costs, overlap_span
 
 
 class TrainingResult(BaseModel):
@@ -39,6 +40,7 @@ class TrainingResult(BaseModel):
     mfu: float
     flop_convention: str
     stack_efficiency: float  # fraction of the kernel benchmarks' speed assumed for the software stack
+    all_to_all_efficiency: float  # fraction of the standalone all-to-all rate beside the other chunk's compute
     bubble_fraction: float
     compute_s: float  # per step, busiest stage's compute stream
     comm_s: float  # per step, its communication stream (all-to-all, TP, p2p excluded, DP sync)
@@ -224,7 +226,7 @@ class Pipeline:
         all-to-all hides under the other's compute (V3P §3.2.1). When the all-to-all outlasts that
         compute, the backward's weight gradients run in the pair too (DeepSeek's profiled chunk pair
         holds attn(W) and mlp(W)); otherwise they are deferred to fill pipeline gaps."""
-        pair, carry_w = fb_pair(lf.cost.F, lb.cost.B, lb.cost.W)
+        pair, carry_w = fb_pair(lf.cost.F, lb.cost.B, lb.cost.W, lb.cost.overlapped_comm_efficiency)
         mb_b = lb.mbs[lb.next_b]
         yield from self.run_pass(s, compute, "F&B", lf.mbs[lf.next_f], pair)
         lf.did_f(self.deliver, self.pp)
@@ -298,15 +300,18 @@ class Pipeline:
             events=self.events, pipeline_s=pipeline_end)
 
 
-def fb_pair(f: PassCost, b: PassCost, w: PassCost) -> tuple[PassCost, bool]:
+def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0) -> tuple[PassCost, bool]:
     """A DualPipe forward-backward pair on one rank: the two chunks' compute back to back on the compute
-    stream while their all-to-alls run on the communication stream. When the all-to-all outlasts that
-    compute, the backward's weight gradients join the pair (returned True); else they wait for a gap."""
-    compute_s, comm_s = f.compute_s + b.compute_s, f.comm_s + b.comm_s
-    carry_w = comm_s > compute_s
-    compute_s += w.compute_s if carry_w else 0.0
-    exposed = max(0.0, comm_s - compute_s)
-    return PassCost(compute_s + exposed, compute_s, comm_s, exposed, ()), carry_w
+    stream while their all-to-alls run on the communication stream beside it, at `comm_efficiency` of
+    their standalone rate and holding COMM_SM_FRACTION of the SMs (V3P §3.2.2). When the all-to-all
+    outlasts that compute, the backward's weight gradients join the pair (returned True); else they
+    wait for a gap."""
+    compute_s = f.full_sm_compute_s + b.full_sm_compute_s
+    comm_s = (f.comm_s + b.comm_s) / comm_efficiency
+    carry_w = comm_s > compute_s / (1 - COMM_SM_FRACTION)
+    compute_s += w.full_sm_compute_s if carry_w else 0.0
+    span, busy = overlap_span(comm_s, compute_s, COMM_SM_FRACTION)
+    return PassCost(span, busy, comm_s, span - busy, (), compute_s), carry_w
 
 
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
@@ -320,13 +325,18 @@ def stack_efficiency_of(t: TrainingSpec) -> float:
     return t.stack_efficiency.value if t.stack_efficiency else TRAINING_STACK_EFFICIENCY
 
 
+def a2a_efficiency_of(t: TrainingSpec) -> float:
+    """The scenario's own all-to-all efficiency, else the one derived from DeepSeek's profile."""
+    return t.all_to_all_efficiency.value if t.all_to_all_efficiency else TRAINING_A2A_EFFICIENCY
+
+
 def stage_costs_for(m: ModelSpec, t: TrainingSpec) -> list[StageCost]:
-    """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiency."""
+    """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiencies."""
     gpu = t.cluster.gpu
     stack = stack_efficiency_of(t)
     gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack))
     attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack))  # attention stays BF16 under FP8 training (V3P §3.3)
-    return build_stage_costs(m, t, gemm_timer, attn_timer)
+    return build_stage_costs(m, t, gemm_timer, attn_timer, a2a_efficiency_of(t))
 
 
 def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None,
@@ -382,7 +392,7 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
     return TrainingResult(
         name=name, num_gpus=gpus, step_time_s=step, tokens_per_step=tokens, tokens_per_s_per_gpu=1 / gpu_s_per_token,
         mfu=train_flops_per_token(m, t.seq_len) / (gpu_s_per_token * gpu.peak_flops(t.precision)),
-        stack_efficiency=stack_efficiency_of(t),
+        stack_efficiency=stack_efficiency_of(t), all_to_all_efficiency=a2a_efficiency_of(t),
         flop_convention=f"6·N_active + causal attention at seq {t.seq_len} (costmodel/flops.py), "
                         f"over the {gpu.compute_precision(t.precision).upper()} dense peak; recompute not counted",
         bubble_fraction=sim.bubble_s / step, compute_s=busiest.compute_s, comm_s=busiest.comm_s,

@@ -100,16 +100,3 @@ def test_gpu_device_uses_the_file_peaks(models):
     assert Device.from_gpu(h800, "fp8").peak_flops_per_s == 1978.9e12
     a100 = load_spec("gpu", SCENARIOS / "gpus" / "a100-80gb.yaml")
     assert Device.from_gpu(a100, "fp8").peak_flops_per_s == 312e12  # no FP8 units: BF16 peak
-
-
-def test_remote_ranks_per_token_by_hand(models):
-    from costmodel.comm import remote_ranks_per_token
-
-    # V2, EP8 over 8 device groups, M = 3: capped at 3 ranks, 7/8 of them remote
-    assert remote_ranks_per_token(models["deepseek-v2"], 8) == pytest.approx(3 * 7 / 8)
-    # V3, EP64, 4 of 8 node groups: the cap (32 ranks) does not bind for 8 experts
-    expected = 64 * (1 - (63 / 64) ** 8) * 63 / 64
-    assert remote_ranks_per_token(models["deepseek-v3"], 64) == pytest.approx(expected)
-    # a dense-style greedy router: no cap
-    lite = models["deepseek-v2-lite"]
-    assert remote_ranks_per_token(lite, 4) == pytest.approx(4 * (1 - 0.75**6) * 0.75)
