@@ -231,11 +231,12 @@ def busiest_rank_chunks(chunks: list[tuple[int, int]], ranks: int) -> list[tuple
     return max(heap)[2]
 
 
-def step_model_for(m: ModelSpec, inf: InferenceSpec) -> StepModel:
+def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | None = None) -> StepModel:
     """Iteration times of an instance from the GPU file's sourced efficiencies: GEMMs at the weights'
-    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FlashMLA)."""
+    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FlashMLA);
+    `scale`: one drawn timing error per operator, for uncertainty bands."""
     stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
     gpu = inf.cluster.gpu
     precision = "fp8" if inf.weight_bits <= 8 else "bf16"
-    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack)), Timer(Device.from_gpu(gpu, "bf16", stack)),
-                     kv_bytes=inf.kv_bits / 8)
+    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
+                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=inf.kv_bits / 8)

@@ -502,6 +502,7 @@ class ServeVariantResult(BaseModel):
     samples: dict
     sim_wall_s: float
     fleet: dict | None = None  # FleetPlan fields when the inference part has `fleet:` (study.py)
+    bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
 
 
 SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
@@ -516,12 +517,14 @@ def saturation_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> in
 
 
 def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int | None = None,
-                  base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None) -> ServeVariantResult:
-    """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths."""
+                  base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
+                  scale: dict[str, float] | None = None) -> ServeVariantResult:
+    """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths
+    (`scale`: one drawn timing error per operator, for uncertainty bands)."""
     w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
     prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
-    steps = step_model_for(m, inf)  # one iteration model (and its memo) for every run of this unit
-    pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf)
+    steps = step_model_for(m, inf, scale)  # one iteration model (and its memo) for every run of this unit
+    pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf, scale)
     runs = {}
     for phase, unit, sm in (("mixed", inf, steps), ("decode", inf, steps), ("prefill", prefill_inf, pre_steps)):
         n_sat = saturation_requests(m, unit, w) if w.arrival != "trace" else w.requests

@@ -31,6 +31,7 @@ from costmodel.loader import (
     validate,
 )
 from costmodel.report import ScenarioReport, build_report
+from costmodel.serve_costs import decode_breakdown, step_model_for
 from costmodel.serve_sim import (
     ServeResult,
     ServeVariantResult,
@@ -41,6 +42,7 @@ from costmodel.serve_sim import (
 from costmodel.specs import Scenario, Variant
 from costmodel.sweep_spec import load_sweep
 from costmodel.train_sim import TrainingResult, simulate_training
+from costmodel.uncertainty import BAND_DRAWS, SERVE_BAND_DRAWS, TimingErrors, bands, sourced_errors
 
 PARTS = ("training", "inference")
 
@@ -186,22 +188,63 @@ def trace_path_for(trace: Path | None, name: str, several: bool) -> Path | None:
 
 
 def train(study: Study, only: str | None = None, trace: Path | None = None,
-          passes: list | None = None) -> list[TrainingResult]:
-    """`planner simulate train`: one step per variant with a training part, extrapolated to the run."""
+          passes: list | None = None, with_bands: bool = False) -> list[TrainingResult]:
+    """`planner simulate train`: one step per variant with a training part, extrapolated to the run;
+    with_bands adds p10/p50/p90 bands from the sourced efficiencies' uncertainty."""
     indices = selected(study, "training", only)
     check(study, ("training",), indices)
     out = []
     for i in indices:
         v = study.scenario.variants[i]
         path = trace_path_for(trace, v.name, len(indices) > 1)
-        out.append(simulate_training(v.name, v.model, v.training, trace_path=path, passes=passes))
+        r = simulate_training(v.name, v.model, v.training, trace_path=path, passes=passes)
+        if with_bands:
+            r.bands = train_bands(v, sourced_errors())
+        out.append(r)
     return out
 
 
+def train_bands(v, errors: TimingErrors, draws: int = BAND_DRAWS) -> dict:
+    """Step time, throughput and GPU-hours of variant `v`'s training over drawn timing errors."""
+    def run(scale: dict[str, float]) -> dict[str, float]:
+        r = simulate_training(v.name, v.model, v.training, scale=scale)
+        return {"step_time_s": r.step_time_s, "tokens_per_s_per_gpu": r.tokens_per_s_per_gpu,
+                "gpu_hours_per_trillion_tokens": r.gpu_hours_per_trillion_tokens, "gpu_hours_total": r.gpu_hours_total}
+    return bands(run, errors, draws)
+
+
+def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Path, requests: int | None,
+                draws: int = SERVE_BAND_DRAWS) -> dict:
+    """Throughputs and latencies of variant `v`'s serving over drawn timing errors. Each draw re-runs
+    the workload (TTFT, TPOT) and rescales the saturated throughputs of `base` by how the drawn errors
+    change the saturated decode iteration and a mean-prompt prefill (the saturated schedule itself, set
+    by the KV capacity and the token budget, does not depend on operator times)."""
+    m, inf = v.model, v.inference
+    w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
+    pre_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
+    ctx, prompt = int(w.prompt_tokens.mean + w.output_tokens.mean / 2), int(w.prompt_tokens.mean)
+    batch = base.max_concurrent_requests
+
+    def saturated_s(scale: dict[str, float] | None) -> tuple[float, float]:
+        return (decode_breakdown(step_model_for(m, inf, scale), batch, ctx)["iteration_s"],
+                step_model_for(m, pre_inf, scale).time([(prompt, prompt)], 0, 0))
+
+    decode0, prefill0 = saturated_s(None)
+
+    def run(scale: dict[str, float]) -> dict[str, float | None]:
+        mixed = simulate_serving(v.name, m, inf, w, phase="mixed", base_dir=base_dir, step_model=step_model_for(m, inf, scale))
+        decode, prefill = saturated_s(scale)
+        return {"max_generation_throughput_tok_s": base.max_generation_throughput_tok_s * decode0 / decode,
+                "prompt_throughput_tok_s": base.prompt_throughput_tok_s * prefill0 / prefill,
+                "ttft_p50_s": mixed.latency.ttft_p50_s, "tpot_p50_s": mixed.latency.tpot_p50_s}
+    return bands(run, errors, draws)
+
+
 def serve(study: Study, only: str | None = None, requests: int | None = None,
-          progress: Callable[[str, str, int, int], None] | None = None) -> list[ServeVariantResult]:
+          progress: Callable[[str, str, int, int], None] | None = None,
+          with_bands: bool = False) -> list[ServeVariantResult]:
     """`planner simulate serve`: each variant's workload, plus its saturated generation and prompt
-    throughputs. progress(variant, phase, done, total)."""
+    throughputs (and, with_bands, their p10/p50/p90 bands). progress(variant, phase, done, total)."""
     indices = selected(study, "inference", only)
     check(study, ("inference",), indices)
     out = []
@@ -214,6 +257,8 @@ def serve(study: Study, only: str | None = None, requests: int | None = None,
         r = serve_variant(v.name, v.model, v.inference, requests=requests, base_dir=study.base_dir, progress=cb)
         if v.inference.fleet is not None:
             r.fleet = plan_fleet(v.model, v.inference, r).model_dump()
+        if with_bands:
+            r.bands = serve_bands(v, sourced_errors(), r, study.base_dir, requests)
         out.append(r)
     return out
 

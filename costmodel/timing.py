@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel.opcounts import op_counts, structure_key
+from costmodel.opcounts import SIZE_KEYS, op_counts, structure_key
 from costmodel.profiles import Profile
 
 
@@ -189,10 +189,11 @@ class Timer:
     """time(op, shape, pass_) for one device: its measurements where the profile covers the shape,
     else the roofline (fitted to the profile when there is one, else sourced defaults)."""
 
-    def __init__(self, device: Device, profile: Profile | None = None):
+    def __init__(self, device: Device, profile: Profile | None = None, scale: dict[str, float] | None = None):
         self.device = device
         self.measured = MeasuredBackend(profile) if profile else None
         self.roofline = RooflineBackend.fit(profile) if profile else RooflineBackend(device)
+        self.scale = scale or {}  # per operator: a drawn error (uncertainty.py), 1 when absent
         self._memo: dict[tuple, float] = {}
 
     def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
@@ -203,36 +204,81 @@ class Timer:
                 t = self.measured.time(op, shape, pass_)
             else:
                 t = self.roofline.time(op, shape, pass_)
+            t *= self.scale.get(op, 1.0)
             self._memo[key] = t
         return t
 
 
-def held_out_errors(profile: Profile, fraction: float = 0.2, seed: int = 0) -> dict:
-    """Fit both backends on (1 - fraction) of the points; absolute % errors on the rest."""
+def _split(profile: Profile, fraction: float, seed: int) -> tuple[list, list]:
+    """(fitting points, held-out points): a seeded `fraction` of the profile held out."""
     rng = np.random.default_rng(seed)
     pts = profile.points
     test_mask = np.zeros(len(pts), dtype=bool)
     test_mask[rng.choice(len(pts), size=max(1, round(fraction * len(pts))), replace=False)] = True
-    train = [p for p, m in zip(pts, test_mask, strict=True) if not m]
-    test = [p for p, m in zip(pts, test_mask, strict=True) if m]
+    return ([p for p, m in zip(pts, test_mask, strict=True) if not m],
+            [p for p, m in zip(pts, test_mask, strict=True) if m])
+
+
+def _size_ranges(points) -> dict[tuple, tuple[int, int]]:
+    """Per curve, the least and greatest size measured (opcounts.SIZE_KEYS: m, tokens or context)."""
+    out: dict[tuple, tuple[int, int]] = {}
+    for p in points:
+        size = p.shape[SIZE_KEYS[p.op][-1]]
+        key = MeasuredBackend._curve(p.op, p.pass_, p.shape)
+        lo, hi = out.get(key, (size, size))
+        out[key] = (min(lo, size), max(hi, size))
+    return out
+
+
+def _held_out_predictions(profile: Profile, fraction: float, seed: int) -> tuple[dict[str, list], int, int]:
+    """Per backend, (op, pass, predicted s, measured s, inside) of each held-out point it covers; inside:
+    the point's size lies within its curve's fitted sizes (interpolation, not extrapolation)."""
+    train, test = _split(profile, fraction, seed)
     measured = MeasuredBackend(profile, train)
     roofline = RooflineBackend.fit(profile, train)
+    ranges = _size_ranges(train)
+    out: dict[str, list] = {"measured": [], "roofline": []}
+    for p in test:
+        lo, hi = ranges.get(MeasuredBackend._curve(p.op, p.pass_, p.shape), (math.inf, -math.inf))
+        inside = lo <= p.shape[SIZE_KEYS[p.op][-1]] <= hi
+        if measured.covers(p.op, p.shape, p.pass_):
+            out["measured"].append((p.op, p.pass_, measured.time(p.op, p.shape, p.pass_), p.median_s, inside))
+        out["roofline"].append((p.op, p.pass_, roofline.time(p.op, p.shape, p.pass_), p.median_s, inside))
+    return out, len(train), len(test)
+
+
+def held_out_ratios(profile: Profile, fraction: float = 0.2, seed: int = 0) -> dict[str, list[float]]:
+    """Per operator, measured / predicted time of the held-out points, as the Timer predicts them (its
+    measured curves where they cover the point, else the fitted roofline)."""
+    preds, _, _ = _held_out_predictions(profile, fraction, seed)
+    covered = {(op, ps, m) for op, ps, _, m, _ in preds["measured"]}
+    rows = preds["measured"] + [r for r in preds["roofline"] if (r[0], r[1], r[3]) not in covered]
+    out: dict[str, list[float]] = {}
+    for op, _pass, pred, actual, _inside in rows:
+        out.setdefault(op, []).append(actual / pred)
+    return out
+
+
+def _error_summary(errors: list[float]) -> dict:
+    return {"median_abs_pct_error": float(np.median(errors)) if errors else None,
+            "p90_abs_pct_error": float(np.percentile(errors, 90)) if errors else None, "points": len(errors)}
+
+
+def held_out_errors(profile: Profile, fraction: float = 0.2, seed: int = 0) -> dict:
+    """Fit both backends on (1 - fraction) of the points; absolute % errors on the rest, in all and split
+    into points inside their curve's fitted sizes (interpolation) and beyond them (extrapolation)."""
+    preds, n_train, n_test = _held_out_predictions(profile, fraction, seed)
     result = {}
-    for name, backend in (("measured", measured), ("roofline", roofline)):
+    for name, rows in preds.items():
         per_op: dict[str, list[float]] = {}
-        for p in test:
-            if name == "measured" and not measured.covers(p.op, p.shape, p.pass_):
-                continue
-            err = abs(backend.time(p.op, p.shape, p.pass_) / p.median_s - 1) * 100
-            per_op.setdefault(f"{p.op}/{p.pass_}", []).append(err)
-        every = [e for errs in per_op.values() for e in errs]
+        for op, ps, pred, actual, _inside in rows:
+            per_op.setdefault(f"{op}/{ps}", []).append(abs(pred / actual - 1) * 100)
         result[name] = {
-            "median_abs_pct_error": float(np.median(every)) if every else None,
-            "p90_abs_pct_error": float(np.percentile(every, 90)) if every else None,
-            "points": len(every),
-            "per_op": {op: {"median_abs_pct_error": float(np.median(e)), "p90_abs_pct_error": float(np.percentile(e, 90)),
-                            "points": len(e)} for op, e in sorted(per_op.items())},
+            **_error_summary([e for errs in per_op.values() for e in errs]),
+            "inside_range": _error_summary([abs(r[2] / r[3] - 1) * 100 for r in rows if r[4]]),
+            "beyond_range": _error_summary([abs(r[2] / r[3] - 1) * 100 for r in rows if not r[4]]),
+            "per_op": {op: _error_summary(e) for op, e in sorted(per_op.items())},
         }
-    result["held_out_points"] = len(test)
-    result["train_points"] = len(train)
+    result["held_out_points"] = n_test
+    result["train_points"] = n_train
     return result

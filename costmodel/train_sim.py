@@ -58,6 +58,7 @@ class TrainingResult(BaseModel):
     days_total: float
     events: int
     sim_wall_s: float
+    bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
 
 
 @dataclass
@@ -330,22 +331,23 @@ def a2a_efficiency_of(t: TrainingSpec) -> float:
     return t.all_to_all_efficiency.value if t.all_to_all_efficiency else TRAINING_A2A_EFFICIENCY
 
 
-def stage_costs_for(m: ModelSpec, t: TrainingSpec) -> list[StageCost]:
-    """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiencies."""
+def stage_costs_for(m: ModelSpec, t: TrainingSpec, scale: dict[str, float] | None = None) -> list[StageCost]:
+    """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiencies
+    (and by `scale`, one drawn timing error per operator, for uncertainty bands)."""
     gpu = t.cluster.gpu
     stack = stack_efficiency_of(t)
-    gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack))
-    attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack))  # attention stays BF16 under FP8 training (V3P §3.3)
+    gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack), scale=scale)
+    attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale)  # BF16 attention under FP8 training (V3P §3.3)
     return build_stage_costs(m, t, gemm_timer, attn_timer, a2a_efficiency_of(t))
 
 
 def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None,
-                      passes: list | None = None) -> TrainingResult:
+                      passes: list | None = None, scale: dict[str, float] | None = None) -> TrainingResult:
     """One step of `t`'s layout (assumed feasible), extrapolated to the whole run. `passes` receives
     (stage, kind, micro-batch, start_s, duration_s, exposed comm s) of every pass."""
     t0 = time.perf_counter()
     par = t.parallelism
-    costs = stage_costs_for(m, t)
+    costs = stage_costs_for(m, t, scale)
     trace = _Trace(segments=trace_path is not None) if trace_path is not None or passes is not None else None
     sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace)
     if trace_path is not None:

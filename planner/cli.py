@@ -16,8 +16,8 @@ from costmodel.profiles import load_profile
 from costmodel.sweep_spec import load_sweep
 from costmodel.timing import held_out_errors
 from planner import render
+from planner import validate_sim as validation
 from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
-from planner.validate_sim import run as run_validation
 
 
 class PlannerGroup(click.Group):
@@ -112,10 +112,12 @@ def _emit(sc, results: list, fmt: str, comparisons, table) -> None:
 @click.option("--trace", "trace", type=click.Path(path_type=Path), default=None,
               help="Write a Chrome-trace timeline of one step (opens in Perfetto); one file per variant.")
 @click.option("--variant", "only", default=None, help="Simulate only this variant.")
-def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | None) -> None:
+@click.option("--bands", "with_bands", is_flag=True,
+              help="Add p10/p50/p90 bands from the timing model's per-operator uncertainty (16 more runs).")
+def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | None, with_bands: bool) -> None:
     """One training step per variant on its cluster, extrapolated to GPU-hours and dollars."""
     st = study.open_study(scenario)
-    results = study.train(st, only=only, trace=trace)
+    results = study.train(st, only=only, trace=trace, with_bands=with_bands)
     if trace is not None:
         for r in results:
             click.echo(f"trace: {study.trace_path_for(trace, r.name, len(results) > 1)}", err=True)
@@ -127,7 +129,9 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--variant", "only", default=None, help="Simulate only this variant.")
 @click.option("--requests", type=int, default=None, help="Override the workload's request count.")
-def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None) -> None:
+@click.option("--bands", "with_bands", is_flag=True,
+              help="Add p10/p50/p90 bands from the timing model's per-operator uncertainty (8 more workload runs).")
+def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None, with_bands: bool) -> None:
     """Serve each variant's workload on its instance: throughput, TTFT, TPOT, KV use."""
     st = study.open_study(scenario)
     with render.progress_bar(transient=True, disable=fmt == "json") as bar:
@@ -137,26 +141,36 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
             task = tasks.setdefault(name, bar.add_task(name, total=None))
             bar.update(task, description=f"{name} ({phase})", completed=done, total=total)
 
-        results = study.serve(st, only=only, requests=requests, progress=progress)
+        results = study.serve(st, only=only, requests=requests, progress=progress, with_bands=with_bands)
     _emit(st.scenario, results, fmt, render.serve_comparisons, render.serve_table)
 
 
 @cli.command("validate-sim")
-@click.option("--profile", "profile_path", type=click.Path(path_type=Path),
-              default=Path("profiles/cpu-deepseek-v2-lite.csv"), show_default=True)
+@click.option("--profile", "profile_path", type=click.Path(path_type=Path), default=None,
+              help="A CPU profile to simulate from (default: this machine's own, measured now if missing).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--requests", type=int, default=None, help="Requests to serve (default 24).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Also write the results (JSON, and a Markdown table beside it).")
-def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path | None) -> None:
-    """Serve requests with the real kernels here, simulate the same run from the profile, compare."""
-
+def validate_sim(profile_path: Path | None, fmt: str, requests: int | None, out: Path | None) -> None:
+    """Serve requests with the real kernels here, simulate the same run from a profile, compare.
+    Without --profile it uses this machine's own profile of the shapes the run needs, measuring it
+    first (about a minute on 2 cores) when this machine has none."""
+    opts = {**validation.DEFAULTS, **({"requests": requests} if requests else {})}
+    if requests is not None and requests < 1:
+        raise PlannerError(f"--requests must be at least 1, not {requests}", field="--requests", fix="pass e.g. --requests 24")
+    if profile_path is None:
+        profile_path = validation.cached_profile_path()
+        _measure_for_run(profile_path, opts)
     profile = load_profile(profile_path)  # fail early, with exit 2, on a missing or bad profile
     if profile.header.get("device") != "cpu":
         raise PlannerError(f"the profile was measured on {profile.header.get('device')}, not this machine's CPU",
                            file=str(profile_path), fix="profile this machine first: planner profile --device cpu")
+    note = validation.foreign_profile(profile.header)
+    if note:
+        click.echo(f"warning: {profile_path}: {note}", err=True)
     with click.progressbar(length=1, label="serving with the real kernels, then simulating", file=sys.stderr) as bar:
-        result = run_validation(profile_path, {"requests": requests} if requests else None)
+        result = validation.run(profile_path, opts)
         bar.update(1)
     table = render.validate_sim_markdown(result)
     if out is not None:
@@ -164,6 +178,15 @@ def validate_sim(profile_path: Path, fmt: str, requests: int | None, out: Path |
         out.write_text(json.dumps(result, indent=2))
         out.with_suffix(".md").write_text(table + "\n")
     click.echo(json.dumps({k: v for k, v in result.items() if k != "per_iteration"}, indent=2) if fmt == "json" else table)
+
+
+def _measure_for_run(path: Path, opts: dict) -> None:
+    """This machine's profile of the shapes the run needs: the points it lacks are measured now."""
+    with render.progress_bar() as bar:
+        task = bar.add_task(f"profiling this machine into {path}", total=None)
+        measured = validation.profile_for_run(path, opts, lambda i, n: bar.update(task, completed=i, total=n))
+    if measured:
+        click.echo(f"{path}: measured {measured} point(s) of this run's shapes on this machine", err=True)
 
 
 @cli.command("sweep")
@@ -216,8 +239,8 @@ def best_cmd(results: Path, fmt: str) -> None:
 @click.option("--ops", default="gemm,mla,attn,moe,ffn", show_default=True, help="Comma-separated operators.")
 @click.option("--grid", type=click.Choice(["tiny", "default", "cuda"]), default=None,
               help="Shape grid (default: 'default' on cpu, 'cuda' on cuda).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=None,
-              help="Default: float32 on cpu, bfloat16 on cuda.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float8_e4m3fn"]), default=None,
+              help="Default: float32 on cpu, bfloat16 on cuda; float8_e4m3fn times FP8 GEMMs (cuda, --ops gemm).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default: profiles/DEVICE-MODEL.csv")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: finished points are kept.")
 @click.option("--min-time-s", type=float, default=0.3, show_default=True, help="Least time spent per point.")
@@ -236,6 +259,9 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
 
     if device == "cuda" and not torch.cuda.is_available():
         raise PlannerError("no CUDA device is visible", field="--device", fix="run on a GPU machine or use --device cpu")
+    if dtype == "float8_e4m3fn" and (device != "cuda" or ops != "gemm"):
+        raise PlannerError("FP8 is profiled for GEMMs on a CUDA device only", field="--dtype",
+                           fix="pass --device cuda --ops gemm with --dtype float8_e4m3fn, or choose bfloat16")
     wanted = set(ops.split(","))
     unknown = wanted - {"gemm", "mla", "attn", "moe", "ffn"}
     if unknown:
@@ -278,8 +304,13 @@ def check_comm_cmd(gpu_name: str, fmt: str) -> None:
 @click.argument("profile_path", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def check_timing(profile_path: Path, fmt: str) -> None:
-    """Hold out a fifth of a profile's points; print the error of both timing backends on them."""
-    result = held_out_errors(load_profile(profile_path))
+    """Hold out a fifth of a profile's points; print the error of both timing backends on them, and
+    whether the profile was measured on this machine."""
+    profile = load_profile(profile_path)
+    result = held_out_errors(profile)
+    result["machine"] = validation.foreign_profile(profile.header) or "this machine"
+    if result["machine"] != "this machine":
+        click.echo(f"note: {profile_path}: {result['machine']}", err=True)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:

@@ -17,7 +17,9 @@ from costmodel.report import ScenarioReport, compare
 
 
 def progress_bar(**kwargs) -> Progress:
-    """The one progress bar of long commands (profile, simulate serve, sweep): done/total, elapsed, ETA."""
+    """The one progress bar of long commands (profile, simulate serve, sweep, validate-sim): done/total,
+    elapsed, ETA; on stderr, so that stdout stays the command's result (JSON included)."""
+    kwargs.setdefault("console", Console(stderr=True))
     return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TextColumn("ETA"), TimeRemainingColumn(), **kwargs)
 
@@ -122,7 +124,12 @@ def timing_table(result: dict, title: str, console: Console | None = None) -> No
     m, r = result["measured"], result["roofline"]
     table.add_row("overall", pct(m, "median_abs_pct_error"), pct(m, "p90_abs_pct_error"),
                   pct(r, "median_abs_pct_error"), pct(r, "p90_abs_pct_error"), str(r["points"]), style="bold")
+    for part, label in (("inside_range", "  inside the curves' sizes"), ("beyond_range", "  beyond them")):
+        mi, ri = m[part], r[part]
+        table.add_row(label, pct(mi, "median_abs_pct_error"), pct(mi, "p90_abs_pct_error"),
+                      pct(ri, "median_abs_pct_error"), pct(ri, "p90_abs_pct_error"), str(ri["points"]))
     console.print(table)
+    console.print(f"machine: {result.get('machine', 'unknown')}", style="dim")
 
 
 MEMORY_PARTS = ("weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes")
@@ -149,6 +156,8 @@ TRAIN_ROWS = (
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{1e3 * value:.1f} ms"
     if unit == "pct":
         return f"{100 * value:.1f}%"
     if unit == "kilo":
@@ -202,6 +211,7 @@ def train_table(results: list, base, title: str, console: Console | None = None)
 
             cells.append(text)
         table.add_row(label, *cells)
+    _band_rows(table, results)
     console.print(table)
     console.print(f"MFU convention: {results[0].flop_convention}.", style="dim")
 
@@ -252,12 +262,30 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
     ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base)}
     for label, field, unit in SERVE_ROWS:
         table.add_row(label, *(_serve_cell(r, field, unit, ratio) for r in results))
+    _band_rows(table, results)
     console.print(table)
     for r in results:
         if "moe_layer_s" in r.decode_iteration:
             console.print(decode_line(r.name, r.decode_iteration))
         if r.fleet:
             console.print(fleet_line(r.name, r.fleet))
+
+
+BANDS = {  # metric -> (row label, unit)
+    "step_time_s": ("step time", "s"), "tokens_per_s_per_gpu": ("tokens / s / GPU", "plain"),
+    "gpu_hours_per_trillion_tokens": ("GPU-hours / T tokens", "kilo"), "gpu_hours_total": ("whole run: GPU-hours", "kilo"),
+    "max_generation_throughput_tok_s": ("max generation", "tok/s"), "prompt_throughput_tok_s": ("prompt", "tok/s"),
+    "ttft_p50_s": ("TTFT p50", "ms"), "tpot_p50_s": ("TPOT p50", "ms")}
+
+
+def _band_rows(table: Table, results: list) -> None:
+    """p10 / p50 / p90 of each banded metric (simulate --bands), a row per metric."""
+    for m, (label, unit) in BANDS.items():
+        if not any(r.bands and m in r.bands for r in results):
+            continue
+        cells = [" / ".join(_fmt(r.bands[m][q], unit) for q in ("p10", "p50", "p90"))
+                 if r.bands and m in r.bands else "" for r in results]
+        table.add_row(f"{label}, p10 / p50 / p90", *cells)
 
 
 def decode_line(name: str, d: dict) -> str:
@@ -299,7 +327,15 @@ def validate_sim_markdown(r: dict) -> str:
         if k["iterations"]:
             lines.append(f"| {kind} iterations ({k['iterations']}), mean | {1e3 * k['measured_mean_s']:.1f} ms "
                          f"| {1e3 * k['predicted_mean_s']:.1f} ms | median {k['median_abs_pct_error']:.1f}% |")
-    lines += ["", f"Profile: `{r['profile']}`; settings: {r['settings']}."]
+    if r.get("bands"):
+        b = r["bands"]["sim_generation_tok_s"]
+        lines.append(f"| simulated throughput, p10 / p50 / p90 (the profile's held-out errors drawn) | "
+                     f"{r['real_generation_tok_s']:.2f} tok/s | {b['p10']:.2f} / {b['p50']:.2f} / {b['p90']:.2f} | "
+                     f"{'real inside' if r['real_throughput_within_p10_p90'] else 'real outside'} |")
+    machine = r.get("machine") or {}
+    lines += ["", f"Profile: `{r['profile']}` ({machine.get('device_name')}, {machine.get('logical_cpus')} CPUs, torch "
+                  f"{machine.get('torch')}, fingerprint {machine.get('fingerprint_id')}"
+                  f"{'; ' + r['profile_foreign'] if r.get('profile_foreign') else ''}); settings: {r['settings']}."]
     return "\n".join(lines)
 
 

@@ -37,7 +37,7 @@ COSTMODEL_LAYERS = {
     "inputs": {"errors", "specs", "loader", "hf_import", "sweep_spec", "profiles"},
     "analytic counts": {"params", "flops", "kvcache", "opcounts", "memory", "placement", "schedules", "comm", "pareto",
                         "feasibility", "report", "routing", "eplb", "deepep"},
-    "timing": {"timing", "train_costs", "serve_costs", "calibration"},
+    "timing": {"timing", "train_costs", "serve_costs", "calibration", "uncertainty"},
     "simulators": {"train_sim", "serve_sim"},
     "application": {"study", "sweep", "fleet"},
 }

@@ -7,16 +7,25 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from planner import validate_sim as validation
 from planner.cli import cli
 from tests.conftest import ROOT
 
 
-def test_validate_sim_small_run_reports_errors(tmp_path, monkeypatch):
+def test_validate_sim_small_run_profiles_this_machine_then_reports_errors(tmp_path, monkeypatch):
+    """No profile of this machine: it measures the run's shapes (cached under a fingerprinted name),
+    then compares; a second run reuses the cache and measures nothing."""
     monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(validation, "CACHE_DIR", tmp_path / "cache")
     out = tmp_path / "v.json"
     result = CliRunner().invoke(cli, ["validate-sim", "--requests", "4", "--format", "json", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    cached = validation.cached_profile_path()
+    assert cached.exists() and validation.fingerprint_id(validation.machine_here("cpu", "float32")) in cached.name
+    assert f"{cached}: measured" in result.output
     r = json.loads(out.read_text())
+    assert json.loads(result.stdout)["profile"] == str(cached)  # stdout is the JSON alone
+    assert r["profile_foreign"] is None
     # the summary errors are the per-iteration and end-to-end figures it reports, recomputed here
     errors = [abs(it["predicted_s"] / it["measured_s"] - 1) * 100 for it in r["per_iteration"]]
     assert r["iteration_median_abs_pct_error"] == pytest.approx(float(np.median(errors)))
@@ -34,3 +43,15 @@ def test_validate_sim_refuses_a_gpu_profile(tmp_path):
     prof.write_text(src)
     result = CliRunner().invoke(cli, ["validate-sim", "--profile", str(prof)])
     assert result.exit_code == 2 and "planner profile --device cpu" in result.output
+
+
+def test_the_run_grid_covers_every_shape_the_simulation_asks(monkeypatch):
+    """Each operator curve the simulator queries for the default run is measured at sizes spanning
+    the ones it asks (so the measured backend interpolates rather than extrapolates)."""
+    monkeypatch.chdir(ROOT)
+    points = validation.grid_for_run(validation.DEFAULTS)
+    assert 20 <= len(points) <= 80
+    ops = {(op, p) for op, p, _ in points}
+    assert ops == {("gemm", "fwd"), ("ffn", "fwd"), ("moe", "fwd"), ("mla", "fwd")}
+    decode_b = sorted({s["b"] for op, _, s in points if op == "mla" and s["q"] == 1})
+    assert decode_b[0] == 1 and decode_b[-1] >= validation.DEFAULTS["max_rows"]
