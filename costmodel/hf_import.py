@@ -24,8 +24,18 @@ def _attention_kind(cfg: dict) -> str:
     return "mha" if kv == heads else "mqa" if kv == 1 else "gqa"
 
 
+# Keys a vendor's config must carry for the renaming below (the vendor's own names).
+VENDOR_REQUIRED = {"mixtral": ("num_local_experts", "intermediate_size", "num_experts_per_tok"),
+                   "qwen2_moe": ("num_experts", "moe_intermediate_size", "num_experts_per_tok"),
+                   "qwen3_moe": ("num_experts", "moe_intermediate_size", "num_experts_per_tok")}
+
+
 def _renamed(cfg: dict, model_type: str) -> dict:
     """Vendor keys under our (DeepSeek/HF) names."""
+    for key in VENDOR_REQUIRED.get(model_type, ()):
+        if cfg.get(key) is None:
+            raise PlannerError(f"a {model_type} config needs {key!r}, and this one has none", field=key,
+                               fix=f"pass the model's complete config.json (a {model_type} config names {key})")
     out = dict(cfg)
     if model_type == "mixtral":
         out["n_routed_experts"] = out.pop("num_local_experts")

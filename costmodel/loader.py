@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from costmodel.errors import FieldProblem, PlannerError
+from costmodel.reading import parse_yaml, read_text
 from costmodel.specs import ClusterSpec, GPUSpec, ModelSpec, Scenario, Variant, WorkloadSpec
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -34,24 +35,11 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
 
 
 def read_yaml(path: Path, text: str | None = None) -> tuple[dict, yaml.Node]:
-    """Parse a YAML mapping (the file, or `text` standing for it); return the data and its node tree."""
+    """Parse a YAML mapping (the file, or `text` standing for it); return the data and its node tree
+    (reading.py: size, encoding, depth, alias and duplicate-key limits)."""
     if text is None:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise PlannerError(f"cannot read the file ({e.strerror})", file=str(path), fix="check the path") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise PlannerError(
-            f"malformed YAML ({problem})",
-            file=str(path),
-            line=mark.line + 1 if mark else None,
-            fix="check the indentation, colons and quoting around that line",
-        ) from None
+        text = read_text(path)
+    data, node = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise PlannerError(
             f"the file must hold a mapping of keys, not {type(data).__name__}",

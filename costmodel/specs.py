@@ -9,17 +9,19 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from costmodel.errors import FieldProblem
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
+# Counts are whole numbers, never booleans (`num_hidden_layers: true` is refused, not read as 1); every
+# number is finite (`allow_inf_nan` below): .inf and .nan are refused with the field's path.
+PosInt = Annotated[int, Field(gt=0), Strict()]
+NonNegInt = Annotated[int, Field(ge=0), Strict()]
 PosFloat = Annotated[float, Field(gt=0)]
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Sourced(Spec):

@@ -14,6 +14,7 @@ import streamlit as st
 from costmodel import study
 from costmodel.errors import PlannerError
 from costmodel.profiles import load_profile
+from costmodel.reading import strict_dumps
 from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def _disk(kind: str, text: str, compute):
         return json.loads(path.read_text())
     value = compute()
     CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value))
+    path.write_text(strict_dumps(value))
     return value
 
 
@@ -125,7 +126,7 @@ def profile_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
     prof = load_profile(ROOT / path)
     roof, measured = RooflineBackend.fit(prof), MeasuredBackend(prof)
     shown = ("m", "n", "k", "b", "q", "ctx", "tokens", "mode")
-    rows = [{"op": p.op, "pass": p.pass_, "shape": json.dumps({k: v for k, v in p.shape.items() if k in shown}),
+    rows = [{"op": p.op, "pass": p.pass_, "shape": strict_dumps({k: v for k, v in p.shape.items() if k in shown}),
              "measured_s": p.median_s, "roofline_s": roof.time(p.op, p.shape, p.pass_),
              "interpolated_s": measured.time(p.op, p.shape, p.pass_)} for p in prof.points]
     return prof.header, rows, held_out_errors(prof)

@@ -316,7 +316,8 @@ class _Timing:
                "cv": "", "peak_mem_bytes": "", "status": self.status, "error": self.error}
         if self.status == "ok":
             q = statistics.quantiles(self.medians, n=4) if len(self.medians) > 1 else [self.medians[0]] * 3
-            row.update(median_s=f"{statistics.median(self.medians):.6e}", iqr_s=f"{q[2] - q[0]:.3e}",
+            best = min(self.medians) if self.slow else statistics.median(self.medians)
+            row.update(median_s=f"{best:.6e}", iqr_s=f"{q[2] - q[0]:.3e}",
                        repeats=self.calls, cv=f"{self.cv:.4f}")
         return row
 
@@ -324,18 +325,19 @@ class _Timing:
 def measure_batch(points: list[Point], dtype: torch.dtype, device: str, min_time_s: float,
                   modules: Modules | None = None, extra_budget_s: float = 0.0) -> list[dict]:
     """Time a batch of points in ROUNDS interleaved rounds (a, b, c, a, b, c, ...): a round is one
-    torch.utils.benchmark block of min_time_s / ROUNDS, or a single call for a point slower than that
-    (its first, cold call then counts as a round too: the median discards it when it is the outlier).
-    Then, within `extra_budget_s`, re-time round-robin the points whose round medians still vary by more
-    than TARGET_CV (at most EXTRA_ROUNDS more). A point's time is the median of its round medians; its
-    CV is recorded. Failures (OOM included) are recorded, not raised."""
+    torch.utils.benchmark block of min_time_s / ROUNDS (its fastest block kept), or for a point slower
+    than that one call, ROUNDS - 1 of them after an untimed cold call. Then, within `extra_budget_s`, re-time
+    round-robin the points whose rounds still vary by more than TARGET_CV (at most EXTRA_ROUNDS more).
+    A point's time is the median of its rounds, or for a slow point their least (like validate-sim's
+    real run, which keeps each iteration's least time); its CV is recorded. Failures (OOM included) are
+    recorded, not raised."""
     modules = modules or Modules(dtype, device)
     timings = [_Timing(op, p, s) for op, p, s in points]
     run_time_s = min_time_s / ROUNDS
     for t in timings:
         _cold_call(t, dtype, device, run_time_s, modules)
-    for _ in range(ROUNDS - 1):
-        for t in (t for t in timings if t.status == "ok"):
+    for _ in range(ROUNDS - 1):  # a slow point has ROUNDS - 1 timed calls: its cold call warmed it
+        for t in (t for t in timings if t.status == "ok" and not (t.slow and len(t.medians) >= ROUNDS - 1)):
             _time_round(t, device, run_time_s)
     deadline = time.perf_counter() + extra_budget_s
     for _ in range(EXTRA_ROUNDS):
@@ -347,8 +349,8 @@ def measure_batch(points: list[Point], dtype: torch.dtype, device: str, min_time
 
 
 def _cold_call(t: _Timing, dtype: torch.dtype, device: str, run_time_s: float, modules: Modules) -> None:
-    """Build the point and call it once (page faults, allocator growth, kernel selection); a point that
-    takes longer than a round keeps that call as its first round, a faster one gets a benchmark block."""
+    """Build the point and call it once, untimed (page faults, allocator growth, kernel selection); a
+    point that takes longer than a round is then timed one call a round, a faster one by blocks."""
     t.fn = _guard(t, device, lambda: build(t.op, t.pass_, t.shape, dtype, device, modules))
     if t.fn is None:
         return
@@ -356,11 +358,7 @@ def _cold_call(t: _Timing, dtype: torch.dtype, device: str, run_time_s: float, m
     if cold_s is None:
         return
     t.slow = cold_s >= run_time_s
-    if t.slow:
-        t.medians.append(cold_s)
-        t.calls += 1
-    else:
-        _time_round(t, device, run_time_s)
+    _time_round(t, device, run_time_s)
 
 
 def _timed_call(fn: Callable[[], object], device: str) -> float:

@@ -13,6 +13,7 @@ from costmodel.errors import PlannerError
 from costmodel.hf_import import import_hf, to_yaml
 from costmodel.loader import find_named, load_spec
 from costmodel.profiles import load_profile
+from costmodel.reading import clip, read_text, strict_dumps
 from costmodel.sweep_spec import load_sweep
 from costmodel.timing import held_out_errors
 from planner import render
@@ -65,7 +66,7 @@ def report(scenario: Path, fmt: str) -> None:
     """Parameters, FLOPs, KV cache and memory of each variant, with ratios to the baseline."""
     rep = study.report(study.open_study(scenario))
     if fmt == "json":
-        click.echo(json.dumps(rep.model_dump(), indent=2))
+        click.echo(strict_dumps(rep.model_dump(), indent=2))
     elif fmt == "markdown":
         click.echo(render.report_markdown(rep))
     else:
@@ -78,9 +79,10 @@ def report(scenario: Path, fmt: str) -> None:
 def import_hf_cmd(config: Path, name: str | None) -> None:
     """Convert a HuggingFace config.json into a model YAML on stdout."""
     try:
-        cfg = json.loads(config.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise PlannerError(f"cannot read JSON ({e})", file=str(config), fix="pass a HuggingFace config.json") from None
+        cfg = json.loads(read_text(config))
+    except (json.JSONDecodeError, RecursionError, ValueError) as e:
+        raise PlannerError(f"cannot read JSON ({clip(str(e), 120)})", file=str(config),
+                           fix="pass a HuggingFace config.json") from None
     if not isinstance(cfg, dict):
         raise PlannerError("the JSON must be an object", file=str(config), fix="pass a HuggingFace config.json")
     name = name or (config.parent.name if config.stem == "config" and config.parent.name else config.stem)
@@ -100,7 +102,7 @@ def _emit(sc, results: list, fmt: str, comparisons, table) -> None:
     """Simulation results as JSON ({scenario, baseline, variants, comparisons}) or a table."""
     base = next((r for r in results if r.name == sc.baseline_variant.name), results[0])
     if fmt == "json":
-        click.echo(json.dumps({"scenario": sc.name, "baseline": base.name, "variants": [r.model_dump() for r in results],
+        click.echo(strict_dumps({"scenario": sc.name, "baseline": base.name, "variants": [r.model_dump() for r in results],
                                "comparisons": comparisons(results, base)}, indent=2))
     else:
         table(results, base, sc.name)
@@ -128,7 +130,8 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--variant", "only", default=None, help="Simulate only this variant.")
-@click.option("--requests", type=int, default=None, help="Override the workload's request count.")
+@click.option("--requests", type=click.IntRange(1, 10_000_000), default=None,
+              help="Override the workload's request count (also caps the saturated runs).")
 @click.option("--bands", "with_bands", is_flag=True,
               help="Add p10/p50/p90 bands from the timing model's per-operator uncertainty (8 more workload runs).")
 def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None, with_bands: bool) -> None:
@@ -149,7 +152,7 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
 @click.option("--profile", "profile_path", type=click.Path(path_type=Path), default=None,
               help="A CPU profile to simulate from (default: this machine's own, measured now if missing).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--requests", type=int, default=None, help="Requests to serve (default 24).")
+@click.option("--requests", type=click.IntRange(1, 1000), default=None, help="Requests to serve (default 24).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Also write the results (JSON, and a Markdown table beside it).")
 def validate_sim(profile_path: Path | None, fmt: str, requests: int | None, out: Path | None) -> None:
@@ -157,8 +160,6 @@ def validate_sim(profile_path: Path | None, fmt: str, requests: int | None, out:
     Without --profile it uses this machine's own profile of the shapes the run needs, measuring it
     first (about a minute on 2 cores) when this machine has none."""
     opts = {**validation.DEFAULTS, **({"requests": requests} if requests else {})}
-    if requests is not None and requests < 1:
-        raise PlannerError(f"--requests must be at least 1, not {requests}", field="--requests", fix="pass e.g. --requests 24")
     if profile_path is None:
         profile_path = validation.cached_profile_path()
         _measure_for_run(profile_path, opts)
@@ -175,9 +176,9 @@ def validate_sim(profile_path: Path | None, fmt: str, requests: int | None, out:
     table = render.validate_sim_markdown(result)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        out.write_text(strict_dumps(result, indent=2))
         out.with_suffix(".md").write_text(table + "\n")
-    click.echo(json.dumps({k: v for k, v in result.items() if k != "per_iteration"}, indent=2) if fmt == "json" else table)
+    click.echo(strict_dumps({k: v for k, v in result.items() if k != "per_iteration"}, indent=2) if fmt == "json" else table)
 
 
 def _measure_for_run(path: Path, opts: dict) -> None:
@@ -208,7 +209,7 @@ def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) 
                                  workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = summarise(header, rows)
     if fmt == "json":
-        click.echo(json.dumps({"results": str(out), **summary}, indent=2))
+        click.echo(strict_dumps({"results": str(out), **summary}, indent=2))
     else:
         render.sweep_summary(header, summary, str(out))
 
@@ -227,7 +228,7 @@ def best_cmd(results: Path, fmt: str) -> None:
                            fix="pass the .jsonl that `planner sweep` wrote")
     summary = summarise(header, rows)
     if fmt == "json":
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(strict_dumps(summary, indent=2))
     else:
         render.sweep_summary(header, summary, str(path))
 
@@ -295,7 +296,7 @@ def check_comm_cmd(gpu_name: str, fmt: str) -> None:
     """DeepEP's published all-to-all tables against this tool's communication model."""
     result = study.check_comm(gpu_name)
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(strict_dumps(result, indent=2))
     else:
         render.comm_table(result)
 
@@ -312,7 +313,7 @@ def check_timing(profile_path: Path, fmt: str) -> None:
     if result["machine"] != "this machine":
         click.echo(f"note: {profile_path}: {result['machine']}", err=True)
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(strict_dumps(result, indent=2))
     else:
         render.timing_table(result, str(profile_path))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from costmodel.errors import PlannerError
 from costmodel.pareto import pareto_front
+from costmodel.reading import strict_dumps
 from costmodel.sweep import evaluate
 from costmodel.sweep_spec import expand, load_sweep, point_id
 
@@ -66,7 +67,7 @@ def run_sweep(path: Path, out: Path, *, address: str | None = None, sequential: 
             journal.write_text(text_end[: text_end.rfind("\n") + 1])
     else:
         journal.parent.mkdir(parents=True, exist_ok=True)
-        journal.write_text(json.dumps(header) + "\n")
+        journal.write_text(strict_dumps(header) + "\n")
     todo = [p for p in points if point_id(p) not in done]
     spec_dict = spec.model_dump()
     finished = len(points) - len(todo)
@@ -75,7 +76,7 @@ def run_sweep(path: Path, out: Path, *, address: str | None = None, sequential: 
     with journal.open("a") as f:
         def record(row: dict) -> None:
             nonlocal finished
-            f.write(json.dumps(row) + "\n")
+            f.write(strict_dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
             finished += 1

@@ -1,0 +1,109 @@
+"""One reading path for every file the tool opens: a size limit, UTF-8 with a clear message, and for YAML
+one parse (libyaml's C composer when present) with limits on nesting, alias expansion and duplicate keys.
+Each failure is one PlannerError naming the file and the fix; no value is ever quoted whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from costmodel.errors import PlannerError
+
+MAX_SPEC_BYTES = 1_000_000  # scenarios, models, GPUs, configs: the bundled ones are under 10 KB
+MAX_DATA_BYTES = 200_000_000  # traces, profiles, sweep journals
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 200_000  # nodes visited with aliases expanded: a billion-laughs file stops here
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def clip(value: object, limit: int = 80) -> str:
+    """A value for an error message: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_text(path: Path, limit_bytes: int = MAX_SPEC_BYTES) -> str:
+    """The file's text, refused when it is not a readable file, too large, or not UTF-8."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        if size > limit_bytes:
+            raise PlannerError(f"the file is {size:,} bytes, over the {limit_bytes:,} this kind of file may have",
+                               file=str(path), fix="pass the intended file; a spec is a few kilobytes")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise PlannerError(f"cannot read the file ({e.strerror})", file=str(path), fix="check the path") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PlannerError(f"the file is not UTF-8 text (byte {e.start} cannot be decoded)", file=str(path),
+                           fix="save it as UTF-8 (e.g. `iconv -t utf-8`)") from None
+
+
+def parse_yaml(text: str, path: Path) -> tuple[object, yaml.Node | None]:
+    """(data, node tree) of a YAML document, parsed once, within the depth and size limits."""
+    try:
+        node = yaml.compose(text, Loader=_COMPOSER)
+        if node is None:
+            return None, None
+        _check_tree(node, path)
+        return yaml.SafeLoader("").construct_document(node), node
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PlannerError(f"malformed YAML ({clip(problem, 120)})", file=str(path),
+                           line=mark.line + 1 if mark else None,
+                           fix="check the indentation, colons and quoting around that line") from None
+    except RecursionError:
+        raise PlannerError(f"the YAML is nested too deeply (over {MAX_YAML_DEPTH} levels)", file=str(path),
+                           fix="flatten the file: a spec is a few levels deep") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise PlannerError(f"a value cannot be read ({clip(str(e), 120)})", file=str(path),
+                           fix="write numbers of ordinary size (e.g. 1.0e12)") from None
+
+
+def _check_tree(root: yaml.Node, path: Path) -> None:
+    """Walk the node tree as the loader would expand it: depth, total nodes (aliases re-visited), and
+    duplicate keys in a mapping, each refused with the line it is on."""
+    stack, visited = [(root, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        line = node.start_mark.line + 1
+        if depth > MAX_YAML_DEPTH:
+            raise PlannerError(f"the YAML is nested too deeply (over {MAX_YAML_DEPTH} levels)", file=str(path),
+                               line=line, fix="flatten the file: a spec is a few levels deep")
+        if visited > MAX_YAML_NODES:
+            raise PlannerError(f"the YAML expands to over {MAX_YAML_NODES:,} values (aliases of aliases?)",
+                               file=str(path), line=line, fix="remove the repeated anchors and aliases")
+        if isinstance(node, yaml.MappingNode):
+            keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+            dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+            if dup is not None:
+                raise PlannerError(f"the key {clip(dup)} appears twice in one mapping", file=str(path),
+                                   line=line, fix="keep one of the two (YAML would silently use the last)")
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+
+
+def finite_or_none(value: object) -> object:
+    """`value` with every NaN or infinite float replaced by None (JSON null), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def strict_dumps(value: object, **kwargs) -> str:
+    """JSON as RFC 8259 has it, which every tool writes: an undefined number is null, never NaN."""
+    return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
