@@ -520,15 +520,14 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
                   base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
                   scale: dict[str, float] | None = None) -> ServeVariantResult:
     """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths
-    (`requests`, when given, is the request count of all three runs: a small one may not saturate;
-    `scale`: one drawn timing error per operator, for uncertainty bands)."""
+    (`scale`: one drawn timing error per operator, for uncertainty bands)."""
     w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
     prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
     steps = step_model_for(m, inf, scale)  # one iteration model (and its memo) for every run of this unit
     pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf, scale)
     runs = {}
     for phase, unit, sm in (("mixed", inf, steps), ("decode", inf, steps), ("prefill", prefill_inf, pre_steps)):
-        n_sat = w.requests if requests is not None or w.arrival == "trace" else saturation_requests(m, unit, w)
+        n_sat = saturation_requests(m, unit, w) if w.arrival != "trace" else w.requests
         work = w if phase == "mixed" or w.arrival == "trace" else w.model_copy(update={"arrival": "burst", "requests": n_sat})
         cb = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
         runs[phase] = simulate_serving(name, m, unit, work, phase=phase, base_dir=base_dir, progress=cb, step_model=sm)

@@ -125,5 +125,7 @@ def evaluate(text: str, base: str, spec_dict: dict, point: dict) -> dict:
             out["status"], out["reason"] = "invalid", reason
     except PlannerError as e:
         out["status"], out["reason"] = "invalid", e.problem
+    except Exception as e:  # noqa: BLE001 — one point's failure, whatever it is, is its own row, never the batch's
+        out["status"], out["reason"] = "error", f"{type(e).__name__}: {str(e)[:200]}"
     out["wall_s"] = time.perf_counter() - t0
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import Field, model_validator
 
 from costmodel.errors import FieldProblem, PlannerError
 from costmodel.loader import load_named, read_yaml, validate
+from costmodel.reading import clip
 from costmodel.specs import Spec
 
 PAR_AXES = {"tp", "pp", "ep", "dp", "micro_batches", "schedule", "recompute", "zero_stage"}
@@ -20,6 +22,22 @@ TRAIN_AXES = {"precision", "global_batch_seqs", "seq_len", "dispatch_bits", "cap
 INFER_AXES = {"kv_bits", "weight_bits", "max_batch_tokens", "max_running"}
 OTHER_AXES = {"gpu", "nodes", "gpus_per_node", "rate_per_s"}
 AXES = PAR_AXES | TRAIN_AXES | INFER_AXES | OTHER_AXES
+# What an axis's values must be before any point runs (the specs then check each point in full).
+COUNT_AXES = {"tp", "pp", "ep", "dp", "micro_batches", "global_batch_seqs", "seq_len", "dispatch_bits", "kv_bits",
+              "weight_bits", "max_batch_tokens", "max_running", "nodes", "gpus_per_node"}
+NUMBER_AXES = {"capacity_factor", "rate_per_s"}
+
+
+def _axis_value_problem(key: str, value: Any) -> str | None:
+    """Why `value` cannot be a value of axis `key`, or None."""
+    if key in COUNT_AXES or key == "zero_stage":
+        least = 0 if key == "zero_stage" else 1
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+        return None if ok else f"{clip(value)} is not a whole number of at least {least}"
+    if key in NUMBER_AXES:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        return None if ok else f"{clip(value)} is not a positive finite number"
+    return None if isinstance(value, str) else f"{clip(value)} is not a name"
 
 
 class Objective(Spec):
@@ -54,6 +72,12 @@ class SweepSpec(Spec):
                 raise FieldProblem(f"axes.{key}", f"unknown axis {key!r}", f"use one of {', '.join(sorted(AXES))}")
             if not values:
                 raise FieldProblem(f"axes.{key}", "has no values", "list at least one value")
+            for i, value in enumerate(values):
+                problem = _axis_value_problem(key, value)
+                if problem:
+                    raise FieldProblem(f"axes.{key}.{i}", problem, f"list valid values of {key}")
+                if value in values[:i]:
+                    raise FieldProblem(f"axes.{key}.{i}", f"{clip(value)} is listed twice", "list each value once")
         return self
 
 

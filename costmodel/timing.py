@@ -249,14 +249,18 @@ def _held_out_predictions(profile: Profile, fraction: float, seed: int) -> tuple
 
 def held_out_ratios(profile: Profile, fraction: float = 0.2, seed: int = 0) -> dict[str, list[float]]:
     """Per operator, measured / predicted time of the held-out points, as the Timer predicts them (its
-    measured curves where they cover the point, else the fitted roofline)."""
+    measured curves where they cover the point, else the fitted roofline): of the points inside their
+    curve's measured sizes when the operator has any (a profile is used within its grid), else of all."""
     preds, _, _ = _held_out_predictions(profile, fraction, seed)
     covered = {(op, ps, m) for op, ps, _, m, _ in preds["measured"]}
     rows = preds["measured"] + [r for r in preds["roofline"] if (r[0], r[1], r[3]) not in covered]
-    out: dict[str, list[float]] = {}
-    for op, _pass, pred, actual, _inside in rows:
-        out.setdefault(op, []).append(actual / pred)
-    return out
+    inside: dict[str, list[float]] = {}
+    every: dict[str, list[float]] = {}
+    for op, _pass, pred, actual, within in rows:
+        every.setdefault(op, []).append(actual / pred)
+        if within:
+            inside.setdefault(op, []).append(actual / pred)
+    return {op: inside.get(op) or ratios for op, ratios in every.items()}
 
 
 def _error_summary(errors: list[float]) -> dict:

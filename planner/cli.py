@@ -131,7 +131,7 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--variant", "only", default=None, help="Simulate only this variant.")
 @click.option("--requests", type=click.IntRange(1, 10_000_000), default=None,
-              help="Override the workload's request count (also caps the saturated runs).")
+              help="Override the workload's request count.")
 @click.option("--bands", "with_bands", is_flag=True,
               help="Add p10/p50/p90 bands from the timing model's per-operator uncertainty (8 more workload runs).")
 def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None, with_bands: bool) -> None:

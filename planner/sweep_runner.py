@@ -7,18 +7,21 @@ point. With `--out X.parquet` the journal is `X.parquet.jsonl` and the Parquet t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from costmodel.errors import PlannerError
 from costmodel.pareto import pareto_front
-from costmodel.reading import strict_dumps
+from costmodel.reading import MAX_DATA_BYTES, read_text, strict_dumps
 from costmodel.sweep import evaluate
 from costmodel.sweep_spec import expand, load_sweep, point_id
 
+ROW_KEYS = {"id", "label", "point", "status", "reason", "metrics"}
 BATCH_TARGET_S = 0.05  # group quick points so Dask's ~2 ms per task stays small beside the work
 
 
@@ -27,18 +30,67 @@ def journal_path(out: Path) -> Path:
 
 
 def read_journal(path: Path) -> tuple[dict, list[dict]]:
-    """(header, rows) of a journal; a half-written last line is ignored."""
-    header, rows = {}, []
-    for line in path.read_text().splitlines():
+    """(header, rows) of a journal. A line that is not a row (garbage, a half-written last line) is
+    skipped, reported on stderr with its line number, and left in the file."""
+    header, rows, seen = {}, [], set()
+    for number, line in enumerate(read_text(path, MAX_DATA_BYTES).splitlines(), start=1):
         try:
             item = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "sweep" in item and "id" not in item:
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            item = None
+        if isinstance(item, dict) and "sweep" in item and "id" not in item and not header:
             header = item
-        else:
-            rows.append(item)
+        elif isinstance(item, dict) and ROW_KEYS <= item.keys() and isinstance(item["metrics"], dict):
+            if item["id"] not in seen:  # a point recorded twice counts once
+                seen.add(item["id"])
+                rows.append(item)
+        elif line.strip():
+            print(f"warning: {path}, line {number}: not a sweep result, skipped", file=sys.stderr)
     return header, rows
+
+
+def _identity(header: dict) -> tuple:
+    return header.get("sweep"), header.get("points"), header.get("spec_sha")
+
+
+def _reopen(journal: Path, header: dict) -> set[str]:
+    """The ids already journaled, after checking the journal is this sweep's and ending it with a newline
+    (a complete last row that lacks one is kept; a half-written one is left to be skipped)."""
+    old, rows = read_journal(journal)
+    if _identity(old) != _identity(header):
+        raise PlannerError(f"the journal belongs to another sweep ({old.get('sweep')!r}, {old.get('points')} points)",
+                           file=str(journal), field="--out", fix="choose another --out for this sweep")
+    if not journal.read_bytes().endswith(b"\n"):
+        with journal.open("a") as f:
+            f.write("\n")
+    return {r["id"] for r in rows}
+
+
+def _lock(journal: Path) -> Path:
+    """A lock file beside the journal, so that a second writer is refused rather than doubling rows."""
+    lock = journal.with_name(journal.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = lock.read_text().strip()
+        if pid.isdigit() and _alive(int(pid)):
+            raise PlannerError(f"another sweep (pid {pid}) is writing this journal", file=str(journal), field="--out",
+                               fix="wait for it to finish, or choose another --out") from None
+        lock.unlink(missing_ok=True)  # its writer is gone
+        return _lock(journal)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return lock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def evaluate_batch(text: str, base: str, spec: dict, points: list[dict]) -> list[dict]:
@@ -53,22 +105,33 @@ def run_sweep(path: Path, out: Path, *, address: str | None = None, sequential: 
     points = expand(spec)
     journal = journal_path(out)
     header = {"sweep": spec.name, "file": str(path), "kind": spec.kind,
+              "spec_sha": hashlib.sha256(text.encode()).hexdigest()[:16],
               "objectives": [o.model_dump() for o in spec.objectives],
               "constraints": [c.model_dump() for c in spec.constraints], "points": len(points)}
     done: set[str] = set()
-    if journal.exists() and journal.stat().st_size:
-        if not resume:
-            raise PlannerError(f"{journal} exists", file=str(journal), field="--out",
-                               fix="add --resume to continue it, or choose another --out")
-        _, rows = read_journal(journal)
-        done = {r["id"] for r in rows}
-        text_end = journal.read_text()
-        if not text_end.endswith("\n"):  # drop a half-written line before appending
-            journal.write_text(text_end[: text_end.rfind("\n") + 1])
-    else:
-        journal.parent.mkdir(parents=True, exist_ok=True)
-        journal.write_text(strict_dumps(header) + "\n")
-    todo = [p for p in points if point_id(p) not in done]
+    if journal.exists() and journal.stat().st_size and not resume:
+        raise PlannerError(f"{journal} exists", file=str(journal), field="--out",
+                           fix="add --resume to continue it, or choose another --out")
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock(journal)
+    try:
+        if journal.exists() and journal.stat().st_size:
+            done = _reopen(journal, header)
+        else:
+            journal.write_text(strict_dumps(header) + "\n")
+        _run_points(spec, text, base, points, [p for p in points if point_id(p) not in done], journal, sequential,
+                    address, workers, progress, stop_after)
+    finally:
+        lock.unlink(missing_ok=True)
+    _, rows = read_journal(journal)
+    if out.suffix == ".parquet":
+        write_parquet(rows, out)
+    return header, rows
+
+
+def _run_points(spec, text: str, base, points: list[dict], todo: list[dict], journal: Path, sequential: bool,
+                address: str | None, workers: int, progress, stop_after: int | None) -> None:
+    """Evaluate `todo`, appending each row to the journal as a whole line, flushed to disk."""
     spec_dict = spec.model_dump()
     finished = len(points) - len(todo)
     if progress:
@@ -90,10 +153,6 @@ def run_sweep(path: Path, out: Path, *, address: str | None = None, sequential: 
                 record(evaluate(text, str(base), spec_dict, p))
         else:
             _run_dask(todo, text, str(base), spec_dict, address, workers, record)
-    _, rows = read_journal(journal)
-    if out.suffix == ".parquet":
-        write_parquet(rows, out)
-    return header, rows
 
 
 def _run_dask(todo: list[dict], text: str, base: str, spec: dict, address: str | None, workers: int, record) -> None:

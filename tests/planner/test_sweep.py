@@ -107,3 +107,56 @@ def test_best_and_parquet(small, tmp_path):
 def test_pareto_front_by_hand():
     pts = [{"c": 1, "t": 5}, {"c": 2, "t": 2}, {"c": 3, "t": 3}, {"c": 4, "t": 1}]
     assert pareto_front(pts, [("c", "min"), ("t", "min")]) == [pts[0], pts[1], pts[3]]
+
+
+def test_complete_last_row_without_newline_is_kept_on_resume(small, tmp_path):
+    out = tmp_path / "n.jsonl"
+    run_sweep(small, out, sequential=True, stop_after=3)
+    out.write_text(out.read_text().rstrip("\n"))  # killed just before the newline of a complete row
+    _, rows = run_sweep(small, out, sequential=True, resume=True)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 8
+    assert len([ln for ln in out.read_text().splitlines() if '"id"' in ln]) == 8  # every point once in the file
+
+
+def test_corrupted_lines_are_reported_skipped_and_kept(small, tmp_path, capsys):
+    out = tmp_path / "c.jsonl"
+    run_sweep(small, out, sequential=True, stop_after=2)
+    out.write_text(out.read_text() + "42\n{\"foo\": 1}\nnot json\n")
+    _, rows = run_sweep(small, out, sequential=True, resume=True)
+    assert len(rows) == 8
+    err = capsys.readouterr().err
+    assert "line 4: not a sweep result" in err and "line 6" in err
+    assert "not json" in out.read_text()  # never removed from the file
+    result = CliRunner().invoke(cli, ["best", str(out), "--format", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["points"] == 8
+
+
+def test_another_sweeps_journal_is_refused(small, tmp_path):
+    out = tmp_path / "o.jsonl"
+    run_sweep(small, out, sequential=True, stop_after=1)
+    other = tmp_path / "other.yaml"
+    other.write_text(small.read_text().replace("name: small", "name: other"))
+    result = CliRunner().invoke(cli, ["sweep", str(other), "--out", str(out), "--resume", "--sequential"])
+    assert result.exit_code == 2 and "another sweep" in result.output
+
+
+def test_a_second_writer_is_refused(small, tmp_path):
+    out = tmp_path / "l.jsonl"
+    out.with_name(out.name + ".lock").write_text(str(os.getpid()))  # a live writer holds the journal
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--out", str(out), "--sequential"])
+    assert result.exit_code == 2 and "another sweep" in result.output and "writing this journal" in result.output
+    out.with_name(out.name + ".lock").write_text("999999999")  # its writer died: the stale lock is taken over
+    assert len(run_sweep(small, out, sequential=True)[1]) == 8
+
+
+@pytest.mark.parametrize("axis, values, expected", [
+    ("tp", "[0]", "whole number"), ("tp", '["a"]', "whole number"), ("micro_batches", "[0]", "whole number"),
+    ("pp", "[[1, 2]]", "whole number"), ("capacity_factor", "[.inf]", "finite"), ("pp", "[8, 8]", "twice")])
+def test_bad_axis_values_are_refused_before_any_point_runs(tmp_path, small, axis, values, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(small.read_text().replace("  ep: [8, 16]", f"  ep: [8, 16]\n  {axis}: {values}")
+                    .replace("  pp: [8, 16]\n", "" if axis == "pp" else "  pp: [8, 16]\n"))
+    result = CliRunner().invoke(cli, ["sweep", str(path), "--out", str(tmp_path / "o.jsonl"), "--sequential"])
+    assert result.exit_code == 2 and f"axes.{axis}" in result.output and expected in result.output
+    assert not (tmp_path / "o.jsonl").exists()  # nothing written half-way
