@@ -18,6 +18,7 @@ from costmodel.specs import (
     Parallelism,
     TrainingSpec,
     Variant,
+    WorkloadSpec,
 )
 
 
@@ -173,7 +174,37 @@ def inference_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens:
     if longest_request_tokens is None and inf.workload is not None and inf.workload.arrival != "trace":
         w, ctx = inf.workload, m.max_position_embeddings
         longest_request_tokens = longest_tokens(w.prompt_tokens, ctx) + longest_tokens(w.output_tokens, ctx)
-    return request_problems(m, inf, longest_request_tokens) if longest_request_tokens else []
+    out = request_problems(m, inf, longest_request_tokens) if longest_request_tokens else []
+    return out or work_problems(m, inf)
+
+
+SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
+MAX_ITERATIONS = 300_000  # a serving run's iteration budget: the engine does some 30K a second, so about 10 s
+
+
+def saturation_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:
+    """Enough requests queued at once to fill the KV cache three times over, so the instance saturates;
+    at least the workload's own count, at most SATURATION_MAX_REQUESTS."""
+    capacity = serving_memory(m, inf).kv_capacity_tokens * inf.parallelism.dp
+    mean_tokens = w.prompt_tokens.mean + w.output_tokens.mean / 2
+    return int(min(SATURATION_MAX_REQUESTS, max(w.requests, 3 * capacity / mean_tokens)))
+
+
+def work_problems(m: ModelSpec, inf: InferenceSpec) -> list[Problem]:
+    """A serving run whose iterations (requests x output tokens over the requests one iteration carries)
+    would exceed MAX_ITERATIONS, with the inputs that set it."""
+    w = inf.workload
+    if w is None or w.arrival == "trace":
+        return []
+    requests = max(w.requests, saturation_requests(m, inf, w))
+    mean_ctx = w.prompt_tokens.mean + w.output_tokens.mean / 2
+    per_rank = min(inf.max_running, max(1.0, serving_memory(m, inf).kv_capacity_tokens / mean_ctx))
+    iterations = requests * w.output_tokens.mean / (per_rank * inf.parallelism.dp)
+    if iterations <= MAX_ITERATIONS:
+        return []
+    return [Problem("max_running", f"the serving runs would simulate about {iterations:,.0f} iterations (over "
+                    f"{MAX_ITERATIONS:,}): {per_rank:,.0f} requests in flight per rank, {requests:,} requests",
+                    "raise max_running (or the KV cache: kv_bits, GPUs), or lower the workload's requests")]
 
 
 def variant_problems(v: Variant, parts: tuple[str, ...] = ("training", "inference"),

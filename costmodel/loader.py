@@ -197,6 +197,8 @@ def load_spec(kind: str, path: Path) -> Any:
         return _load_scenario(data, node, path)
     if kind == "cluster":
         data = _resolve(data, "gpu", "gpu", path, node, ())
+    if kind == "workload" and isinstance(data.get("trace_csv"), str):  # relative to the workload file itself
+        data = {**data, "trace_csv": str(path.parent / data["trace_csv"])}
     return validate(KINDS[kind][1], data, path, node)
 
 

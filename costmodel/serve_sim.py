@@ -15,6 +15,7 @@ turns the final state into a `ServeResult`. The simulator assumes a feasible inp
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from collections import deque
@@ -28,8 +29,10 @@ from pydantic import BaseModel
 
 from costmodel.comm import Link, links_of, p2p_time
 from costmodel.errors import PlannerError
+from costmodel.feasibility import saturation_requests
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.memory import serving_memory
+from costmodel.reading import MAX_DATA_BYTES, clip, read_text
 from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
 from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, MTPSpec, WorkloadSpec
 
@@ -90,23 +93,35 @@ def sample_lengths(d: LengthDist, n: int, rng: np.random.Generator, context: int
     return np.clip(x.astype(np.int64), 1, min(d.max or context, context))
 
 
-def read_trace(path: Path) -> RequestArrays:
-    """A CSV trace with columns arrival_s, prompt_tokens, output_tokens."""
+def read_trace(path: Path, context: int | None = None) -> RequestArrays:
+    """A CSV trace with columns arrival_s, prompt_tokens, output_tokens: at least one row, finite
+    non-negative arrivals, whole positive lengths, prompts and outputs within the model's `context`."""
+    def bad(problem: str) -> PlannerError:
+        return PlannerError(f"the trace {problem}", file=str(path),
+                            fix="give a CSV with columns arrival_s, prompt_tokens, output_tokens, one request a row")
     try:
-        with path.open() as f:
-            rows = list(csv.DictReader(f))
-        return RequestArrays(np.array([float(r["arrival_s"]) for r in rows]),
-                             np.array([int(r["prompt_tokens"]) for r in rows], dtype=np.int64),
-                             np.array([int(r["output_tokens"]) for r in rows], dtype=np.int64))
-    except (OSError, KeyError, ValueError) as e:
-        raise PlannerError(f"cannot read the trace ({e})", file=str(path),
-                           fix="give a CSV with columns arrival_s, prompt_tokens, output_tokens") from None
+        rows = list(csv.DictReader(io.StringIO(read_text(path, MAX_DATA_BYTES))))
+        arrival = np.array([float(r["arrival_s"]) for r in rows])
+        prompt = np.array([int(r["prompt_tokens"]) for r in rows], dtype=np.int64)
+        output = np.array([int(r["output_tokens"]) for r in rows], dtype=np.int64)
+    except (KeyError, ValueError, TypeError, OverflowError) as e:
+        raise bad(f"cannot be read ({clip(str(e), 100)})") from None
+    if not rows:
+        raise bad("has no requests")
+    if not np.all(np.isfinite(arrival)) or np.any(arrival < 0):
+        raise bad(f"has an arrival_s that is negative or not finite (row {int(np.argmax(~np.isfinite(arrival) | (arrival < 0))) + 2})")
+    for name, lengths in (("prompt_tokens", prompt), ("output_tokens", output)):
+        if np.any(lengths < 1) or (context is not None and np.any(lengths > context)):
+            row = int(np.argmax((lengths < 1) | (lengths > (context or np.iinfo(np.int64).max)))) + 2
+            limit = f"the model's {context:,}-token context" if context is not None else "any context"
+            raise bad(f"has a {name} below 1 or beyond {limit} (line {row})")
+    return RequestArrays(arrival, prompt, output)
 
 
 def make_requests(w: WorkloadSpec, base_dir: Path | None, context: int) -> RequestArrays:
     """The workload's requests, seeded by `w.seed`; lengths never beyond the model's `context`."""
     if w.arrival == "trace":
-        return read_trace(Path(w.trace_csv) if base_dir is None else Path(base_dir) / w.trace_csv)
+        return read_trace(Path(w.trace_csv) if base_dir is None else Path(base_dir) / w.trace_csv, context)
     rng = np.random.default_rng(w.seed)
     n = w.requests
     prompt, output = sample_lengths(w.prompt_tokens, n, rng, context), sample_lengths(w.output_tokens, n, rng, context)
@@ -503,17 +518,6 @@ class ServeVariantResult(BaseModel):
     sim_wall_s: float
     fleet: dict | None = None  # FleetPlan fields when the inference part has `fleet:` (study.py)
     bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
-
-
-SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
-
-
-def saturation_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:
-    """Enough requests queued at once to fill the KV cache three times over, so the instance saturates;
-    at least the workload's own count, at most SATURATION_MAX_REQUESTS."""
-    capacity = serving_memory(m, inf).kv_capacity_tokens * inf.parallelism.dp
-    mean_tokens = w.prompt_tokens.mean + w.output_tokens.mean / 2
-    return int(min(SATURATION_MAX_REQUESTS, max(w.requests, 3 * capacity / mean_tokens)))
 
 
 def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int | None = None,

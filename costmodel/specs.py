@@ -20,6 +20,10 @@ NonNegInt = Annotated[int, Field(ge=0), Strict()]
 PosFloat = Annotated[float, Field(gt=0)]
 
 
+MAX_TOKENS = 10_000_000  # a length beyond any model's context: larger ones are typos (and overflow int64 sums)
+TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS), Strict()]
+
+
 class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -291,12 +295,13 @@ class LengthDist(Spec):
     """Token-length distribution of prompts or outputs."""
 
     dist: Literal["fixed", "uniform", "lognormal"] = "fixed"
-    value: PosInt | None = Field(None, description="fixed")
-    low: PosInt | None = Field(None, description="uniform, inclusive")
-    high: PosInt | None = Field(None, description="uniform, inclusive")
-    median: PosFloat | None = Field(None, description="lognormal")
-    sigma: PosFloat | None = Field(None, description="lognormal, of ln(length)")
-    max: PosInt | None = Field(None, description="lognormal: truncate here")
+    value: TokenCount | None = Field(None, description="fixed")
+    low: TokenCount | None = Field(None, description="uniform, inclusive")
+    high: TokenCount | None = Field(None, description="uniform, inclusive")
+    median: Annotated[float, Field(gt=0, le=MAX_TOKENS)] | None = Field(None, description="lognormal")
+    sigma: Annotated[float, Field(gt=0, le=5)] | None = Field(
+        None, description="lognormal, of ln(length); at most 5 (a 150x spread either way)")
+    max: TokenCount | None = Field(None, description="lognormal: truncate here")
 
     @model_validator(mode="after")
     def _params(self) -> LengthDist:
@@ -340,9 +345,9 @@ class WorkloadSpec(Spec):
     rate_per_s: PosFloat | None = Field(None, description="poisson: mean requests per second")
     users: PosInt | None = Field(None, description="closed: concurrent users, each sends again on completion")
     think_time_s: float = Field(0.0, ge=0, description="closed: pause between a reply and the next request")
-    requests: PosInt = Field(1000, description="how many requests to simulate")
+    requests: Annotated[int, Field(gt=0, le=10_000_000), Strict()] = Field(1000, description="how many requests to simulate")
     trace_csv: str | None = Field(None, description="trace: CSV path, relative to the workload file")
-    seed: int = 0
+    seed: NonNegInt = 0
 
     @model_validator(mode="after")
     def _arrival(self) -> WorkloadSpec:
@@ -480,7 +485,7 @@ class InferenceSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism(zero_stage=0)
     weight_bits: PosInt = Field(16, le=32)
-    kv_bits: PosFloat = Field(16, le=32, description="average bits per cached element; fractional allowed")
+    kv_bits: PosFloat = Field(16, ge=1, le=32, description="average bits per cached element; fractional allowed")
     workload: WorkloadSpec | None = None
     max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")
     chunked_prefill: bool = Field(True, description="split prompts across iterations; else admit whole prompts")

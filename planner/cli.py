@@ -118,6 +118,9 @@ def _emit(sc, results: list, fmt: str, comparisons, table) -> None:
               help="Add p10/p50/p90 bands from the timing model's per-operator uncertainty (16 more runs).")
 def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | None, with_bands: bool) -> None:
     """One training step per variant on its cluster, extrapolated to GPU-hours and dollars."""
+    if trace is not None and (trace.is_dir() or not trace.parent.is_dir()):
+        raise PlannerError(f"cannot write the trace to {trace}", field="--trace",
+                           fix="give a file path in an existing folder, e.g. --trace step.json")
     st = study.open_study(scenario)
     results = study.train(st, only=only, trace=trace, with_bands=with_bands)
     if trace is not None:

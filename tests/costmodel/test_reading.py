@@ -67,3 +67,50 @@ def test_import_hf_of_an_incomplete_mixtral_names_the_key(missing, tmp_path):
 def test_requests_must_be_positive(value):
     result = CliRunner().invoke(cli, ["simulate", "serve", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--requests", value])
     assert result.exit_code == 2 and "--requests" in result.output
+
+
+def _trace_scenario(tmp_path, rows: str):
+    (tmp_path / "workloads").mkdir()
+    (tmp_path / "workloads" / "t.yaml").write_text(
+        "prompt_tokens: {value: 100}\noutput_tokens: {value: 10}\narrival: trace\ntrace_csv: t.csv\n")
+    (tmp_path / "workloads" / "t.csv").write_text("arrival_s,prompt_tokens,output_tokens\n" + rows)
+    path = tmp_path / "s.yaml"
+    path.write_text((SCENARIOS / "deepseek-v2-paper.yaml").read_text()
+                    .replace("workload: deepseek-chat-assumed", "workload: t"))
+    return path
+
+
+@pytest.mark.parametrize("rows, expected", [("", "no requests"), ("0,-5,10\n", "prompt_tokens below 1"),
+                                            ("0,500000,10\n", "163,840-token context"), ("x,1,1\n", "cannot be read"),
+                                            ("-1,10,10\n", "arrival_s")])
+def test_a_bad_trace_is_one_clear_error(tmp_path, rows, expected):
+    """The trace is found next to its workload file (as documented), and checked before any run."""
+    path = _trace_scenario(tmp_path, rows)
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--variant", "deepseek-v2"])
+    assert result.exit_code == 2 and expected in result.output and "workloads/t.csv" in result.output
+
+
+def test_a_run_beyond_the_work_budget_is_refused_quickly(tmp_path):
+    text = (SCENARIOS / "deepseek-v2-paper.yaml").read_text().replace(
+        "      cluster: h800-node      # V2P §3.2.3: one node of 8 H800\n",
+        "      cluster: h800-node      # V2P §3.2.3: one node of 8 H800\n      max_running: 1\n", 1)
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--variant", "deepseek-v2"])
+    assert result.exit_code == 2 and "variants.0.inference.max_running" in result.output and "iterations" in result.output
+    assert CliRunner().invoke(cli, ["validate", str(path)]).exit_code == 2  # validate runs the same check
+
+
+@pytest.mark.parametrize("change, field", [("sigma: 0.8", "sigma: 50"), ("seed: 0", "seed: -1")])
+def test_workload_values_out_of_range(tmp_path, change, field):
+    text = (SCENARIOS / "workloads" / "deepseek-chat-assumed.yaml").read_text()
+    assert change.split(":")[0] in text
+    path = tmp_path / "w.yaml"
+    path.write_text(text.replace(change, field, 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and field.split(":")[0] in result.output
+
+
+def test_trace_output_into_a_directory_is_refused(tmp_path):
+    result = CliRunner().invoke(cli, ["simulate", "train", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--trace", str(tmp_path)])
+    assert result.exit_code == 2 and "--trace" in result.output

@@ -77,7 +77,7 @@ def test_a_request_that_cannot_fit_is_refused(tmp_path):
     text = PAPER.read_text().replace("kv_bits: 6 ", "kv_bits: 6 ")
     wl = tmp_path / "workloads"
     wl.mkdir()
-    (wl / "huge.yaml").write_text("prompt_tokens: {value: 200000000}\noutput_tokens: {value: 10}\narrival: burst\n")
+    (wl / "huge.yaml").write_text("prompt_tokens: {value: 5000000}\noutput_tokens: {value: 10}\narrival: burst\n")
     path = tmp_path / "s.yaml"
     path.write_text(text.replace("workload: deepseek-chat-assumed", "workload: huge"))
     result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--variant", "deepseek-v2"])
