@@ -1,0 +1,97 @@
+"""Fuzzing the CLI with bad values (hypothesis): whatever a field of a scenario, model or workload holds,
+`validate`, `report` and `simulate train` end with exit 0 or 2, never a traceback, and their JSON is
+strict RFC 8259 (no NaN or Infinity tokens)."""
+
+import json
+
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.cli import cli
+from tests.conftest import SCENARIOS
+
+PAPER = yaml.safe_load((SCENARIOS / "deepseek-v2-paper.yaml").read_text())
+MODEL = yaml.safe_load((SCENARIOS / "models" / "deepseek-v2-lite.yaml").read_text())
+
+BAD_VALUES = st.one_of(
+    st.sampled_from([0, -1, -5, True, False, None, "", "a", "1e12", [], {}, [1, 2], {"value": None},
+                     float("inf"), float("-inf"), float("nan"), 10**30, 0.5, 1e-300, 2**63]),
+    st.integers(min_value=-10**6, max_value=10**12), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8))
+
+
+def _paths(tree, prefix=()):
+    """Every path to a leaf of a YAML tree."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _paths(v, (*prefix, i))
+    else:
+        yield prefix
+
+
+def _set(tree, path, value):
+    tree = json.loads(json.dumps(tree))  # a deep copy of plain data
+    node = tree
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return tree
+
+
+def _strict(text: str):
+    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(AssertionError(f"non-standard {c}")))
+
+
+def _dump(tree) -> str:
+    return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
+
+
+def _runs_cleanly(args: list[str], json_out: bool) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 2), (args, result.output[-2000:])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    if json_out and result.exit_code == 0:
+        _strict(result.stdout)
+
+
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(path=st.sampled_from(list(_paths(MODEL))), value=BAD_VALUES)
+def test_any_model_field_value(tmp_path, path, value):
+    f = tmp_path / "model.yaml"
+    f.write_text(_dump(_set(MODEL, path, value)))
+    _runs_cleanly(["validate", str(f)], json_out=False)
+    _runs_cleanly(["report", str(f), "--format", "json"], json_out=True)
+
+
+@FUZZ
+@given(path=st.sampled_from([p for p in _paths(PAPER) if "training" in p or "inference" in p]), value=BAD_VALUES)
+def test_any_scenario_field_value(tmp_path, path, value):
+    f = SCENARIOS / f".fuzz-{tmp_path.name}.yaml"  # beside the bundled files, so names resolve
+    try:
+        f.write_text(_dump(_set(PAPER, path, value)))
+        _runs_cleanly(["validate", str(f)], json_out=False)
+        if "training" in path:
+            _runs_cleanly(["simulate", "train", str(f), "--format", "json", "--variant", PAPER["variants"][path[1]]["name"]],
+                          json_out=True)
+    finally:
+        f.unlink(missing_ok=True)
+
+
+WORKLOAD = yaml.safe_load((SCENARIOS / "workloads" / "deepseek-chat-assumed.yaml").read_text())
+
+
+@FUZZ
+@given(path=st.sampled_from(list(_paths(WORKLOAD))), value=BAD_VALUES)
+def test_any_workload_field_value(tmp_path, path, value):
+    f = tmp_path / "workload.yaml"
+    f.write_text(_dump(_set(WORKLOAD, path, value)))
+    _runs_cleanly(["validate", str(f)], json_out=False)
