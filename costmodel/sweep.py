@@ -18,7 +18,7 @@ from costmodel.loader import load_named
 from costmodel.memory import serving_memory, training_memory
 from costmodel.specs import Variant
 from costmodel.study import Study, check, override, serve, study_from_text, train
-from costmodel.sweep_spec import INFER_AXES, PAR_AXES, TRAIN_AXES, SweepSpec, label, point_id
+from costmodel.sweep_spec import INFER_AXES, PAR_AXES, TRAIN_AXES, TRAIN_METRICS, SweepSpec, label, point_id
 
 
 @functools.lru_cache(maxsize=8)
@@ -71,8 +71,6 @@ def static_metrics(v: Variant, part: str) -> dict:
             "kv_capacity_tokens": mem.kv_capacity_tokens * spec.parallelism.dp}
 
 
-TRAIN_METRICS = ("num_gpus", "step_time_s", "tokens_per_s_per_gpu", "mfu", "bubble_fraction",
-                 "gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "days_total", "cost_usd_total")
 
 
 def simulated_metrics(study: Study, v: Variant, part: str, requests: int) -> dict:
@@ -80,7 +78,8 @@ def simulated_metrics(study: Study, v: Variant, part: str, requests: int) -> dic
     spec = getattr(v, part)
     if part == "training":
         (r,) = train(study, only=v.name)
-        return {k: getattr(r, k) for k in TRAIN_METRICS} | {"peak_memory_gb": r.peak_memory_bytes_per_gpu / 1e9}
+        return {k: getattr(r, k) for k in TRAIN_METRICS if k != "peak_memory_gb"} | {
+            "peak_memory_gb": r.peak_memory_bytes_per_gpu / 1e9}
     (r,) = serve(study, only=v.name, requests=requests)
     gpus = spec.cluster.num_gpus
     usd_per_s = spec.cluster.gpu.price_usd_per_hour.value * gpus / 3600

@@ -40,6 +40,17 @@ def _axis_value_problem(key: str, value: Any) -> str | None:
     return None if isinstance(value, str) else f"{clip(value)} is not a name"
 
 
+# The metrics each kind of sweep records (sweep.py computes them): objectives and constraints name these.
+TRAIN_METRICS = ("num_gpus", "step_time_s", "tokens_per_s_per_gpu", "mfu", "bubble_fraction",
+                 "gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "days_total", "cost_usd_total",
+                 "peak_memory_gb")
+SERVE_METRICS = ("num_gpus", "max_generation_throughput_tok_s", "prompt_throughput_tok_s", "ttft_p99_s",
+                 "tpot_p50_s", "tpot_p99_s", "usd_per_million_output_tokens", "generation_tok_s_per_gpu")
+STATIC_METRICS = ("num_gpus", "peak_memory_gb", "train_flops_per_token", "price_usd_per_gpu_hour", "fits",
+                  "weights_gb_per_gpu", "kv_capacity_tokens")
+METRICS = {"train": TRAIN_METRICS, "serve": SERVE_METRICS, "static": STATIC_METRICS}
+
+
 class Objective(Spec):
     metric: str
     goal: Literal["min", "max"]
@@ -78,6 +89,11 @@ class SweepSpec(Spec):
                     raise FieldProblem(f"axes.{key}.{i}", problem, f"list valid values of {key}")
                 if value in values[:i]:
                     raise FieldProblem(f"axes.{key}.{i}", f"{clip(value)} is listed twice", "list each value once")
+        for part, items in (("objectives", self.objectives), ("constraints", self.constraints)):
+            for i, item in enumerate(items):
+                if item.metric not in METRICS[self.kind]:
+                    raise FieldProblem(f"{part}.{i}.metric", f"a {self.kind} sweep records no metric {clip(item.metric)}",
+                                       f"use one of {', '.join(METRICS[self.kind])}")
         return self
 
 

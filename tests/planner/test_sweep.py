@@ -160,3 +160,10 @@ def test_bad_axis_values_are_refused_before_any_point_runs(tmp_path, small, axis
     result = CliRunner().invoke(cli, ["sweep", str(path), "--out", str(tmp_path / "o.jsonl"), "--sequential"])
     assert result.exit_code == 2 and f"axes.{axis}" in result.output and expected in result.output
     assert not (tmp_path / "o.jsonl").exists()  # nothing written half-way
+
+
+def test_an_unknown_objective_metric_is_refused(tmp_path, small):
+    path = tmp_path / "bad.yaml"
+    path.write_text(small.read_text().replace("metric: days_total", "metric: days_totl"))
+    result = CliRunner().invoke(cli, ["sweep", str(path), "--out", str(tmp_path / "o.jsonl"), "--sequential"])
+    assert result.exit_code == 2 and "objectives.1.metric" in result.output and "days_total" in result.output
