@@ -95,3 +95,26 @@ def test_any_workload_field_value(tmp_path, path, value):
     f = tmp_path / "workload.yaml"
     f.write_text(_dump(_set(WORKLOAD, path, value)))
     _runs_cleanly(["validate", str(f)], json_out=False)
+
+
+HF_CONFIG = {"model_type": "deepseek_v2", **{k: v for k, v in MODEL.items() if k not in ("name", "source", "attention", "ffn")}}
+SWEEP = yaml.safe_load((SCENARIOS / "sweeps" / "deepseek-v2-training.yaml").read_text())
+
+
+@FUZZ
+@given(path=st.sampled_from(list(_paths(HF_CONFIG))), value=BAD_VALUES)
+def test_any_hf_config_value(tmp_path, path, value):
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(_set(HF_CONFIG, path, value)))  # Python's json writes NaN/Infinity, as HF files may
+    _runs_cleanly(["import-hf", str(f)], json_out=False)
+
+
+@FUZZ
+@given(path=st.sampled_from(list(_paths(SWEEP))), value=BAD_VALUES)
+def test_any_sweep_field_value(path, value):
+    f = SCENARIOS / "sweeps" / ".fuzz-sweep.yaml"  # beside the bundled sweeps, so its base resolves
+    try:
+        f.write_text(_dump(_set(SWEEP, path, value)))
+        _runs_cleanly(["validate", str(f)], json_out=False)
+    finally:
+        f.unlink(missing_ok=True)
