@@ -3,6 +3,7 @@
 strict RFC 8259 (no NaN or Infinity tokens)."""
 
 import json
+from contextlib import contextmanager
 
 import yaml
 from click.testing import CliRunner
@@ -60,30 +61,37 @@ def _runs_cleanly(args: list[str], json_out: bool) -> None:
         _strict(result.stdout)
 
 
+@contextmanager
+def beside_bundled(folder, tree):
+    """The tree written as a YAML file in `folder` (beside the bundled files, where names and bases must
+    resolve), removed afterwards."""
+    f = folder / ".fuzz.yaml"
+    try:
+        f.write_text(_dump(tree))
+        yield f
+    finally:
+        f.unlink(missing_ok=True)
+
+
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
 @given(path=st.sampled_from(list(_paths(MODEL))), value=BAD_VALUES)
 def test_any_model_field_value(tmp_path, path, value):
-    f = tmp_path / "model.yaml"
-    f.write_text(_dump(_set(MODEL, path, value)))
-    _runs_cleanly(["validate", str(f)], json_out=False)
-    _runs_cleanly(["report", str(f), "--format", "json"], json_out=True)
+    with beside_bundled(tmp_path, _set(MODEL, path, value)) as f:
+        for args, json_out in ((["validate", str(f)], False), (["report", str(f), "--format", "json"], True)):
+            _runs_cleanly(args, json_out)
 
 
 @FUZZ
 @given(path=st.sampled_from([p for p in _paths(PAPER) if "training" in p or "inference" in p]), value=BAD_VALUES)
-def test_any_scenario_field_value(tmp_path, path, value):
-    f = SCENARIOS / f".fuzz-{tmp_path.name}.yaml"  # beside the bundled files, so names resolve
-    try:
-        f.write_text(_dump(_set(PAPER, path, value)))
+def test_any_scenario_field_value(path, value):
+    with beside_bundled(SCENARIOS, _set(PAPER, path, value)) as f:
         _runs_cleanly(["validate", str(f)], json_out=False)
         if "training" in path:
             _runs_cleanly(["simulate", "train", str(f), "--format", "json", "--variant", PAPER["variants"][path[1]]["name"]],
                           json_out=True)
-    finally:
-        f.unlink(missing_ok=True)
 
 
 WORKLOAD = yaml.safe_load((SCENARIOS / "workloads" / "deepseek-chat-assumed.yaml").read_text())
@@ -92,9 +100,8 @@ WORKLOAD = yaml.safe_load((SCENARIOS / "workloads" / "deepseek-chat-assumed.yaml
 @FUZZ
 @given(path=st.sampled_from(list(_paths(WORKLOAD))), value=BAD_VALUES)
 def test_any_workload_field_value(tmp_path, path, value):
-    f = tmp_path / "workload.yaml"
-    f.write_text(_dump(_set(WORKLOAD, path, value)))
-    _runs_cleanly(["validate", str(f)], json_out=False)
+    with beside_bundled(tmp_path, _set(WORKLOAD, path, value)) as f:
+        _runs_cleanly(["validate", str(f)], json_out=False)
 
 
 HF_CONFIG = {"model_type": "deepseek_v2", **{k: v for k, v in MODEL.items() if k not in ("name", "source", "attention", "ffn")}}
@@ -112,9 +119,5 @@ def test_any_hf_config_value(tmp_path, path, value):
 @FUZZ
 @given(path=st.sampled_from(list(_paths(SWEEP))), value=BAD_VALUES)
 def test_any_sweep_field_value(path, value):
-    f = SCENARIOS / "sweeps" / ".fuzz-sweep.yaml"  # beside the bundled sweeps, so its base resolves
-    try:
-        f.write_text(_dump(_set(SWEEP, path, value)))
+    with beside_bundled(SCENARIOS / "sweeps", _set(SWEEP, path, value)) as f:
         _runs_cleanly(["validate", str(f)], json_out=False)
-    finally:
-        f.unlink(missing_ok=True)
