@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 from pathlib import Path
 from typing import Any, get_args
 
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from costmodel.errors import FieldProblem, PlannerError
-from costmodel.reading import parse_yaml, read_text
+from costmodel.reading import MAX_DATA_BYTES, parse_yaml, read_text
 from costmodel.specs import ClusterSpec, GPUSpec, ModelSpec, Scenario, Variant, WorkloadSpec
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -218,13 +219,13 @@ def read_expert_loads(csv_path: Path, referer: Path, line: int | None, field: st
     def bad(problem: str) -> PlannerError:
         return PlannerError(problem, file=str(referer), line=line, field=field,
                             fix="give a CSV with header expert,load (or layer,expert,load) and a row per expert")
+    if not csv_path.is_file():
+        raise bad(f"cannot read {csv_path} (no such file)")
     try:
-        rows = list(csv.DictReader(csv_path.open()))
+        rows = list(csv.DictReader(io.StringIO(read_text(csv_path, MAX_DATA_BYTES))))
         loads: dict[int, float] = {}
         for r in rows:
             loads[int(r["expert"])] = loads.get(int(r["expert"]), 0.0) + float(r["load"])
-    except OSError as e:
-        raise bad(f"cannot read {csv_path} ({e.strerror})") from None
     except (KeyError, ValueError, TypeError) as e:
         raise bad(f"{csv_path} is not an expert-load table ({e})") from None
     if not loads or sorted(loads) != list(range(len(loads))):

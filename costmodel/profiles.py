@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel.errors import PlannerError
+from costmodel.reading import MAX_DATA_BYTES, read_text
 
 REQUIRED = ("op", "pass", "dtype", "shape", "median_s", "status")
 
@@ -46,11 +47,10 @@ class Profile:
 
 def load_profile(path: str | Path) -> Profile:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise PlannerError(f"cannot read the profile ({e.strerror})", file=str(path),
-                           fix="run `planner profile` first, or pass a file under profiles/") from None
+    if not path.is_file():
+        raise PlannerError("cannot read the profile (no such file)", file=str(path),
+                           fix="run `planner profile` first, or pass a file under profiles/")
+    text = read_text(path, MAX_DATA_BYTES)
     header, body = {}, []
     for line in text.splitlines(keepends=True):
         if line.startswith("# ") and ": " in line:

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from costmodel.errors import FieldProblem, PlannerError
 from costmodel.loader import load_named, read_yaml, validate
-from costmodel.reading import clip
+from costmodel.reading import clip, read_text
 from costmodel.specs import Spec
 
 PAR_AXES = {"tp", "pp", "ep", "dp", "micro_batches", "schedule", "recompute", "zero_stage"}
@@ -102,11 +102,10 @@ def load_sweep(path: Path) -> tuple[SweepSpec, str, Path]:
     data, node = read_yaml(Path(path))
     spec = validate(SweepSpec, data, Path(path), node)
     base = (Path(path).parent / spec.base).resolve()
-    try:
-        text = base.read_text()
-    except OSError:
+    if not base.is_file():
         raise PlannerError(f"base scenario {spec.base!r} not found", file=str(path), field="base",
-                           fix="give a scenario path relative to the sweep file") from None
+                           fix="give a scenario path relative to the sweep file")
+    text = read_text(base)
     for name in spec.axes.get("gpu", []):
         load_named("gpu", str(name), base, referer=Path(path), node=node, loc=("axes", "gpu"))
     return spec, text, base

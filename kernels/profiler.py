@@ -395,7 +395,3 @@ def _guard(t: _Timing, device: str, step: Callable[[], object]):
             torch.cuda.empty_cache()
         return None
 
-
-def measure(op: str, pass_: str, shape: dict, dtype: torch.dtype, device: str, min_time_s: float = 0.3) -> dict:
-    """One point on its own (its rounds back to back)."""
-    return measure_batch([(op, pass_, shape)], dtype, device, min_time_s)[0]

@@ -29,7 +29,7 @@ from costmodel.specs import (
     Parallelism,
     WorkloadSpec,
 )
-from costmodel.timing import Device, RooflineBackend, Timer
+from costmodel.timing import Device, Timer
 from costmodel.uncertainty import bands, profile_errors
 from kernels.fingerprint import fingerprint_id, foreign
 from kernels.fingerprint import here as machine_here
@@ -122,8 +122,7 @@ class RecordingTimer(Timer):
     """A roofline timer that notes every (op, pass, shape) asked of it."""
 
     def __init__(self, device: Device):
-        super().__init__(device)
-        self.roofline = RooflineBackend(device)
+        super().__init__(device)  # no profile: the sourced roofline
         self.asked: set[tuple] = set()
 
     def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
