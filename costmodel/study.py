@@ -31,7 +31,7 @@ from costmodel.loader import (
     validate,
 )
 from costmodel.report import ScenarioReport, build_report
-from costmodel.serve_costs import decode_breakdown, step_model_for
+from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
 from costmodel.serve_sim import (
     ServeResult,
     ServeVariantResult,
@@ -225,15 +225,20 @@ def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Pat
     ctx, prompt = int(w.prompt_tokens.mean + w.output_tokens.mean / 2), int(w.prompt_tokens.mean)
     batch = base.max_concurrent_requests
 
-    def saturated_s(scale: dict[str, float] | None) -> tuple[float, float]:
-        return (decode_breakdown(step_model_for(m, inf, scale), batch, ctx)["iteration_s"],
-                step_model_for(m, pre_inf, scale).time([(prompt, prompt)], 0, 0))
+    def models(scale: dict[str, float] | None) -> tuple[StepModel, StepModel]:
+        """The draw's iteration models, built once and shared by its runs (as serve_variant does)."""
+        steps = step_model_for(m, inf, scale)
+        return steps, steps if pre_inf is inf else step_model_for(m, pre_inf, scale)
 
-    decode0, prefill0 = saturated_s(None)
+    def saturated_s(steps: StepModel, pre_steps: StepModel) -> tuple[float, float]:
+        return decode_breakdown(steps, batch, ctx)["iteration_s"], pre_steps.time([(prompt, prompt)], 0, 0)
+
+    decode0, prefill0 = saturated_s(*models(None))
 
     def run(scale: dict[str, float]) -> dict[str, float | None]:
-        mixed = simulate_serving(v.name, m, inf, w, phase="mixed", base_dir=base_dir, step_model=step_model_for(m, inf, scale))
-        decode, prefill = saturated_s(scale)
+        steps, pre_steps = models(scale)
+        mixed = simulate_serving(v.name, m, inf, w, phase="mixed", base_dir=base_dir, step_model=steps)
+        decode, prefill = saturated_s(steps, pre_steps)
         return {"max_generation_throughput_tok_s": base.max_generation_throughput_tok_s * decode0 / decode,
                 "prompt_throughput_tok_s": base.prompt_throughput_tok_s * prefill0 / prefill,
                 "ttft_p50_s": mixed.latency.ttft_p50_s, "tpot_p50_s": mixed.latency.tpot_p50_s}
