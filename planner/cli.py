@@ -161,7 +161,7 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
 def validate_sim(profile_path: Path | None, fmt: str, requests: int | None, out: Path | None) -> None:
     """Serve requests with the real kernels here, simulate the same run from a profile, compare.
     Without --profile it uses this machine's own profile of the shapes the run needs, measuring it
-    first (about a minute on 2 cores) when this machine has none."""
+    first (about a minute and a half on 2 cores) when this machine has none."""
     opts = {**validation.DEFAULTS, **({"requests": requests} if requests else {})}
     if profile_path is None:
         profile_path = validation.cached_profile_path()

@@ -39,7 +39,10 @@ DEFAULTS = {"requests": 24, "prompt_low": 256, "prompt_high": 512, "output_low":
 
 
 CACHE_DIR = Path("profiles/cache")  # profiles measured by validate-sim itself, one per machine (git-ignored)
-CURVE_POINTS = 5  # sizes measured along each operator curve the run uses
+CURVE_POINTS = 5  # sizes measured along each operator curve the run uses, at and above EXACT_BELOW
+EXACT_BELOW = 32  # every size under this that the run asks is measured: at a few rows, kernels change
+# algorithm with each row count (here FP32 SwiGLU 2048x10944 takes 13, 29, 46, 40 ms at 1, 2, 3, 4 rows:
+# one GEMV, then one per row, then a blocked GEMM), which no interpolation between spread sizes follows
 NOMINAL_CPU = {"peak_flops_per_s": 1e11, "peak_bytes_per_s": 2e10}  # only to order the queries of a dry run
 
 
@@ -132,8 +135,9 @@ class RecordingTimer(Timer):
 
 def grid_for_run(o: dict) -> list[tuple[str, str, dict]]:
     """The shapes this run's simulation will ask for: a dry run of the simulator on a nominal device
-    records them; each curve (opcounts.structure_key) gets CURVE_POINTS sizes spread in log over the
-    sizes asked, and decode attention the powers-of-two batch sizes around the ones asked."""
+    records them; each curve (opcounts.structure_key) gets every size asked under EXACT_BELOW and
+    CURVE_POINTS sizes spread in log over those asked above, and decode attention the powers-of-two
+    batch sizes around the ones asked."""
     rec = RecordingTimer(Device("nominal", NOMINAL_CPU["peak_flops_per_s"], NOMINAL_CPU["peak_bytes_per_s"], 4))
     spec, (prompts, outputs) = run_model(o), run_requests(o)
     inf = cpu_instance(cpu_gpu_spec(NOMINAL_CPU["peak_flops_per_s"], NOMINAL_CPU["peak_bytes_per_s"], "nominal"), o)
@@ -152,7 +156,8 @@ def grid_for_run(o: dict) -> list[tuple[str, str, dict]]:
 
 def _curve_points(op: str, pass_: str, shapes: list[dict]) -> list[tuple[str, str, dict]]:
     size_key = SIZE_KEYS[op][-1]  # m, tokens, or ctx (attention's q follows ctx in prefill, is 1 in decode)
-    sizes = _spread(sorted({s[size_key] for s in shapes}))
+    asked = sorted({s[size_key] for s in shapes})
+    sizes = [v for v in asked if v < EXACT_BELOW] + _spread([v for v in asked if v >= EXACT_BELOW])
     batches = _spread_batches(sorted({s["b"] for s in shapes})) if "b" in shapes[0] else [None]
     base = shapes[0]
     out = []

@@ -50,8 +50,20 @@ def test_the_run_grid_covers_every_shape_the_simulation_asks(monkeypatch):
     the ones it asks (so the measured backend interpolates rather than extrapolates)."""
     monkeypatch.chdir(ROOT)
     points = validation.grid_for_run(validation.DEFAULTS)
-    assert 20 <= len(points) <= 80
+    assert 20 <= len(points) <= 120
     ops = {(op, p) for op, p, _ in points}
     assert ops == {("gemm", "fwd"), ("ffn", "fwd"), ("moe", "fwd"), ("mla", "fwd")}
     decode_b = sorted({s["b"] for op, _, s in points if op == "mla" and s["q"] == 1})
     assert decode_b[0] == 1 and decode_b[-1] >= validation.DEFAULTS["max_rows"]
+
+
+def test_the_run_grid_measures_every_small_size_asked(monkeypatch):
+    """Under EXACT_BELOW rows kernels change algorithm with each row count, so every decode size the
+    simulation asks of the FFN, MoE and head curves is measured, none interpolated."""
+    monkeypatch.chdir(ROOT)
+    points = validation.grid_for_run(validation.DEFAULTS)
+    ffn_tokens = {s["tokens"] for op, _, s in points if op == "ffn" and s["inter"] == 10944}
+    small = {t for t in ffn_tokens if t < validation.EXACT_BELOW}
+    assert small == {1, 2, 3, 5, 6, 7, 9, 10, 11, 14, 16}  # the decode batch sizes of the default run
+    head_m = {s["m"] for op, _, s in points if op == "gemm"}
+    assert {1, 2, 3, 16} <= head_m
