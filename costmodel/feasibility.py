@@ -182,12 +182,30 @@ SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
 MAX_ITERATIONS = 300_000  # a serving run's iteration budget: the engine does some 30K a second, so about 10 s
 
 
-def saturation_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:
-    """Enough requests queued at once to fill the KV cache three times over, so the instance saturates;
-    at least the workload's own count, at most SATURATION_MAX_REQUESTS."""
+def saturating_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:
+    """Requests queued at once that fill the KV cache three times over, so that the instance runs full
+    between filling up and draining (at most SATURATION_MAX_REQUESTS)."""
     capacity = serving_memory(m, inf).kv_capacity_tokens * inf.parallelism.dp
     mean_tokens = w.prompt_tokens.mean + w.output_tokens.mean / 2
-    return int(min(SATURATION_MAX_REQUESTS, max(w.requests, 3 * capacity / mean_tokens)))
+    return int(min(SATURATION_MAX_REQUESTS, max(1.0, 3 * capacity / mean_tokens)))
+
+
+def saturation_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:
+    """The maximum-throughput runs' request count: the workload's `saturation_requests` when it states
+    one (simulate serve --requests sets it), else the saturating count, at least the workload's own."""
+    if w.saturation_requests is not None:
+        return w.saturation_requests
+    return min(SATURATION_MAX_REQUESTS, max(w.requests, saturating_requests(m, inf, w)))
+
+
+def saturation_note(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> str | None:
+    """None when the maximum-throughput runs saturate the instance, else why their figures are low."""
+    n, need = saturation_requests(m, inf, w), saturating_requests(m, inf, w)
+    if w.arrival == "trace" or n >= need:
+        return None
+    return (f"the maximum throughputs come from {n:,} requests queued at once; the instance saturates at about "
+            f"{need:,} (its KV cache filled three times), so they are a lower bound: raise --requests (or "
+            f"the workload's saturation_requests) to {need:,}")
 
 
 def work_problems(m: ModelSpec, inf: InferenceSpec) -> list[Problem]:

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from costmodel.comm import Link, links_of, p2p_time
 from costmodel.errors import PlannerError
-from costmodel.feasibility import saturation_requests
+from costmodel.feasibility import saturation_note, saturation_requests
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.memory import serving_memory
 from costmodel.reading import MAX_DATA_BYTES, clip, read_text
@@ -506,6 +506,7 @@ class ServeVariantResult(BaseModel):
     preemptions: int
     requests: int
     saturation_requests: int  # requests queued at t = 0 for the two maximum-throughput runs
+    saturation_note: str | None = None  # None when those runs saturate the instance, else why their figures are low
     decode_gpus: int  # the unit that decodes (the variant's instance)
     prefill_gpus: int  # the unit that prefills (the prefill pool, or the same instance)
     generation_tok_s_per_gpu: float
@@ -520,12 +521,12 @@ class ServeVariantResult(BaseModel):
     bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
 
 
-def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int | None = None,
-                  base_dir: Path | None = None, progress: Callable[[str, int, int], None] | None = None,
+def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path | None = None,
+                  progress: Callable[[str, int, int], None] | None = None,
                   scale: dict[str, float] | None = None) -> ServeVariantResult:
     """The workload as configured, then decode-only and prefill-only saturated runs of the same lengths
     (`scale`: one drawn timing error per operator, for uncertainty bands)."""
-    w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
+    w = inf.workload
     prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
     steps = step_model_for(m, inf, scale)  # one iteration model (and its memo) for every run of this unit
     pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf, scale)
@@ -543,6 +544,7 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, requests: int 
         generation_throughput_tok_s=mixed.generation_throughput_tok_s, latency=mixed.latency,
         max_concurrent_requests=gen.max_concurrent_requests, kv_capacity_tokens=mixed.kv_capacity_tokens,
         preemptions=mixed.preemptions, requests=mixed.requests, saturation_requests=gen.requests,
+        saturation_note=saturation_note(m, inf, w) or saturation_note(m, prefill_inf, w),
         decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,
         prompt_tok_s_per_gpu=pre_tok_s / p_gpus, generation_tok_s_per_node=gen_tok_s / inf.cluster.nodes,
         prompt_tok_s_per_node=pre_tok_s / prefill_inf.cluster.nodes,

@@ -346,6 +346,9 @@ class WorkloadSpec(Spec):
     users: PosInt | None = Field(None, description="closed: concurrent users, each sends again on completion")
     think_time_s: float = Field(0.0, ge=0, description="closed: pause between a reply and the next request")
     requests: Annotated[int, Field(gt=0, le=10_000_000), Strict()] = Field(1000, description="how many requests to simulate")
+    saturation_requests: Annotated[int, Field(gt=0, le=200_000), Strict()] | None = Field(
+        None, description="requests queued at once for the two maximum-throughput runs; by default enough to "
+        "fill the KV cache three times (at least `requests`, at most 200,000); fewer may not saturate")
     trace_csv: str | None = Field(None, description="trace: CSV path, relative to the workload file")
     seed: NonNegInt = 0
 

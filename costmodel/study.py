@@ -19,7 +19,7 @@ import yaml
 from costmodel import deepep
 from costmodel.comm import links_of
 from costmodel.errors import PlannerError, PlannerErrors
-from costmodel.feasibility import variant_problems
+from costmodel.feasibility import SATURATION_MAX_REQUESTS, variant_problems
 from costmodel.fleet import plan_fleet
 from costmodel.loader import (
     BUNDLED_DIR,
@@ -213,14 +213,14 @@ def train_bands(v, errors: TimingErrors, draws: int = BAND_DRAWS) -> dict:
     return bands(run, errors, draws)
 
 
-def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Path, requests: int | None,
+def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Path,
                 draws: int = SERVE_BAND_DRAWS) -> dict:
     """Throughputs and latencies of variant `v`'s serving over drawn timing errors. Each draw re-runs
     the workload (TTFT, TPOT) and rescales the saturated throughputs of `base` by how the drawn errors
     change the saturated decode iteration and a mean-prompt prefill (the saturated schedule itself, set
     by the KV capacity and the token budget, does not depend on operator times)."""
     m, inf = v.model, v.inference
-    w = inf.workload if requests is None else inf.workload.model_copy(update={"requests": requests})
+    w = inf.workload
     pre_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
     ctx, prompt = int(w.prompt_tokens.mean + w.output_tokens.mean / 2), int(w.prompt_tokens.mean)
     batch = base.max_concurrent_requests
@@ -251,6 +251,7 @@ def serve(study: Study, only: str | None = None, requests: int | None = None,
     """`planner simulate serve`: each variant's workload, plus its saturated generation and prompt
     throughputs (and, with_bands, their p10/p50/p90 bands). progress(variant, phase, done, total)."""
     indices = selected(study, "inference", only)
+    study = with_requests(study, indices, requests) if requests is not None else study
     check(study, ("inference",), indices)
     out = []
     for i in indices:
@@ -259,13 +260,24 @@ def serve(study: Study, only: str | None = None, requests: int | None = None,
             raise study.error(i, "inference.workload", "has no workload to serve",
                               "add a workload (e.g. workload: deepseek-chat-assumed)")
         cb = (lambda phase, done, total, name=v.name: progress(name, phase, done, total)) if progress else None
-        r = serve_variant(v.name, v.model, v.inference, requests=requests, base_dir=study.base_dir, progress=cb)
+        r = serve_variant(v.name, v.model, v.inference, base_dir=study.base_dir, progress=cb)
         if v.inference.fleet is not None:
             r.fleet = plan_fleet(v.model, v.inference, r).model_dump()
         if with_bands:
-            r.bands = serve_bands(v, sourced_errors(), r, study.base_dir, requests)
+            r.bands = serve_bands(v, sourced_errors(), r, study.base_dir)
         out.append(r)
     return out
+
+
+def with_requests(study: Study, indices: list[int], requests: int) -> Study:
+    """simulate serve --requests N: each selected workload serves N requests, and its maximum-throughput
+    runs queue N at once too (the result says when that is too few to saturate), validated as the file is."""
+    for i in indices:
+        v = study.scenario.variants[i]
+        if v.inference.workload is not None:
+            study = override(study, v.name, {"inference.workload.requests": requests, "inference.workload."
+                                             "saturation_requests": min(requests, SATURATION_MAX_REQUESTS)})
+    return study
 
 
 def serve_at_rate(study: Study, variant: str, rate_per_s: float, requests: int) -> ServeResult:

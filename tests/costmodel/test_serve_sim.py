@@ -6,6 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from costmodel.feasibility import saturation_note
 from costmodel.loader import load_scenario
 from costmodel.serve_sim import serve_variant, simulate_serving
 from costmodel.specs import LengthDist, WorkloadSpec
@@ -84,11 +85,16 @@ def test_a_request_that_cannot_fit_is_refused(tmp_path):
     assert result.exit_code == 2 and "KV cache" in result.output and "Traceback" not in result.output
 
 
+def _with_requests(inf, n: int):
+    """The instance with a shorter workload run (its saturated runs still queue the saturating count)."""
+    return inf.model_copy(update={"workload": inf.workload.model_copy(update={"requests": n})})
+
+
 def test_paper_serving_figures():
     """V2P §3.2.3 / Fig. 1: 5.76x the 67B's maximum generation throughput, >50K tok/s generation and
     >100K tok/s prompt on one 8xH800 node (each below twice the paper's figure)."""
     s = load_scenario(PAPER)
-    r = {v.name: serve_variant(v.name, v.model, v.inference, requests=4000) for v in s.variants}
+    r = {v.name: serve_variant(v.name, v.model, _with_requests(v.inference, 4000)) for v in s.variants}
     v2r, b67 = r["deepseek-v2"], r["deepseek-llm-67b"]
     assert v2r.max_generation_throughput_tok_s / b67.max_generation_throughput_tok_s == pytest.approx(5.76, rel=0.2)
     assert 50e3 < v2r.max_generation_throughput_tok_s < 2 * 55.4e3
@@ -103,6 +109,21 @@ def test_cli_json_shape():
     for key in ("name", "max_generation_throughput_tok_s", "prompt_throughput_tok_s", "max_concurrent_requests"):
         assert key in v
     assert {"ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s"} <= set(v["latency"])
+
+
+def test_requests_bound_the_saturated_runs_too():
+    """--requests 50: the maximum-throughput runs queue 50 requests, not the saturating count, and say
+    so. That count is 3 x KV capacity / (mean prompt + mean output / 2) = 3 x 9,609,984 / ~1,112."""
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(PAPER), "--format", "json", "--requests", "50",
+                                      "--variant", "deepseek-v2"])
+    assert result.exit_code == 0, result.output
+    (v,) = json.loads(result.stdout)["variants"]
+    assert v["saturation_requests"] == 50 and v["max_concurrent_requests"] == 50
+    need = 3 * v["kv_capacity_tokens"] / 1111.5
+    assert v["saturation_note"] is not None and f"{int(need):,}"[:4] in v["saturation_note"]
+    s = load_scenario(PAPER)
+    inf = s.variants[0].inference
+    assert saturation_note(s.variants[0].model, inf, inf.workload) is None  # the workload's own runs saturate
 
 
 def test_closed_loop_keeps_at_most_users_in_flight():
