@@ -40,8 +40,9 @@ class Comparison(BaseModel):
     variant: str
     baseline_value: float
     variant_value: float
-    ratio: float
-    change_pct: float
+    ratio: float | None  # None when the baseline's value is 0: `undefined` says so
+    change_pct: float | None
+    undefined: str | None = None
 
 
 class ScenarioReport(BaseModel):
@@ -93,8 +94,10 @@ def compare(items: list, base, metrics: tuple[str, ...]) -> list[Comparison]:
             continue
         for metric in metrics:
             b, x = float(getattr(base, metric)), float(getattr(r, metric))
+            ratio = x / b if b else None
             out.append(Comparison(metric=metric, baseline=base.name, variant=r.name, baseline_value=b,
-                                  variant_value=x, ratio=x / b, change_pct=(x / b - 1) * 100))
+                                  variant_value=x, ratio=ratio, change_pct=None if ratio is None else (ratio - 1) * 100,
+                                  undefined=None if b else f"the baseline's {metric} is 0"))
     return out
 
 

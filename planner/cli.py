@@ -22,7 +22,8 @@ from planner.sweep_runner import journal_path, read_journal, run_sweep, summaris
 
 
 class PlannerGroup(click.Group):
-    """Turns PlannerError into one message and exit code 2; tracebacks only with --debug."""
+    """Turns PlannerError, and click's usage errors (a bad option value, an unknown command), into one
+    message and exit code 2; tracebacks only with --debug."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -32,6 +33,21 @@ class PlannerGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except click.UsageError as e:
+            _usage_error(e)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            _usage_error(e)
+
+
+def _usage_error(e: click.UsageError) -> None:
+    """click's usage error on one line (click prints three: usage, a help hint, the error)."""
+    command = e.ctx.command_path if e.ctx else "planner"
+    click.echo(f"error: {command}: {e.format_message()} Fix: see `{command} --help`.", err=True)
+    sys.exit(2)
 
 
 @click.group(cls=PlannerGroup)

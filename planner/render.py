@@ -54,7 +54,7 @@ ROWS = (
 
 
 def _cells(rep: ScenarioReport) -> list[tuple[str, list[str]]]:
-    ratio = {(c.variant, c.metric): c.change_pct for c in rep.comparisons}
+    ratio = {(c.variant, c.metric): c.change_pct for c in rep.comparisons if c.change_pct is not None}
     rows = []
     for label, field, unit in ROWS:
         cells = []
@@ -194,7 +194,8 @@ def _stage_range(memory: dict) -> str:
 def train_table(results: list, base, title: str, console: Console | None = None) -> None:
     console = console or Console()
     table = _variant_table(f"{title}: one training step, simulated", results, base)
-    change = {(c["variant"], c["metric"]): c["change_pct"] for c in train_comparisons(results, base)}
+    change = {(c["variant"], c["metric"]): c["change_pct"] for c in train_comparisons(results, base)
+              if c["change_pct"] is not None}
     for label, field, unit in TRAIN_ROWS:
         if field == "memory":
             table.add_row(label, *(" / ".join(f"{r.memory[k] / 1e9:.1f}" for k in MEMORY_PARTS) + " GB"
@@ -259,7 +260,7 @@ def _serve_cell(r, field, unit: str, ratio: dict) -> str:
 def serve_table(results: list, base, title: str, console: Console | None = None) -> None:
     console = console or Console()
     table = _variant_table(f"{title}: one serving instance, simulated", results, base)
-    ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base)}
+    ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base) if c["ratio"] is not None}
     for label, field, unit in SERVE_ROWS:
         table.add_row(label, *(_serve_cell(r, field, unit, ratio) for r in results))
     _band_rows(table, results)
@@ -269,6 +270,8 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
             console.print(decode_line(r.name, r.decode_iteration))
         if r.fleet:
             console.print(fleet_line(r.name, r.fleet))
+        if r.saturation_note:
+            console.print(f"{r.name}: {r.saturation_note}")
 
 
 BANDS = {  # metric -> (row label, unit)

@@ -57,6 +57,9 @@ def _reopen(journal: Path, header: dict) -> set[str]:
     """The ids already journaled, after checking the journal is this sweep's and ending it with a newline
     (a complete last row that lacks one is kept; a half-written one is left to be skipped)."""
     old, rows = read_journal(journal)
+    if not old:
+        raise PlannerError("the file has no sweep header line, so it is not a journal this tool wrote",
+                           file=str(journal), field="--out", fix="choose another --out (or move this file away)")
     if _identity(old) != _identity(header):
         raise PlannerError(f"the journal belongs to another sweep ({old.get('sweep')!r}, {old.get('points')} points)",
                            file=str(journal), field="--out", fix="choose another --out for this sweep")
@@ -117,8 +120,10 @@ def run_sweep(path: Path, out: Path, *, address: str | None = None, sequential: 
     try:
         if journal.exists() and journal.stat().st_size:
             done = _reopen(journal, header)
-        else:
-            journal.write_text(strict_dumps(header) + "\n")
+        else:  # whole or not at all, so that a kill here leaves no half header for --resume to refuse
+            fresh = journal.with_name(journal.name + ".new")
+            fresh.write_text(strict_dumps(header) + "\n")
+            os.replace(fresh, journal)
         _run_points(spec, text, base, points, [p for p in points if point_id(p) not in done], journal, sequential,
                     address, workers, progress, stop_after)
     finally:

@@ -1,6 +1,7 @@
-"""Fuzzing the CLI with bad values (hypothesis): whatever a field of a scenario, model or workload holds,
-`validate`, `report` and `simulate train` end with exit 0 or 2, never a traceback, and their JSON is
-strict RFC 8259 (no NaN or Infinity tokens)."""
+"""Fuzzing the CLI with bad values (hypothesis): whatever a field of a scenario, model, workload, HF
+config or sweep holds, `validate`, `report`, `simulate train`, `simulate serve`, `import-hf` and
+`sweep` end with exit 0 or 2, never a traceback, and their JSON is strict RFC 8259 (no NaN or Infinity
+tokens)."""
 
 import json
 from contextlib import contextmanager
@@ -97,11 +98,23 @@ def test_any_scenario_field_value(path, value):
 WORKLOAD = yaml.safe_load((SCENARIOS / "workloads" / "deepseek-chat-assumed.yaml").read_text())
 
 
-@FUZZ
+SERVE_PAPER = {k: v for k, v in PAPER.items() if k != "baseline"} | {"variants": [dict(PAPER["variants"][0])]}
+SERVE_PAPER["variants"][0].pop("training")
+SERVE_PAPER["variants"][0]["inference"] = {**SERVE_PAPER["variants"][0]["inference"], "workload": "fuzz"}
+FEW = settings(FUZZ, max_examples=30)  # each example simulates (about a second)
+
+
+@FEW
 @given(path=st.sampled_from(list(_paths(WORKLOAD))), value=BAD_VALUES)
 def test_any_workload_field_value(tmp_path, path, value):
-    with beside_bundled(tmp_path, _set(WORKLOAD, path, value)) as f:
-        _runs_cleanly(["validate", str(f)], json_out=False)
+    """The fuzzed workload file is validated alone, then served by the paper's V2 instance (20 requests)."""
+    (tmp_path / "workloads").mkdir(exist_ok=True)
+    f = tmp_path / "workloads" / "fuzz.yaml"
+    f.write_text(_dump(_set(WORKLOAD, path, value)))
+    _runs_cleanly(["validate", str(f)], json_out=False)
+    scenario = tmp_path / "serve.yaml"
+    scenario.write_text(_dump(SERVE_PAPER))
+    _runs_cleanly(["simulate", "serve", str(scenario), "--requests", "20", "--format", "json"], json_out=True)
 
 
 HF_CONFIG = {"model_type": "deepseek_v2", **{k: v for k, v in MODEL.items() if k not in ("name", "source", "attention", "ffn")}}
@@ -116,8 +129,30 @@ def test_any_hf_config_value(tmp_path, path, value):
     _runs_cleanly(["import-hf", str(f)], json_out=False)
 
 
-@FUZZ
-@given(path=st.sampled_from(list(_paths(SWEEP))), value=BAD_VALUES)
-def test_any_sweep_field_value(path, value):
-    with beside_bundled(SCENARIOS / "sweeps", _set(SWEEP, path, value)) as f:
+SMALL_SWEEP = {**SWEEP, "axes": {"gpu": ["h800"], "ep": [8]}}  # one point: each example runs the sweep
+
+
+@FEW
+@given(path=st.sampled_from(list(_paths(SWEEP)) + list(_paths(SMALL_SWEEP))), value=BAD_VALUES)
+def test_any_sweep_field_value(tmp_path, path, value):
+    """Fuzzed over the bundled sweep's fields (validated) and a one-point sweep's (validated and run)."""
+    small = path in set(_paths(SMALL_SWEEP)) and path[0] == "axes"
+    with beside_bundled(SCENARIOS / "sweeps", _set(SMALL_SWEEP if small else SWEEP, path, value)) as f:
         _runs_cleanly(["validate", str(f)], json_out=False)
+        if small:
+            _runs_cleanly(["sweep", str(f), "--sequential", "--out", str(tmp_path / "r.jsonl"), "--format", "json"],
+                          json_out=True)
+
+
+def test_the_unfuzzed_files_run(tmp_path):
+    """The fuzz tests' starting points succeed, so their exit-2 outcomes come from the fuzzed value."""
+    (tmp_path / "workloads").mkdir()
+    (tmp_path / "workloads" / "fuzz.yaml").write_text(_dump(WORKLOAD))
+    (tmp_path / "serve.yaml").write_text(_dump(SERVE_PAPER))
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(tmp_path / "serve.yaml"), "--requests", "20", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert _strict(result.stdout)["variants"][0]["saturation_requests"] == 20
+    with beside_bundled(SCENARIOS / "sweeps", SMALL_SWEEP) as f:
+        result = CliRunner().invoke(cli, ["sweep", str(f), "--sequential", "--out", str(tmp_path / "r.jsonl"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2  # the header and the one point

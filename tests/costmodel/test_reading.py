@@ -114,3 +114,19 @@ def test_workload_values_out_of_range(tmp_path, change, field):
 def test_trace_output_into_a_directory_is_refused(tmp_path):
     result = CliRunner().invoke(cli, ["simulate", "train", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--trace", str(tmp_path)])
     assert result.exit_code == 2 and "--trace" in result.output
+
+
+def test_one_token_outputs_give_strict_json_with_undefined_ratios(tmp_path):
+    """Outputs of one token: no TPOT and no decode throughput, so the ratio to the baseline's 0 tok/s is
+    null with the reason, never NaN or a ZeroDivisionError."""
+    (tmp_path / "workloads").mkdir()
+    (tmp_path / "workloads" / "one.yaml").write_text("prompt_tokens: {value: 100}\noutput_tokens: {value: 1}\n"
+                                                     "arrival: burst\nrequests: 50\n")
+    path = tmp_path / "s.yaml"
+    path.write_text((SCENARIOS / "deepseek-v2-paper.yaml").read_text().replace("workload: deepseek-chat-assumed", "workload: one"))
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--format", "json", "--requests", "50"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"non-standard {c}"))
+    assert all(v["latency"]["tpot_p50_s"] is None for v in out["variants"])
+    gen = [c for c in out["comparisons"] if c["metric"] == "max_generation_throughput_tok_s"]
+    assert gen and gen[0]["baseline_value"] == 0 and gen[0]["ratio"] is None and "is 0" in gen[0]["undefined"]

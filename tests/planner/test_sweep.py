@@ -141,6 +141,14 @@ def test_another_sweeps_journal_is_refused(small, tmp_path):
     assert result.exit_code == 2 and "another sweep" in result.output
 
 
+def test_a_file_without_a_header_is_not_resumed(small, tmp_path):
+    out = tmp_path / "notes.jsonl"
+    out.write_text("42\n")
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--out", str(out), "--resume", "--sequential"])
+    assert result.exit_code == 2 and "no sweep header" in result.output
+    assert out.read_text() == "42\n"  # left as it was
+
+
 def test_a_second_writer_is_refused(small, tmp_path):
     out = tmp_path / "l.jsonl"
     out.with_name(out.name + ".lock").write_text(str(os.getpid()))  # a live writer holds the journal
