@@ -16,6 +16,7 @@ from costmodel.errors import PlannerError
 from costmodel.profiles import load_profile
 from costmodel.reading import strict_dumps
 from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
+from planner.sweep_runner import read_journal, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -130,6 +131,14 @@ def profile_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
              "measured_s": p.median_s, "roofline_s": roof.time(p.op, p.shape, p.pass_),
              "interpolated_s": measured.time(p.op, p.shape, p.pass_)} for p in prof.points]
     return prof.header, rows, held_out_errors(prof)
+
+
+@st.cache_data(show_spinner=False)
+def sweep_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
+    """A sweep journal's header, rows and summary (the Pareto front over the sweep file's own objectives,
+    among the points that meet its constraints), as `planner best` computes them."""
+    header, rows = read_journal(ROOT / path)
+    return header, rows, summarise(header, rows)
 
 
 def scenario_files() -> list[str]:

@@ -146,11 +146,16 @@ def plot_measured_vs_model(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def plot_pareto(points: list[dict], x: str, y: str, front: list[dict]) -> go.Figure:
-    fig = go.Figure([go.Scatter(x=[p[x] for p in points], y=[p[y] for p in points], mode="markers", name="plans",
+def plot_pareto(points: list[dict], x: str, y: str, front: list[dict], rejected: list[dict] | None = None) -> go.Figure:
+    """Feasible plans, the Pareto front among them, and the plans a constraint rejected (reason on hover)."""
+    fig = go.Figure([go.Scatter(x=[p[x] for p in points], y=[p[y] for p in points], mode="markers", name="feasible plans",
                                 marker=dict(color="#9ca3af"), hovertext=[p.get("label", "") for p in points]),
                      go.Scatter(x=[p[x] for p in front], y=[p[y] for p in front], mode="lines+markers",
                                 name="Pareto front", marker=dict(color="#2563eb"),
                                 hovertext=[p.get("label", "") for p in front])])
+    if rejected:
+        fig.add_trace(go.Scatter(x=[p[x] for p in rejected], y=[p[y] for p in rejected], mode="markers",
+                                 name="rejected (constraint)", marker=dict(color="#ef4444", symbol="x"),
+                                 hovertext=[f"{p.get('label', '')}: {p['reason']}" for p in rejected]))
     fig.update_layout(xaxis_title=x, yaxis_title=y, height=380, margin=dict(l=10, r=10, t=30, b=10))
     return fig

@@ -9,7 +9,6 @@ from pathlib import Path
 import streamlit as st
 
 from costmodel.errors import PlannerError
-from costmodel.pareto import pareto_front
 from dashboard import data, figures
 
 
@@ -121,7 +120,8 @@ def training() -> None:
     if not trainable:
         st.info("No variant of this scenario has a `training:` part.")
         return
-    v = next(x for x in trainable if x.name == st.selectbox("Variant", [x.name for x in trainable]))
+    chosen = st.selectbox("Variant", [x.name for x in trainable], key="training-variant")  # once, not per variant
+    v = next(x for x in trainable if x.name == chosen)
     par, t = v.training.parallelism, v.training
     st.markdown("**What if** — change the layout and re-simulate:")
     c = st.columns(5)
@@ -222,16 +222,32 @@ def sweeps() -> None:
         st.info("No sweep results yet: run `planner sweep scenarios/sweeps/deepseek-v2-training.yaml`.")
         return
     path = st.selectbox("Result file", [str(f.relative_to(data.ROOT)) for f in files])
-    rows = [json.loads(line) for line in Path(data.ROOT / path).read_text().splitlines() if line.strip()]
-    ok = [r for r in rows if r.get("status") == "ok"]
-    numeric = sorted({k for r in ok for k, v in r.get("metrics", {}).items() if isinstance(v, int | float)})
+    header, rows, summary = data.sweep_view(path, (data.ROOT / path).stat().st_mtime)
+    objectives = [(o["metric"], o["goal"]) for o in header.get("objectives", [])]
+    st.caption("Objectives: " + ", ".join(f"{goal} {metric}" for metric, goal in objectives) + (
+        "; constraints: " + ", ".join(_constraint_text(c) for c in header["constraints"]) if header.get("constraints") else ""))
+    numeric = sorted({k for r in rows for k, v in r.get("metrics", {}).items() if isinstance(v, int | float)})
     if len(numeric) < 2:
         st.info("Not enough numeric results to plot.")
         return
+    axes = [m for m, _ in objectives if m in numeric] + [m for m in numeric if m not in dict(objectives)]
     c = st.columns(2)
-    x = c[0].selectbox("x", numeric, index=0)
-    y = c[1].selectbox("y", numeric, index=1)
-    pts = [{**r["metrics"], "label": r.get("label", "")} for r in ok]
-    front = pareto_front(pts, [(x, "min"), (y, "max")])
-    st.plotly_chart(figures.plot_pareto(pts, x, y, sorted(front, key=lambda p: p[x])), key="pareto-chart")
-    st.dataframe(front, hide_index=True)
+    x = c[0].selectbox("x", axes, index=0)
+    y = c[1].selectbox("y", axes, index=1)
+    ok = [{**r["metrics"], "label": r["label"]} for r in rows if r["status"] == "ok" and x in r["metrics"] and y in r["metrics"]]
+    rejected = [{**r["metrics"], "label": r["label"], "reason": r["reason"]} for r in rows
+                if r["status"] != "ok" and x in r["metrics"] and y in r["metrics"]]
+    front = sorted((p for p in summary["front"] if x in p and y in p), key=lambda p: p[x])
+    st.plotly_chart(figures.plot_pareto(ok, x, y, front, rejected),
+                    key="pareto-chart")
+    st.markdown(f"**Pareto front** over the sweep's objectives: {len(summary['front'])} of {summary['valid']} "
+                f"feasible points ({summary['invalid']} rejected)")
+    st.dataframe(summary["front"], hide_index=True)
+    st.markdown("**Rejected points** and why")
+    st.dataframe([{"point": r["label"], "status": r["status"], "reason": r["reason"]} for r in rows if r["status"] != "ok"],
+                 hide_index=True)
+
+
+def _constraint_text(c: dict) -> str:
+    bounds = [f">= {c['min']:g}" if c.get("min") is not None else "", f"<= {c['max']:g}" if c.get("max") is not None else ""]
+    return f"{c['metric']} " + " and ".join(b for b in bounds if b)

@@ -69,9 +69,37 @@ def test_training_whatif_matches_the_cli(cli_json):
     assert not at.exception and "needs" in at.error[0].value and "GB per GPU" in at.error[0].value
 
 
+def test_training_page_takes_every_variant():
+    """Choosing the second variant once crashed (StreamlitDuplicateElementId: the selectbox was created
+    once per variant inside a generator)."""
+    at = run_page("training")
+    variant = next(s for s in at.selectbox if s.label == "Variant")
+    for name in variant.options:
+        variant.select(name).run()
+        assert not at.exception, (name, at.exception)
+        variant = next(s for s in at.selectbox if s.label == "Variant")
+    assert variant.value == "deepseek-llm-67b" and at.metric[0].label == "Step time"
+
+
 def test_sweeps_page_plots_the_committed_results():
     at = run_page("sweeps")
     assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+def test_sweeps_front_uses_the_sweep_files_objectives():
+    """The training sweep minimises cost and days: its cheapest feasible plan is on the front shown, and
+    the axes default to the two objectives. (The page once maximised its y axis, so with y = cost it
+    showed the dearest plans.)"""
+    rows = [json.loads(line) for line in (ROOT / "results" / "deepseek-v2-training.jsonl").read_text().splitlines()[1:]]
+    cheapest = min(r["metrics"]["cost_usd_per_trillion_tokens"] for r in rows if r["status"] == "ok")
+    at = run_page("sweeps")
+    next(s for s in at.selectbox if s.label == "Result file").select("results/deepseek-v2-training.jsonl").run()
+    shown = {s.label: s.value for s in at.selectbox}
+    assert not at.exception and (shown["x"], shown["y"]) == ("cost_usd_per_trillion_tokens", "days_total")
+    front = at.dataframe[0].value
+    assert cheapest in list(front["cost_usd_per_trillion_tokens"])
+    assert front["cost_usd_per_trillion_tokens"].max() < max(r["metrics"]["cost_usd_per_trillion_tokens"]
+                                                              for r in rows if r["status"] == "ok")
 
 
 def test_sweeps_page_without_results_says_how_to_get_them(monkeypatch, tmp_path):
