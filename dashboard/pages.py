@@ -4,7 +4,6 @@ results and hand them to dashboard/figures.py."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import streamlit as st
 
