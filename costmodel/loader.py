@@ -274,6 +274,8 @@ def detect_kind(data: dict) -> str | None:
         return "scenario"
     if "axes" in data:
         return "sweep"
+    if "traffic" in data and "slo" in data:
+        return "plan"
     if "hidden_size" in data or "num_hidden_layers" in data:
         return "model"
     if "peak_flops_per_s" in data:
@@ -294,7 +296,7 @@ def file_kind(path: Path, data: dict | None = None) -> str:
             file=str(path),
             line=1,
             fix="a scenario has `variants:`, a sweep `axes:`, a model `hidden_size:`, a GPU `peak_flops_per_s:`, "
-            "a cluster `gpu:`, a workload `prompt_tokens:`",
+            "a cluster `gpu:`, a workload `prompt_tokens:`, a plan `traffic:` and `slo:`",
         )
     return kind
 

@@ -7,6 +7,7 @@ Checks that need two specs at once (EP vs experts, layout vs cluster, memory) li
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
@@ -327,6 +328,15 @@ class LengthDist(Spec):
         z = (math.log(self.max) - mu) / s
         below = full * _normal_cdf(z - s)  # E[X; X <= M]
         return below + self.max * (1 - _normal_cdf(z))
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0-100) of what is sampled (a lognormal clipped at `max`)."""
+        if self.dist == "fixed":
+            return float(self.value)
+        if self.dist == "uniform":
+            return self.low + (self.high - self.low) * q / 100
+        x = self.median * math.exp(self.sigma * NormalDist().inv_cdf(min(max(q / 100, 1e-9), 1 - 1e-9)))
+        return min(x, self.max) if self.max is not None else x
 
 
 def _normal_cdf(x: float) -> float:

@@ -30,6 +30,7 @@ from costmodel.loader import (
     scenario_and_node,
     validate,
 )
+from costmodel.plan_spec import load_plan
 from costmodel.report import ScenarioReport, build_report
 from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
 from costmodel.serve_sim import (
@@ -157,6 +158,8 @@ def validate_file(path: Path) -> tuple[str, str]:
         sweep_base = study_from_text(text, base)
         check(sweep_base, indices=[sweep_base.index(spec.variant)])
         return kind, spec.name
+    if kind == "plan":
+        return kind, load_plan(path)[0].name
     if kind in ("scenario", "model"):
         study = open_study(path)
         check(study)

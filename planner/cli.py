@@ -12,12 +12,14 @@ from costmodel import study
 from costmodel.errors import PlannerError
 from costmodel.hf_import import import_hf, to_yaml
 from costmodel.loader import find_named, load_spec
+from costmodel.plan_spec import load_plan
 from costmodel.profiles import load_profile
 from costmodel.reading import clip, read_text, strict_dumps
 from costmodel.sweep_spec import load_sweep
 from costmodel.timing import held_out_errors
 from planner import render
 from planner import validate_sim as validation
+from planner.plan_runner import run_plan
 from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
 
 
@@ -231,6 +233,26 @@ def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) 
         click.echo(strict_dumps({"results": str(out), **summary}, indent=2))
     else:
         render.sweep_summary(header, summary, str(out))
+
+
+@cli.command("plan")
+@click.argument("plan_file", type=click.Path(path_type=Path))
+@click.option("--address", default=None, help="Dask scheduler to join (tcp://host:8786); default: a local cluster.")
+@click.option("--sequential", is_flag=True, help="Screen the layouts in this process (no Dask).")
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local cluster worker processes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def plan_cmd(plan_file: Path, address, sequential, workers, fmt) -> None:
+    """The cheapest deployment of a plan file's model for its traffic within its latency targets."""
+    load_plan(plan_file)  # errors exit 2 before any worker starts
+    with render.progress_bar(disable=fmt == "json") as bar:
+        task = bar.add_task("screening layouts", total=None)
+        result = run_plan(plan_file, sequential=sequential, address=address, workers=workers,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total),
+                          note=lambda text: bar.update(task, description=text))
+    if fmt == "json":
+        click.echo(strict_dumps(result, indent=2))
+    else:
+        render.plan_answer(result)
 
 
 @cli.command("best")

@@ -377,3 +377,43 @@ def comm_table(result: dict, console: Console | None = None) -> None:
     console.print(f"median error {result['median_abs_pct_error']:.1f}% "
                   f"({result['median_abs_pct_error_excluding_anchors']:.1f}% without the anchor row), "
                   f"max {result['max_abs_pct_error']:.1f}%")
+
+
+PLAN_COLUMNS = (("GPU", "gpu", "{}"), ("mode", "mode", "{}"), ("layout", "layout", "{}"), ("GPUs", "gpus", "{:,}"),
+                ("$/h", "usd_per_hour", "{:,.0f}"), ("$/M input", "usd_per_m_input_tokens", "{:.3f}"),
+                ("$/M output", "usd_per_m_output_tokens", "{:.3f}"), ("TTFT p99", "ttft_p99_s", "{:.2f} s"),
+                ("TPOT p50", "tpot_p50_s", "ms"))
+
+
+def _plan_cell(p: dict, key: str, fmt: str) -> str:
+    v = p.get(key)
+    if v is None:
+        return "-"
+    return f"{1e3 * v:.1f} ms" if fmt == "ms" else fmt.format(v)
+
+
+def plan_answer(result: dict, console: Console | None = None) -> None:
+    """`planner plan`: the recommendation, the cheapest verified plan per GPU, the front, the rejections."""
+    console = console or Console()
+    slo, traffic = result["slo"], result["traffic"]
+    console.print(f"[bold]{result['plan']}[/]: {traffic['requests_per_s']:,.1f} requests/s, TTFT p99 <= "
+                  f"{slo['ttft_p99_s']:g} s, TPOT p50 <= {1e3 * slo['tpot_p50_s']:.1f} ms; "
+                  f"{result['layouts_screened']} layouts screened")
+    rec = result["recommended"]
+    if rec is None:
+        console.print("[bold red]no plan meets the targets[/]: see the rejections below")
+    else:
+        console.print(f"recommended: [bold]{rec['layout']}[/], {rec['mode']}, {rec['gpus']:,} GPUs ({rec['nodes']} nodes), "
+                      f"${rec['usd_per_hour']:,.0f}/h = ${rec['usd_per_m_input_tokens']:.3f} per M input and "
+                      f"${rec['usd_per_m_output_tokens']:.3f} per M output tokens; simulated TTFT p99 "
+                      f"{rec['ttft_p99_s']:.2f} s, TPOT p50 {1e3 * rec['tpot_p50_s']:.1f} ms")
+    for title, rows in (("Cheapest verified plan per GPU type", result["per_gpu_type"]),
+                        ("Pareto front: cost per hour against TPOT (screened)", result["front"])):
+        table = Table(title=title, title_justify="left")
+        for label, _, _ in PLAN_COLUMNS:
+            table.add_column(label, justify="left" if label in ("GPU", "mode", "layout") else "right")
+        for p in rows:
+            table.add_row(*(_plan_cell(p, key, fmt) for _, key, fmt in PLAN_COLUMNS))
+        console.print(table)
+    for r in result["rejected"]:
+        console.print(f"  rejected {r['plan']}: {r['reason']}", style="dim")

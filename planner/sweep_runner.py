@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from costmodel.errors import PlannerError
@@ -160,11 +161,14 @@ def _run_points(spec, text: str, base, points: list[dict], todo: list[dict], jou
             _run_dask(todo, text, str(base), spec_dict, address, workers, record)
 
 
-def _run_dask(todo: list[dict], text: str, base: str, spec: dict, address: str | None, workers: int, record) -> None:
+@contextmanager
+def dask_client(address: str | None, workers: int):
+    """A Dask client: of the scheduler at `address`, or of a local cluster of `workers` processes (closed
+    afterwards). Sweeps and plans share it."""
     import tempfile
 
     import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
     dask.config.set({"temporary-directory": os.environ.get("DASK_TEMPORARY_DIRECTORY", tempfile.gettempdir()),
                      "distributed.worker.daemon": False})
@@ -176,6 +180,17 @@ def _run_dask(todo: list[dict], text: str, base: str, spec: dict, address: str |
                                dashboard_address="127.0.0.1:0")  # loopback only, any free port
         client = Client(cluster)
     try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_dask(todo: list[dict], text: str, base: str, spec: dict, address: str | None, workers: int, record) -> None:
+    from dask.distributed import as_completed
+
+    with dask_client(address, workers) as client:
         # time one point here to size the batches: quick (static) points travel in groups
         t0 = time.perf_counter()
         record(evaluate(text, base, spec, todo[0]))
@@ -187,10 +202,6 @@ def _run_dask(todo: list[dict], text: str, base: str, spec: dict, address: str |
         for fut in as_completed(futures):
             for row in fut.result():
                 record(row)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def write_parquet(rows: list[dict], out: Path) -> None:

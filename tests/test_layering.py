@@ -34,12 +34,12 @@ def test_loading_costmodel_does_not_load_torch():
 # Layers inside costmodel, lowest first: a module imports only from its own layer or a lower one, and
 # the graph has no cycle. A new module must be placed here.
 COSTMODEL_LAYERS = {
-    "inputs": {"errors", "reading", "specs", "loader", "hf_import", "sweep_spec", "profiles"},
+    "inputs": {"errors", "reading", "specs", "loader", "hf_import", "sweep_spec", "profiles", "plan_spec"},
     "analytic counts": {"params", "flops", "kvcache", "opcounts", "memory", "placement", "schedules", "comm", "pareto",
                         "feasibility", "report", "routing", "eplb", "deepep"},
     "timing": {"timing", "train_costs", "serve_costs", "calibration", "uncertainty"},
     "simulators": {"train_sim", "serve_sim"},
-    "application": {"study", "sweep", "fleet"},
+    "application": {"study", "sweep", "fleet", "plan"},
 }
 LEVEL = {mod: i for i, mods in enumerate(COSTMODEL_LAYERS.values()) for mod in mods}
 
