@@ -116,11 +116,12 @@ class PlanSpec(Spec):
         return self
 
 
-def load_plan(path: Path) -> tuple[PlanSpec, InferenceSpec]:
-    """The plan, and its engine settings as an inference part (on the first GPU, one node) that every
-    candidate copies; errors name the plan file, the line and the field."""
+def load_plan(path: Path, text: str | None = None) -> tuple[PlanSpec, InferenceSpec]:
+    """The plan (the file at `path`, or `text` as if it were that file), and its engine settings as an
+    inference part (on the first GPU, one node) that every candidate copies; errors name the plan file,
+    the line and the field."""
     path = Path(path)
-    data, node = read_yaml(path)
+    data, node = read_yaml(path, text)
     data = dict(data)
     if isinstance(data.get("model"), str):
         data["model"] = load_named("model", data["model"], path, referer=path, node=node, loc=("model",))

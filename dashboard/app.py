@@ -17,5 +17,6 @@ if pages.scenario_bar():
                          st.Page(pages.training, title="Training", url_path="training"),
                          st.Page(pages.serving, title="Serving", url_path="serving"),
                          st.Page(pages.kernels, title="Kernels", url_path="kernels"),
-                         st.Page(pages.sweeps, title="Sweeps", url_path="sweeps")])
+                         st.Page(pages.sweeps, title="Sweeps", url_path="sweeps"),
+                         st.Page(pages.plan, title="Plan", url_path="plan")])
     nav.run()

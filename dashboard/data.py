@@ -4,7 +4,9 @@ before the server starts (`python -m dashboard.data scenarios/deepseek-v2-paper.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from costmodel.errors import PlannerError
 from costmodel.profiles import load_profile
 from costmodel.reading import strict_dumps
 from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
+from planner.plan_runner import run_plan
 from planner.sweep_runner import read_journal, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,6 +142,29 @@ def sweep_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
     among the points that meet its constraints), as `planner best` computes them."""
     header, rows = read_journal(ROOT / path)
     return header, rows, summarise(header, rows)
+
+
+PLANS = SCENARIOS / "plans"
+
+
+def plan_files() -> list[str]:
+    return sorted(p.name for p in PLANS.glob("*.yaml"))
+
+
+@st.cache_data(show_spinner=False)
+def plan(text: str, name: str) -> dict:
+    """`planner plan --format json` of the plan text (as if it were plans/NAME), in this process; on disk
+    too, so a reload does not search again."""
+    return _disk("plan", text, lambda: run_plan(PLANS / name, text=text, sequential=True))
+
+
+def csv_text(rows: list[dict]) -> str:
+    """Rows of one table as CSV (for a download button)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def scenario_files() -> list[str]:

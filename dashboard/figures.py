@@ -159,3 +159,22 @@ def plot_pareto(points: list[dict], x: str, y: str, front: list[dict], rejected:
                                  hovertext=[f"{p.get('label', '')}: {p['reason']}" for p in rejected]))
     fig.update_layout(xaxis_title=x, yaxis_title=y, height=380, margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+def plot_plan(front: list[dict], per_gpu: list[dict], tpot_target_s: float) -> go.Figure:
+    """Sized deployments: cost per hour against TPOT p50 (the screen's Pareto front, and each GPU's cheapest
+    verified plan), with the TPOT target; hover names the layout."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[1e3 * p["tpot_p50_s"] for p in front], y=[p["usd_per_hour"] for p in front],
+                             mode="lines+markers", name="Pareto front (screened)", marker=dict(color="#9ca3af"),
+                             hovertemplate="%{text}<br>TPOT %{x:.1f} ms<br>$%{y:,.0f} per hour<extra></extra>",
+                             text=[f"{p['gpu']} {p['mode']} {p['layout']}" for p in front]))
+    for i, p in enumerate(per_gpu):
+        fig.add_trace(go.Scatter(x=[1e3 * p["tpot_p50_s"]], y=[p["usd_per_hour"]], mode="markers", name=f"{p['gpu']} (verified)",
+                                 marker=dict(color=_color(i), size=14, symbol="star"),
+                                 hovertemplate=f"{p['gpu']} {p['mode']} {p['layout']}<br>TPOT %{{x:.1f}} ms (simulated)"
+                                               "<br>$%{y:,.0f} per hour<extra></extra>"))
+    fig.add_vline(x=1e3 * tpot_target_s, line_dash="dot", annotation_text="TPOT target")
+    fig.update_layout(xaxis_title="TPOT p50 (ms)", yaxis_title="$ per hour", yaxis_tickformat=",.0f", height=380,
+                      margin=dict(l=10, r=10, t=30, b=10))
+    return fig

@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 from costmodel.errors import PlannerError
+from costmodel.reading import strict_dumps
 from dashboard import data, figures
 
 
@@ -250,3 +251,59 @@ def sweeps() -> None:
 def _constraint_text(c: dict) -> str:
     bounds = [f">= {c['min']:g}" if c.get("min") is not None else "", f"<= {c['max']:g}" if c.get("max") is not None else ""]
     return f"{c['metric']} " + " and ".join(b for b in bounds if b)
+
+
+PLAN_TABLE = (("GPU", "gpu", "{}"), ("mode", "mode", "{}"), ("layout", "layout", "{}"), ("GPUs", "gpus", "{:,}"),
+              ("nodes", "nodes", "{:,}"), ("$ / hour", "usd_per_hour", "${:,.0f}"),
+              ("$ / M input tokens", "usd_per_m_input_tokens", "${:.3f}"),
+              ("$ / M output tokens", "usd_per_m_output_tokens", "${:.3f}"),
+              ("TTFT p99", "ttft_p99_s", "{:.2f} s"), ("TPOT p50", "tpot_p50_s", "ms"))
+
+
+def _plan_rows(plans: list[dict]) -> list[dict]:
+    def cell(v, fmt: str) -> str:
+        return "-" if v is None else f"{1e3 * v:.1f} ms" if fmt == "ms" else fmt.format(v)
+    return [{label: cell(p.get(key), fmt) for label, key, fmt in PLAN_TABLE} for p in plans]
+
+
+def plan() -> None:
+    st.title("Plan a deployment")
+    st.caption("For this model and this traffic, under these latency targets, what is the cheapest deployment? "
+               "(`planner plan`: layouts screened with the simulator's iteration model, the cheapest of each GPU "
+               "simulated in full.)")
+    files = data.plan_files()
+    name = st.selectbox("Plan file", files, key="plan-file")
+    with st.expander("Edit the plan"):
+        text = st.text_area("plan", (data.PLANS / name).read_text(), height=320, key=f"plan-editor-{name}",
+                            label_visibility="collapsed")
+    try:
+        with st.spinner("screening layouts and simulating the cheapest (about 15 s the first time)…"):
+            result = data.plan(text, name)
+    except PlannerError as e:
+        st.error(str(e))
+        return
+    slo, traffic = result["slo"], result["traffic"]
+    st.markdown(f"**{result['plan']}**: {traffic['requests_per_s']:,.1f} requests/s "
+                f"({100 * traffic['prefix_cache_hit_rate']:.0f}% prefix-cache hits); targets TTFT p99 ≤ "
+                f"{slo['ttft_p99_s']:g} s, TPOT p50 ≤ {1e3 * slo['tpot_p50_s']:.1f} ms; "
+                f"{result['layouts_screened']} layouts screened")
+    rec = result["recommended"]
+    if rec is None:
+        st.warning("No plan meets the targets: the rejections below say why.")
+    else:
+        c = st.columns(4)
+        c[0].metric("Recommended", f"{rec['gpus']:,} × {rec['gpu']}", f"{rec['mode']}: {rec['layout']}", delta_color="off")
+        c[1].metric("Cost", f"${rec['usd_per_hour']:,.0f} / hour")
+        c[2].metric("$ / M tokens (input · output)", f"${rec['usd_per_m_input_tokens']:.3f} · ${rec['usd_per_m_output_tokens']:.3f}")
+        c[3].metric("Simulated TTFT p99 · TPOT p50", f"{rec['ttft_p99_s']:.2f} s · {1e3 * rec['tpot_p50_s']:.1f} ms")
+    st.subheader("Cheapest verified plan per GPU type")
+    st.dataframe(_plan_rows(result["per_gpu_type"]), hide_index=True)
+    st.subheader("Cost against TPOT")
+    st.plotly_chart(figures.plot_plan(result["front"], result["per_gpu_type"], slo["tpot_p50_s"]), key="plan-chart")
+    st.subheader("Rejected plans and why")
+    st.dataframe(result["rejected"], hide_index=True)
+    d = st.columns(2)
+    d[0].download_button("Download the answer (JSON)", strict_dumps(result, indent=2), f"{result['plan']}.json",
+                         "application/json")
+    d[1].download_button("Download the per-GPU table (CSV)", data.csv_text(_plan_rows(result["per_gpu_type"])),
+                         f"{result['plan']}-per-gpu.csv", "text/csv")

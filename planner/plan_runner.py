@@ -43,9 +43,11 @@ def screen_all(plan: PlanSpec, engine: InferenceSpec, todo: list[Layout], *, seq
     return [done[lay] for lay in todo]
 
 
-def run_plan(path: Path, *, sequential: bool = False, address: str | None = None, workers: int = 2,
-             progress: Callable[[int, int], None] | None = None, note: Callable[[str], None] | None = None) -> dict:
-    plan, engine = load_plan(path)
+def run_plan(path: Path, *, text: str | None = None, sequential: bool = False, address: str | None = None,
+             workers: int = 2, progress: Callable[[int, int], None] | None = None,
+             note: Callable[[str], None] | None = None) -> dict:
+    """The plan file at `path` (or `text` as that file) screened, sized, verified and answered."""
+    plan, engine = load_plan(path, text)
     screened = screen_all(plan, engine, layouts(plan), sequential=sequential, address=address, workers=workers,
                           progress=progress)
     return {"file": str(path), **answer(plan, engine, screened, note)}

@@ -117,3 +117,17 @@ def test_invalid_yaml_shows_the_error_inline():
     at.button[0].click().run()
     assert not at.exception
     assert at.error and "no model named 'deepseek-v9'" in at.error[0].value
+
+
+def test_plan_page_shows_the_clis_recommendation():
+    """The Plan page answers the bundled plan as `planner plan --format json` does."""
+    cli_out = json.loads(CliRunner().invoke(cli, ["plan", str(SCENARIOS / "plans" / "deepseek-v2-paper.yaml"),
+                                                  "--sequential", "--format", "json"]).stdout)
+    at = run_page("plan")
+    next(s for s in at.selectbox if s.label == "Plan file").select("deepseek-v2-paper.yaml").run()
+    assert not at.exception and not at.error
+    rec = cli_out["recommended"]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Recommended"] == f"{rec['gpus']:,} × {rec['gpu']}"
+    assert shown["Cost"] == f"${rec['usd_per_hour']:,.0f} / hour"
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 2
