@@ -54,14 +54,18 @@ def open_text(text: str, name: str) -> study.Study:
     return study.study_from_text(text, SCENARIOS / name)
 
 
-def scenario(text: str, name: str):
-    """(Scenario, None) or (None, every problem of the file, naming each field)."""
+def scenario(text: str, name: str, origin: str = "bundled"):
+    """(Scenario, None) or (None, every problem of the file, naming each field). An uploaded or edited
+    text is named as such, not by a server path that does not hold it."""
     try:
         st_ = open_text(text, name)
         study.check(st_)
         return st_.scenario, None
     except PlannerError as e:
-        return None, str(e)
+        message = str(e).replace(str(SCENARIOS / name), name)
+        if origin != "bundled" and message.startswith(name):
+            message = f"{name} ({origin})" + message[len(name):]
+        return None, message
 
 
 @st.cache_data(show_spinner=False)

@@ -18,6 +18,7 @@ def plot_overview(names: list[str], gpu_hours: list[float | None], kv_kb: list[f
     fig = make_subplots(rows=1, cols=3, subplot_titles=(
         "Training cost (K GPU-hours / T tokens)", "KV cache (KB / token)", "Max generation throughput (tok/s)"))
     base = names.index(baseline)
+    units = {1: "K GPU-hours per trillion tokens", 2: "KB per token", 3: "generated tokens/s"}
     for col, values, fmt in ((1, gpu_hours, "{:.1f}K"), (2, kv_kb, "{:.1f}"), (3, max_gen, "{:,.0f}")):
         ys = [v if v is not None else 0 for v in values]
         ref = values[base]
@@ -30,8 +31,10 @@ def plot_overview(names: list[str], gpu_hours: list[float | None], kv_kb: list[f
                 text.append(f"{fmt.format(v)} ({change})")
             else:
                 text.append(fmt.format(v))
-        fig.add_trace(go.Bar(y=names, x=ys, orientation="h", text=text, textposition="auto",
-                             marker_color=[_color(i) for i in range(len(names))], showlegend=False), row=1, col=col)
+        fig.add_trace(go.Bar(y=names, x=ys, orientation="h", text=text, textposition="outside", textangle=0,
+                             cliponaxis=False, marker_color=[_color(i) for i in range(len(names))], showlegend=False,
+                             name=units[col], hovertemplate="%{y}: %{text} " + units[col] + "<extra></extra>"),
+                      row=1, col=col)
     fig.update_yaxes(showticklabels=False, col=2)
     fig.update_yaxes(showticklabels=False, col=3)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
@@ -59,27 +62,63 @@ def plot_serving_memory(names: list[str], weights: list[float], kv_budget: list[
     return fig
 
 
-def plot_timeline(passes: list, pp: int, max_passes: int = 6000) -> go.Figure:
-    """Gantt of one training step: each stage's forward, backward and weight-gradient passes; gaps are
-    the pipeline bubble. Exposed communication inside a pass is shaded darker at its end."""
+PASS_NAMES = {"F": "forward", "B": "backward", "W": "weight grad"}
+PASS_COLORS = {"F": "#2563eb", "B": "#10b981", "W": "#f59e0b", "busy": "#64748b"}
+COMM_COLOR = "#ef4444"
+
+
+def busy_spans(passes: list, stage: int, gap_s: float) -> list[tuple[float, float, int, float]]:
+    """A stage's passes merged into busy spans (start, end, passes, exposed communication s) wherever the
+    idle gap between two is under gap_s: one step at a glance, the bubbles being the gaps left."""
+    spans: list[list] = []
+    for p in sorted((p for p in passes if p[0] == stage), key=lambda p: p[3]):
+        if spans and p[3] - spans[-1][1] <= gap_s:
+            spans[-1][1] = max(spans[-1][1], p[3] + p[4])
+            spans[-1][2] += 1
+            spans[-1][3] += p[5]
+        else:
+            spans.append([p[3], p[3] + p[4], 1, p[5]])
+    return [tuple(x) for x in spans]
+
+
+def plot_timeline(passes: list, pp: int, detail_micro_batches: int | None = None) -> go.Figure:
+    """Gantt of one training step, one row per pipeline stage (the gaps are the bubble) and beside each a
+    row of its exposed communication, apart from the pass colours. By default each stage's back-to-back
+    passes are merged into busy spans (thousands of passes would draw as a smear; a span's hover gives its
+    passes and exposed communication); with `detail_micro_batches`, each forward, backward and
+    weight-gradient pass of the first that many micro-batches is drawn, with its exposed communication."""
     fig = go.Figure()
-    colors = {"F": "#2563eb", "B": "#10b981", "W": "#f59e0b"}
-    step = max(1, len(passes) // max_passes)
-    for kind in ("F", "B", "W"):
-        sel = [p for p in passes[::step] if p[1] == kind]
-        if sel:
-            fig.add_trace(go.Bar(y=[f"stage {p[0]}" for p in sel], x=[p[4] for p in sel], base=[p[3] for p in sel],
-                                 orientation="h", name={"F": "forward", "B": "backward", "W": "weight grad"}[kind],
-                                 marker_color=colors[kind], hovertext=[f"mb {p[2]}" for p in sel]))
-    comm = [p for p in passes[::step] if p[5] > 0]
+    rows = [f"stage {s}" for s in range(pp)]
+    if detail_micro_batches:
+        shown = [p for p in passes if p[2] < detail_micro_batches]
+        for kind, name in PASS_NAMES.items():
+            sel = [p for p in shown if p[1] == kind]
+            if sel:
+                fig.add_trace(_bars([f"stage {p[0]}" for p in sel], [p[3] for p in sel], [p[4] for p in sel], name,
+                                    PASS_COLORS[kind], [f"micro-batch {p[2]}" for p in sel]))
+    else:
+        step_s = max((p[3] + p[4] for p in passes), default=0.0)
+        for s in range(pp):
+            spans = busy_spans(passes, s, gap_s=step_s * 1e-4)
+            fig.add_trace(_bars([f"stage {s}"] * len(spans), [a for a, *_ in spans], [b - a for a, b, *_ in spans],
+                                "busy (forward, backward, weight grad)", PASS_COLORS["busy"],
+                                [f"{n} passes, {c:.3f} s of it exposed communication" for _, _, n, c in spans],
+                                legend=s == 0))
+        shown = []
+    comm = [p for p in shown if p[5] > 0]
     if comm:
-        fig.add_trace(go.Bar(y=[f"stage {p[0]}" for p in comm], x=[p[5] for p in comm],
-                             base=[p[3] + p[4] - p[5] for p in comm], orientation="h", name="exposed comm",
-                             marker_color="#ef4444", opacity=0.7))
-    fig.update_layout(barmode="overlay", xaxis_title="seconds", height=120 + 22 * pp,
-                      yaxis=dict(categoryorder="array", categoryarray=[f"stage {s}" for s in reversed(range(pp))]),
-                      margin=dict(l=10, r=10, t=30, b=10))
+        fig.add_trace(_bars([f"stage {p[0]} comm" for p in comm], [p[3] + p[4] - p[5] for p in comm], [p[5] for p in comm],
+                            "exposed communication", COMM_COLOR, [f"micro-batch {p[2]}" for p in comm]))
+    order = [r for s in reversed(range(pp)) for r in ((f"stage {s} comm",) if comm else ()) + (f"stage {s}",)]
+    fig.update_layout(barmode="overlay", xaxis_title="seconds into the step", height=140 + 30 * pp,
+                      yaxis=dict(categoryorder="array", categoryarray=order), margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+def _bars(y: list, start: list, length: list, name: str, color: str, what: list, legend: bool = True) -> go.Bar:
+    return go.Bar(y=y, x=length, base=start, orientation="h", name=name, marker_color=color, showlegend=legend,
+                  legendgroup=name, customdata=what,
+                  hovertemplate="%{y}: %{customdata}<br>from %{base:.3f} s for %{x:.3f} s<extra>" + name + "</extra>")
 
 
 def plot_breakdown(results: list[dict]) -> go.Figure:

@@ -16,33 +16,58 @@ def active() -> tuple[str, str]:
     return st.session_state["scenario_text"], st.session_state["scenario_name"]
 
 
+def plain(message: str) -> str:
+    """A message shown as written: Markdown's emphasis and link characters escaped outside `code` spans
+    (so "tp*pp*dp" is not read as italics)."""
+    parts = message.split("`")
+    for i in range(0, len(parts), 2):  # even parts lie outside backticks
+        for ch in "\\*_~[]#<>":
+            parts[i] = parts[i].replace(ch, "\\" + ch)
+    return "`".join(parts)
+
+
+def _load(text: str, name: str, origin: str) -> None:
+    """Make `text` the active scenario; `origin` (bundled, uploaded, edited) keys the editor so it shows it."""
+    st.session_state.update(scenario_text=text, scenario_name=name, scenario_origin=origin)
+    st.session_state["editor_version"] = st.session_state.get("editor_version", 0) + 1
+
+
 def scenario_bar() -> bool:
-    """Sidebar: pick a bundled scenario, or upload / edit YAML. Returns whether the scenario is valid."""
+    """Sidebar: pick a bundled scenario, or upload / edit YAML. Returns whether the scenario is valid.
+    The active scenario is one of: the picked file, the upload (until it is removed), the last applied
+    edit; the sidebar says which."""
     files = data.scenario_files()
     with st.sidebar:
         st.header("Scenario")
         default = files.index("deepseek-v2-paper.yaml") if "deepseek-v2-paper.yaml" in files else 0
+        requested = st.query_params.get("scenario")
+        if requested in files and "loaded_file" not in st.session_state:
+            default = files.index(requested)
         choice = st.selectbox("Scenario file", files, index=default, key="scenario_file")
+        upload = st.file_uploader("…or upload a scenario YAML", type=["yaml", "yml"], key="upload")
         if st.session_state.get("loaded_file") != choice:
             st.session_state["loaded_file"] = choice
-            st.session_state["scenario_text"] = (data.SCENARIOS / choice).read_text()
-            st.session_state["scenario_name"] = choice
-        upload = st.file_uploader("…or upload a scenario YAML", type=["yaml", "yml"], key="upload")
+            _load((data.SCENARIOS / choice).read_text(), choice, "bundled")
         if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
             st.session_state["uploaded_id"] = upload.file_id
-            st.session_state["scenario_text"] = upload.getvalue().decode("utf-8", errors="replace")
-            st.session_state["scenario_name"] = upload.name
+            _load(upload.getvalue().decode("utf-8", errors="replace"), upload.name, "uploaded")
+        elif upload is None and st.session_state.pop("uploaded_id", None) is not None:  # the upload was removed
+            _load((data.SCENARIOS / choice).read_text(), choice, "bundled")
+        st.query_params["scenario"] = choice
+        origin = st.session_state["scenario_origin"]
+        st.caption(f"Active: **{plain(st.session_state['scenario_name'])}** ({origin})")
         with st.expander("Edit YAML"):
-            edited = st.text_area("scenario", st.session_state["scenario_text"], height=300, key="editor",
-                                  label_visibility="collapsed")
+            edited = st.text_area("scenario", st.session_state["scenario_text"], height=300,
+                                  key=f"editor-{st.session_state['editor_version']}", label_visibility="collapsed")
             if st.button("Apply edits"):
-                st.session_state["scenario_text"] = edited
+                _load(edited, st.session_state["scenario_name"], "edited")
+                st.rerun()
     text, name = active()
-    sc, err = data.scenario(text, name)
+    sc, err = data.scenario(text, name, st.session_state["scenario_origin"])
     if err:
-        st.error(err)
+        st.error(plain(err))
         return False
-    st.caption(f"**{sc.name}** — {sc.description}")
+    st.caption(f"**{plain(sc.name)}** — {plain(sc.description)}")
     return True
 
 
@@ -72,7 +97,7 @@ def overview() -> None:
                 st.metric("$ / T tokens", f"${t['cost_usd_per_trillion_tokens'] / 1e6:,.2f}M")
                 st.metric("MFU", f"{100 * t['mfu']:.1f}%")
             elif "error" in t:
-                st.warning(t["error"])
+                st.warning(plain(t["error"]))
             base_kv = next(x for x in rep["variants"] if x["name"] == baseline)["kv_cache_bytes_per_token"]
             st.metric("KV cache / token", f"{v['kv_cache_bytes_per_token'] / 1e3:.1f} KB",
                       None if n == baseline else f"{(v['kv_cache_bytes_per_token'] / base_kv - 1) * 100:+.1f}%",
@@ -127,7 +152,10 @@ def training() -> None:
     c = st.columns(5)
     schedules = ["gpipe", "1f1b", "zero-bubble"]
     schedule = c[0].selectbox("Schedule", schedules, index=schedules.index(par.schedule) if par.schedule in schedules else 1)
-    micro = c[1].number_input("Micro-batches", min_value=1, value=par.micro_batches, step=1)
+    per_replica = max(1, t.global_batch_seqs // par.dp)  # micro-batches must split a replica's sequences evenly
+    micros = [d for d in range(1, per_replica + 1) if per_replica % d == 0]
+    micro = c[1].selectbox("Micro-batches", micros, index=micros.index(par.micro_batches) if par.micro_batches in micros else 0,
+                           help=f"divisors of the {per_replica} sequences each data-parallel replica takes per step")
     eps = sorted({d for d in (1, 2, 4, 8, 16, 32, 64) if par.dp % d == 0 and (v.model.n_routed_experts or 1) % d == 0}
                  | {par.ep})
     ep = c[2].selectbox("EP", eps, index=eps.index(par.ep))
@@ -138,16 +166,20 @@ def training() -> None:
         with st.spinner("simulating the step…"):
             result, passes = data.training_whatif(text, name, v.name, overrides)
     except PlannerError as e:
-        st.error(str(e))
-        return
-    m = st.columns(5)
-    m[0].metric("Step time", f"{result['step_time_s']:.2f} s")
-    m[1].metric("MFU", f"{100 * result['mfu']:.1f}%")
-    m[2].metric("Bubble", f"{100 * result['bubble_fraction']:.1f}%")
-    m[3].metric("GPU-hours / T tokens", f"{result['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K")
-    m[4].metric("Tokens / s / GPU", f"{result['tokens_per_s_per_gpu']:,.0f}")
-    st.subheader("One step, per pipeline stage")
-    st.plotly_chart(figures.plot_timeline(passes, par.pp), key="timeline-chart")
+        st.error(plain(str(e)))
+        result = None
+    if result is not None:
+        m = st.columns(5)
+        m[0].metric("Step time", f"{result['step_time_s']:.2f} s")
+        m[1].metric("MFU", f"{100 * result['mfu']:.1f}%")
+        m[2].metric("Bubble", f"{100 * result['bubble_fraction']:.1f}%")
+        m[3].metric("GPU-hours / T tokens", f"{result['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K")
+        m[4].metric("Tokens / s / GPU", f"{result['tokens_per_s_per_gpu']:,.0f}")
+        st.subheader("One step, per pipeline stage")
+        detail = st.radio("Timeline", ["busy spans per stage", "every pass of the first 4 micro-batches"], horizontal=True,
+                          key="timeline-detail")
+        st.plotly_chart(figures.plot_timeline(passes, par.pp, 4 if detail.startswith("every") else None),
+                        key="timeline-chart")
     st.subheader("Where the step goes (as configured in the scenario)")
     rows = [r for r in data.training(text, name) if "step_time_s" in r]
     st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
@@ -169,7 +201,7 @@ def serving() -> None:
         with col:
             st.subheader(v.name)
             if "error" in r:
-                st.warning(r["error"])
+                st.warning(plain(r["error"]))
                 continue
             st.metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
             st.metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
@@ -280,7 +312,7 @@ def plan() -> None:
         with st.spinner("screening layouts and simulating the cheapest (about 15 s the first time)…"):
             result = data.plan(text, name)
     except PlannerError as e:
-        st.error(str(e))
+        st.error(plain(str(e)))
         return
     slo, traffic = result["slo"], result["traffic"]
     st.markdown(f"**{result['plan']}**: {traffic['requests_per_s']:,.1f} requests/s "

@@ -131,3 +131,14 @@ def test_plan_page_shows_the_clis_recommendation():
     assert shown["Recommended"] == f"{rec['gpus']:,} × {rec['gpu']}"
     assert shown["Cost"] == f"${rec['usd_per_hour']:,.0f} / hour"
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 2
+
+
+def test_busy_spans_merge_back_to_back_passes():
+    """Passes that touch merge into one span (with their exposed communication summed); a gap splits."""
+    from dashboard.figures import busy_spans, plot_timeline
+
+    passes = [(0, "F", 0, 0.0, 1.0, 0.1), (0, "B", 0, 1.0, 2.0, 0.2), (0, "F", 1, 5.0, 1.0, 0.0), (1, "F", 0, 1.0, 1.0, 0.0)]
+    assert busy_spans(passes, 0, gap_s=1e-6) == [(0.0, 3.0, 2, pytest.approx(0.3)), (5.0, 6.0, 1, 0.0)]
+    assert sum(len(t.x) for t in plot_timeline(passes, 2).data) == 3  # two spans on stage 0, one on stage 1
+    detail = plot_timeline(passes, 2, detail_micro_batches=1).data
+    assert {t.name for t in detail} == {"forward", "backward", "exposed communication"}
