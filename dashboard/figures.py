@@ -88,7 +88,6 @@ def plot_timeline(passes: list, pp: int, detail_micro_batches: int | None = None
     passes and exposed communication); with `detail_micro_batches`, each forward, backward and
     weight-gradient pass of the first that many micro-batches is drawn, with its exposed communication."""
     fig = go.Figure()
-    rows = [f"stage {s}" for s in range(pp)]
     if detail_micro_batches:
         shown = [p for p in passes if p[2] < detail_micro_batches]
         for kind, name in PASS_NAMES.items():
