@@ -36,6 +36,12 @@ class FleetPlan(BaseModel):
     usd_per_m_output_tokens: float | None  # None: no decode work (every output is the first token)
 
 
+def usd_per_million_output_tokens(inf: InferenceSpec, generation_tok_s: float) -> float | None:
+    """What one instance's hour costs per million tokens it generates at `generation_tok_s` (None at 0)."""
+    usd_per_s = inf.cluster.gpu.price_usd_per_hour.value * inf.cluster.num_gpus / 3600
+    return usd_per_s / generation_tok_s * 1e6 if generation_tok_s > 0 else None
+
+
 def requests_per_s(f: FleetSpec, mean_prompt: float, mean_output: float) -> float:
     return f.requests_per_s or f.tokens_per_day / 86400 / (mean_prompt + mean_output)
 

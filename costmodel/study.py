@@ -250,11 +250,12 @@ def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Pat
 
 def serve(study: Study, only: str | None = None, requests: int | None = None,
           progress: Callable[[str, str, int, int], None] | None = None,
-          with_bands: bool = False) -> list[ServeVariantResult]:
+          with_bands: bool = False, bound_saturation: bool = True) -> list[ServeVariantResult]:
     """`planner simulate serve`: each variant's workload, plus its saturated generation and prompt
-    throughputs (and, with_bands, their p10/p50/p90 bands). progress(variant, phase, done, total)."""
+    throughputs (and, with_bands, their p10/p50/p90 bands). progress(variant, phase, done, total).
+    `requests` replaces the workload's count, and with bound_saturation the saturated runs' too."""
     indices = selected(study, "inference", only)
-    study = with_requests(study, indices, requests) if requests is not None else study
+    study = with_requests(study, indices, requests, bound_saturation) if requests is not None else study
     check(study, ("inference",), indices)
     out = []
     for i in indices:
@@ -272,14 +273,17 @@ def serve(study: Study, only: str | None = None, requests: int | None = None,
     return out
 
 
-def with_requests(study: Study, indices: list[int], requests: int) -> Study:
-    """simulate serve --requests N: each selected workload serves N requests, and its maximum-throughput
-    runs queue N at once too (the result says when that is too few to saturate), validated as the file is."""
+def with_requests(study: Study, indices: list[int], requests: int, bound_saturation: bool = True) -> Study:
+    """simulate serve --requests N: each selected workload serves N requests, and (bound_saturation) its
+    maximum-throughput runs queue N at once too (the result says when that is too few to saturate);
+    validated as the file is. A sweep's per-point `requests` leaves the saturated runs saturating."""
+    changes = {"inference.workload.requests": requests}
+    if bound_saturation:
+        changes["inference.workload.saturation_requests"] = min(requests, SATURATION_MAX_REQUESTS)
     for i in indices:
         v = study.scenario.variants[i]
         if v.inference.workload is not None:
-            study = override(study, v.name, {"inference.workload.requests": requests, "inference.workload."
-                                             "saturation_requests": min(requests, SATURATION_MAX_REQUESTS)})
+            study = override(study, v.name, changes)
     return study
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodel.errors import PlannerError
+from costmodel.fleet import usd_per_million_output_tokens
 from costmodel.flops import train_flops_per_token
 from costmodel.loader import load_named
 from costmodel.memory import serving_memory, training_memory
@@ -80,14 +81,12 @@ def simulated_metrics(study: Study, v: Variant, part: str, requests: int) -> dic
         (r,) = train(study, only=v.name)
         return {k: getattr(r, k) for k in TRAIN_METRICS if k != "peak_memory_gb"} | {
             "peak_memory_gb": r.peak_memory_bytes_per_gpu / 1e9}
-    (r,) = serve(study, only=v.name, requests=requests)
+    (r,) = serve(study, only=v.name, requests=requests, bound_saturation=False)
     gpus = spec.cluster.num_gpus
-    usd_per_s = spec.cluster.gpu.price_usd_per_hour.value * gpus / 3600
     return {"num_gpus": gpus, "max_generation_throughput_tok_s": r.max_generation_throughput_tok_s,
             "prompt_throughput_tok_s": r.prompt_throughput_tok_s, "ttft_p99_s": r.latency.ttft_p99_s,
             "tpot_p50_s": r.latency.tpot_p50_s, "tpot_p99_s": r.latency.tpot_p99_s,
-            "usd_per_million_output_tokens": usd_per_s / r.max_generation_throughput_tok_s * 1e6
-            if r.max_generation_throughput_tok_s > 0 else None,
+            "usd_per_million_output_tokens": usd_per_million_output_tokens(spec, r.max_generation_throughput_tok_s),
             "generation_tok_s_per_gpu": r.max_generation_throughput_tok_s / gpus}
 
 

@@ -175,3 +175,15 @@ def test_an_unknown_objective_metric_is_refused(tmp_path, small):
     path.write_text(small.read_text().replace("metric: days_total", "metric: days_totl"))
     result = CliRunner().invoke(cli, ["sweep", str(path), "--out", str(tmp_path / "o.jsonl"), "--sequential"])
     assert result.exit_code == 2 and "objectives.1.metric" in result.output and "days_total" in result.output
+
+
+def test_serve_sweep_points_still_saturate():
+    """A serve sweep's `requests` shortens each point's workload run, not its saturated runs: the paper
+    point's maximum generation throughput is the one `simulate serve` reports (83,435 tok/s)."""
+    from costmodel.sweep import evaluate
+
+    path = SCENARIOS / "sweeps" / "deepseek-v2-serving.yaml"
+    spec, text, base = load_sweep(path)
+    row = evaluate(text, str(base), spec.model_dump(), {"gpu": "h800", "kv_bits": 6})
+    assert row["status"] == "ok", row
+    assert row["metrics"]["max_generation_throughput_tok_s"] == pytest.approx(83_435, rel=0.005)
