@@ -27,6 +27,7 @@ class Problem:
     field: str  # dotted path inside the variant, e.g. "training.parallelism.ep"
     problem: str
     fix: str
+    kind: str = "layout"  # or "memory" (weights or KV cache do not fit): how a planner files a rejection
 
 
 def _within(prefix: str, problems: list[Problem]) -> list[Problem]:
@@ -145,7 +146,7 @@ def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelis
     if not mem.fits:
         out.append(Problem(where, f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
                            f"{mem.capacity_bytes / 1e9:.0f} GB x {SERVING_MEMORY_FRACTION} usable",
-                           "spread the model over more GPUs (tp, ep) or lower weight_bits"))
+                           "spread the model over more GPUs (tp, ep) or lower weight_bits", "memory"))
     return out
 
 
@@ -160,7 +161,7 @@ def request_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens: i
     if longest_request_tokens > rank_tokens:
         out.append(Problem("workload", f"a request of {longest_request_tokens} tokens needs more KV cache than one "
                            f"attention rank holds ({rank_tokens} tokens)",
-                           "cap the prompt/output lengths (max:) or free memory (lower kv_bits, more GPUs)"))
+                           "cap the prompt/output lengths (max:) or free memory (lower kv_bits, more GPUs)", "memory"))
     return out
 
 

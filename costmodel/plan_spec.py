@@ -108,6 +108,13 @@ class PlanSpec(Spec):
     search: Search = Search()
 
     @model_validator(mode="after")
+    def _nodes(self) -> PlanSpec:
+        if min(self.search.nodes) > self.limits.max_nodes:
+            raise FieldProblem("search.nodes", f"every unit size is over limits.max_nodes ({self.limits.max_nodes}), "
+                               "so there is nothing to search", "list unit sizes of at most max_nodes nodes")
+        return self
+
+    @model_validator(mode="after")
     def _engine(self) -> PlanSpec:
         for key in self.engine:
             if key in SEARCHED:

@@ -322,7 +322,9 @@ class Engine:
                 if s.generated[i] == 0:
                     s.generated[i], s.first_token_s[i] = 1, self.env.now
                 continue
-            take = min(int(s.target[i]), budget)
+            if s.generated[i] == 0 and s.prefilled[i] == 0:  # first admission: a prefix-cache hit skips its tokens
+                s.prefilled[i] = s.ctx[i] = min(int(self.w.prefix_cache_hit_rate * s.target[i]), int(s.target[i]) - 1)
+            take = min(int(s.target[i] - s.prefilled[i]), budget)
             chunks.append((i, take))
             pool.prefilling.append(i)
             budget -= take

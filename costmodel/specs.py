@@ -360,6 +360,8 @@ class WorkloadSpec(Spec):
         None, description="requests queued at once for the two maximum-throughput runs; by default enough to "
         "fill the KV cache three times (at least `requests`, at most 200,000); fewer may not saturate")
     trace_csv: str | None = Field(None, description="trace: CSV path, relative to the workload file")
+    prefix_cache_hit_rate: float = Field(0.0, ge=0, lt=1, description="share of each prompt's tokens already in "
+                                         "a prefix cache when it is admitted: prefill computes only the rest")
     seed: NonNegInt = 0
 
     @model_validator(mode="after")

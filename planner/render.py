@@ -379,7 +379,7 @@ def comm_table(result: dict, console: Console | None = None) -> None:
                   f"max {result['max_abs_pct_error']:.1f}%")
 
 
-PLAN_COLUMNS = (("GPU", "gpu", "{}"), ("mode", "mode", "{}"), ("layout", "layout", "{}"), ("GPUs", "gpus", "{:,}"),
+PLAN_COLUMNS = (("GPU", "gpu", "{}"), ("mode", "mode", "mode"), ("layout", "layout", "{}"), ("GPUs", "gpus", "{:,}"),
                 ("$/h", "usd_per_hour", "{:,.0f}"), ("$/M input", "usd_per_m_input_tokens", "{:.3f}"),
                 ("$/M output", "usd_per_m_output_tokens", "{:.3f}"), ("TTFT p99", "ttft_p99_s", "{:.2f} s"),
                 ("TPOT p50", "tpot_p50_s", "ms"))
@@ -389,6 +389,8 @@ def _plan_cell(p: dict, key: str, fmt: str) -> str:
     v = p.get(key)
     if v is None:
         return "-"
+    if fmt == "mode":
+        return {"aggregated": "agg", "disaggregated": "P/D"}[v]
     return f"{1e3 * v:.1f} ms" if fmt == "ms" else fmt.format(v)
 
 
@@ -403,12 +405,14 @@ def plan_answer(result: dict, console: Console | None = None) -> None:
     if rec is None:
         console.print("[bold red]no plan meets the targets[/]: see the rejections below")
     else:
-        console.print(f"recommended: [bold]{rec['layout']}[/], {rec['mode']}, {rec['gpus']:,} GPUs ({rec['nodes']} nodes), "
+        console.print(f"recommended: [bold]{rec['gpu']} {rec['layout']}[/], {rec['mode']}, {rec['gpus']:,} GPUs ({rec['nodes']} nodes), "
                       f"${rec['usd_per_hour']:,.0f}/h = ${rec['usd_per_m_input_tokens']:.3f} per M input and "
                       f"${rec['usd_per_m_output_tokens']:.3f} per M output tokens; simulated TTFT p99 "
-                      f"{rec['ttft_p99_s']:.2f} s, TPOT p50 {1e3 * rec['tpot_p50_s']:.1f} ms")
+                      f"{rec['ttft_p99_s']:.2f} s, TPOT p50 {1e3 * rec['tpot_p50_s']:.1f} ms, with at most "
+                      f"{rec['max_running_per_rank']} requests and {rec['budget_tokens_per_rank']:,} tokens per "
+                      "iteration on each attention rank")
     for title, rows in (("Cheapest verified plan per GPU type", result["per_gpu_type"]),
-                        ("Pareto front: cost per hour against TPOT (screened)", result["front"])):
+                        ("Pareto front: cost per hour against TPOT (screened, not simulated)", result["front"])):
         table = Table(title=title, title_justify="left")
         for label, _, _ in PLAN_COLUMNS:
             table.add_column(label, justify="left" if label in ("GPU", "mode", "layout") else "right")

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from costmodel.plan import (
-    Candidate,
     Layout,
+    Role,
     Screened,
     candidates,
     decode_batch,
@@ -41,39 +41,46 @@ def test_decode_batch_bisection_matches_a_scan():
     inf = unit(plan, engine, Layout("h800", 1, 1, 0))
     steps = step_model_for(plan.model, inf)
     target, ctx = 0.03, 1000
-    batch, tpot = decode_batch(steps, inf, ctx, target, 1.0)
-    scanned = max(b for b in range(1, 4000, 7) if decode_breakdown(steps, b, ctx)["iteration_s"] <= target)
-    assert tpot <= target and abs(batch - scanned) <= max(7, scanned / 64)
+
+    def tpot(b: int) -> float:
+        return decode_breakdown(steps, b, ctx)["iteration_s"]
+    batch, t = decode_batch(tpot, 4000, target)
+    scanned = max(b for b in range(1, 4000, 7) if tpot(b) <= target)
+    assert t <= target and abs(batch - scanned) <= max(7, scanned / 64)
 
 
 def test_screen_rejects_with_the_kind_of_reason():
     plan, engine = load_plan(V3_PLAN)
     memory = screen(plan, engine, Layout("h800", 1, 1, 0))  # 671B in FP8 does not fit 8 x 80 GB
     layout = screen(plan, engine, Layout("h800", 18, 1, 0))  # 256 experts over 144 GPUs
-    assert memory.reason.startswith("memory:") and "GB per GPU" in memory.reason
-    assert layout.reason.startswith("layout:") and "256 experts" in layout.reason
-    slow = plan.model_copy(update={"slo": plan.slo.model_copy(update={"user_tok_s": 2000.0})})
-    assert screen(slow, engine, Layout("h800", 2, 1, 0)).reason.startswith("SLO: one request alone")
+    assert memory.kind == "memory" and "GB per GPU" in memory.reason
+    assert layout.kind == "layout" and "256 experts" in layout.reason
+    fast = plan.model_copy(update={"slo": plan.slo.model_copy(update={"user_tok_s": 2000.0})})
+    s = screen(fast, engine, Layout("h800", 2, 1, 0))
+    assert not s.reason and s.decode.reason.startswith("one request alone") and not s.prefill.reason
 
 
 def test_units_and_token_prices_by_hand():
-    """Aggregated: units = ceil(prompt tok/s / prefill rate + output tok/s / decode rate); disaggregated:
-    prefill units bill input tokens, decode units output tokens."""
+    """Disaggregated: prefill units = ceil(prompt tok/s / prefill rate), decode units = ceil(output tok/s
+    x TPOT / batch), and they bill input and output tokens apart; aggregated: the busier resource sets
+    the units, and the hour is split by the two loads."""
     plan, _ = load_plan(V2_PLAN)
+    plan = plan.model_copy(update={"gpus": plan.gpus[:1]})
     t = plan.traffic
     prompt_tok_s, out_tok_s = 131 * t.prompt_tokens.mean, 131 * t.output_tokens.mean
-    s = Screened(Layout("h800", 1, 1, 0), 8, "", 100, 0.02, 20_000.0, 60_000.0, 0.5)
-    cands, _ = candidates(plan.model_copy(update={"gpus": plan.gpus[:1]}), [s])
-    agg = next(c for c in cands if c.mode == "aggregated")
-    assert agg.decode_units == math.ceil(prompt_tok_s / 60_000 + out_tok_s / 20_000)
+    s = Screened(Layout("h800", 1, 1, 0), 8, decode=Role("", 100, 0.02, 5_000.0, curve=[(100, 0.02)]),
+                 prefill=Role("", prefill_tok_s=60_000.0), aggregated=Role("", 80, 0.03, 30_000.0, 40_000.0, 512))
+    cands, _ = candidates(plan, [s])
     dis = next(c for c in cands if c.mode == "disaggregated")
-    assert (dis.prefill_units, dis.decode_units) == (math.ceil(prompt_tok_s / 60_000), math.ceil(out_tok_s / 20_000))
+    assert (dis.prefill_units, dis.decode_units) == (math.ceil(prompt_tok_s / 60_000), math.ceil(out_tok_s * 0.02 / 100))
     prices = token_prices(plan, dis)
     assert prices["usd_per_m_input_tokens"] == pytest.approx(dis.prefill_units * 8 * 2.0 / (prompt_tok_s * 3600) * 1e6)
     assert prices["usd_per_m_output_tokens"] == pytest.approx(dis.decode_units * 8 * 2.0 / (out_tok_s * 3600) * 1e6)
-    share = (prompt_tok_s / 60_000) / (prompt_tok_s / 60_000 + out_tok_s / 20_000)
-    one = Candidate("h800", "aggregated", s, None, 3, 0, 2.0)
-    assert token_prices(plan, one)["usd_per_m_input_tokens"] == pytest.approx(3 * 8 * 2.0 * share / (prompt_tok_s * 3600) * 1e6)
+    agg = next(c for c in cands if c.mode == "aggregated")
+    assert agg.decode_units == math.ceil(max(prompt_tok_s / 40_000, out_tok_s / 30_000))
+    pre, out = prompt_tok_s / 40_000, out_tok_s / 30_000
+    assert token_prices(plan, agg)["usd_per_m_input_tokens"] == pytest.approx(
+        agg.usd_per_hour * pre / (pre + out) / (prompt_tok_s * 3600) * 1e6)
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +93,12 @@ def v3_answer():
 def test_v3_plan_recommends_a_deployment_that_meets_its_targets(v3_answer):
     """The recommendation's full re-simulation meets TTFT p99 <= 2 s and TPOT p50 <= 50 ms (20 tok/s)."""
     rec = v3_answer["recommended"]
-    assert rec["verified"] and rec["ttft_p99_s"] <= 2.0 and rec["tpot_p50_s"] <= 1 / 20
+    assert rec["simulated"] and rec["slo_met"] and rec["ttft_p99_s"] <= 2.0 and rec["tpot_p50_s"] <= 1 / 20
     assert rec["usd_per_hour"] == rec["gpus"] * {"h800": 2.0, "h200": 2.5, "b200": 3.5}[rec["gpu"]]
     assert rec["usd_per_hour"] == min(p["usd_per_hour"] for p in v3_answer["per_gpu_type"])
     assert {p["gpu"] for p in v3_answer["per_gpu_type"]} <= {"h800", "h200", "b200"}
     kinds = {r["reason"].split(":")[0] for r in v3_answer["rejected"]}
-    assert {"memory", "layout"} <= kinds  # 1-node units do not fit; 18 nodes need redundant experts
+    assert {"memory", "layout", "limits"} <= kinds  # 1-node H800 units do not fit; 18 nodes need redundant experts
 
 
 def test_plan_front_is_not_dominated(v3_answer):
@@ -112,7 +119,7 @@ def test_impossible_targets_recommend_nothing_and_say_why(tmp_path):
 
 @pytest.mark.parametrize("change, field", [("weight_bits: 8 ", "parallelism: {tp: 8}\n  weight_bits: 8 "),
                                            ("gpus: [h800, h100-sxm, h200]", "gpus: [h800, h900]"),
-                                           ("tp: [1, 8]", "tp: [1, 1]")])
+                                           ("tp: [1, 8]", "tp: [1, 1]"), ("nodes: [1, 2]", "nodes: [32]")])
 def test_bad_plan_files_exit_2_naming_the_field(tmp_path, change, field):
     text = V2_PLAN.read_text()
     assert change in text
@@ -121,3 +128,15 @@ def test_bad_plan_files_exit_2_naming_the_field(tmp_path, change, field):
     for args in (["plan", str(path), "--sequential"], ["validate", str(path)]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2 and "bad.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_one_token_outputs_plan_without_a_tpot(tmp_path):
+    """No request has a second token, so TPOT is undefined (met); the answer is still strict JSON."""
+    text = V2_PLAN.read_text().replace("output_tokens: {dist: lognormal, median: 300, sigma: 0.8, max: 1024}",
+                                       "output_tokens: {value: 1}")
+    path = tmp_path / "one.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["plan", str(path), "--sequential", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rec = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))["recommended"]
+    assert rec["slo_met"] and rec["tpot_p50_s"] is None or rec["tpot_p50_s"] <= 0.05

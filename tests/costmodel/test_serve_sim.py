@@ -90,6 +90,27 @@ def _with_requests(inf, n: int):
     return inf.model_copy(update={"workload": inf.workload.model_copy(update={"requests": n})})
 
 
+class RecordingSteps(FixedSteps):
+    def __init__(self):
+        super().__init__(0.5, 0.01)
+        self.chunks = []
+
+    def time(self, chunks, decode_batch, decode_ctx_sum):
+        self.chunks += chunks
+        return super().time(chunks, decode_batch, decode_ctx_sum)
+
+
+def test_a_prefix_cache_hit_skips_its_share_of_the_prefill():
+    """hit rate 0.3 on a 1000-token prompt: prefill computes 700 tokens, attending to all 1000, and the
+    run counts 700 prompt tokens computed."""
+    v = v2()
+    steps = RecordingSteps()
+    w = workload(prompt_tokens=LengthDist(value=1000), output_tokens=LengthDist(value=2), prefix_cache_hit_rate=0.3)
+    r = simulate_serving("hit", v.model, v.inference, w, step_model=steps, kv_capacity_tokens=10_000)
+    assert steps.chunks == [(700, 1000)]
+    assert r.prompt_throughput_tok_s * r.sim_time_s == pytest.approx(700)
+
+
 def test_paper_serving_figures():
     """V2P §3.2.3 / Fig. 1: 5.76x the 67B's maximum generation throughput, >50K tok/s generation and
     >100K tok/s prompt on one 8xH800 node (each below twice the paper's figure)."""
