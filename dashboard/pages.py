@@ -323,11 +323,17 @@ def plan() -> None:
     if rec is None:
         st.warning("No plan meets the targets: the rejections below say why.")
     else:
-        c = st.columns(4)
-        c[0].metric("Recommended", f"{rec['gpus']:,} × {rec['gpu']}", f"{rec['mode']}: {rec['layout']}", delta_color="off")
+        c = st.columns(6)
+        c[0].metric("Recommended", f"{rec['gpus']:,} × {rec['gpu']}")
         c[1].metric("Cost", f"${rec['usd_per_hour']:,.0f} / hour")
-        c[2].metric("$ / M tokens (input · output)", f"${rec['usd_per_m_input_tokens']:.3f} · ${rec['usd_per_m_output_tokens']:.3f}")
-        c[3].metric("Simulated TTFT p99 · TPOT p50", f"{rec['ttft_p99_s']:.2f} s · {1e3 * rec['tpot_p50_s']:.1f} ms")
+        c[2].metric("$ / M input tokens", f"${rec['usd_per_m_input_tokens']:.3f}")
+        c[3].metric("$ / M output tokens", f"${rec['usd_per_m_output_tokens']:.3f}")
+        c[4].metric("TTFT p99 (simulated)", f"{rec['ttft_p99_s']:.2f} s")
+        c[5].metric("TPOT p50 (simulated)", "n/a" if rec["tpot_p50_s"] is None else f"{1e3 * rec['tpot_p50_s']:.1f} ms")
+        st.caption(f"{rec['mode']}: {plain(rec['layout'])} ({rec['decode_units']} decode"
+                   + (f" and {rec['prefill_units']} prefill" if rec["prefill_units"] else "") + " unit(s), "
+                   f"{rec['nodes']} nodes); at most {rec['max_running_per_rank']} requests and "
+                   f"{rec['budget_tokens_per_rank']:,} tokens per iteration on each attention rank")
     st.subheader("Cheapest verified plan per GPU type")
     st.dataframe(_plan_rows(result["per_gpu_type"]), hide_index=True)
     st.subheader("Cost against TPOT")

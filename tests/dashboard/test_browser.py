@@ -87,3 +87,22 @@ def test_invalid_uploaded_yaml_shows_the_error(server, tmp_path):
         browser.close()
     assert "bad.yaml" in message and "no model named 'deepseek-v9'" in message and "Fix:" in message
     assert tracebacks == 0
+
+
+def test_plan_page_in_chromium(server):
+    """The Plan page at its URL answers the first bundled plan (its screenshot is the README's)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(f"{server}/plan", timeout=60_000)
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=120_000)
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+        metrics = page.locator('[data-testid="stMetric"]').all_text_contents()
+        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+        page.screenshot(path=str(SCREENSHOT.with_name("plan.png")), full_page=True)
+        browser.close()
+    assert errors == 0
+    assert any("Recommended" in m and "×" in m for m in metrics)
