@@ -15,8 +15,11 @@ import streamlit as st
 
 from costmodel import study
 from costmodel.errors import PlannerError
+from costmodel.fleet import usd_per_million_output_tokens
+from costmodel.loader import load_spec
 from costmodel.profiles import load_profile
 from costmodel.reading import strict_dumps
+from costmodel.sweep import point_overrides
 from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
 from planner.plan_runner import run_plan
 from planner.sweep_runner import read_journal, summarise
@@ -115,16 +118,40 @@ def training_whatif(text: str, name: str, variant: str, overrides: dict) -> tupl
     return result.model_dump(), passes
 
 
+CURVE_LOADS = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1)  # latency curve: arrival rates, as shares of the saturated rate
+CURVE_SECONDS = 40  # ... each simulated for about this long (600-6,000 requests), so that ramp-up and drain are short
+
+
+def curve_rates(max_generation_tok_s: float, mean_output_tokens: float) -> list[tuple[float, int]]:
+    """(rate, requests) of each latency-curve point: up to just past the rate that saturates the instance."""
+    saturated = max_generation_tok_s / max(1.0, mean_output_tokens)
+    return [(round(saturated * x, 2), int(min(6000, max(600, saturated * x * CURVE_SECONDS)))) for x in CURVE_LOADS]
+
+
 @st.cache_data(show_spinner=False)
-def latency_curve(text: str, name: str, variant: str, rates: tuple[float, ...], requests: int) -> list[dict]:
-    """The workload at several Poisson rates: throughput against TTFT/TPOT."""
+def latency_curve(text: str, name: str, variant: str, points: tuple[tuple[float, int], ...]) -> list[dict]:
+    """The workload at several Poisson rates: steady generation throughput (between the completion-time
+    percentiles where the run neither fills nor drains) against TTFT and TPOT."""
     st_ = open_text(text, name)
     out = []
-    for rate in rates:
+    for rate, requests in points:
         r = study.serve_at_rate(st_, variant, rate, requests)
-        out.append({"rate_per_s": rate, "generation_throughput_tok_s": r.generation_throughput_tok_s,
+        out.append({"rate_per_s": rate, "requests": requests, "generation_throughput_tok_s": r.max_generation_throughput_tok_s,
                     **r.latency.model_dump(include={"ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s"})})
     return out
+
+
+@st.cache_data(show_spinner=False)
+def serving_whatif(text: str, name: str, variant: str, point: dict, extra: dict) -> dict:
+    """One variant served with a sweep point's overrides (gpu, nodes, tp, ep, weight_bits, kv_bits) and
+    `extra` override paths (workload, prefill pool): as `planner simulate serve --format json`."""
+    st_ = open_text(text, name)
+    v = st_.scenario.variants[st_.index(variant)]
+    new = study.override(st_, variant, point_overrides(v, "inference", point, SCENARIOS / name) | extra)
+    (r,) = study.serve(new, only=variant)
+    inf = new.scenario.variants[new.index(variant)].inference
+    return r.model_dump(exclude={"timeline", "samples"}) | {
+        "usd_per_million_output_tokens": usd_per_million_output_tokens(inf, r.max_generation_throughput_tok_s)}
 
 
 @st.cache_data(show_spinner=False)
@@ -169,6 +196,31 @@ def csv_text(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def workload_dump(name: str) -> dict:
+    """A bundled workload file as plain data (for an override)."""
+    return load_spec("workload", SCENARIOS / "workloads" / f"{name}.yaml").model_dump()
+
+
+def flat_rows(rows: list[dict]) -> list[dict]:
+    """Rows with nested dicts spread into dotted columns (for CSV); lists kept as JSON text."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out |= flat(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = strict_dumps(v) if isinstance(v, list) else v
+        return out
+    flats = [flat(r) for r in rows]
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    return [{k: f.get(k) for k in keys} for f in flats]
+
+
+def named_files(kind_folder: str) -> list[str]:
+    """The names of the bundled files of one kind (gpus, workloads)."""
+    return sorted(p.stem for p in (SCENARIOS / kind_folder).glob("*.yaml"))
 
 
 def scenario_files() -> list[str]:

@@ -132,17 +132,25 @@ def plot_breakdown(results: list[dict]) -> go.Figure:
     return fig
 
 
-def plot_latency_curve(curves: dict[str, list[dict]]) -> go.Figure:
-    """Generation throughput against TPOT (p50) and TTFT (p99) as the arrival rate grows."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("TPOT p50 (ms)", "TTFT p99 (s)"))
+def plot_latency_curve(curves: dict[str, list[dict]], maxima: dict[str, float] | None = None) -> go.Figure:
+    """Steady generation throughput against TPOT p50 (ms) and TTFT p99 (s, log axis) as the arrival rate
+    grows (the rate on hover); a dotted line at each variant's maximum generation throughput."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("TPOT p50 (ms)", "TTFT p99 (s, log scale)"))
     for i, (name, pts) in enumerate(curves.items()):
         x = [p["generation_throughput_tok_s"] for p in pts]
-        fig.add_trace(go.Scatter(x=x, y=[1e3 * p["tpot_p50_s"] for p in pts], mode="lines+markers", name=name,
-                                 marker_color=_color(i)), row=1, col=1)
-        fig.add_trace(go.Scatter(x=x, y=[p["ttft_p99_s"] for p in pts], mode="lines+markers", name=name,
-                                 marker_color=_color(i), showlegend=False), row=1, col=2)
-    fig.update_xaxes(title_text="generation tok/s")
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10))
+        rates = [p["rate_per_s"] for p in pts]
+        for col, y, unit in ((1, [None if p["tpot_p50_s"] is None else 1e3 * p["tpot_p50_s"] for p in pts], "ms"),
+                             (2, [p["ttft_p99_s"] for p in pts], "s")):
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, marker_color=_color(i),
+                                     showlegend=col == 1, legendgroup=name, customdata=rates,
+                                     hovertemplate=f"{name}<br>%{{customdata:,.1f}} requests/s<br>%{{x:,.0f}} tok/s"
+                                                   f"<br>%{{y:,.3g}} {unit}<extra></extra>"), row=1, col=col)
+        if maxima and name in maxima:
+            for col in (1, 2):
+                fig.add_vline(x=maxima[name], line_dash="dot", line_color=_color(i), row=1, col=col)
+    fig.update_xaxes(title_text="generation tok/s (steady)", tickformat=",.0f")
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
@@ -158,11 +166,13 @@ def plot_distributions(samples: dict[str, dict]) -> go.Figure:
 
 def plot_occupancy(timelines: dict[str, dict]) -> go.Figure:
     """Running requests and KV-cache use over simulated time."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("running requests", "KV cache used"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("running requests", "KV cache used (% of capacity)"))
     for i, (name, tl) in enumerate(timelines.items()):
-        fig.add_trace(go.Scatter(x=tl["t_s"], y=tl["running"], name=name, marker_color=_color(i)), row=1, col=1)
-        fig.add_trace(go.Scatter(x=tl["t_s"], y=tl["kv_utilisation"], name=name, marker_color=_color(i),
-                                 showlegend=False), row=1, col=2)
+        fig.add_trace(go.Scatter(x=tl["t_s"], y=tl["running"], name=name, marker_color=_color(i),
+                                 hovertemplate="%{x:.1f} s: %{y:,} requests<extra>" + name + "</extra>"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=tl["t_s"], y=[100 * u for u in tl["kv_utilisation"]], name=name, marker_color=_color(i),
+                                 showlegend=False, hovertemplate="%{x:.1f} s: %{y:.1f}%<extra>" + name + "</extra>"),
+                      row=1, col=2)
     fig.update_xaxes(title_text="simulated s")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
     return fig

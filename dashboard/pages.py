@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 from costmodel.errors import PlannerError
+from costmodel.fleet import usd_per_million_output_tokens
 from costmodel.reading import strict_dumps
 from dashboard import data, figures
 
@@ -197,27 +198,100 @@ def serving() -> None:
         results = _by_name(data.serving(text, name))
     cols = st.columns(len(served))
     for col, v in zip(cols, served, strict=True):
-        r = results.get(v.name, {})
         with col:
             st.subheader(v.name)
-            if "error" in r:
-                st.warning(plain(r["error"]))
-                continue
-            st.metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
-            st.metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
-            lat = r["latency"]
-            st.metric("TPOT p50 (workload)", "n/a" if lat["tpot_p50_s"] is None else f"{1e3 * lat['tpot_p50_s']:.0f} ms")
-            st.metric("TTFT p99 (workload)", "n/a" if lat["ttft_p99_s"] is None else f"{lat['ttft_p99_s']:.2f} s")
-    ok = {n: r for n, r in results.items() if "error" not in r}
-    st.subheader("Throughput against latency as the arrival rate grows")
-    rates = st.select_slider("Arrival rates (requests/s)", options=[1, 2, 4, 8, 16, 32, 64, 128], value=(2, 32))
-    chosen = tuple(float(x) for x in (1, 2, 4, 8, 16, 32, 64, 128) if rates[0] <= x <= rates[1])
-    curves = {v.name: data.latency_curve(text, name, v.name, chosen, 600) for v in served if v.name in ok}
-    st.plotly_chart(figures.plot_latency_curve(curves), key="latency-chart")
+            _serving_cards(results.get(v.name, {}), v.inference)
+    ok = {v.name: v for v in served if "error" not in results.get(v.name, {"error": 1})}
+    _serving_whatif(text, name, served)
+    st.subheader("Latency against throughput as the arrival rate grows, up to saturation")
+    st.caption("Each point: Poisson arrivals at a share (10% to 110%) of the rate that saturates the instance, "
+               "simulated for about 40 s; throughput is the steady rate between the completion-time percentiles "
+               "where the run neither fills up nor drains. The dotted lines mark each variant's maximum generation "
+               "throughput, measured decode-only (prompts arriving in the cache, as in a disaggregated decode pool); "
+               "the workload mixes its prefill into the same iterations, so it saturates below that line.")
+    curves = {n: data.latency_curve(text, name, n, tuple(data.curve_rates(
+        results[n]["max_generation_throughput_tok_s"], v.inference.workload.output_tokens.mean))) for n, v in ok.items()}
+    st.plotly_chart(figures.plot_latency_curve(curves, {n: results[n]["max_generation_throughput_tok_s"] for n in ok}),
+                    key="latency-chart")
+    _download_row("latency-curve", [dict(variant=n, **p) for n, pts in curves.items() for p in pts])
     st.subheader("TTFT and TPOT of the workload")
-    st.plotly_chart(figures.plot_distributions({n: r["samples"] for n, r in ok.items()}), key="dist-chart")
+    st.plotly_chart(figures.plot_distributions({n: results[n]["samples"] for n in ok}), key="dist-chart")
     st.subheader("Running requests and KV cache over time")
-    st.plotly_chart(figures.plot_occupancy({n: r["timeline"] for n, r in ok.items()}), key="occupancy-chart")
+    st.plotly_chart(figures.plot_occupancy({n: results[n]["timeline"] for n in ok}), key="occupancy-chart")
+    _download_row("serving", [{k: v for k, v in r.items() if k not in ("timeline", "samples")} for r in results.values()])
+
+
+def _serving_cards(r: dict, inf) -> None:
+    if "error" in r:
+        st.warning(plain(r["error"]))
+        return
+    st.metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
+    st.metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
+    usd = usd_per_million_output_tokens(inf, r["max_generation_throughput_tok_s"])
+    st.metric("$ / M output tokens (at max)", "n/a" if usd is None else f"${usd:.3f}")
+    lat = r["latency"]
+    st.metric("TPOT p50 (workload)", "n/a" if lat["tpot_p50_s"] is None else f"{1e3 * lat['tpot_p50_s']:.0f} ms")
+    st.metric("TTFT p99 (workload)", "n/a" if lat["ttft_p99_s"] is None else f"{lat['ttft_p99_s']:.2f} s")
+
+
+def _serving_whatif(text: str, name: str, served: list) -> None:
+    """Re-serve one variant on another GPU, layout, precision, workload or prefill/decode split."""
+    with st.expander("**What if** — change the GPU, layout, precision, workload or P/D split and re-simulate"):
+        v = next(x for x in served if x.name == st.selectbox("Variant", [x.name for x in served], key="serve-variant"))
+        inf = v.inference
+        c = st.columns(4)
+        gpus = data.named_files("gpus")
+        gpu = c[0].selectbox("GPU", gpus, index=gpus.index(inf.cluster.gpu.name) if inf.cluster.gpu.name in gpus else 0)
+        nodes = c[1].selectbox("Nodes", [1, 2, 4, 8, 16, 18, 32], index=[1, 2, 4, 8, 16, 18, 32].index(inf.cluster.nodes)
+                               if inf.cluster.nodes in (1, 2, 4, 8, 16, 18, 32) else 0)
+        tp = c[2].selectbox("Attention TP", [1, 2, 4, 8], index=[1, 2, 4, 8].index(inf.parallelism.tp) if inf.parallelism.tp in (1, 2, 4, 8) else 0)
+        ep_all = c[3].checkbox("EP over every GPU", value=inf.parallelism.ep == inf.cluster.num_gpus)
+        c = st.columns(4)
+        weight_bits = c[0].selectbox("Weight bits", [4, 8, 16], index=[4, 8, 16].index(inf.weight_bits) if inf.weight_bits in (4, 8, 16) else 2)
+        kv_bits = c[1].selectbox("KV bits", [4, 6, 8, 16], index=[4, 6, 8, 16].index(int(inf.kv_bits)) if inf.kv_bits in (4, 6, 8, 16) else 3)
+        workloads = data.named_files("workloads")
+        workload = c[2].selectbox("Workload", ["(as configured)", *workloads])
+        prefill_nodes = c[3].selectbox("Prefill pool nodes (P/D split)", [0, 1, 2, 4], index=0,
+                                       help="0: prefill and decode share the instance")
+        gpus_n = nodes * inf.cluster.gpus_per_node
+        point = {"gpu": gpu, "nodes": nodes, "tp": tp, "ep": gpus_n if ep_all else inf.parallelism.ep,
+                 "weight_bits": weight_bits, "kv_bits": kv_bits}
+        extra = _serving_extra(workload, prefill_nodes, inf.cluster.gpus_per_node)
+        if not st.toggle("Simulate this", key="serve-whatif-on"):
+            return
+        try:
+            with st.spinner("simulating…"):
+                r = data.serving_whatif(text, name, v.name, point, extra)
+        except PlannerError as e:
+            st.error(plain(str(e)))
+            return
+        m = st.columns(5)
+        m[0].metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
+        m[1].metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
+        usd = r["usd_per_million_output_tokens"]
+        m[2].metric("$ / M output tokens (at max)", "n/a" if usd is None else f"${usd:.3f}")
+        m[3].metric("TPOT p50 (workload)", "n/a" if r["latency"]["tpot_p50_s"] is None else f"{1e3 * r['latency']['tpot_p50_s']:.0f} ms")
+        m[4].metric("TTFT p99 (workload)", "n/a" if r["latency"]["ttft_p99_s"] is None else f"{r['latency']['ttft_p99_s']:.2f} s")
+
+
+def _serving_extra(workload: str, prefill_nodes: int, gpus_per_node: int) -> dict:
+    extra = {}
+    if workload != "(as configured)":
+        extra["inference.workload"] = data.workload_dump(workload)
+    if prefill_nodes:
+        g = prefill_nodes * gpus_per_node
+        extra["inference.prefill_pool"] = {"gpus_per_node": gpus_per_node, "nodes": prefill_nodes,
+                                           "parallelism": {"tp": 1, "dp": g, "ep": g, "zero_stage": 0}}
+    return extra
+
+
+def _download_row(stem: str, rows: list[dict]) -> None:
+    """JSON and CSV downloads of a table or result."""
+    d = st.columns(2)
+    d[0].download_button(f"Download {stem} (JSON)", strict_dumps(rows, indent=2), f"{stem}.json", "application/json",
+                         key=f"dl-{stem}-json")
+    d[1].download_button(f"Download {stem} (CSV)", data.csv_text(data.flat_rows(rows)), f"{stem}.csv", "text/csv",
+                         key=f"dl-{stem}-csv")
 
 
 def kernels() -> None:

@@ -142,3 +142,17 @@ def test_busy_spans_merge_back_to_back_passes():
     assert sum(len(t.x) for t in plot_timeline(passes, 2).data) == 3  # two spans on stage 0, one on stage 1
     detail = plot_timeline(passes, 2, detail_micro_batches=1).data
     assert {t.name for t in detail} == {"forward", "backward", "exposed communication"}
+
+
+def test_serving_whatif_resimulates(cli_json):
+    """The serving what-if, left as configured, reproduces the CLI's figure; a 16-bit KV cache instead of
+    V2's 6 bits holds fewer requests, so the maximum generation throughput falls."""
+    _, serve, _ = cli_json
+    at = run_page("serving")
+    at.toggle(key="serve-whatif-on").set_value(True).run()
+    assert not at.exception
+    shown = [m.value for m in at.metric if m.label == "Max generation tok/s"]
+    assert shown[-1] == f"{serve['deepseek-v2']['max_generation_throughput_tok_s']:,.0f}"
+    next(s for s in at.selectbox if s.label == "KV bits").select(16).run()
+    after = [m.value for m in at.metric if m.label == "Max generation tok/s"][-1]
+    assert not at.exception and float(after.replace(",", "")) < float(shown[-1].replace(",", ""))
