@@ -12,11 +12,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `streamlit ru
 from dashboard import pages  # noqa: E402
 
 st.set_page_config(page_title="moe-planner", layout="wide")
-if pages.scenario_bar():
-    nav = st.navigation([st.Page(pages.overview, title="Overview", default=True, url_path="overview"),
-                         st.Page(pages.training, title="Training", url_path="training"),
-                         st.Page(pages.serving, title="Serving", url_path="serving"),
-                         st.Page(pages.kernels, title="Kernels", url_path="kernels"),
-                         st.Page(pages.sweeps, title="Sweeps", url_path="sweeps"),
-                         st.Page(pages.plan, title="Plan", url_path="plan")])
+# Streamlit serves its default page at "/" only; the same Overview is also registered at /overview (like
+# every other page at /<name>), so the navigation is drawn here rather than by Streamlit, without the alias.
+home = st.Page(pages.overview, title="Overview", default=True, url_path="home")  # served at "/"
+shown = [home, st.Page(pages.training, title="Training", url_path="training"),
+         st.Page(pages.serving, title="Serving", url_path="serving"),
+         st.Page(pages.kernels, title="Kernels", url_path="kernels"),
+         st.Page(pages.sweeps, title="Sweeps", url_path="sweeps"),
+         st.Page(pages.plan, title="Plan", url_path="plan")]
+nav = st.navigation([*shown, st.Page(pages.overview, title="Overview (/overview)", url_path="overview")], position="hidden")
+with st.sidebar:
+    for page in shown:
+        st.page_link(page)
+if nav.url_path in ("plan",) or pages.scenario_bar():  # the Plan page reads plan files, not the scenario
     nav.run()

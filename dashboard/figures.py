@@ -37,7 +37,7 @@ def plot_overview(names: list[str], gpu_hours: list[float | None], kv_kb: list[f
                       row=1, col=col)
     fig.update_yaxes(showticklabels=False, col=2)
     fig.update_yaxes(showticklabels=False, col=3)
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=320, margin=dict(l=10, r=80, t=40, b=10))  # room for the labels outside the bars
     return fig
 
 

@@ -106,3 +106,22 @@ def test_plan_page_in_chromium(server):
         browser.close()
     assert errors == 0
     assert any("Recommended" in m and "×" in m for m in metrics)
+
+
+@pytest.mark.parametrize("path, title", [("", "Overview"), ("overview", "Overview"), ("training", "Training"),
+                                         ("serving", "Serving"), ("kernels", "Kernels"), ("sweeps", "Sweeps")])
+def test_every_page_opens_at_its_url(server, path, title):
+    """Each page at its own URL: its title, no exception, no "Page not found" (/overview once gave that)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(f"{server}/{path}", timeout=60_000)
+        page.wait_for_selector("h1", timeout=240_000)
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+        heading = page.locator("h1").first.text_content()
+        body = page.locator("body").text_content()
+        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+        browser.close()
+    assert title in heading and "Page not found" not in body and errors == 0
