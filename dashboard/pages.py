@@ -27,6 +27,17 @@ def plain(message: str) -> str:
     return "`".join(parts)
 
 
+def url_select(where, label: str, options: list, index: int, param: str, **kw):
+    """A selectbox whose choice lives in the URL query too (?param=value), so a link or a reload keeps it."""
+    asked = st.query_params.get(param)
+    names = [str(o) for o in options]
+    if asked in names:
+        index = names.index(asked)
+    value = where.selectbox(label, options, index=index, key=f"url-{param}", **kw)
+    st.query_params[param] = str(value)
+    return value
+
+
 def _load(text: str, name: str, origin: str) -> None:
     """Make `text` the active scenario; `origin` (bundled, uploaded, edited) keys the editor so it shows it."""
     st.session_state.update(scenario_text=text, scenario_name=name, scenario_origin=origin)
@@ -136,6 +147,8 @@ def overview() -> None:
                    "KV elements / token": v["kv_cache_elements_per_token"], "KV bits": v["kv_cache_bits"],
                    "train GFLOP / token": round(v["train_flops_per_token"] / 1e9, 1)} for v in rep["variants"]],
                  hide_index=True)
+    _download_row("report", rep["variants"])
+    _download_row("training", list(train.values()))
 
 
 def training() -> None:
@@ -146,22 +159,25 @@ def training() -> None:
     if not trainable:
         st.info("No variant of this scenario has a `training:` part.")
         return
-    chosen = st.selectbox("Variant", [x.name for x in trainable], key="training-variant")  # once, not per variant
+    chosen = url_select(st, "Variant", [x.name for x in trainable], 0, "train_variant")  # once, not per variant
     v = next(x for x in trainable if x.name == chosen)
     par, t = v.training.parallelism, v.training
     st.markdown("**What if** — change the layout and re-simulate:")
     c = st.columns(5)
     schedules = ["gpipe", "1f1b", "zero-bubble"]
-    schedule = c[0].selectbox("Schedule", schedules, index=schedules.index(par.schedule) if par.schedule in schedules else 1)
+    schedule = url_select(c[0], "Schedule", schedules, schedules.index(par.schedule) if par.schedule in schedules else 1,
+                          f"{v.name}.schedule")
     per_replica = max(1, t.global_batch_seqs // par.dp)  # micro-batches must split a replica's sequences evenly
     micros = [d for d in range(1, per_replica + 1) if per_replica % d == 0]
-    micro = c[1].selectbox("Micro-batches", micros, index=micros.index(par.micro_batches) if par.micro_batches in micros else 0,
-                           help=f"divisors of the {per_replica} sequences each data-parallel replica takes per step")
+    micro = url_select(c[1], "Micro-batches", micros, micros.index(par.micro_batches) if par.micro_batches in micros else 0,
+                       f"{v.name}.micro_batches",
+                       help=f"divisors of the {per_replica} sequences each data-parallel replica takes per step")
     eps = sorted({d for d in (1, 2, 4, 8, 16, 32, 64) if par.dp % d == 0 and (v.model.n_routed_experts or 1) % d == 0}
                  | {par.ep})
-    ep = c[2].selectbox("EP", eps, index=eps.index(par.ep))
-    precision = c[3].selectbox("Precision", ["bf16", "fp8"], index=["bf16", "fp8"].index(t.precision))
-    recompute = c[4].selectbox("Recompute", ["none", "selective", "full"], index=["none", "selective", "full"].index(par.recompute))
+    ep = url_select(c[2], "EP", eps, eps.index(par.ep), f"{v.name}.ep")
+    precision = url_select(c[3], "Precision", ["bf16", "fp8"], ["bf16", "fp8"].index(t.precision), f"{v.name}.precision")
+    recompute = url_select(c[4], "Recompute", ["none", "selective", "full"],
+                           ["none", "selective", "full"].index(par.recompute), f"{v.name}.recompute")
     overrides = {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision, "recompute": recompute}
     try:
         with st.spinner("simulating the step…"):
@@ -181,6 +197,7 @@ def training() -> None:
                           key="timeline-detail")
         st.plotly_chart(figures.plot_timeline(passes, par.pp, 4 if detail.startswith("every") else None),
                         key="timeline-chart")
+        _download_row("training-whatif", [result])
     st.subheader("Where the step goes (as configured in the scenario)")
     rows = [r for r in data.training(text, name) if "step_time_s" in r]
     st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
@@ -237,22 +254,25 @@ def _serving_cards(r: dict, inf) -> None:
 def _serving_whatif(text: str, name: str, served: list) -> None:
     """Re-serve one variant on another GPU, layout, precision, workload or prefill/decode split."""
     with st.expander("**What if** — change the GPU, layout, precision, workload or P/D split and re-simulate"):
-        v = next(x for x in served if x.name == st.selectbox("Variant", [x.name for x in served], key="serve-variant"))
+        chosen = url_select(st, "Variant", [x.name for x in served], 0, "serve_variant")
+        v = next(x for x in served if x.name == chosen)
         inf = v.inference
+
+        def at(options: list, value) -> int:
+            return options.index(value) if value in options else 0
         c = st.columns(4)
-        gpus = data.named_files("gpus")
-        gpu = c[0].selectbox("GPU", gpus, index=gpus.index(inf.cluster.gpu.name) if inf.cluster.gpu.name in gpus else 0)
-        nodes = c[1].selectbox("Nodes", [1, 2, 4, 8, 16, 18, 32], index=[1, 2, 4, 8, 16, 18, 32].index(inf.cluster.nodes)
-                               if inf.cluster.nodes in (1, 2, 4, 8, 16, 18, 32) else 0)
-        tp = c[2].selectbox("Attention TP", [1, 2, 4, 8], index=[1, 2, 4, 8].index(inf.parallelism.tp) if inf.parallelism.tp in (1, 2, 4, 8) else 0)
+        gpus, nodes_opts, tps = data.named_files("gpus"), [1, 2, 4, 8, 16, 18, 32], [1, 2, 4, 8]
+        gpu = url_select(c[0], "GPU", gpus, at(gpus, inf.cluster.gpu.name), f"{v.name}.gpu")
+        nodes = url_select(c[1], "Nodes", nodes_opts, at(nodes_opts, inf.cluster.nodes), f"{v.name}.nodes")
+        tp = url_select(c[2], "Attention TP", tps, at(tps, inf.parallelism.tp), f"{v.name}.tp")
         ep_all = c[3].checkbox("EP over every GPU", value=inf.parallelism.ep == inf.cluster.num_gpus)
         c = st.columns(4)
-        weight_bits = c[0].selectbox("Weight bits", [4, 8, 16], index=[4, 8, 16].index(inf.weight_bits) if inf.weight_bits in (4, 8, 16) else 2)
-        kv_bits = c[1].selectbox("KV bits", [4, 6, 8, 16], index=[4, 6, 8, 16].index(int(inf.kv_bits)) if inf.kv_bits in (4, 6, 8, 16) else 3)
-        workloads = data.named_files("workloads")
-        workload = c[2].selectbox("Workload", ["(as configured)", *workloads])
-        prefill_nodes = c[3].selectbox("Prefill pool nodes (P/D split)", [0, 1, 2, 4], index=0,
-                                       help="0: prefill and decode share the instance")
+        weight_bits = url_select(c[0], "Weight bits", [4, 8, 16], at([4, 8, 16], inf.weight_bits), f"{v.name}.weight_bits")
+        kv_bits = url_select(c[1], "KV bits", [4, 6, 8, 16], at([4, 6, 8, 16], inf.kv_bits), f"{v.name}.kv_bits")
+        workloads = ["(as configured)", *data.named_files("workloads")]
+        workload = url_select(c[2], "Workload", workloads, 0, f"{v.name}.workload")
+        prefill_nodes = url_select(c[3], "Prefill pool nodes (P/D split)", [0, 1, 2, 4], 0, f"{v.name}.prefill_nodes",
+                                   help="0: prefill and decode share the instance")
         gpus_n = nodes * inf.cluster.gpus_per_node
         point = {"gpu": gpu, "nodes": nodes, "tp": tp, "ep": gpus_n if ep_all else inf.parallelism.ep,
                  "weight_bits": weight_bits, "kv_bits": kv_bits}
@@ -305,6 +325,7 @@ def kernels() -> None:
     st.caption(" · ".join(f"{k}: {v}" for k, v in header.items()))
     op = st.selectbox("Operator", sorted({r["op"] for r in rows}))
     st.dataframe([r for r in rows if r["op"] == op], hide_index=True)
+    _download_row("profile-points", rows)
     st.subheader("Measured against the fitted roofline")
     st.plotly_chart(figures.plot_measured_vs_model(rows), key="roofline-chart")
     st.subheader("`planner check-timing`: held-out error")
@@ -349,9 +370,11 @@ def sweeps() -> None:
     st.markdown(f"**Pareto front** over the sweep's objectives: {len(summary['front'])} of {summary['valid']} "
                 f"feasible points ({summary['invalid']} rejected)")
     st.dataframe(summary["front"], hide_index=True)
+    _download_row("sweep-front", summary["front"])
     st.markdown("**Rejected points** and why")
     st.dataframe([{"point": r["label"], "status": r["status"], "reason": r["reason"]} for r in rows if r["status"] != "ok"],
                  hide_index=True)
+    _download_row("sweep-points", rows)
 
 
 def _constraint_text(c: dict) -> str:
@@ -414,8 +437,5 @@ def plan() -> None:
     st.plotly_chart(figures.plot_plan(result["front"], result["per_gpu_type"], slo["tpot_p50_s"]), key="plan-chart")
     st.subheader("Rejected plans and why")
     st.dataframe(result["rejected"], hide_index=True)
-    d = st.columns(2)
-    d[0].download_button("Download the answer (JSON)", strict_dumps(result, indent=2), f"{result['plan']}.json",
-                         "application/json")
-    d[1].download_button("Download the per-GPU table (CSV)", data.csv_text(_plan_rows(result["per_gpu_type"])),
-                         f"{result['plan']}-per-gpu.csv", "text/csv")
+    _download_row("plan-answer", [result])
+    _download_row("plan-per-gpu", result["per_gpu_type"])

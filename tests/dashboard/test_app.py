@@ -156,3 +156,17 @@ def test_serving_whatif_resimulates(cli_json):
     next(s for s in at.selectbox if s.label == "KV bits").select(16).run()
     after = [m.value for m in at.metric if m.label == "Max generation tok/s"][-1]
     assert not at.exception and float(after.replace(",", "")) < float(shown[-1].replace(",", ""))
+
+
+def test_whatif_state_travels_in_the_url():
+    """A link carries the variant and the what-if: the page opens with them chosen, and a choice made on
+    the page is written back to the URL."""
+    at = AppTest.from_function(one_page, args=("training",), default_timeout=TIMEOUT)
+    at.query_params["train_variant"] = "deepseek-llm-67b"
+    at.query_params["deepseek-llm-67b.schedule"] = "gpipe"
+    at.run()
+    shown = {s.label: s.value for s in at.selectbox}
+    assert not at.exception and shown["Variant"] == "deepseek-llm-67b" and shown["Schedule"] == "gpipe"
+    next(s for s in at.selectbox if s.label == "Precision").select("fp8").run()
+    assert at.query_params["deepseek-llm-67b.precision"] == ["fp8"] or at.query_params["deepseek-llm-67b.precision"] == "fp8"
+    assert at.query_params["scenario"] in ("deepseek-v2-paper.yaml", ["deepseek-v2-paper.yaml"])
