@@ -127,6 +127,12 @@ def overview() -> None:
         [serve[n]["max_generation_throughput_tok_s"] if "max_generation_throughput_tok_s" in serve.get(n, {}) else None
          for n in names],
         baseline), key="overview-chart")
+    _memory_and_counts(rep)
+    _download_row("training", list(train.values()))
+
+
+def _memory_and_counts(rep: dict) -> None:
+    """Training and serving memory per GPU, and the counts table, of every variant."""
     mem = [v for v in rep["variants"] if v["train_memory"]]
     smem = [v for v in rep["variants"] if v["serving_memory"]]
     left, right = st.columns(2)
@@ -148,7 +154,6 @@ def overview() -> None:
                    "train GFLOP / token": round(v["train_flops_per_token"] / 1e9, 1)} for v in rep["variants"]],
                  hide_index=True)
     _download_row("report", rep["variants"])
-    _download_row("training", list(train.values()))
 
 
 def training() -> None:
