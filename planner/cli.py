@@ -79,16 +79,34 @@ def validate(files: tuple[Path, ...]) -> None:
 
 @cli.command()
 @click.argument("scenario", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table")
-def report(scenario: Path, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
+              help="html: one page with the plotly figures inline, that opens without a server.")
+@click.option("--simulate", is_flag=True, help="html: also simulate training and serving (the Figure 1(b) chart).")
+def report(scenario: Path, fmt: str, simulate: bool) -> None:
     """Parameters, FLOPs, KV cache and memory of each variant, with ratios to the baseline."""
-    rep = study.report(study.open_study(scenario))
-    if fmt == "json":
+    st_ = study.open_study(scenario)
+    rep = study.report(st_)
+    if fmt == "html":
+        sims = (_each_ok(study.train, st_, "training"), _each_ok(study.serve, st_, "inference")) if simulate else (None, None)
+        click.echo(render.report_html(rep, *sims))
+    elif fmt == "json":
         click.echo(strict_dumps(rep.model_dump(), indent=2))
     elif fmt == "markdown":
         click.echo(render.report_markdown(rep))
     else:
         render.report_table(rep)
+
+
+def _each_ok(run, st_, part: str) -> list:
+    """Results of the variants with `part` that can run (a variant that cannot is left out of the chart)."""
+    out = []
+    for v in st_.scenario.variants:
+        if getattr(v, part) is not None:
+            try:
+                out += run(st_, only=v.name)
+            except PlannerError:
+                continue
+    return out
 
 
 @cli.command("import-hf")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,6 +16,7 @@ from rich.progress import (
 from rich.table import Table
 
 from costmodel.report import ScenarioReport, compare
+from dashboard import figures  # pure plotly builders, shared with the dashboard (HTML report)
 
 
 def progress_bar(**kwargs) -> Progress:
@@ -103,6 +106,49 @@ def report_markdown(rep: ScenarioReport) -> str:
              "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([label, *cells]) + " |" for label, cells in _cells(rep)]
     return "\n".join(lines)
+
+
+HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#1f2937}"
+              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #d1d5db;padding:4px 10px;"
+              "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f4f6}")
+
+
+def report_html(rep: ScenarioReport, train: list | None = None, serve: list | None = None) -> str:
+    """The report as one HTML page that opens without a server: the table, then plotly figures with
+    plotly.js inline (training and serving memory per GPU; with `train` and `serve` results, the
+    Figure 1(b) comparison of GPU-hours, KV cache and maximum generation throughput)."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["metric", *_header(rep)])
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in [label, *cells]) + "</tr>" for label, cells in _cells(rep))
+    figs = [(title, fig) for title, fig in _report_figures(rep, train, serve)]
+    parts = [f"<h2>{esc(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=i == 0)
+             for i, (title, fig) in enumerate(figs)]
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.scenario)}</title>"
+            f"<style>{HTML_STYLE}</style></head><body><h1>{esc(rep.scenario)}</h1><p>{esc(rep.description)}</p>"
+            f"<p>Ratios against {esc(rep.baseline)}. Made by moe-planner (planner report --format html).</p>"
+            f"<table><tr>{head}</tr>{body}</table>{''.join(parts)}</body></html>")
+
+
+def _report_figures(rep: ScenarioReport, train: list | None, serve: list | None) -> list[tuple[str, object]]:
+    names = [v.name for v in rep.variants]
+    out = []
+    if train is not None and serve is not None:
+        t, s = {r.name: r for r in train}, {r.name: r for r in serve}
+        out.append(("Training cost, KV cache and maximum generation throughput", figures.plot_overview(
+            names, [t[n].gpu_hours_per_trillion_tokens / 1e3 if n in t else None for n in names],
+            [v.kv_cache_bytes_per_token / 1e3 for v in rep.variants],
+            [s[n].max_generation_throughput_tok_s if n in s else None for n in names], rep.baseline)))
+    mem = [v for v in rep.variants if v.train_memory]
+    if mem:
+        parts = {k: [v.train_memory[f"{k}_bytes"] for v in mem] for k in ("weights", "grads", "optimizer", "activations")}
+        out.append(("Training memory per GPU (busiest stage)", figures.plot_memory(
+            [v.name for v in mem], parts, [v.train_memory["capacity_bytes"] for v in mem])))
+    smem = [v for v in rep.variants if v.serving_memory]
+    if smem:
+        out.append(("Serving memory per GPU", figures.plot_serving_memory(
+            [v.name for v in smem], [v.serving_memory["weights_bytes"] for v in smem],
+            [v.serving_memory["kv_budget_bytes"] for v in smem], [v.serving_memory["capacity_bytes"] for v in smem])))
+    return out
 
 
 def timing_table(result: dict, title: str, console: Console | None = None) -> None:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.cli import cli
+from tests.conftest import SCENARIOS
 
 MODEL = """\
 name: bad
@@ -112,7 +113,6 @@ def test_arbitrary_yaml_never_tracebacks(tmp_path, doc, raw):
 
 
 def test_json_report_shape(tmp_path):
-    from tests.conftest import SCENARIOS
 
     result = CliRunner().invoke(cli, ["report", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -129,7 +129,6 @@ def test_json_report_shape(tmp_path):
 
 
 def test_table_report_shows_paper_numbers():
-    from tests.conftest import SCENARIOS
 
     result = CliRunner().invoke(cli, ["report", str(SCENARIOS / "deepseek-v2-paper.yaml")], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -137,7 +136,6 @@ def test_table_report_shows_paper_numbers():
 
 
 def test_bare_model_file_is_one_variant_at_checkpoint_precision():
-    from tests.conftest import SCENARIOS
 
     result = CliRunner().invoke(cli, ["report", str(SCENARIOS / "models" / "deepseek-v3.yaml"), "--format", "json"])
     rep = json.loads(result.output)
@@ -146,7 +144,6 @@ def test_bare_model_file_is_one_variant_at_checkpoint_precision():
 
 
 def test_every_bundled_file_validates():
-    from tests.conftest import SCENARIOS
 
     files = [str(p) for p in SCENARIOS.rglob("*.yaml")]
     result = CliRunner().invoke(cli, ["validate", *files])
@@ -159,3 +156,14 @@ def test_debug_flag_shows_traceback(tmp_path):
     path.write_text(textwrap.dedent(MODEL).replace("ffn: dense", "ffn: sparse"))
     result = CliRunner().invoke(cli, ["--debug", "report", str(path)])
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_report_html_is_one_page_that_needs_no_server():
+    """planner report --format html: the report table and the memory figures, plotly.js inline (no
+    script fetched from anywhere), so the file opens as it is."""
+    result = CliRunner().invoke(cli, ["report", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--format", "html"])
+    assert result.exit_code == 0, result.output
+    page = result.stdout
+    assert page.startswith("<!DOCTYPE html>") and "<td>25.9 KB (-93.3%)</td>" in page
+    assert page.count('class="plotly-graph-div"') == 2  # training and serving memory (no --simulate)
+    assert "<script src=" not in page.replace('<script type="text/javascript">', "") and len(page) > 3_000_000
