@@ -125,3 +125,61 @@ def test_every_page_opens_at_its_url(server, path, title):
         errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
         browser.close()
     assert title in heading and "Page not found" not in body and errors == 0
+
+
+def _settle(page) -> None:
+    """Wait for Streamlit's rerun to finish (its running indicator gone)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`, as a user does."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.click()
+    page.locator('[role="option"]').filter(has_text=option).first.click()
+    _settle(page)
+
+
+def _no_exception(page) -> bool:
+    return page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_selectors_upload_edit_remove_in_chromium(server, tmp_path):
+    """As a user: each variant in the Training and Overview selectors, then upload a scenario (the sidebar
+    and the editor show it), edit it (the page shows the edit), remove it (back to the picked file)."""
+    from playwright.sync_api import sync_playwright
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((ROOT / "scenarios" / "deepseek-v2-paper.yaml").read_text()
+                    .replace('description: "DeepSeek-V2 against', 'description: "Uploaded: DeepSeek-V2 against', 1))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{server}/training", timeout=60_000)
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
+        for name in ("deepseek-llm-67b", "deepseek-v2"):
+            _choose(page, "Variant", name)
+            assert _no_exception(page) and page.locator('[data-testid="stMetric"]').filter(has_text="Step time").count() == 1
+        page.goto(f"{server}/overview", timeout=60_000)
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
+        _choose(page, "Baseline", "deepseek-v2")
+        assert _no_exception(page) and "+1401.2%" in page.locator("body").text_content()  # 389,120 B vs 25,920 B
+        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(mine))
+        _settle(page)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert "mine.yaml" in sidebar.text_content() and "(uploaded)" in sidebar.text_content()
+        assert "Uploaded: DeepSeek-V2" in page.locator("body").text_content()
+        sidebar.get_by_text("Edit YAML").click()
+        editor = sidebar.locator("textarea:visible")
+        assert "Uploaded: DeepSeek-V2" in editor.input_value()
+        editor.fill(editor.input_value().replace("Uploaded: DeepSeek-V2", "Edited: DeepSeek-V2"))
+        sidebar.get_by_role("button", name="Apply edits").click()
+        _settle(page)
+        assert "Edited: DeepSeek-V2" in page.locator("body").text_content() and "(edited)" in sidebar.text_content()
+        sidebar.get_by_role("button", name="Remove mine.yaml").click()
+        _settle(page)
+        text = page.locator("body").text_content()
+        errors = page.locator('[data-testid="stAlertContentError"]').count()
+        browser.close()
+    assert "(bundled)" in text and "Edited:" not in text and "Uploaded:" not in text and errors == 0
