@@ -45,7 +45,8 @@ def plot_memory(names: list[str], parts: dict[str, list[float]], capacity: list[
     """Training memory per GPU (GB), stacked by kind, against the GPU's capacity."""
     fig = go.Figure()
     for i, (kind, values) in enumerate(parts.items()):
-        fig.add_trace(go.Bar(x=names, y=[v / 1e9 for v in values], name=kind, marker_color=_color(i)))
+        fig.add_trace(go.Bar(x=names, y=[v / 1e9 for v in values], name=kind, marker_color=_color(i),
+                             hovertemplate="%{x}: %{y:,.1f} GB of " + kind + "<extra></extra>"))
     fig.add_trace(go.Scatter(x=names, y=[c / 1e9 for c in capacity], mode="markers", name="GPU memory",
                              marker=dict(symbol="line-ew-open", size=40, color="black")))
     fig.update_layout(barmode="stack", yaxis_title="GB per GPU", height=320, margin=dict(l=10, r=10, t=30, b=10))
@@ -54,8 +55,10 @@ def plot_memory(names: list[str], parts: dict[str, list[float]], capacity: list[
 
 def plot_serving_memory(names: list[str], weights: list[float], kv_budget: list[float], capacity: list[float]) -> go.Figure:
     """Serving memory per GPU (GB): weights at the serving precision and the KV-cache room left."""
-    fig = go.Figure([go.Bar(x=names, y=[w / 1e9 for w in weights], name="weights", marker_color=_color(0)),
-                     go.Bar(x=names, y=[k / 1e9 for k in kv_budget], name="KV cache room", marker_color=_color(3)),
+    fig = go.Figure([go.Bar(x=names, y=[w / 1e9 for w in weights], name="weights", marker_color=_color(0),
+                            hovertemplate="%{x}: %{y:,.1f} GB of weights<extra></extra>"),
+                     go.Bar(x=names, y=[k / 1e9 for k in kv_budget], name="KV cache room", marker_color=_color(3),
+                            hovertemplate="%{x}: %{y:,.1f} GB for the KV cache<extra></extra>"),
                      go.Scatter(x=names, y=[c / 1e9 for c in capacity], mode="markers", name="GPU memory",
                                 marker=dict(symbol="line-ew-open", size=40, color="black"))])
     fig.update_layout(barmode="stack", yaxis_title="GB per GPU", height=320, margin=dict(l=10, r=10, t=30, b=10))
@@ -126,8 +129,8 @@ def plot_breakdown(results: list[dict]) -> go.Figure:
     compute = [r["compute_s"] for r in results]
     exposed = [r["exposed_comm_s"] for r in results]
     rest = [max(0.0, r["step_time_s"] - c - e) for r, c, e in zip(results, compute, exposed, strict=True)]
-    fig = go.Figure([go.Bar(x=names, y=compute, name="compute"), go.Bar(x=names, y=exposed, name="exposed comm"),
-                     go.Bar(x=names, y=rest, name="bubble + other")])
+    fig = go.Figure([go.Bar(x=names, y=ys, name=label, hovertemplate="%{x}: %{y:.2f} s of " + label + " per step<extra></extra>")
+                     for label, ys in (("compute", compute), ("exposed comm", exposed), ("bubble + other", rest))])
     fig.update_layout(barmode="stack", yaxis_title="seconds per step", height=320, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
