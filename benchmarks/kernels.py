@@ -1,7 +1,7 @@
 """MLA decode (naive vs absorbed) and MoE dispatch (vectorised vs per-expert loop) on this machine, as
 fractions of this machine's own peaks measured in the same run (a large copy and a large matmul).
 
-Shapes are DeepSeek-V2-Lite's real per-layer widths (FACTS.md §1): 16 heads, d_c 512, d_h^R 64,
+Shapes are DeepSeek-V2-Lite's real per-layer widths (HFLITE in docs/sources.md): 16 heads, d_c 512, d_h^R 64,
 hidden 2048; 64 routed experts of width 1408, top-6, 2 shared. Prints a table, writes JSON.
 """
 

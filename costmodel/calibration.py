@@ -1,7 +1,7 @@
 """Measured anchors for constants that no datasheet gives: derived here so the numbers in the scenarios
 can be re-checked (tests compare them) rather than typed in.
 
-DeepSeek's published training profile (FACTS.md §6.5, profile-data `train.json`): one DualPipe chunk
+DeepSeek's published training profile (PD in docs/sources.md: profile-data `train.json`): one DualPipe chunk
 pair of DeepSeek-V3 on H800 — 4 MoE layers forward for one micro-batch and 4 backward for another,
 EP64, TP1, 4K sequence, FP8 GEMMs, FP8 dispatch / BF16 combine — keeps the compute stream busy 118 ms
 and the communication stream 115 ms. Modelled with this tool's sourced kernel efficiencies, the same
@@ -23,7 +23,7 @@ from costmodel.train_costs import StageCost, build_stage_costs
 # states its own `stack_efficiency` / `all_to_all_efficiency`.
 TRAINING_STACK_EFFICIENCY = 0.740
 TRAINING_A2A_EFFICIENCY = 0.508
-PD_COMPUTE_BUSY_S = 0.118  # FACTS.md §6.5 [DERIVED from the trace]
+PD_COMPUTE_BUSY_S = 0.118  # PD train.json: compute stream busy (measured from the trace)
 PD_COMM_BUSY_S = 0.115
 PD_SPAN_S = 0.129
 PD_TOKENS = 4096  # one 4K sequence per micro-batch (trace name: seqlen4096)

@@ -1,7 +1,7 @@
 """Alpha-beta times of collectives over NVLink (inside a node) or the NIC (across nodes).
 
 t = α·steps + bytes_on_the_wire / (bandwidth · efficiency). Bandwidths come from the GPU file (per GPU,
-per direction); the default efficiencies are DeepEP's measured fractions (FACTS.md §6.2):
+per direction); the default efficiencies are DeepEP's measured fractions (DEP in docs/sources.md):
   NVLink: 153 GB/s dispatch bottleneck at EP8 on H800, whose NVLink is 400 GB/s bidirectional, i.e.
           200 GB/s per direction (gpus/h800.yaml) -> 0.765;
   NIC:    43 GB/s RDMA at EP16 over a 50 GB/s CX7 NIC -> 0.86 (EP32/64 report 51-58 GB/s, which counts

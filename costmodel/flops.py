@@ -1,4 +1,4 @@
-"""FLOPs per token. Convention (FACTS.md §2.2 [DERIVED], reproduces V2 155.3 and 67B 418.6 GFLOP/token at
+"""FLOPs per token. Convention (V2P in docs/sources.md: the FLOPs derivation, reproduces V2 155.3 and 67B 418.6 GFLOP/token at
 seq 4096): forward = 2 · params_active (input embedding excluded) + causal attention, where attention of
 one query over `context` keys costs 2 · n_h · (d_qk + d_v) · context per layer; training = 3 × forward
 with the causal average context seq_len / 2. Recompute is extra work, not counted here (MFU convention)."""

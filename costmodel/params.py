@@ -1,4 +1,4 @@
-"""Parameter counts. Convention (FACTS.md §1 [DERIVED]): `params_active` excludes the input embedding
+"""Parameter counts. Convention (docs/sources.md, V2P and HF configs): `params_active` excludes the input embedding
 (a lookup, no FLOPs) and includes the output head, norms and router; `params_total` counts everything
 except the MTP module (DeepSeek-V3's `num_nextn_predict_layers`)."""
 

@@ -30,7 +30,7 @@ class Spec(BaseModel):
 
 
 class Sourced(Spec):
-    """A constant and where it comes from (FACTS.md section, datasheet or measurement)."""
+    """A constant and where it comes from: a key of docs/sources.md, "measured: ..." or "ASSUMPTION: ..."."""
 
     value: PosFloat
     source: str = Field(min_length=1)
@@ -171,7 +171,7 @@ def _model_problems(m: ModelSpec) -> list[tuple[str, str, str]]:
     if m.attention == "mla":
         for f in mla_fields:
             if getattr(m, f) is None:
-                out.append((f, "is required for attention: mla", f"set {f} (DeepSeek-V2 uses the values in FACTS.md §1)"))
+                out.append((f, "is required for attention: mla", f"set {f} (DeepSeek-V2's values are in scenarios/models/deepseek-v2.yaml)"))
     else:
         for f in (*mla_fields, "q_lora_rank"):
             if getattr(m, f) is not None:
@@ -505,7 +505,7 @@ class InferenceSpec(Spec):
     max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")
     chunked_prefill: bool = Field(True, description="split prompts across iterations; else admit whole prompts")
     max_running: PosInt = Field(4096, description="requests in flight per attention rank")
-    block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64, FACTS.md §6.1)")
+    block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64: FMLA in docs/sources.md)")
     routing: RoutingSpec = RoutingSpec()
     redundant_experts: NonNegInt = Field(0, description="extra expert replicas over the EP group (EPLB)")
     eplb: Literal["hierarchical", "global"] = Field(

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import BaseModel
 
 from costmodel import deepep
+from costmodel.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
 from costmodel.comm import links_of
 from costmodel.errors import PlannerError, PlannerErrors
 from costmodel.feasibility import SATURATION_MAX_REQUESTS, variant_problems
@@ -40,8 +42,9 @@ from costmodel.serve_sim import (
     serve_variant,
     simulate_serving,
 )
-from costmodel.specs import Scenario, Variant
+from costmodel.specs import ModelSpec, Scenario, Sourced, Variant
 from costmodel.sweep_spec import load_sweep
+from costmodel.timing import DEFAULT_EFFICIENCY
 from costmodel.train_sim import TrainingResult, simulate_training
 from costmodel.uncertainty import BAND_DRAWS, SERVE_BAND_DRAWS, TimingErrors, bands, sourced_errors
 
@@ -181,6 +184,41 @@ def report(study: Study) -> ScenarioReport:
     """Counts and memory of every variant against the baseline (layouts must be valid)."""
     check(study)
     return build_report(study.scenario)
+
+
+def source_kind(source: str) -> str:
+    """published, measured or assumed, from how a source starts (docs/sources.md)."""
+    head = source.strip().lower()
+    return "assumed" if head.startswith("assumption") else "measured" if head.startswith("measured") else "published"
+
+
+def _sourced(node, where: str) -> list[tuple[str, float | None, str]]:
+    """(field path, value, source) of every sourced number under a spec: its Sourced constants, and a
+    model's own `source` (its shape)."""
+    if isinstance(node, Sourced):
+        return [(where, node.value, node.source)]
+    out = []
+    if isinstance(node, ModelSpec) and node.source:
+        out.append((f"{where} (shape)", None, node.source))
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            out += _sourced(getattr(node, name), f"{where}.{name}" if where else name)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            out += _sourced(value, f"{where}.{key}")
+    return out
+
+
+def sources(study: Study) -> list[dict]:
+    """`planner report --sources`: every sourced number of each variant (GPU, model, stated efficiencies)
+    with its source and kind, then the constants the cost model itself applies."""
+    rows = [{"variant": v.name, "field": where, "value": value, "source": src, "kind": source_kind(src)}
+            for v in study.scenario.variants for where, value, src in _sourced(v, "")]
+    model_constants = [("training stack efficiency", TRAINING_STACK_EFFICIENCY, "measured: PD train.json (costmodel/calibration.py)"),
+                       ("overlapped all-to-all efficiency", TRAINING_A2A_EFFICIENCY, "measured: PD train.json (costmodel/calibration.py)")]
+    model_constants += [(f"{op} efficiency without a profile", e.compute, e.source) for op, e in DEFAULT_EFFICIENCY.items()]
+    return rows + [{"variant": "(cost model)", "field": f, "value": x, "source": src, "kind": source_kind(src)}
+                   for f, x, src in model_constants]
 
 
 def trace_path_for(trace: Path | None, name: str, several: bool) -> Path | None:

@@ -45,16 +45,16 @@ class Efficiency:
     source: str = ""
 
 
-# Sourced defaults for GPUs without a profile (FACTS.md §6, all measured on H800 SXM5):
+# Sourced defaults for GPUs without a profile (FMLA, DGEMM and DEP in docs/sources.md, all measured on H800 SXM5):
 _GEMM = Efficiency(1358 / 1978.9, 2.7 / 3.35, 0.0,
-                   "DeepGEMM: 1358 of 1979 FP8 TFLOPS dense (M=4096); up to 2.7 TB/s of 3.35 at M=64 (FACTS §6.3)")
+                   "DGEMM README: 1358 of 1979 FP8 TFLOPS dense (M=4096); up to 2.7 TB/s of 3.35 at M=64")
 _MLA = Efficiency(660 / 989.4, 3000 / 3350, 0.0,
-                  "FlashMLA: 660 of 989 BF16 TFLOPS compute-bound, 3000 of 3350 GB/s memory-bound (FACTS §6.1)")
+                  "FMLA README: 660 of 989 BF16 TFLOPS compute-bound, 3000 of 3350 GB/s memory-bound")
 DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
     "gemm": _GEMM,
     "ffn": _GEMM,
     "moe": Efficiency(1093 / 1978.9, 2.7 / 3.35, 0.0,
-                      "DeepGEMM grouped contiguous: 1093-1297 of 1979 FP8 TFLOPS, low end (FACTS §6.3)"),
+                      "DGEMM README, grouped contiguous: 1093-1297 of 1979 FP8 TFLOPS, low end"),
     "mla": _MLA,
     "attn": _MLA,
 }

@@ -19,7 +19,7 @@ def yarn_mscale(factor: float, mscale: float) -> float:
 
 
 def softmax_scale(qk_head_dim: int, rope_scaling: dict | None) -> float:
-    """1/√d_qk, times mscale² under YaRN (FACTS.md §3: V2 mscale 1.2608)."""
+    """1/√d_qk, times mscale² under YaRN (V2P §3.1.4, YaRN: V2 mscale 1.2608)."""
     scale = qk_head_dim**-0.5
     if rope_scaling and rope_scaling.get("type", rope_scaling.get("rope_type")) == "yarn":
         m = yarn_mscale(rope_scaling["factor"], rope_scaling.get("mscale_all_dim", 0.0))

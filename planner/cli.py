@@ -82,9 +82,15 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
               help="html: one page with the plotly figures inline, that opens without a server.")
 @click.option("--simulate", is_flag=True, help="html: also simulate training and serving (the Figure 1(b) chart).")
-def report(scenario: Path, fmt: str, simulate: bool) -> None:
+@click.option("--sources", "with_sources", is_flag=True,
+              help="List the sources behind the scenario's numbers instead (published, measured or assumed).")
+def report(scenario: Path, fmt: str, simulate: bool, with_sources: bool) -> None:
     """Parameters, FLOPs, KV cache and memory of each variant, with ratios to the baseline."""
     st_ = study.open_study(scenario)
+    if with_sources:
+        rows = study.sources(st_)
+        click.echo(strict_dumps(rows, indent=2)) if fmt == "json" else render.sources_table(rows)
+        return
     rep = study.report(st_)
     if fmt == "html":
         sims = (_each_ok(study.train, st_, "training"), _each_ok(study.serve, st_, "inference")) if simulate else (None, None)

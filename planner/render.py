@@ -467,3 +467,20 @@ def plan_answer(result: dict, console: Console | None = None) -> None:
         console.print(table)
     for r in result["rejected"]:
         console.print(f"  rejected {r['plan']}: {r['reason']}", style="dim")
+
+
+def sources_table(rows: list[dict], console: Console | None = None) -> None:
+    """`planner report --sources`: each sourced number, its source and whether it is published, measured
+    or assumed (keys are explained in docs/sources.md)."""
+    console = console or Console()
+    table = Table(title="Where the numbers come from (keys: docs/sources.md)", title_justify="left")
+    for col in ("variant", "field", "value", "kind", "source"):
+        table.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
+    style = {"assumed": "yellow", "measured": "cyan", "published": ""}
+    for r in rows:
+        value = "" if r["value"] is None else f"{r['value']:.4g}"
+        table.add_row(r["variant"], r["field"], value, f"[{style[r['kind']]}]{r['kind']}[/]" if style[r["kind"]] else r["kind"],
+                      r["source"])
+    console.print(table)
+    counts = {k: sum(r["kind"] == k for r in rows) for k in ("published", "measured", "assumed")}
+    console.print(", ".join(f"{n} {k}" for k, n in counts.items()))

@@ -1,4 +1,4 @@
-"""Paper Table 1 and FACTS.md §1 parameter counts, reproduced from the configs."""
+"""V2P Table 1 and the published parameter counts, reproduced from the configs."""
 
 import pytest
 
@@ -33,7 +33,7 @@ def test_mqa_and_mha_kv_formulas(models):
 
 
 def test_kv_bytes_reproduce_figure_1(models):
-    # V2P Fig. 1(b): 25.90 vs 389.10 KB/token; V2 at 6 bits, 67B at BF16 -> 93.34% less (FACTS.md §2.2)
+    # V2P Fig. 1(b): 25.90 vs 389.10 KB/token; V2 at 6 bits, 67B at BF16 -> 93.34% less (V2P in docs/sources.md)
     v2 = kv_bytes_per_token(models["deepseek-v2"], 6)
     b67 = kv_bytes_per_token(models["deepseek-llm-67b"], 16)
     assert v2 == 25_920 and b67 == 389_120
@@ -51,7 +51,7 @@ def test_v2_layer_params_by_hand(models):
 
 
 @pytest.mark.parametrize("name, total, active", [
-    # FACTS.md §1 [DERIVED]; active excludes the input embedding (includes head, norms, router)
+    # docs/sources.md convention; active excludes the input embedding (includes head, norms, router)
     ("deepseek-v2", 235.74e9, 20.85e9),
     ("deepseek-v2-lite", 15.71e9, 2.45e9),
     ("deepseek-v3", 671.03e9, 36.63e9),
@@ -66,7 +66,7 @@ def test_params_within_half_percent(models, name, total, active):
 
 
 def test_v2_params_exact():
-    # computed by hand from the config in FACTS.md §1 (see costmodel/params.py for the convention)
+    # computed by hand from the config in scenarios/models (see costmodel/params.py for the convention)
     from costmodel.loader import load_spec
     from tests.conftest import SCENARIOS
 
@@ -78,7 +78,7 @@ def test_v2_params_exact():
 
 @pytest.mark.parametrize("name, gflop", [("deepseek-v2", 155.3), ("deepseek-llm-67b", 418.6)])
 def test_train_flops_per_token_facts(models, name, gflop):
-    # FACTS.md §2.2 [DERIVED]: 6 N_active + causal attention at seq 4096
+    # V2P FLOPs derivation (docs/sources.md): 6 N_active + causal attention at seq 4096
     assert round(train_flops_per_token(models[name], 4096) / 1e9, 1) == gflop
 
 

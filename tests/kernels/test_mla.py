@@ -57,7 +57,7 @@ def test_cache_elements_per_token(v2_cfg):
 
 
 def test_softmax_scale_with_yarn(v2_cfg):
-    # FACTS.md §3: V2 mscale = 0.0707 ln 40 + 1 = 1.2608; scale = 192^-0.5 * mscale^2
+    # V2P §3.1.4 / YaRN: V2 mscale = 0.0707 ln 40 + 1 = 1.2608; scale = 192^-0.5 * mscale^2
     assert softmax_scale(192, v2_cfg["rope_scaling"]) == pytest.approx(192**-0.5 * 1.2608**2, rel=1e-4)
 
 
