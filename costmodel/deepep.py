@@ -1,4 +1,4 @@
-"""Expert-parallel all-to-all as DeepEP runs it (DeepEP README; V3P §3.2.2), from a token's fan-out.
+"""Expert-parallel all-to-all as DeepEP runs it (DEP README; V3P §3.2.2), from a token's fan-out.
 
 normal kernels (training, prefill) — a token crosses InfiniBand once per remote node it needs (to the
     GPU with the same index there) and is forwarded over NVLink to the experts' GPUs inside that node;
@@ -71,7 +71,7 @@ def low_latency_time(tokens: float, top_k: int, message_bytes: float, ep: int, g
     return fixed_s + max(rdma / nic.effective_bw, nvl / nvlink.effective_bw)
 
 
-# DeepEP README (docs/legacy.md at HEAD, after the 2025-04-22 revision). Normal kernels: 4096 tokens,
+# DEP README (docs/legacy.md at HEAD, after the 2025-04-22 revision). Normal kernels: 4096 tokens,
 # hidden 7168, top-4 groups (groups = nodes in its test), top-8 of 256 experts, FP8 dispatch, BF16 combine;
 # "bottleneck bandwidth" in GB/s. Low-latency: 128 tokens, hidden 7168, top-8, latency in microseconds.
 NORMAL = [  # (kind, ep, dispatch GB/s, combine GB/s)

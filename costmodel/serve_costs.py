@@ -1,6 +1,6 @@
 """Time of one serving iteration of an instance: chunked prefill tokens plus one decode token for each
 running request, through every layer. Prefill attention is projection-bound, so it runs at the weights'
-precision (FP8 when they are); decode attention is cache-bound and runs in BF16 (FlashMLA). Attention data parallelism splits the requests across `dp` ranks
+precision (FP8 when they are); decode attention is cache-bound and runs in BF16 (FMLA). Attention data parallelism splits the requests across `dp` ranks
 (each holds its own requests' KV cache); TP splits heads; EP spreads the routed experts. All ranks are
 symmetric, so one rank's time is the instance's. Memoised on a coarse grid: the simulator's hot path
 is a dictionary lookup.
@@ -233,7 +233,7 @@ def busiest_rank_chunks(chunks: list[tuple[int, int]], ranks: int) -> list[tuple
 
 def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | None = None) -> StepModel:
     """Iteration times of an instance from the GPU file's sourced efficiencies: GEMMs at the weights'
-    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FlashMLA);
+    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FMLA);
     `scale`: one drawn timing error per operator, for uncertainty bands."""
     stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
     gpu = inf.cluster.gpu

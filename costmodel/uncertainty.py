@@ -24,12 +24,12 @@ from costmodel.timing import held_out_ratios
 # (low, high) of actual / predicted time for the sourced efficiencies, from the spread of each source's
 # own published figures around the one timing.py uses.
 _DEEPGEMM = (1.0, 1358 / 1093, "DeepGEMM: the 1358 TFLOPS used is its best large-M run; its grouped large-M "
-                               "runs reach 1093-1297 (DeepGEMM README)")
+                               "runs reach 1093-1297 (DGEMM README)")
 SOURCED_TIME_RANGE: dict[str, tuple[float, float, str]] = {
     "gemm": _DEEPGEMM,
     "ffn": _DEEPGEMM,
     "moe": (1093 / 1297, 1.0, "DeepGEMM grouped contiguous: 1093 TFLOPS used, 1297 at the top of its range"),
-    "mla": (1.0, 660 / 580, "FlashMLA: 660 TFLOPS at HEAD, 580 at its first release (FlashMLA README)"),
+    "mla": (1.0, 660 / 580, "FlashMLA: 660 TFLOPS at HEAD, 580 at its first release (FMLA README)"),
     "attn": (1.0, 660 / 580, "FlashMLA's range, taken for FlashAttention-style attention too"),
 }
 BAND_DRAWS = 16

@@ -168,7 +168,7 @@ def test_dualpipe_on_the_paper_layout_and_odd_micro_batches(tmp_path):
 
 def test_the_profiled_dualpipe_chunk_pair():
     """DeepSeek's profile of one DualPipe chunk pair (4 MoE layers forward + 4 backward, EP64, 4K tokens,
-    FP8; profile-data train.json): span ≈ 129 ms, compute stream busy ≈ 118 ms, communication ≈ 115 ms.
+    FP8; PD train.json): span ≈ 129 ms, compute stream busy ≈ 118 ms, communication ≈ 115 ms.
     The simulator's F&B pair of the same stage, at the scenarios' stack efficiency, within 10% of each."""
     from costmodel.calibration import pd_chunk_pair
     from costmodel.train_sim import fb_pair

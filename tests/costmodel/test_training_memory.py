@@ -34,7 +34,7 @@ def test_bytes_per_parameter_follow_the_stated_precisions():
 def test_mtp_module_matches_deepseeks_count(models):
     v3 = models["deepseek-v3"]
     p = mtp_params(v3)
-    assert p.dense + p.routed_experts == pytest.approx(11.5e9, rel=0.02)  # V3 README_WEIGHTS: 11.5B unique
+    assert p.dense + p.routed_experts == pytest.approx(11.5e9, rel=0.02)  # V3R README_WEIGHTS: 11.5B unique
     assert mtp_params(models["deepseek-v2"]).dense == 0  # no MTP module: nothing added
     # per token: the block and projection (2 FLOPs per active parameter), the shared head again
     # (2 x (129,280 x 7,168 + 7,168)) and one layer of causal attention at context 2,048 (128 heads, 192 + 128)
