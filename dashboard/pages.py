@@ -4,12 +4,14 @@ results and hand them to dashboard/figures.py."""
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import streamlit as st
 
 from costmodel.errors import PlannerError
 from costmodel.fleet import usd_per_million_output_tokens
 from costmodel.reading import strict_dumps
+from costmodel.specs import Parallelism
 from dashboard import data, figures
 
 
@@ -169,7 +171,7 @@ def training() -> None:
     par, t = v.training.parallelism, v.training
     st.markdown("**What if** — change the layout and re-simulate:")
     c = st.columns(5)
-    schedules = ["gpipe", "1f1b", "zero-bubble"]
+    schedules = list(get_args(Parallelism.model_fields["schedule"].annotation))  # every schedule the specs know
     schedule = url_select(c[0], "Schedule", schedules, schedules.index(par.schedule) if par.schedule in schedules else 1,
                           f"{v.name}.schedule")
     per_replica = max(1, t.global_batch_seqs // par.dp)  # micro-batches must split a replica's sequences evenly

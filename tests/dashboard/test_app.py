@@ -170,3 +170,27 @@ def test_whatif_state_travels_in_the_url():
     next(s for s in at.selectbox if s.label == "Precision").select("fp8").run()
     assert at.query_params["deepseek-llm-67b.precision"] == ["fp8"] or at.query_params["deepseek-llm-67b.precision"] == "fp8"
     assert at.query_params["scenario"] in ("deepseek-v2-paper.yaml", ["deepseek-v2-paper.yaml"])
+
+
+def scenario_page(page: str, scenario: str) -> None:
+    """One page of the app with `scenario` picked (as ?scenario= in the URL does)."""
+    import streamlit as st
+
+    from dashboard import pages
+
+    st.query_params["scenario"] = scenario
+    if pages.scenario_bar():
+        getattr(pages, page)()
+
+
+@pytest.mark.parametrize("scenario", ["deepseek-v2-paper.yaml", "deepseek-v3-pretrain.yaml"])
+def test_training_page_opens_as_configured(scenario):
+    """The what-if controls start at the scenario's own layout, so the page's step time is the CLI's
+    (V3's DualPipe once fell back to 1F1B: 27.0 s instead of 17.8 s)."""
+    cli_out = json.loads(CliRunner().invoke(cli, ["simulate", "train", str(SCENARIOS / scenario), "--format", "json"]).stdout)
+    first = cli_out["variants"][0]
+    at = AppTest.from_function(scenario_page, args=("training", scenario), default_timeout=TIMEOUT)
+    at.query_params["scenario"] = scenario
+    at.run()
+    shown = {m.label: m.value for m in at.metric}
+    assert not at.exception and shown["Step time"] == f"{first['step_time_s']:.2f} s"
