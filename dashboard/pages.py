@@ -278,8 +278,9 @@ def _serving_whatif(text: str, name: str, served: list) -> None:
         kv_bits = url_select(c[1], "KV bits", [4, 6, 8, 16], at([4, 6, 8, 16], inf.kv_bits), f"{v.name}.kv_bits")
         workloads = ["(as configured)", *data.named_files("workloads")]
         workload = url_select(c[2], "Workload", workloads, 0, f"{v.name}.workload")
-        prefill_nodes = url_select(c[3], "Prefill pool nodes (P/D split)", [0, 1, 2, 4], 0, f"{v.name}.prefill_nodes",
-                                   help="0: prefill and decode share the instance")
+        prefill_nodes = url_select(c[3], "Prefill pool (P/D split)", ["(as configured)", "none", 1, 2, 4], 0,
+                                   f"{v.name}.prefill_nodes", help="nodes of a separate prefill instance; none: "
+                                   "prefill and decode share the instance")
         gpus_n = nodes * inf.cluster.gpus_per_node
         point = {"gpu": gpu, "nodes": nodes, "tp": tp, "ep": gpus_n if ep_all else inf.parallelism.ep,
                  "weight_bits": weight_bits, "kv_bits": kv_bits}
@@ -301,11 +302,14 @@ def _serving_whatif(text: str, name: str, served: list) -> None:
         m[4].metric("TTFT p99 (workload)", "n/a" if r["latency"]["ttft_p99_s"] is None else f"{r['latency']['ttft_p99_s']:.2f} s")
 
 
-def _serving_extra(workload: str, prefill_nodes: int, gpus_per_node: int) -> dict:
+def _serving_extra(workload: str, prefill_nodes: int | str, gpus_per_node: int) -> dict:
+    """Override paths for the what-if's workload and prefill pool ("(as configured)" leaves them be)."""
     extra = {}
     if workload != "(as configured)":
         extra["inference.workload"] = data.workload_dump(workload)
-    if prefill_nodes:
+    if prefill_nodes == "none":
+        extra["inference.prefill_pool"] = None
+    elif isinstance(prefill_nodes, int):
         g = prefill_nodes * gpus_per_node
         extra["inference.prefill_pool"] = {"gpus_per_node": gpus_per_node, "nodes": prefill_nodes,
                                            "parallelism": {"tp": 1, "dp": g, "ep": g, "zero_stage": 0}}
