@@ -23,11 +23,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-from costmodel.feasibility import instance_problems, longest_tokens, request_problems
+from costmodel.errors import PlannerError
+from costmodel.feasibility import (
+    Problem,
+    instance_problems,
+    longest_tokens,
+    request_problems,
+    serving_option_problems,
+)
 from costmodel.memory import serving_memory
 from costmodel.pareto import pareto_front
-from costmodel.plan_spec import PlanSpec
+from costmodel.plan_spec import PlanSpec, load_plan
 from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
 from costmodel.serve_sim import simulate_serving
 from costmodel.specs import ClusterSpec, InferenceSpec, Parallelism, WorkloadSpec
@@ -116,6 +124,29 @@ class Candidate:
 
 
 # ------------------------------------------------------------------------------------------ screen
+
+
+def plan_problems(plan: PlanSpec, engine: InferenceSpec) -> list[Problem]:
+    """What is wrong with the plan as a whole, before any layout is tried: engine settings the model
+    cannot use (MTP drafts without MTP modules, expert kernels for a dense model), requests longer than
+    the model's context. (Problem.field is inside the plan file.)"""
+    out = [Problem(f"engine.{p.field}", p.problem, p.fix, p.kind) for p in serving_option_problems(plan.model, engine)]
+    t, ctx = plan.traffic, plan.model.max_position_embeddings
+    longest = longest_tokens(t.prompt_tokens, ctx) + longest_tokens(t.output_tokens, ctx)
+    if longest > ctx:
+        out.append(Problem("traffic", f"the longest prompt plus the longest output ({longest:,} tokens) exceed "
+                           f"the model's context of {ctx:,}", "cap the lengths (max:) so they sum to at most the context"))
+    return out
+
+
+def checked_plan(path: Path, text: str | None = None) -> tuple[PlanSpec, InferenceSpec]:
+    """load_plan, then plan_problems: the first problem as one error naming the file and the field."""
+    plan, engine = load_plan(path, text)
+    problems = plan_problems(plan, engine)
+    if problems:
+        p = problems[0]
+        raise PlannerError(p.problem, file=str(path), field=p.field, fix=p.fix)
+    return plan, engine
 
 
 def layouts(plan: PlanSpec) -> list[Layout]:
@@ -250,6 +281,8 @@ def aggregated_role(plan: PlanSpec, engine: InferenceSpec, steps: StepModel, inf
         if batch == 0:
             continue
         budget = -(-(prefill + batch * steps.decode_q) // dp)
+        if budget > inf.max_batch_tokens:  # the engine's token budget per rank caps what an iteration carries
+            continue
         role = Role("", batch, tpot, batch / tpot, prefill / (tpot * per_step) * shape.prompt / shape.computed, budget)
         if best is None or units_needed(role, prompt_tok_s, out_tok_s) < units_needed(best, prompt_tok_s, out_tok_s):
             best = role
@@ -459,7 +492,8 @@ def answer(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], prog
     """Each GPU's cheapest verified deployment; the cheapest of them recommended."""
     cands, rejected = candidates(plan, screened)
     best = [cheapest_verified(plan, engine, [c for c in cands if c.gpu == gpu.name], rejected, progress) for gpu in plan.gpus]
-    per_gpu = sorted((describe(plan, c) for c in best if c is not None), key=lambda p: p["usd_per_hour"])
+    per_gpu = sorted((describe(plan, c) for c in best if c is not None),  # at equal cost, the faster first
+                     key=lambda p: (p["usd_per_hour"], p["tpot_p50_s"] or 0.0, p["ttft_p99_s"] or 0.0))
     t = plan.traffic
     return {"plan": plan.name, "traffic": {"requests_per_s": t.rate_per_s, "prefix_cache_hit_rate": t.prefix_cache_hit_rate},
             "slo": {"ttft_p99_s": plan.slo.ttft_p99_s, "tpot_p50_s": plan.slo.tpot_s},

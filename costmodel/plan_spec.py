@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from costmodel.errors import FieldProblem
 from costmodel.loader import load_named, read_yaml, validate
@@ -40,6 +40,13 @@ class Traffic(Spec):
     prompt_tokens: LengthDist
     output_tokens: LengthDist
     prefix_cache_hit_rate: float = Field(0.0, ge=0, lt=1, description="share of prompt tokens found in a prefix cache")
+
+    @field_validator("requests_per_s", "tokens_per_day", mode="before")
+    @classmethod
+    def _number(cls, v):
+        if isinstance(v, bool):  # YAML's true would otherwise count as 1 request/s
+            raise ValueError("must be a number, not true/false")
+        return v
 
     @model_validator(mode="after")
     def _rate(self) -> Traffic:
@@ -84,7 +91,8 @@ class Search(Spec):
     tp: list[PosInt] = Field([1, 8], min_length=1, description="tensor parallelism of attention; DP fills the unit")
     redundant_experts: list[NonNegInt] = Field([0], min_length=1, description="extra expert replicas (EPLB)")
     disaggregated: list[bool] = Field([False, True], min_length=1, description="prefill and decode on separate units")
-    simulated_requests: PosInt = Field(3000, le=100_000, description="requests in each re-simulation of a winner")
+    simulated_requests: PosInt = Field(3000, ge=200, le=100_000,
+                                       description="requests in each re-simulation of a winner (at least 200: a p99 needs them)")
 
     @model_validator(mode="after")
     def _distinct(self) -> Search:

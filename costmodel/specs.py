@@ -312,6 +312,9 @@ class LengthDist(Spec):
                 raise FieldProblem(f, f"is required for dist: {self.dist}", f"set {f}")
         if self.dist == "uniform" and self.low > self.high:
             raise FieldProblem("low", f"low {self.low} exceeds high {self.high}", "swap them")
+        if self.dist == "lognormal" and self.max is not None and self.median > self.max:
+            raise FieldProblem("median", f"median {self.median:g} is above max {self.max} (most draws would be the max)",
+                               "lower the median or raise max")
         return self
 
     @property

@@ -32,7 +32,7 @@ from costmodel.loader import (
     scenario_and_node,
     validate,
 )
-from costmodel.plan_spec import load_plan
+from costmodel.plan import checked_plan
 from costmodel.report import ScenarioReport, build_report
 from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
 from costmodel.serve_sim import (
@@ -162,7 +162,7 @@ def validate_file(path: Path) -> tuple[str, str]:
         check(sweep_base, indices=[sweep_base.index(spec.variant)])
         return kind, spec.name
     if kind == "plan":
-        return kind, load_plan(path)[0].name
+        return kind, checked_plan(path)[0].name
     if kind in ("scenario", "model"):
         study = open_study(path)
         check(study)

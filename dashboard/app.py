@@ -24,5 +24,6 @@ nav = st.navigation([*shown, st.Page(pages.overview, title="Overview (/overview)
 with st.sidebar:
     for page in shown:
         st.page_link(page)
-if nav.url_path in ("plan",) or pages.scenario_bar():  # the Plan page reads plan files, not the scenario
+valid = pages.scenario_bar()  # on every page, so the picked scenario stays in the URL
+if valid or nav.url_path == "plan":  # the Plan page reads plan files, not the scenario
     nav.run()

@@ -152,7 +152,7 @@ def plot_latency_curve(curves: dict[str, list[dict]], maxima: dict[str, float] |
             for col in (1, 2):
                 fig.add_vline(x=maxima[name], line_dash="dot", line_color=_color(i), row=1, col=col)
     fig.update_xaxes(title_text="generation tok/s (steady)", tickformat=",.0f")
-    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_yaxes(type="log", dtick=1, tickformat=".3~g", row=1, col=2)  # one labelled tick a decade
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -191,8 +191,8 @@ def plot_measured_vs_model(rows: list[dict]) -> go.Figure:
         sel = [r for r in rows if r["op"] == op]
         fig.add_trace(go.Scatter(x=[r["measured_s"] for r in sel], y=[r["roofline_s"] for r in sel], mode="markers",
                                  name=f"{op} (roofline)", marker=dict(color=_color(i), symbol="circle-open")))
-    fig.update_xaxes(type="log", title_text="measured s")
-    fig.update_yaxes(type="log", title_text="roofline s")
+    fig.update_xaxes(type="log", title_text="measured s", dtick=1, tickformat=".1e")
+    fig.update_yaxes(type="log", title_text="roofline s", dtick=1, tickformat=".1e")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 

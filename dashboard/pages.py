@@ -189,8 +189,8 @@ def training() -> None:
     try:
         with st.spinner("simulating the step…"):
             result, passes = data.training_whatif(text, name, v.name, overrides)
-    except PlannerError as e:
-        st.error(plain(str(e)))
+    except PlannerError as e:  # the file is as it was: the what-if choices above made the layout invalid
+        st.error(plain(f"With the what-if choices above: {e}"))
         result = None
     if result is not None:
         m = st.columns(5)
@@ -412,7 +412,7 @@ def plan() -> None:
                "(`planner plan`: layouts screened with the simulator's iteration model, the cheapest of each GPU "
                "simulated in full.)")
     files = data.plan_files()
-    name = st.selectbox("Plan file", files, key="plan-file")
+    name = url_select(st, "Plan file", files, 0, "plan")
     with st.expander("Edit the plan"):
         text = st.text_area("plan", (data.PLANS / name).read_text(), height=320, key=f"plan-editor-{name}",
                             label_visibility="collapsed")
@@ -420,7 +420,8 @@ def plan() -> None:
         with st.spinner("screening layouts and simulating the cheapest (about 15 s the first time)…"):
             result = data.plan(text, name)
     except PlannerError as e:
-        st.error(plain(str(e)))
+        edited = text != (data.PLANS / name).read_text()
+        st.error(plain(str(e).replace(str(data.PLANS / name), f"{name} (edited)" if edited else name)))
         return
     slo, traffic = result["slo"], result["traffic"]
     st.markdown(f"**{result['plan']}**: {traffic['requests_per_s']:,.1f} requests/s "

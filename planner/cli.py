@@ -12,7 +12,7 @@ from costmodel import study
 from costmodel.errors import PlannerError
 from costmodel.hf_import import import_hf, to_yaml
 from costmodel.loader import find_named, load_spec
-from costmodel.plan_spec import load_plan
+from costmodel.plan import checked_plan
 from costmodel.profiles import load_profile
 from costmodel.reading import clip, read_text, strict_dumps
 from costmodel.sweep_spec import load_sweep
@@ -267,7 +267,7 @@ def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) 
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def plan_cmd(plan_file: Path, address, sequential, workers, fmt) -> None:
     """The cheapest deployment of a plan file's model for its traffic within its latency targets."""
-    load_plan(plan_file)  # errors exit 2 before any worker starts
+    checked_plan(plan_file)  # errors exit 2 before any worker starts
     with render.progress_bar(disable=fmt == "json") as bar:
         task = bar.add_task("screening layouts", total=None)
         result = run_plan(plan_file, sequential=sequential, address=address, workers=workers,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from costmodel.plan import Layout, Screened, answer, layouts, screen
-from costmodel.plan_spec import PlanSpec, load_plan
+from costmodel.plan import Layout, Screened, answer, checked_plan, layouts, screen
+from costmodel.plan_spec import PlanSpec
 from costmodel.specs import InferenceSpec
 from planner.sweep_runner import dask_client
 
@@ -47,7 +47,7 @@ def run_plan(path: Path, *, text: str | None = None, sequential: bool = False, a
              workers: int = 2, progress: Callable[[int, int], None] | None = None,
              note: Callable[[str], None] | None = None) -> dict:
     """The plan file at `path` (or `text` as that file) screened, sized, verified and answered."""
-    plan, engine = load_plan(path, text)
+    plan, engine = checked_plan(path, text)
     screened = screen_all(plan, engine, layouts(plan), sequential=sequential, address=address, workers=workers,
                           progress=progress)
     return {"file": str(path), **answer(plan, engine, screened, note)}

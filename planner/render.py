@@ -425,14 +425,15 @@ def comm_table(result: dict, console: Console | None = None) -> None:
                   f"max {result['max_abs_pct_error']:.1f}%")
 
 
-PLAN_COLUMNS = (("GPU", "gpu", "{}"), ("mode", "mode", "mode"), ("layout", "layout", "{}"), ("GPUs", "gpus", "{:,}"),
+PLAN_COLUMNS = (("GPU", "gpu", "{}"), ("mode", "mode", "mode"), ("layout", "layout", "{}"), ("units D+P", "units", "{}"),
+                ("GPUs", "gpus", "{:,}"),
                 ("$/h", "usd_per_hour", "{:,.0f}"), ("$/M input", "usd_per_m_input_tokens", "{:.3f}"),
                 ("$/M output", "usd_per_m_output_tokens", "{:.3f}"), ("TTFT p99", "ttft_p99_s", "{:.2f} s"),
                 ("TPOT p50", "tpot_p50_s", "ms"))
 
 
 def _plan_cell(p: dict, key: str, fmt: str) -> str:
-    v = p.get(key)
+    v = f"{p['decode_units']}+{p['prefill_units']}" if key == "units" else p.get(key)
     if v is None:
         return "-"
     if fmt == "mode":
@@ -444,14 +445,16 @@ def plan_answer(result: dict, console: Console | None = None) -> None:
     """`planner plan`: the recommendation, the cheapest verified plan per GPU, the front, the rejections."""
     console = console or Console()
     slo, traffic = result["slo"], result["traffic"]
-    console.print(f"[bold]{result['plan']}[/]: {traffic['requests_per_s']:,.1f} requests/s, TTFT p99 <= "
+    console.print(f"[bold]{result['plan']}[/]: {traffic['requests_per_s']:,.4g} requests/s, TTFT p99 <= "
                   f"{slo['ttft_p99_s']:g} s, TPOT p50 <= {1e3 * slo['tpot_p50_s']:.1f} ms; "
                   f"{result['layouts_screened']} layouts screened")
     rec = result["recommended"]
     if rec is None:
         console.print("[bold red]no plan meets the targets[/]: see the rejections below")
     else:
-        console.print(f"recommended: [bold]{rec['gpu']} {rec['layout']}[/], {rec['mode']}, {rec['gpus']:,} GPUs ({rec['nodes']} nodes), "
+        units = f"{rec['decode_units']} decode" + (f" + {rec['prefill_units']} prefill" if rec["prefill_units"] else "")
+        console.print(f"recommended: [bold]{rec['gpu']} {rec['layout']}[/], {rec['mode']}, {units} unit(s), "
+                      f"{rec['gpus']:,} GPUs ({rec['nodes']} node(s)), "
                       f"${rec['usd_per_hour']:,.0f}/h = ${rec['usd_per_m_input_tokens']:.3f} per M input and "
                       f"${rec['usd_per_m_output_tokens']:.3f} per M output tokens; simulated TTFT p99 "
                       f"{rec['ttft_p99_s']:.2f} s, TPOT p50 {1e3 * rec['tpot_p50_s']:.1f} ms, with at most "

@@ -140,3 +140,28 @@ def test_one_token_outputs_plan_without_a_tpot(tmp_path):
     assert result.exit_code == 0, result.output
     rec = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))["recommended"]
     assert rec["slo_met"] and rec["tpot_p50_s"] is None or rec["tpot_p50_s"] <= 0.05
+
+
+@pytest.mark.parametrize("change, field", [
+    ("model: deepseek-v3", "model: deepseek-llm-67b"),  # dense: no expert all-to-all for the engine's settings
+    ("model: deepseek-v3", "model: deepseek-v2-lite"),  # no MTP module for the engine's drafts
+    ("requests_per_s: 100 ", "requests_per_s: true "),
+    ("prompt_tokens: {dist: lognormal, median: 2000,", "prompt_tokens: {dist: lognormal, median: 20000,"),
+    ("output_tokens: {dist: lognormal, median: 600, sigma: 0.8, max: 4096}",
+     "output_tokens: {dist: lognormal, median: 600, sigma: 0.8, max: 400000}"),
+])
+def test_plan_level_problems_are_one_error(tmp_path, change, field):
+    """A problem of the whole plan is one error naming the field, not a rejection of every layout."""
+    text = V3_PLAN.read_text()
+    assert change in text
+    path = tmp_path / "p.yaml"
+    path.write_text(text.replace(change, field, 1))
+    result = CliRunner().invoke(cli, ["plan", str(path), "--sequential"])
+    assert result.exit_code == 2 and result.output.count("error:") == 1 and "Traceback" not in result.output
+
+
+def test_aggregated_units_keep_the_engines_token_budget():
+    plan, engine = load_plan(V3_PLAN)
+    small = engine.model_copy(update={"max_batch_tokens": 600})
+    s = screen(plan, small, Layout("b200", 2, 1, 0))
+    assert s.aggregated.reason or s.aggregated.budget_tokens <= 600
