@@ -96,9 +96,13 @@ def _first_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+# Parts of a pydantic error location that name a validator, not a field (union members, constraints).
+PYDANTIC_TAGS = ("constrained-", "function-", "lax-or-strict", "json-or-python", "nullable", "tagged-union")
+
+
 def _explain(err: dict, cls: type[BaseModel]) -> tuple[tuple, str, str]:
     """(location, problem, fix) for one pydantic error, in a user's words."""
-    loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and "[" in k))  # drop union tags
+    loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and ("[" in k or k.startswith(PYDANTIC_TAGS))))
     kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
     original = ctx.get("error")
     if isinstance(original, FieldProblem):

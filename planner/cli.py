@@ -89,7 +89,10 @@ def report(scenario: Path, fmt: str, simulate: bool, with_sources: bool) -> None
     st_ = study.open_study(scenario)
     if with_sources:
         rows = study.sources(st_)
-        click.echo(strict_dumps(rows, indent=2)) if fmt == "json" else render.sources_table(rows)
+        if fmt == "json":
+            click.echo(strict_dumps(rows, indent=2))
+        else:
+            render.sources_table(rows, read_text(scenario).count("ASSUMPTION"))
         return
     rep = study.report(st_)
     if fmt == "html":

@@ -472,7 +472,7 @@ def plan_answer(result: dict, console: Console | None = None) -> None:
         console.print(f"  rejected {r['plan']}: {r['reason']}", style="dim")
 
 
-def sources_table(rows: list[dict], console: Console | None = None) -> None:
+def sources_table(rows: list[dict], assumption_notes: int = 0, console: Console | None = None) -> None:
     """`planner report --sources`: each sourced number, its source and whether it is published, measured
     or assumed (keys are explained in docs/sources.md)."""
     console = console or Console()
@@ -486,4 +486,6 @@ def sources_table(rows: list[dict], console: Console | None = None) -> None:
                       r["source"])
     console.print(table)
     counts = {k: sum(r["kind"] == k for r in rows) for k in ("published", "measured", "assumed")}
-    console.print(", ".join(f"{n} {k}" for k, n in counts.items()))
+    console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + " sourced numbers" + (
+        f"; the scenario file's comments mark {assumption_notes} more choice(s) ASSUMPTION (layouts, workloads, "
+        "engine settings: read them there)" if assumption_notes else ""))
