@@ -12,31 +12,29 @@ def _color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
 
+OVERVIEW_PANELS = (("Training cost (K GPU-hours / T tokens)", "K GPU-hours per trillion tokens", "{:.1f}K", "pct"),
+                   ("KV cache (KB / token)", "KB per token", "{:.1f}", "pct"),
+                   ("Max generation throughput (tok/s)", "generated tokens/s", "{:,.0f}", "ratio"))
+
+
 def plot_overview(names: list[str], gpu_hours: list[float | None], kv_kb: list[float], max_gen: list[float | None],
                   baseline: str) -> go.Figure:
-    """The paper's Figure 1(b) for any scenario: training cost, KV cache, maximum generation throughput."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=(
-        "Training cost (K GPU-hours / T tokens)", "KV cache (KB / token)", "Max generation throughput (tok/s)"))
+    """The paper's Figure 1(b) for any scenario: training cost, KV cache, maximum generation throughput
+    (a panel no variant has a value for, e.g. training in a serving-only scenario, is left out)."""
+    panels = [(p, v) for p, v in zip(OVERVIEW_PANELS, (gpu_hours, kv_kb, max_gen), strict=True) if any(x is not None for x in v)]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p[0] for p, _ in panels])
     base = names.index(baseline)
-    units = {1: "K GPU-hours per trillion tokens", 2: "KB per token", 3: "generated tokens/s"}
-    for col, values, fmt in ((1, gpu_hours, "{:.1f}K"), (2, kv_kb, "{:.1f}"), (3, max_gen, "{:,.0f}")):
-        ys = [v if v is not None else 0 for v in values]
+    for col, ((_, unit, fmt, change_kind), values) in enumerate(panels, start=1):
         ref = values[base]
-        text = []
-        for v in values:
-            if v is None:
-                text.append("n/a")
-            elif ref and v is not ref:
-                change = f"{v / ref:.2f}x" if col == 3 else f"{(v / ref - 1) * 100:+.1f}%"
-                text.append(f"{fmt.format(v)} ({change})")
-            else:
-                text.append(fmt.format(v))
-        fig.add_trace(go.Bar(y=names, x=ys, orientation="h", text=text, textposition="outside", textangle=0,
-                             cliponaxis=False, marker_color=[_color(i) for i in range(len(names))], showlegend=False,
-                             name=units[col], hovertemplate="%{y}: %{text} " + units[col] + "<extra></extra>"),
-                      row=1, col=col)
-    fig.update_yaxes(showticklabels=False, col=2)
-    fig.update_yaxes(showticklabels=False, col=3)
+        text = ["n/a" if v is None else fmt.format(v) + (
+            f" ({v / ref:.2f}x)" if change_kind == "ratio" else f" ({(v / ref - 1) * 100:+.1f}%)") if v is not None and ref
+            and v is not ref else fmt.format(v) for v in values]
+        fig.add_trace(go.Bar(y=names, x=[v if v is not None else 0 for v in values], orientation="h", text=text,
+                             textposition="outside", textangle=0, cliponaxis=False, showlegend=False, name=unit,
+                             marker_color=[_color(i) for i in range(len(names))],
+                             hovertemplate="%{y}: %{text} " + unit + "<extra></extra>"), row=1, col=col)
+        if col > 1:
+            fig.update_yaxes(showticklabels=False, row=1, col=col)
     fig.update_layout(height=320, margin=dict(l=10, r=80, t=40, b=10))  # room for the labels outside the bars
     return fig
 

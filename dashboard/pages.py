@@ -130,7 +130,8 @@ def overview() -> None:
          for n in names],
         baseline), key="overview-chart")
     _memory_and_counts(rep)
-    _download_row("training", list(train.values()))
+    if train:
+        _download_row("training", list(train.values()))
 
 
 def _memory_and_counts(rep: dict) -> None:
