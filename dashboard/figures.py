@@ -195,18 +195,30 @@ def plot_measured_vs_model(rows: list[dict]) -> go.Figure:
     return fig
 
 
+def metric_label(name: str) -> str:
+    """A sweep metric's name as an axis title: words, with its unit ("ttft_p99_s" -> "ttft p99 (s)")."""
+    units = {"_s": " (s)", "_gb": " (GB)", "_tok_s": " (tok/s)", "_per_s": " per s"}
+    for suffix, unit in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return name[: -len(suffix)].replace("usd_", "$ ").replace("_", " ") + unit
+    return name.replace("usd_", "$ ").replace("_", " ")
+
+
 def plot_pareto(points: list[dict], x: str, y: str, front: list[dict], rejected: list[dict] | None = None) -> go.Figure:
     """Feasible plans, the Pareto front among them, and the plans a constraint rejected (reason on hover)."""
+    hover = "%{hovertext}<br>" + metric_label(x) + ": %{x:,.4~g}<br>" + metric_label(y) + ": %{y:,.4~g}<extra></extra>"
     fig = go.Figure([go.Scatter(x=[p[x] for p in points], y=[p[y] for p in points], mode="markers", name="feasible plans",
-                                marker=dict(color="#9ca3af"), hovertext=[p.get("label", "") for p in points]),
+                                marker=dict(color="#9ca3af"), hovertext=[p.get("label", "") for p in points],
+                                hovertemplate=hover),
                      go.Scatter(x=[p[x] for p in front], y=[p[y] for p in front], mode="lines+markers",
                                 name="Pareto front", marker=dict(color="#2563eb"),
-                                hovertext=[p.get("label", "") for p in front])])
+                                hovertext=[p.get("label", "") for p in front], hovertemplate=hover)])
     if rejected:
         fig.add_trace(go.Scatter(x=[p[x] for p in rejected], y=[p[y] for p in rejected], mode="markers",
                                  name="rejected (constraint)", marker=dict(color="#ef4444", symbol="x"),
-                                 hovertext=[f"{p.get('label', '')}: {p['reason']}" for p in rejected]))
-    fig.update_layout(xaxis_title=x, yaxis_title=y, height=380, margin=dict(l=10, r=10, t=30, b=10))
+                                 hovertext=[f"{p.get('label', '')}: {p['reason']}" for p in rejected], hovertemplate=hover))
+    fig.update_layout(xaxis_title=metric_label(x), yaxis_title=metric_label(y), xaxis_tickformat=",.4~g",
+                      yaxis_tickformat=",.4~g", height=380, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 

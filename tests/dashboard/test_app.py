@@ -194,3 +194,11 @@ def test_training_page_opens_as_configured(scenario):
     at.run()
     shown = {m.label: m.value for m in at.metric}
     assert not at.exception and shown["Step time"] == f"{first['step_time_s']:.2f} s"
+
+
+def test_sweep_axes_are_titled_in_words_with_units():
+    from dashboard.figures import metric_label
+
+    assert metric_label("ttft_p99_s") == "ttft p99 (s)"
+    assert metric_label("usd_per_million_output_tokens") == "$ per million output tokens"
+    assert metric_label("max_generation_throughput_tok_s") == "max generation throughput (tok/s)"
