@@ -457,7 +457,7 @@ def plan_answer(result: dict, console: Console | None = None) -> None:
                       f"{rec['gpus']:,} GPUs ({rec['nodes']} node(s)), "
                       f"${rec['usd_per_hour']:,.0f}/h = ${rec['usd_per_m_input_tokens']:.3f} per M input and "
                       f"${rec['usd_per_m_output_tokens']:.3f} per M output tokens; simulated TTFT p99 "
-                      f"{rec['ttft_p99_s']:.2f} s, TPOT p50 {1e3 * rec['tpot_p50_s']:.1f} ms, with at most "
+                      f"{_plan_cell(rec, 'ttft_p99_s', '{:.2f} s')}, TPOT p50 {_plan_cell(rec, 'tpot_p50_s', 'ms')}, with at most "
                       f"{rec['max_running_per_rank']} requests and {rec['budget_tokens_per_rank']:,} tokens per "
                       "iteration on each attention rank")
     for title, rows in (("Cheapest verified plan per GPU type", result["per_gpu_type"]),

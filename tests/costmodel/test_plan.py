@@ -140,6 +140,8 @@ def test_one_token_outputs_plan_without_a_tpot(tmp_path):
     assert result.exit_code == 0, result.output
     rec = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(c))["recommended"]
     assert rec["slo_met"] and rec["tpot_p50_s"] is None or rec["tpot_p50_s"] <= 0.05
+    table = CliRunner().invoke(cli, ["plan", str(path), "--sequential"])  # the table prints an undefined TPOT as -
+    assert table.exit_code == 0 and "TPOT p50 -" in table.output, table.output
 
 
 @pytest.mark.parametrize("change, field", [
