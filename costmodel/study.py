@@ -245,6 +245,21 @@ def train(study: Study, only: str | None = None, trace: Path | None = None,
     return out
 
 
+def each_variant(study: Study, run: Callable, part: str) -> list[tuple[str, Any]]:
+    """(name, result) of each variant with `part`, run alone by `run` (train or serve); the result is the
+    PlannerError of a variant that cannot run, so one does not stop the others (dashboard, HTML report)."""
+    out: list[tuple[str, Any]] = []
+    for v in study.scenario.variants:
+        if getattr(v, part) is None:
+            continue
+        try:
+            (result,) = run(study, only=v.name)
+        except PlannerError as e:
+            result = e
+        out.append((v.name, result))
+    return out
+
+
 def train_bands(v, errors: TimingErrors, draws: int = BAND_DRAWS) -> dict:
     """Step time, throughput and GPU-hours of variant `v`'s training over drawn timing errors."""
     def run(scale: dict[str, float]) -> dict[str, float]:

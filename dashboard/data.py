@@ -78,17 +78,8 @@ def report(text: str, name: str) -> dict:
 
 def _each(results_of, part: str, text: str, name: str) -> list[dict]:
     """One result dict per variant with `part`, or {"name", "error"} for a variant that cannot run."""
-    st_ = open_text(text, name)
-    out = []
-    for v in st_.scenario.variants:
-        if getattr(v, part) is None:
-            continue
-        try:
-            (r,) = results_of(st_, only=v.name)
-            out.append(r.model_dump())
-        except PlannerError as e:
-            out.append({"name": v.name, "error": str(e)})
-    return out
+    return [{"name": n, "error": str(r)} if isinstance(r, PlannerError) else r.model_dump()
+            for n, r in study.each_variant(open_text(text, name), results_of, part)]
 
 
 def compute_training(text: str, name: str) -> list[dict]:

@@ -108,14 +108,7 @@ def report(scenario: Path, fmt: str, simulate: bool, with_sources: bool) -> None
 
 def _each_ok(run, st_, part: str) -> list:
     """Results of the variants with `part` that can run (a variant that cannot is left out of the chart)."""
-    out = []
-    for v in st_.scenario.variants:
-        if getattr(v, part) is not None:
-            try:
-                out += run(st_, only=v.name)
-            except PlannerError:
-                continue
-    return out
+    return [r for _, r in study.each_variant(st_, run, part) if not isinstance(r, PlannerError)]
 
 
 @cli.command("import-hf")
