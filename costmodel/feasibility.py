@@ -150,13 +150,23 @@ def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelis
     return out
 
 
+def longest_request(prompt: LengthDist, output: LengthDist, context: int) -> int:
+    """The longest prompt plus the longest output the length distributions draw."""
+    return longest_tokens(prompt, context) + longest_tokens(output, context)
+
+
+def context_problems(m: ModelSpec, longest_request_tokens: int, field: str = "workload") -> list[Problem]:
+    """A request of `longest_request_tokens` (prompt + output) must fit the model's context."""
+    if longest_request_tokens <= m.max_position_embeddings:
+        return []
+    return [Problem(field, f"a request of {longest_request_tokens} tokens exceeds the model's context "
+                    f"of {m.max_position_embeddings} (max_position_embeddings)",
+                    "cap the prompt and output lengths (max:) so they sum to at most the context")]
+
+
 def request_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens: int) -> list[Problem]:
     """A request of `longest_request_tokens` (prompt + output) must fit the context and one rank's KV cache."""
-    out = []
-    if longest_request_tokens > m.max_position_embeddings:
-        out.append(Problem("workload", f"a request of {longest_request_tokens} tokens exceeds the model's context "
-                           f"of {m.max_position_embeddings} (max_position_embeddings)",
-                           "cap the prompt and output lengths (max:) so they sum to at most the context"))
+    out = context_problems(m, longest_request_tokens)
     rank_tokens = int(serving_memory(m, inf).kv_capacity_tokens) // inf.block_tokens * inf.block_tokens
     if longest_request_tokens > rank_tokens:
         out.append(Problem("workload", f"a request of {longest_request_tokens} tokens needs more KV cache than one "
@@ -173,8 +183,8 @@ def inference_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens:
     if out:
         return out
     if longest_request_tokens is None and inf.workload is not None and inf.workload.arrival != "trace":
-        w, ctx = inf.workload, m.max_position_embeddings
-        longest_request_tokens = longest_tokens(w.prompt_tokens, ctx) + longest_tokens(w.output_tokens, ctx)
+        w = inf.workload
+        longest_request_tokens = longest_request(w.prompt_tokens, w.output_tokens, m.max_position_embeddings)
     out = request_problems(m, inf, longest_request_tokens) if longest_request_tokens else []
     return out or work_problems(m, inf)
 

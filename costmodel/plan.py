@@ -28,8 +28,9 @@ from pathlib import Path
 from costmodel.errors import PlannerError
 from costmodel.feasibility import (
     Problem,
+    context_problems,
     instance_problems,
-    longest_tokens,
+    longest_request,
     request_problems,
     serving_option_problems,
 )
@@ -131,12 +132,9 @@ def plan_problems(plan: PlanSpec, engine: InferenceSpec) -> list[Problem]:
     cannot use (MTP drafts without MTP modules, expert kernels for a dense model), requests longer than
     the model's context. (Problem.field is inside the plan file.)"""
     out = [Problem(f"engine.{p.field}", p.problem, p.fix, p.kind) for p in serving_option_problems(plan.model, engine)]
-    t, ctx = plan.traffic, plan.model.max_position_embeddings
-    longest = longest_tokens(t.prompt_tokens, ctx) + longest_tokens(t.output_tokens, ctx)
-    if longest > ctx:
-        out.append(Problem("traffic", f"the longest prompt plus the longest output ({longest:,} tokens) exceed "
-                           f"the model's context of {ctx:,}", "cap the lengths (max:) so they sum to at most the context"))
-    return out
+    t = plan.traffic
+    return out + context_problems(plan.model, longest_request(t.prompt_tokens, t.output_tokens,
+                                                              plan.model.max_position_embeddings), "traffic")
 
 
 def checked_plan(path: Path, text: str | None = None) -> tuple[PlanSpec, InferenceSpec]:
@@ -208,8 +206,7 @@ def screen(plan: PlanSpec, engine: InferenceSpec, lay: Layout) -> Screened:
     if gpus % lay.tp:
         return Screened(lay, gpus, f"TP{lay.tp} does not divide the unit's {gpus} GPUs", "layout")
     inf = unit(plan, engine, lay)
-    ctx_limit = m.max_position_embeddings
-    longest = longest_tokens(t.prompt_tokens, ctx_limit) + longest_tokens(t.output_tokens, ctx_limit)
+    longest = longest_request(t.prompt_tokens, t.output_tokens, m.max_position_embeddings)
     problems = instance_problems(m, inf) or request_problems(m, inf, longest)
     if problems:
         return Screened(lay, gpus, problems[0].problem, problems[0].kind)
