@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from costmodel.comm import links_of
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.serve_sim import ServeVariantResult
-from costmodel.specs import FleetSpec, InferenceSpec, ModelSpec
+from costmodel.specs import InferenceSpec, ModelSpec
 
 
 class FleetPlan(BaseModel):
@@ -42,14 +42,10 @@ def usd_per_million_output_tokens(inf: InferenceSpec, generation_tok_s: float) -
     return usd_per_s / generation_tok_s * 1e6 if generation_tok_s > 0 else None
 
 
-def requests_per_s(f: FleetSpec, mean_prompt: float, mean_output: float) -> float:
-    return f.requests_per_s or f.tokens_per_day / 86400 / (mean_prompt + mean_output)
-
-
 def plan_fleet(m: ModelSpec, inf: InferenceSpec, r: ServeVariantResult) -> FleetPlan:
     """Units for the traffic in `inf.fleet`, at the unit throughputs `r` measured."""
     f, w = inf.fleet, inf.workload
-    rate = requests_per_s(f, w.prompt_tokens.mean, w.output_tokens.mean)
+    rate = f.request_rate(w.prompt_tokens.mean, w.output_tokens.mean)
     prompt, output = rate * w.prompt_tokens.mean, rate * w.output_tokens.mean
     miss = prompt * (1 - f.prefix_cache_hit_rate)
     gen, pre = r.max_generation_throughput_tok_s, r.prompt_throughput_tok_s

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from costmodel.errors import FieldProblem
 from costmodel.loader import load_named, read_yaml, validate
 from costmodel.reading import clip
 from costmodel.specs import (
     ClusterSpec,
+    FleetSpec,
     GPUSpec,
     InferenceSpec,
     LengthDist,
@@ -27,37 +28,21 @@ from costmodel.specs import (
     PosFloat,
     PosInt,
     Spec,
+    exactly_one,
 )
 
 SEARCHED = {"cluster", "parallelism", "prefill_pool", "redundant_experts", "workload", "fleet"}
 
 
-class Traffic(Spec):
-    """What the service must carry: a request rate (or tokens a day) of these lengths."""
+class Traffic(FleetSpec):
+    """What the service must carry: a request rate (or tokens a day), as a fleet's, of these lengths."""
 
-    requests_per_s: PosFloat | None = Field(None, le=1e6, description="mean request rate of the whole service")
-    tokens_per_day: PosFloat | None = Field(None, le=1e15, description="or: input + output tokens per day")
     prompt_tokens: LengthDist
     output_tokens: LengthDist
-    prefix_cache_hit_rate: float = Field(0.0, ge=0, lt=1, description="share of prompt tokens found in a prefix cache")
-
-    @field_validator("requests_per_s", "tokens_per_day", mode="before")
-    @classmethod
-    def _number(cls, v):
-        if isinstance(v, bool):  # YAML's true would otherwise count as 1 request/s
-            raise ValueError("must be a number, not true/false")
-        return v
-
-    @model_validator(mode="after")
-    def _rate(self) -> Traffic:
-        if (self.requests_per_s is None) == (self.tokens_per_day is None):
-            raise FieldProblem("requests_per_s", "give exactly one of requests_per_s and tokens_per_day",
-                               "set requests_per_s (or tokens_per_day) and remove the other")
-        return self
 
     @property
     def rate_per_s(self) -> float:
-        return self.requests_per_s or self.tokens_per_day / 86400 / (self.prompt_tokens.mean + self.output_tokens.mean)
+        return self.request_rate(self.prompt_tokens.mean, self.output_tokens.mean)
 
 
 class SLO(Spec):
@@ -69,9 +54,7 @@ class SLO(Spec):
 
     @model_validator(mode="after")
     def _tpot(self) -> SLO:
-        if (self.tpot_p50_s is None) == (self.user_tok_s is None):
-            raise FieldProblem("tpot_p50_s", "give exactly one of tpot_p50_s and user_tok_s",
-                               "set tpot_p50_s (or user_tok_s) and remove the other")
+        exactly_one(self, "tpot_p50_s", "user_tok_s")
         return self
 
     @property

@@ -10,7 +10,7 @@ import math
 from statistics import NormalDist
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from costmodel.errors import FieldProblem
 
@@ -484,19 +484,35 @@ class PrefillPool(Spec):
     two_batch_overlap: bool = Field(False, description="two micro-batches: one's all-to-all under the other's compute")
 
 
+def exactly_one(spec: Spec, first: str, second: str) -> None:
+    """Raise unless exactly one of two alternative fields of `spec` is set."""
+    if (getattr(spec, first) is None) == (getattr(spec, second) is None):
+        raise FieldProblem(first, f"give exactly one of {first} and {second}",
+                           f"set {first} (or {second}) and remove the other")
+
+
 class FleetSpec(Spec):
     """Traffic a fleet of serving units must carry; lengths come from the variant's workload."""
 
-    requests_per_s: PosFloat | None = Field(None, description="mean request rate of the whole service")
-    tokens_per_day: PosFloat | None = Field(None, description="or: input + output tokens per day")
+    requests_per_s: PosFloat | None = Field(None, le=1e6, description="mean request rate of the whole service")
+    tokens_per_day: PosFloat | None = Field(None, le=1e15, description="or: input + output tokens per day")
     prefix_cache_hit_rate: float = Field(0.0, ge=0, lt=1, description="share of prompt tokens found in the KV cache store")
+
+    @field_validator("requests_per_s", "tokens_per_day", mode="before")
+    @classmethod
+    def _number(cls, v):
+        if isinstance(v, bool):  # YAML's true would otherwise count as 1 request/s
+            raise ValueError("must be a number, not true/false")
+        return v
 
     @model_validator(mode="after")
     def _traffic(self) -> FleetSpec:
-        if (self.requests_per_s is None) == (self.tokens_per_day is None):
-            raise FieldProblem("requests_per_s", "give exactly one of requests_per_s and tokens_per_day",
-                               "set requests_per_s (or tokens_per_day) and remove the other")
+        exactly_one(self, "requests_per_s", "tokens_per_day")
         return self
+
+    def request_rate(self, mean_prompt: float, mean_output: float) -> float:
+        """Requests per second: as given, or tokens a day over the mean request's tokens."""
+        return self.requests_per_s or self.tokens_per_day / 86400 / (mean_prompt + mean_output)
 
 
 class InferenceSpec(Spec):
