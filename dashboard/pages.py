@@ -361,7 +361,11 @@ def sweeps() -> None:
         st.info("No sweep results yet: run `planner sweep scenarios/sweeps/deepseek-v2-training.yaml`.")
         return
     path = st.selectbox("Result file", [str(f.relative_to(data.ROOT)) for f in files])
-    header, rows, summary = data.sweep_view(path, (data.ROOT / path).stat().st_mtime)
+    try:
+        header, rows, summary = data.sweep_view(path, (data.ROOT / path).stat().st_mtime)
+    except PlannerError as e:
+        st.error(plain(str(e)))
+        return
     objectives = [(o["metric"], o["goal"]) for o in header.get("objectives", [])]
     st.caption("Objectives: " + ", ".join(f"{goal} {metric}" for metric, goal in objectives) + (
         "; constraints: " + ", ".join(_constraint_text(c) for c in header["constraints"]) if header.get("constraints") else ""))

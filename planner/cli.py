@@ -284,9 +284,6 @@ def best_cmd(results: Path, fmt: str) -> None:
     if not path.exists():
         raise PlannerError("no sweep journal here", file=str(path), fix="run `planner sweep FILE --out RESULTS` first")
     header, rows = read_journal(path)
-    if not header:
-        raise PlannerError("not a sweep journal (no header line)", file=str(path), line=1,
-                           fix="pass the .jsonl that `planner sweep` wrote")
     summary = summarise(header, rows)
     if fmt == "json":
         click.echo(strict_dumps(summary, indent=2))

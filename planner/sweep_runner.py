@@ -32,7 +32,8 @@ def journal_path(out: Path) -> Path:
 
 def read_journal(path: Path) -> tuple[dict, list[dict]]:
     """(header, rows) of a journal. A line that is not a row (garbage, a half-written last line) is
-    skipped, reported on stderr with its line number, and left in the file."""
+    skipped, reported on stderr with its line number, and left in the file; a file with no header line
+    is not a journal (resume, best and the dashboard all refuse it)."""
     header, rows, seen = {}, [], set()
     for number, line in enumerate(read_text(path, MAX_DATA_BYTES).splitlines(), start=1):
         try:
@@ -47,6 +48,10 @@ def read_journal(path: Path) -> tuple[dict, list[dict]]:
                 rows.append(item)
         elif line.strip():
             print(f"warning: {path}, line {number}: not a sweep result, skipped", file=sys.stderr)
+    if not header:
+        raise PlannerError("the file has no sweep header line, so it is not a journal `planner sweep` wrote",
+                           file=str(path), line=1, fix="pass the .jsonl that `planner sweep` wrote (to --resume "
+                           "into this path, move the file away or choose another --out)")
     return header, rows
 
 
@@ -58,9 +63,6 @@ def _reopen(journal: Path, header: dict) -> set[str]:
     """The ids already journaled, after checking the journal is this sweep's and ending it with a newline
     (a complete last row that lacks one is kept; a half-written one is left to be skipped)."""
     old, rows = read_journal(journal)
-    if not old:
-        raise PlannerError("the file has no sweep header line, so it is not a journal this tool wrote",
-                           file=str(journal), field="--out", fix="choose another --out (or move this file away)")
     if _identity(old) != _identity(header):
         raise PlannerError(f"the journal belongs to another sweep ({old.get('sweep')!r}, {old.get('points')} points)",
                            file=str(journal), field="--out", fix="choose another --out for this sweep")

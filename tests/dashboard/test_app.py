@@ -202,3 +202,14 @@ def test_sweep_axes_are_titled_in_words_with_units():
     assert metric_label("ttft_p99_s") == "ttft p99 (s)"
     assert metric_label("usd_per_million_output_tokens") == "$ per million output tokens"
     assert metric_label("max_generation_throughput_tok_s") == "max generation throughput (tok/s)"
+
+
+def test_sweeps_page_refuses_a_file_that_is_not_a_journal(monkeypatch, tmp_path):
+    """A results file without a sweep header is one error on the page (it once raised a KeyError)."""
+    from dashboard import data
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "notes.jsonl").write_text("42\n")
+    monkeypatch.setattr(data, "ROOT", tmp_path)
+    at = run_page("sweeps")
+    assert not at.exception and "no sweep header" in at.error[0].value
