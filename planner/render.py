@@ -120,7 +120,7 @@ def report_html(rep: ScenarioReport, train: list | None = None, serve: list | No
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in ["metric", *_header(rep)])
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in [label, *cells]) + "</tr>" for label, cells in _cells(rep))
-    figs = [(title, fig) for title, fig in _report_figures(rep, train, serve)]
+    figs = _report_figures(rep, train, serve)
     parts = [f"<h2>{esc(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=i == 0)
              for i, (title, fig) in enumerate(figs)]
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.scenario)}</title>"
