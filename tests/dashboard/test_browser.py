@@ -147,12 +147,16 @@ def _no_exception(page) -> bool:
 
 def test_selectors_upload_edit_remove_in_chromium(server, tmp_path):
     """As a user: each variant in the Training and Overview selectors, then upload a scenario (the sidebar
-    and the editor show it), edit it (the page shows the edit), remove it (back to the picked file)."""
-    from playwright.sync_api import sync_playwright
+    and the editor show it), edit it (the page shows the edit), remove it (back to the picked file). Each
+    check is retried (expect) while Streamlit reruns: a rerun may start after _settle has looked."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
 
     mine = tmp_path / "mine.yaml"
     mine.write_text((ROOT / "scenarios" / "deepseek-v2-paper.yaml").read_text()
                     .replace('description: "DeepSeek-V2 against', 'description: "Uploaded: DeepSeek-V2 against', 1))
+    wait = 60_000
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -160,26 +164,32 @@ def test_selectors_upload_edit_remove_in_chromium(server, tmp_path):
         page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
         for name in ("deepseek-llm-67b", "deepseek-v2"):
             _choose(page, "Variant", name)
-            assert _no_exception(page) and page.locator('[data-testid="stMetric"]').filter(has_text="Step time").count() == 1
+            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Step time")).to_have_count(1, timeout=wait)
+            assert _no_exception(page)
         page.goto(f"{server}/overview", timeout=60_000)
         page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
         _choose(page, "Baseline", "deepseek-v2")
-        assert _no_exception(page) and "+1401.2%" in page.locator("body").text_content()  # 389,120 B vs 25,920 B
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="389.1 KB")).to_contain_text(
+            "+1401.2%", timeout=wait)  # 389,120 B against 25,920 B
         page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(mine))
-        _settle(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
-        assert "mine.yaml" in sidebar.text_content() and "(uploaded)" in sidebar.text_content()
-        assert "Uploaded: DeepSeek-V2" in page.locator("body").text_content()
+        caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=" — ").first  # name — description
+        expect(sidebar).to_contain_text("mine.yaml (uploaded)", timeout=wait)
+        expect(caption).to_contain_text("Uploaded: DeepSeek-V2", timeout=wait)
         sidebar.get_by_text("Edit YAML").click()
         editor = sidebar.locator("textarea:visible")
-        assert "Uploaded: DeepSeek-V2" in editor.input_value()
+        expect(editor).to_have_value(re.compile("Uploaded: DeepSeek-V2"), timeout=wait)
         editor.fill(editor.input_value().replace("Uploaded: DeepSeek-V2", "Edited: DeepSeek-V2"))
         sidebar.get_by_role("button", name="Apply edits").click()
-        _settle(page)
-        assert "Edited: DeepSeek-V2" in page.locator("body").text_content() and "(edited)" in sidebar.text_content()
+        expect(caption).to_contain_text("Edited: DeepSeek-V2", timeout=wait)
+        expect(sidebar).to_contain_text("(edited)", timeout=wait)
         sidebar.get_by_role("button", name="Remove mine.yaml").click()
+        expect(sidebar).to_contain_text("(bundled)", timeout=wait)
+        expect(caption).to_contain_text("DeepSeek-V2 against", timeout=wait)
+        expect(caption).not_to_contain_text("Edited:", timeout=wait)
+        expect(caption).not_to_contain_text("Uploaded:", timeout=wait)
         _settle(page)
-        text = page.locator("body").text_content()
         errors = page.locator('[data-testid="stAlertContentError"]').count()
+        exception = not _no_exception(page)
         browser.close()
-    assert "(bundled)" in text and "Edited:" not in text and "Uploaded:" not in text and errors == 0
+    assert errors == 0 and not exception
