@@ -194,12 +194,10 @@ def training() -> None:
         st.error(plain(f"With the what-if choices above: {e}"))
         result = None
     if result is not None:
-        m = st.columns(5)
-        m[0].metric("Step time", f"{result['step_time_s']:.2f} s")
-        m[1].metric("MFU", f"{100 * result['mfu']:.1f}%")
-        m[2].metric("Bubble", f"{100 * result['bubble_fraction']:.1f}%")
-        m[3].metric("GPU-hours / T tokens", f"{result['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K")
-        m[4].metric("Tokens / s / GPU", f"{result['tokens_per_s_per_gpu']:,.0f}")
+        metric_row([("Step time", f"{result['step_time_s']:.2f} s"), ("MFU", f"{100 * result['mfu']:.1f}%"),
+                    ("Bubble", f"{100 * result['bubble_fraction']:.1f}%"),
+                    ("GPU-hours / T tokens", f"{result['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K"),
+                    ("Tokens / s / GPU", f"{result['tokens_per_s_per_gpu']:,.0f}")])
         st.subheader("One step, per pipeline stage")
         detail = st.radio("Timeline", ["busy spans per stage", "every pass of the first 4 micro-batches"], horizontal=True,
                           key="timeline-detail")
@@ -246,17 +244,28 @@ def serving() -> None:
     _download_row("serving", [{k: v for k, v in r.items() if k not in ("timeline", "samples")} for r in results.values()])
 
 
+def metric_row(pairs: list[tuple[str, str]]) -> None:
+    """(label, value) metrics side by side."""
+    for col, (label, value) in zip(st.columns(len(pairs)), pairs, strict=True):
+        col.metric(label, value)
+
+
+def serving_figures(r: dict, usd_per_m_output: float | None) -> list[tuple[str, str]]:
+    """(label, value) of a serving result's headline figures, as the cards and the what-if show them."""
+    lat = r["latency"]
+    return [("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}"),
+            ("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}"),
+            ("$ / M output tokens (at max)", "n/a" if usd_per_m_output is None else f"${usd_per_m_output:.3f}"),
+            ("TPOT p50 (workload)", "n/a" if lat["tpot_p50_s"] is None else f"{1e3 * lat['tpot_p50_s']:.0f} ms"),
+            ("TTFT p99 (workload)", "n/a" if lat["ttft_p99_s"] is None else f"{lat['ttft_p99_s']:.2f} s")]
+
+
 def _serving_cards(r: dict, inf) -> None:
     if "error" in r:
         st.warning(plain(r["error"]))
         return
-    st.metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
-    st.metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
-    usd = usd_per_million_output_tokens(inf, r["max_generation_throughput_tok_s"])
-    st.metric("$ / M output tokens (at max)", "n/a" if usd is None else f"${usd:.3f}")
-    lat = r["latency"]
-    st.metric("TPOT p50 (workload)", "n/a" if lat["tpot_p50_s"] is None else f"{1e3 * lat['tpot_p50_s']:.0f} ms")
-    st.metric("TTFT p99 (workload)", "n/a" if lat["ttft_p99_s"] is None else f"{lat['ttft_p99_s']:.2f} s")
+    for label, value in serving_figures(r, usd_per_million_output_tokens(inf, r["max_generation_throughput_tok_s"])):
+        st.metric(label, value)
 
 
 def _serving_whatif(text: str, name: str, served: list) -> None:
@@ -294,13 +303,7 @@ def _serving_whatif(text: str, name: str, served: list) -> None:
         except PlannerError as e:
             st.error(plain(str(e)))
             return
-        m = st.columns(5)
-        m[0].metric("Max generation tok/s", f"{r['max_generation_throughput_tok_s']:,.0f}")
-        m[1].metric("Prompt tok/s", f"{r['prompt_throughput_tok_s']:,.0f}")
-        usd = r["usd_per_million_output_tokens"]
-        m[2].metric("$ / M output tokens (at max)", "n/a" if usd is None else f"${usd:.3f}")
-        m[3].metric("TPOT p50 (workload)", "n/a" if r["latency"]["tpot_p50_s"] is None else f"{1e3 * r['latency']['tpot_p50_s']:.0f} ms")
-        m[4].metric("TTFT p99 (workload)", "n/a" if r["latency"]["ttft_p99_s"] is None else f"{r['latency']['ttft_p99_s']:.2f} s")
+        metric_row(serving_figures(r, r["usd_per_million_output_tokens"]))
 
 
 def _serving_extra(workload: str, prefill_nodes: int | str, gpus_per_node: int) -> dict:
@@ -437,13 +440,11 @@ def plan() -> None:
     if rec is None:
         st.warning("No plan meets the targets: the rejections below say why.")
     else:
-        c = st.columns(6)
-        c[0].metric("Recommended", f"{rec['gpus']:,} × {rec['gpu']}")
-        c[1].metric("Cost", f"${rec['usd_per_hour']:,.0f} / hour")
-        c[2].metric("$ / M input tokens", f"${rec['usd_per_m_input_tokens']:.3f}")
-        c[3].metric("$ / M output tokens", f"${rec['usd_per_m_output_tokens']:.3f}")
-        c[4].metric("TTFT p99 (simulated)", f"{rec['ttft_p99_s']:.2f} s")
-        c[5].metric("TPOT p50 (simulated)", "n/a" if rec["tpot_p50_s"] is None else f"{1e3 * rec['tpot_p50_s']:.1f} ms")
+        metric_row([("Recommended", f"{rec['gpus']:,} × {rec['gpu']}"), ("Cost", f"${rec['usd_per_hour']:,.0f} / hour"),
+                    ("$ / M input tokens", f"${rec['usd_per_m_input_tokens']:.3f}"),
+                    ("$ / M output tokens", f"${rec['usd_per_m_output_tokens']:.3f}"),
+                    ("TTFT p99 (simulated)", f"{rec['ttft_p99_s']:.2f} s"),
+                    ("TPOT p50 (simulated)", "n/a" if rec["tpot_p50_s"] is None else f"{1e3 * rec['tpot_p50_s']:.1f} ms")])
         st.caption(f"{rec['mode']}: {plain(rec['layout'])} ({rec['decode_units']} decode"
                    + (f" and {rec['prefill_units']} prefill" if rec["prefill_units"] else "") + " unit(s), "
                    f"{rec['nodes']} nodes); at most {rec['max_running_per_rank']} requests and "
