@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -26,24 +28,67 @@ def clip(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_text(path: Path, limit_bytes: int = MAX_SPEC_BYTES) -> str:
-    """The file's text, refused when it is not a readable file, too large, or not UTF-8."""
+def read_bytes(path: Path, limit_bytes: int = MAX_SPEC_BYTES) -> bytes:
+    """The bytes of a regular file (symlinks followed), refused when it is anything else (a directory,
+    a device, a FIFO, a socket) or over `limit_bytes`. At most limit + 1 bytes are read, whatever `stat`
+    says: a device reports size 0 and never ends. O_NONBLOCK keeps the open of a FIFO from waiting for a
+    writer; the file type is checked on the opened descriptor, so a swap after a check cannot slip through."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise IsADirectoryError(21, "is a directory")
-        if size > limit_bytes:
-            raise PlannerError(f"the file is {size:,} bytes, over the {limit_bytes:,} this kind of file may have",
-                               file=str(path), fix="pass the intended file; a spec is a few kilobytes")
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         raise PlannerError(f"cannot read the file ({e.strerror})", file=str(path), fix="check the path") from None
     try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise PlannerError("cannot read the file (is a directory)", file=str(path), fix="pass a file, not a folder")
+        if not stat.S_ISREG(mode):
+            raise PlannerError(f"is not a regular file (a {_file_type(mode)})", file=str(path),
+                               fix="pass a file saved on disk; devices, pipes and sockets are not read")
+        raw = _read_at_most(fd, limit_bytes + 1)
+    finally:
+        os.close(fd)
+    return check_size(raw, str(path), limit_bytes)
+
+
+def _read_at_most(fd: int, n_bytes: int) -> bytes:
+    chunks, left = [], n_bytes
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _file_type(mode: int) -> str:
+    kinds = ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "FIFO"),
+             (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def check_size(raw: bytes, name: str, limit_bytes: int = MAX_SPEC_BYTES) -> bytes:
+    """`raw`, refused when over `limit_bytes` (files, dashboard uploads and edits alike)."""
+    if len(raw) > limit_bytes:
+        raise PlannerError(f"the file is over the {limit_bytes:,} bytes this kind of file may have", file=name,
+                           fix="pass the intended file; a spec is a few kilobytes")
+    return raw
+
+
+def decode_text(raw: bytes, name: str, limit_bytes: int = MAX_SPEC_BYTES) -> str:
+    """UTF-8 text of `raw` (a BOM allowed), within the size limit; `name` is what errors call it."""
+    check_size(raw, name, limit_bytes)
+    try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise PlannerError(f"the file is not UTF-8 text (byte {e.start} cannot be decoded)", file=str(path),
+        raise PlannerError(f"the file is not UTF-8 text (byte {e.start} cannot be decoded)", file=name,
                            fix="save it as UTF-8 (e.g. `iconv -t utf-8`)") from None
+
+
+def read_text(path: Path, limit_bytes: int = MAX_SPEC_BYTES) -> str:
+    """The file's text, refused when it is not a regular file, too large, or not UTF-8."""
+    return decode_text(read_bytes(path, limit_bytes), str(path), limit_bytes)
 
 
 def parse_yaml(text: str, path: Path) -> tuple[object, yaml.Node | None]:

@@ -179,13 +179,7 @@ def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | N
     """Serve each variant's workload on its instance: throughput, TTFT, TPOT, KV use."""
     st = study.open_study(scenario)
     with render.progress_bar(transient=True, disable=fmt == "json") as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(name: str, phase: str, done: int, total: int) -> None:
-            task = tasks.setdefault(name, bar.add_task(name, total=None))
-            bar.update(task, description=f"{name} ({phase})", completed=done, total=total)
-
-        results = study.serve(st, only=only, requests=requests, progress=progress, with_bands=with_bands)
+        results = study.serve(st, only=only, requests=requests, progress=render.PhaseTasks(bar), with_bands=with_bands)
     _emit(st.scenario, results, fmt, render.serve_comparisons, render.serve_table)
 
 

@@ -27,6 +27,21 @@ def progress_bar(**kwargs) -> Progress:
                     TextColumn("ETA"), TimeRemainingColumn(), **kwargs)
 
 
+class PhaseTasks:
+    """Progress of `simulate serve`: one task per (variant, phase), made on its first report. Each
+    refresh draws every task, so a task per call (as before) made the table run 8x slower than JSON."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[tuple[str, str], int] = {}
+
+    def __call__(self, name: str, phase: str, done: int, total: int) -> None:
+        key = (name, phase)
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(f"{name} ({phase})", total=total)
+        self.bar.update(self.tasks[key], completed=done, total=total)
+
+
 def human(value: float, unit: str) -> str:
     if unit == "params":
         return f"{value / 1e9:.2f}B" if value >= 1e9 else f"{value / 1e6:.1f}M"

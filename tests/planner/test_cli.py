@@ -167,3 +167,22 @@ def test_report_html_is_one_page_that_needs_no_server():
     assert page.startswith("<!DOCTYPE html>") and "<td>25.9 KB (-93.3%)</td>" in page
     assert page.count('class="plotly-graph-div"') == 2  # training and serving memory (no --simulate)
     assert "<script src=" not in page.replace('<script type="text/javascript">', "") and len(page) > 3_000_000
+
+
+def test_serve_progress_makes_one_task_per_variant_and_phase():
+    """The table's progress bar: one task per (variant, phase) however often the simulator reports (a task
+    per report made the table run 8x slower than JSON)."""
+    from rich.progress import Progress
+
+    from costmodel import study
+    from planner.render import PhaseTasks
+
+    bar = Progress(disable=True)
+    calls = []
+    tasks = PhaseTasks(bar)
+    study.serve(study.open_study(SCENARIOS / "deepseek-v2-paper.yaml"), requests=400,
+                progress=lambda *a: (calls.append(a), tasks(*a)))
+    names = {v.name for v in study.open_study(SCENARIOS / "deepseek-v2-paper.yaml").scenario.variants if v.inference}
+    assert len(calls) > len(bar.tasks)  # reported more often than there are tasks
+    assert sorted(tasks.tasks) == sorted((n, p) for n in names for p in ("mixed", "decode", "prefill"))
+    assert len(bar.tasks) == 3 * len(names)
