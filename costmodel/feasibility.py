@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from costmodel.budget import MAX_ITERATIONS, MAX_REQUESTS
 from costmodel.memory import SERVING_MEMORY_FRACTION, serving_memory, training_memory
 from costmodel.specs import (
     ClusterSpec,
@@ -189,8 +190,7 @@ def inference_problems(m: ModelSpec, inf: InferenceSpec, longest_request_tokens:
     return out or work_problems(m, inf)
 
 
-SATURATION_MAX_REQUESTS = 200_000  # bounds the work of the two saturated runs
-MAX_ITERATIONS = 300_000  # a serving run's iteration budget: the engine does some 30K a second, so about 10 s
+SATURATION_MAX_REQUESTS = MAX_REQUESTS  # bounds the work of the two saturated runs
 
 
 def saturating_requests(m: ModelSpec, inf: InferenceSpec, w: WorkloadSpec) -> int:

@@ -7,9 +7,7 @@ An error inside a referenced file names that file.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 from pathlib import Path
 from typing import Any, get_args
 
@@ -17,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from costmodel.errors import FieldProblem, PlannerError
-from costmodel.reading import MAX_DATA_BYTES, parse_yaml, read_text
+from costmodel.reading import parse_yaml, read_csv, read_text
 from costmodel.specs import ClusterSpec, GPUSpec, ModelSpec, Scenario, Variant, WorkloadSpec
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -217,23 +215,24 @@ def _resolve(data: dict, key: str, kind: str, path: Path, node: yaml.Node, loc: 
     return data
 
 
+LOADS_FIX = "give a CSV with header expert,load (or layer,expert,load) and a row per expert"
+MAX_LOAD_ROWS = 100_000  # experts x layers: V3's 256 routed experts x 58 MoE layers is 14,848
+
+
 def read_expert_loads(csv_path: Path, referer: Path, line: int | None, field: str) -> list[float]:
     """Per-expert loads from a CSV with columns `expert,load` (global) or `layer,expert,load` (summed
     over layers), e.g. token counts per expert measured on a running service."""
-    def bad(problem: str) -> PlannerError:
-        return PlannerError(problem, file=str(referer), line=line, field=field,
-                            fix="give a CSV with header expert,load (or layer,expert,load) and a row per expert")
-    if not csv_path.is_file():
-        raise bad(f"cannot read {csv_path} (no such file)")
-    try:
-        rows = list(csv.DictReader(io.StringIO(read_text(csv_path, MAX_DATA_BYTES))))
-        loads: dict[int, float] = {}
-        for r in rows:
-            loads[int(r["expert"])] = loads.get(int(r["expert"]), 0.0) + float(r["load"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise bad(f"{csv_path} is not an expert-load table ({e})") from None
+    if not csv_path.is_file() and not csv_path.exists():
+        raise PlannerError(f"cannot read {csv_path} (no such file)", file=str(referer), line=line, field=field,
+                           fix=LOADS_FIX)
+    table = read_csv(csv_path, ("expert", "load"), MAX_LOAD_ROWS, LOADS_FIX)
+    loads: dict[int, float] = {}
+    for i, row in enumerate(table.rows):
+        expert = int(table.number(i, "expert", "number the experts 0..N-1", zero=True, integer=True))
+        loads[expert] = loads.get(expert, 0.0) + table.number(i, "load", "give each load as a number of 0 or more", zero=True)
     if not loads or sorted(loads) != list(range(len(loads))):
-        raise bad(f"{csv_path} must list experts 0..N-1")
+        raise PlannerError(f"{csv_path} must list experts 0..N-1", file=str(referer), line=line, field=field,
+                           fix=LOADS_FIX)
     return [loads[e] for e in range(len(loads))]
 
 

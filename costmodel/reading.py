@@ -5,10 +5,12 @@ Each failure is one PlannerError naming the file and the fix; no value is ever q
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -152,3 +154,69 @@ def finite_or_none(value: object) -> object:
 def strict_dumps(value: object, **kwargs) -> str:
     """JSON as RFC 8259 has it, which every tool writes: an undefined number is null, never NaN."""
     return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV file read whole and checked for shape: every row has the header's columns."""
+
+    file: str
+    header: dict[str, str]  # "# key: value" comment lines above the table (a profile's provenance)
+    columns: list[str]
+    rows: list[dict[str, str]]
+    lines: list[int]  # the 1-based line of each row in the file, for errors
+
+    def error(self, i: int, column: str | None, problem: str, fix: str) -> PlannerError:
+        return PlannerError(problem, file=self.file, line=self.lines[i], field=column, fix=fix)
+
+    def number(self, i: int, column: str, fix: str, *, zero: bool = False, integer: bool = False) -> float:
+        """Row i's `column` as a finite number above 0 (or 0 itself, with `zero`; whole, with `integer`)."""
+        text = self.rows[i][column].strip()
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            what = "whole number" if integer else "finite number"
+            raise self.error(i, column, f"{clip(text)} is not a {what} {'of 0 or more' if zero else 'above 0'}", fix)
+        return value
+
+
+def read_csv(path: Path, required: tuple[str, ...], max_rows: int, fix: str,
+             limit_bytes: int = MAX_DATA_BYTES) -> CsvTable:
+    """A CSV through the one reading path, refused before any row is parsed when it has over `max_rows`
+    rows, and then for a missing column or a row of another length than the header; `fix` says what the
+    file should be. Blank lines are skipped; lines starting with '#' above the table are its header."""
+    text = read_text(path, limit_bytes)
+    if text.count("\n") > 2 * max_rows + 1000:  # refused before the lines are split (a million-row file)
+        raise _too_many_rows(path, text.count("\n"), max_rows)
+    lines = text.splitlines()
+    body = [(n, line) for n, line in enumerate(lines, start=1) if line.strip() and not line.startswith("#")]
+    if len(body) - 1 > max_rows:
+        raise _too_many_rows(path, len(body) - 1, max_rows)
+    if not body:
+        raise PlannerError("has no header row and no data", file=str(path), line=1, fix=fix)
+    comments = dict(line[2:].split(": ", 1) for line in lines if line.startswith("# ") and ": " in line)
+    try:
+        parsed = [next(csv.reader([line])) for _, line in body]
+    except (csv.Error, StopIteration) as e:
+        raise PlannerError(f"is not CSV ({clip(str(e), 100)})", file=str(path), fix=fix) from None
+    columns = [c.strip() for c in parsed[0]]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise PlannerError(f"lacks the column(s) {', '.join(missing)} (it has {clip(', '.join(columns), 120)})",
+                           file=str(path), line=body[0][0], fix=fix)
+    for (n, _), row in zip(body[1:], parsed[1:], strict=True):
+        if len(row) != len(columns):
+            raise PlannerError(f"this row has {len(row)} fields, the header {len(columns)}", file=str(path), line=n,
+                               fix="give every row one value per column (quote values that hold commas)")
+    return CsvTable(str(path), comments, columns, [dict(zip(columns, r, strict=True)) for r in parsed[1:]],
+                    [n for n, _ in body[1:]])
+
+
+def _too_many_rows(path: Path, rows: int, max_rows: int) -> PlannerError:
+    return PlannerError(f"has about {rows:,} rows, over the {max_rows:,} this kind of file may have",
+                        file=str(path), fix=f"split the file or keep at most {max_rows:,} rows")

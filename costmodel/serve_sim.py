@@ -14,8 +14,6 @@ turns the final state into a `ServeResult`. The simulator assumes a feasible inp
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from collections import deque
@@ -27,14 +25,15 @@ import numpy as np
 import simpy
 from pydantic import BaseModel
 
+from costmodel.budget import MAX_REQUESTS
 from costmodel.comm import Link, links_of, p2p_time
 from costmodel.errors import PlannerError
 from costmodel.feasibility import saturation_note, saturation_requests
 from costmodel.kvcache import kv_bytes_per_token
 from costmodel.memory import serving_memory
-from costmodel.reading import MAX_DATA_BYTES, clip, read_text
+from costmodel.reading import read_csv
 from costmodel.serve_costs import StepModel, decode_breakdown, step_model_for
-from costmodel.specs import InferenceSpec, LengthDist, ModelSpec, MTPSpec, WorkloadSpec
+from costmodel.specs import MAX_TOKENS, InferenceSpec, LengthDist, ModelSpec, MTPSpec, WorkloadSpec
 
 WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
 SATURATED_WINDOW = (10, 90)  # percentiles of completions between which the instance counts as saturated
@@ -93,29 +92,29 @@ def sample_lengths(d: LengthDist, n: int, rng: np.random.Generator, context: int
     return np.clip(x.astype(np.int64), 1, min(d.max or context, context))
 
 
+TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
+TRACE_FIX = "give a CSV with columns arrival_s, prompt_tokens, output_tokens, one request a row"
+
+
 def read_trace(path: Path, context: int | None = None) -> RequestArrays:
-    """A CSV trace with columns arrival_s, prompt_tokens, output_tokens: at least one row, finite
-    non-negative arrivals, whole positive lengths, prompts and outputs within the model's `context`."""
-    def bad(problem: str) -> PlannerError:
-        return PlannerError(f"the trace {problem}", file=str(path),
-                            fix="give a CSV with columns arrival_s, prompt_tokens, output_tokens, one request a row")
-    try:
-        rows = list(csv.DictReader(io.StringIO(read_text(path, MAX_DATA_BYTES))))
-        arrival = np.array([float(r["arrival_s"]) for r in rows])
-        prompt = np.array([int(r["prompt_tokens"]) for r in rows], dtype=np.int64)
-        output = np.array([int(r["output_tokens"]) for r in rows], dtype=np.int64)
-    except (KeyError, ValueError, TypeError, OverflowError) as e:
-        raise bad(f"cannot be read ({clip(str(e), 100)})") from None
-    if not rows:
-        raise bad("has no requests")
-    if not np.all(np.isfinite(arrival)) or np.any(arrival < 0):
-        raise bad(f"has an arrival_s that is negative or not finite (row {int(np.argmax(~np.isfinite(arrival) | (arrival < 0))) + 2})")
-    for name, lengths in (("prompt_tokens", prompt), ("output_tokens", output)):
-        if np.any(lengths < 1) or (context is not None and np.any(lengths > context)):
-            row = int(np.argmax((lengths < 1) | (lengths > (context or np.iinfo(np.int64).max)))) + 2
-            limit = f"the model's {context:,}-token context" if context is not None else "any context"
-            raise bad(f"has a {name} below 1 or beyond {limit} (line {row})")
-    return RequestArrays(arrival, prompt, output)
+    """A CSV trace with columns arrival_s, prompt_tokens, output_tokens: at most MAX_REQUESTS rows (the
+    work budget, refused before a row is parsed), finite non-negative arrivals, whole positive lengths,
+    prompts and outputs within the model's `context`. Errors name the file, line and column."""
+    table = read_csv(path, TRACE_COLUMNS, MAX_REQUESTS, TRACE_FIX)
+    if not table.rows:
+        raise PlannerError("the trace has no requests", file=str(path), fix=TRACE_FIX)
+    longest = context if context is not None else MAX_TOKENS
+    arrival = np.array([table.number(i, "arrival_s", "give arrival times in seconds, 0 or later", zero=True)
+                        for i in range(len(table.rows))])
+    lengths = {}
+    for name in ("prompt_tokens", "output_tokens"):
+        lengths[name] = np.array([table.number(i, name, "give whole token counts of at least 1", integer=True)
+                                  for i in range(len(table.rows))], dtype=np.int64)
+        beyond = np.flatnonzero(lengths[name] > longest)
+        if beyond.size:
+            raise table.error(int(beyond[0]), name, f"{lengths[name][beyond[0]]:,} tokens is beyond the model's "
+                              f"{longest:,}-token context", "cap the trace's lengths at the model's context")
+    return RequestArrays(arrival, lengths["prompt_tokens"], lengths["output_tokens"])
 
 
 def make_requests(w: WorkloadSpec, base_dir: Path | None, context: int) -> RequestArrays:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
+from costmodel.budget import MAX_REQUESTS, MAX_VARIANTS
 from costmodel.errors import FieldProblem
 
 # Counts are whole numbers, never booleans (`num_hidden_layers: true` is refused, not read as 1); every
@@ -358,8 +359,9 @@ class WorkloadSpec(Spec):
     rate_per_s: PosFloat | None = Field(None, description="poisson: mean requests per second")
     users: PosInt | None = Field(None, description="closed: concurrent users, each sends again on completion")
     think_time_s: float = Field(0.0, ge=0, description="closed: pause between a reply and the next request")
-    requests: Annotated[int, Field(gt=0, le=10_000_000), Strict()] = Field(1000, description="how many requests to simulate")
-    saturation_requests: Annotated[int, Field(gt=0, le=200_000), Strict()] | None = Field(
+    requests: Annotated[int, Field(gt=0, le=MAX_REQUESTS), Strict()] = Field(
+        1000, description="how many requests to simulate (at most 200,000: the work budget, costmodel/budget.py)")
+    saturation_requests: Annotated[int, Field(gt=0, le=MAX_REQUESTS), Strict()] | None = Field(
         None, description="requests queued at once for the two maximum-throughput runs; by default enough to "
         "fill the KV cache three times (at least `requests`, at most 200,000); fewer may not saturate")
     trace_csv: str | None = Field(None, description="trace: CSV path, relative to the workload file")
@@ -563,7 +565,7 @@ class Scenario(Spec):
     name: str = Field(min_length=1)
     description: str = ""
     baseline: str | None = Field(None, description="variant the ratios are taken against; default: the first")
-    variants: list[Variant] = Field(min_length=1)
+    variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
 
     @model_validator(mode="after")
     def _names(self) -> Scenario:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from costmodel.errors import PlannerError
 from costmodel.fleet import usd_per_million_output_tokens
-from costmodel.reading import strict_dumps
+from costmodel.reading import decode_text, strict_dumps
 from costmodel.specs import Parallelism
 from dashboard import data, figures
 
@@ -46,6 +46,15 @@ def _load(text: str, name: str, origin: str) -> None:
     st.session_state["editor_version"] = st.session_state.get("editor_version", 0) + 1
 
 
+def _load_checked(read, name: str, origin: str) -> None:
+    """Make the text `read()` returns active, through the CLI's size and encoding limits; a refused text
+    leaves the active scenario as it was and says why (one line, as the CLI would)."""
+    try:
+        _load(read(), name, origin)
+    except PlannerError as e:
+        st.session_state["load_error"] = str(e)
+
+
 def scenario_bar() -> bool:
     """Sidebar: pick a bundled scenario, or upload / edit YAML. Returns whether the scenario is valid.
     The active scenario is one of: the picked file, the upload (until it is removed), the last applied
@@ -64,17 +73,20 @@ def scenario_bar() -> bool:
             _load((data.SCENARIOS / choice).read_text(), choice, "bundled")
         if upload is not None and st.session_state.get("uploaded_id") != upload.file_id:
             st.session_state["uploaded_id"] = upload.file_id
-            _load(upload.getvalue().decode("utf-8", errors="replace"), upload.name, "uploaded")
+            _load_checked(lambda: decode_text(upload.getvalue(), f"{upload.name} (uploaded)"), upload.name, "uploaded")
         elif upload is None and st.session_state.pop("uploaded_id", None) is not None:  # the upload was removed
             _load((data.SCENARIOS / choice).read_text(), choice, "bundled")
         st.query_params["scenario"] = choice
+        if "load_error" in st.session_state:
+            st.error(plain(st.session_state.pop("load_error")))
         origin = st.session_state["scenario_origin"]
         st.caption(f"Active: **{plain(st.session_state['scenario_name'])}** ({origin})")
         with st.expander("Edit YAML"):
             edited = st.text_area("scenario", st.session_state["scenario_text"], height=300,
                                   key=f"editor-{st.session_state['editor_version']}", label_visibility="collapsed")
             if st.button("Apply edits"):
-                _load(edited, st.session_state["scenario_name"], "edited")
+                name = st.session_state["scenario_name"]
+                _load_checked(lambda: decode_text(edited.encode(), f"{name} (edited)"), name, "edited")
                 st.rerun()
     text, name = active()
     sc, err = data.scenario(text, name, st.session_state["scenario_origin"])
@@ -426,7 +438,7 @@ def plan() -> None:
                             label_visibility="collapsed")
     try:
         with st.spinner("screening layouts and simulating the cheapest (about 15 s the first time)…"):
-            result = data.plan(text, name)
+            result = data.plan(decode_text(text.encode(), f"{name} (edited)"), name)
     except PlannerError as e:
         edited = text != (data.PLANS / name).read_text()
         st.error(plain(str(e).replace(str(data.PLANS / name), f"{name} (edited)" if edited else name)))

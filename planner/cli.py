@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from costmodel import study
+from costmodel.budget import MAX_REQUESTS
 from costmodel.errors import PlannerError
 from costmodel.hf_import import import_hf, to_yaml
 from costmodel.loader import find_named, load_spec
@@ -171,8 +172,8 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
 @click.argument("scenario", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--variant", "only", default=None, help="Simulate only this variant.")
-@click.option("--requests", type=click.IntRange(1, 10_000_000), default=None,
-              help="Override the workload's request count.")
+@click.option("--requests", type=click.IntRange(1, MAX_REQUESTS), default=None,
+              help=f"Override the workload's request count (at most {MAX_REQUESTS:,} per run: the work budget).")
 @click.option("--bands", "with_bands", is_flag=True,
               help="Add p10/p50/p90 bands from the timing model's per-operator uncertainty (8 more workload runs).")
 def simulate_serve(scenario: Path, fmt: str, only: str | None, requests: int | None, with_bands: bool) -> None:

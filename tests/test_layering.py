@@ -34,7 +34,7 @@ def test_loading_costmodel_does_not_load_torch():
 # Layers inside costmodel, lowest first: a module imports only from its own layer or a lower one, and
 # the graph has no cycle. A new module must be placed here.
 COSTMODEL_LAYERS = {
-    "inputs": {"errors", "reading", "specs", "loader", "hf_import", "sweep_spec", "profiles", "plan_spec"},
+    "inputs": {"budget", "errors", "reading", "specs", "loader", "hf_import", "sweep_spec", "profiles", "plan_spec"},
     "analytic counts": {"params", "flops", "kvcache", "opcounts", "memory", "placement", "schedules", "comm", "pareto",
                         "feasibility", "report", "routing", "eplb", "deepep"},
     "timing": {"timing", "train_costs", "serve_costs", "calibration", "uncertainty"},

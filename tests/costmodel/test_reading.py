@@ -80,9 +80,12 @@ def _trace_scenario(tmp_path, rows: str):
     return path
 
 
-@pytest.mark.parametrize("rows, expected", [("", "no requests"), ("0,-5,10\n", "prompt_tokens below 1"),
-                                            ("0,500000,10\n", "163,840-token context"), ("x,1,1\n", "cannot be read"),
-                                            ("-1,10,10\n", "arrival_s")])
+@pytest.mark.parametrize("rows, expected", [
+    ("", "no requests"), ("0,-5,10\n", "line 2: field `prompt_tokens`: '-5' is not a whole number above 0"),
+    ("0,500000,10\n", "line 2: field `prompt_tokens`: 500,000 tokens is beyond the model's 163,840-token context"),
+    ("x,1,1\n", "line 2: field `arrival_s`: 'x' is not a finite number of 0 or more"),
+    ("0,1,1\n-1,10,10\n", "line 3: field `arrival_s`: '-1'"), ("0,1,1\n0,nan,1\n", "line 3: field `prompt_tokens`"),
+    ("0,1,1\n0,1\n", "line 3: this row has 2 fields, the header 3"), ("inf,1,1\n", "field `arrival_s`: 'inf'")])
 def test_a_bad_trace_is_one_clear_error(tmp_path, rows, expected):
     """The trace is found next to its workload file (as documented), and checked before any run."""
     path = _trace_scenario(tmp_path, rows)
@@ -130,3 +133,79 @@ def test_one_token_outputs_give_strict_json_with_undefined_ratios(tmp_path):
     assert all(v["latency"]["tpot_p50_s"] is None for v in out["variants"])
     gen = [c for c in out["comparisons"] if c["metric"] == "max_generation_throughput_tok_s"]
     assert gen and gen[0]["baseline_value"] == 0 and gen[0]["ratio"] is None and "is 0" in gen[0]["undefined"]
+
+
+# ------------------------------------------------------------------ files that are not regular files
+
+
+@pytest.mark.parametrize("command", [["validate"], ["import-hf"], ["check-timing"], ["simulate", "serve"]])
+@pytest.mark.parametrize("target", ["device", "fifo", "symlink to a device"])
+def test_a_device_or_fifo_is_refused_without_reading_it(tmp_path, command, target):
+    """/dev/zero never ends and reports size 0; a FIFO blocks its reader: both refused at once."""
+    import os
+
+    path = tmp_path / "x.yaml"
+    if target == "device":
+        path = "/dev/zero"
+    elif target == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    result = CliRunner().invoke(cli, [*command, str(path)])
+    assert result.exit_code == 2, result.output
+    kind = "FIFO" if target == "fifo" else "character device"
+    assert f"{path}: is not a regular file (a {kind})" in result.output and len(result.output.splitlines()) == 1
+
+
+def test_a_file_is_read_only_up_to_its_limit(tmp_path):
+    """At most limit + 1 bytes are read: a file one byte over is refused, one at the limit is read."""
+    from costmodel.errors import PlannerError
+    from costmodel.reading import read_bytes
+
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 101)
+    with pytest.raises(PlannerError, match="over the 100 bytes"):
+        read_bytes(path, 100)
+    assert read_bytes(path, 101) == b"a" * 101
+
+
+# ------------------------------------------------------------------------------ profile CSV schema
+
+PROFILE_HEAD = "# peak_matmul_flops_per_s: 1e11\n# peak_copy_bytes_per_s: 5e10\n# device: cpu\n"
+COLUMNS = "op,pass,dtype,shape,median_s,status\n"
+ROW = 'gemm,fwd,float32,"{{""m"": 32, ""n"": 64, ""k"": 128}}",{t},ok\n'
+BAD_PROFILES = {
+    "header only": (PROFILE_HEAD + COLUMNS, "has no point measured ok"),
+    "no peaks": (COLUMNS + ROW.format(t="1e-3"), "no finite positive `# peak_matmul_flops_per_s:`"),
+    "ragged row": (PROFILE_HEAD + COLUMNS + ROW.format(t="1e-3") + "gemm,fwd\n", "line 6: this row has 2 fields, the header 6"),
+    "missing column": (PROFILE_HEAD + "op,pass,dtype,shape,status\n", "lacks the column(s) median_s"),
+    "zero time": (PROFILE_HEAD + COLUMNS + ROW.format(t="0"), "line 5: field `median_s`: '0' is not a finite number above 0"),
+    "negative time": (PROFILE_HEAD + COLUMNS + ROW.format(t="-1e-3"), "field `median_s`: '-1e-3'"),
+    "NaN time": (PROFILE_HEAD + COLUMNS + ROW.format(t="nan"), "field `median_s`: 'nan'"),
+    "infinite time": (PROFILE_HEAD + COLUMNS + ROW.format(t="inf"), "field `median_s`: 'inf'"),
+    "shape not an object": (PROFILE_HEAD + COLUMNS + "gemm,fwd,float32,[1],1e-3,ok\n", "field `shape`: '[1]' is not a JSON object"),
+    "shape not JSON": (PROFILE_HEAD + COLUMNS + "gemm,fwd,float32,m=3,1e-3,ok\n", "field `shape`: 'm=3'"),
+    "million rows": (PROFILE_HEAD + COLUMNS + ROW.format(t="1e-3") * 1_000_000, "over the 100,000 this kind of file may have"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PROFILES))
+def test_a_bad_profile_is_one_line_naming_file_line_and_column(tmp_path, case):
+    body, expected = BAD_PROFILES[case]
+    path = tmp_path / "p.csv"
+    path.write_text(body)
+    for command in (["check-timing", str(path)], ["validate-sim", "--profile", str(path)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert result.output.startswith(f"error: {path}") and expected in result.output, result.output
+        assert len(result.output.splitlines()) == 1
+
+
+def test_a_good_profile_row_reads_as_written(tmp_path):
+    from costmodel.profiles import load_profile
+
+    path = tmp_path / "p.csv"
+    path.write_text(PROFILE_HEAD + COLUMNS + ROW.format(t="1.5e-3") + 'gemm,fwd,float32,"{}",,failed\n')
+    prof = load_profile(path)
+    assert [(p.op, p.shape, p.median_s) for p in prof.points] == [("gemm", {"m": 32, "n": 64, "k": 128}, 1.5e-3)]
+    assert prof.failed == 1 and prof.peak_flops_per_s == 1e11
