@@ -119,9 +119,7 @@ def serving_option_problems(m: ModelSpec, inf: InferenceSpec, pool: bool = False
         out.append(Problem("redundant_experts", "redundant experts need a MoE model spread over ep > 1 GPUs",
                            "remove redundant_experts, or raise ep"))
     elif m.ffn == "moe" and (m.n_routed_experts + inf.redundant_experts) % ep:
-        out.append(Problem("redundant_experts", f"{m.n_routed_experts} experts + {inf.redundant_experts} redundant "
-                           f"do not fill ep {ep} GPUs evenly", f"use a number of redundant experts that makes "
-                           f"experts + redundant a multiple of {ep}"))
+        out.append(_expert_fill_problem(m, inf))
     if pool:
         return out
     if m.ffn != "moe" and (inf.two_batch_overlap or inf.all_to_all != "normal"):
@@ -136,6 +134,20 @@ def serving_option_problems(m: ModelSpec, inf: InferenceSpec, pool: bool = False
                            f"{m.num_nextn_predict_layers} MTP module(s) (num_nextn_predict_layers)",
                            f"use mtp.tokens <= {m.num_nextn_predict_layers}, or a model with MTP modules"))
     return out
+
+
+def _expert_fill_problem(m: ModelSpec, inf: InferenceSpec) -> Problem:
+    """ep does not split the experts (and redundant ones) evenly: blame ep, naming the eps that work,
+    unless redundant experts were set, which are then what to change."""
+    par, experts, extra = inf.parallelism, m.n_routed_experts, inf.redundant_experts
+    pool = par.tp * par.dp
+    if extra:
+        return Problem("redundant_experts", f"{experts} experts + {extra} redundant do not fill ep {par.ep} GPUs "
+                       "evenly", f"use a number of redundant experts that makes experts + redundant a multiple of {par.ep}")
+    eps = [d for d in range(1, pool + 1) if pool % d == 0 and experts % d == 0]
+    return Problem("parallelism.ep", f"ep {par.ep} does not divide the {experts} routed experts",
+                   f"use an ep that divides both {experts} and tp x dp = {pool}: {', '.join(map(str, eps))} "
+                   f"(or add redundant_experts to make experts + redundant a multiple of {par.ep})")
 
 
 def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelism", pool: bool = False) -> list[Problem]:

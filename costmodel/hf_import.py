@@ -57,6 +57,29 @@ def _renamed(cfg: dict, model_type: str) -> dict:
     return out
 
 
+SPARSE_INDEXER_KEYS = ("index_topk", "index_n_heads", "index_head_dim")  # DeepSeek-V3.2's sparse attention
+LINEAR_ATTENTION_KEYS = ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim",
+                         "linear_conv_kernel_dim", "full_attention_interval", "linear_attn_config")
+
+
+def unmodelled_attention(cfg: dict) -> tuple[str, list[str]] | None:
+    """(feature, keys) of an attention feature the cost model does not model and that changes attention's
+    cost (so dropping its keys would give wrong numbers), or None."""
+    present = [k for k in SPARSE_INDEXER_KEYS if cfg.get(k) is not None]
+    if present:
+        return "sparse attention (a top-k token indexer, as in DeepSeek-V3.2)", present
+    present = [k for k in LINEAR_ATTENTION_KEYS if cfg.get(k) is not None]
+    layer_types = cfg.get("layer_types") if isinstance(cfg.get("layer_types"), list) else []
+    if present or "linear_attention" in layer_types:
+        return "linear-attention layers (a hybrid of linear and full attention)", present or ["layer_types"]
+    if "sliding_attention" in layer_types:
+        return "sliding-window attention layers", ["layer_types"]
+    window = cfg.get("sliding_window")
+    if isinstance(window, int) and not isinstance(window, bool) and cfg.get("use_sliding_window", True) is not False:
+        return "sliding-window attention", ["sliding_window"] + (["use_sliding_window"] if "use_sliding_window" in cfg else [])
+    return None
+
+
 def import_hf(cfg: dict[str, Any], name: str, source: str = "") -> tuple[dict, list[str]]:
     """Return (model YAML mapping, keys dropped) for a HuggingFace config dict read from `source`."""
     model_type = cfg.get("model_type")
@@ -69,6 +92,12 @@ def import_hf(cfg: dict[str, Any], name: str, source: str = "") -> tuple[dict, l
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
         if key not in cfg:
             raise PlannerError(f"the config has no {key!r}", field=key, fix="pass a complete config.json")
+    feature = unmodelled_attention(cfg)
+    if feature is not None:
+        what, keys = feature
+        raise PlannerError(f"the model uses {what}, which this cost model does not model: its attention cost "
+                           "would come out wrong", field=", ".join(keys),
+                           fix="import a model with full attention; these keys cannot be dropped without changing cost")
     cfg = _renamed(cfg, model_type)
     out: dict[str, Any] = {"name": name, "source": source, "attention": _attention_kind(cfg),
                            "ffn": "moe" if cfg.get("n_routed_experts") else "dense"}

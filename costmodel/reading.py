@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,19 @@ MAX_SPEC_BYTES = 1_000_000  # scenarios, models, GPUs, configs: the bundled ones
 MAX_DATA_BYTES = 200_000_000  # traces, profiles, sweep journals
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 200_000  # nodes visited with aliases expanded: a billion-laughs file stops here
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe composer (when present), where a number is a number in every notation YAML allows:
+    YAML 1.1 reads `1e3` and `2E-1` (no dot) as strings, YAML 1.2 and every JSON reader as numbers, so
+    a sweep axis `rate_per_s: [1e3]` and a scenario's `2e1` mean the same."""
+
+
+_Composer.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+_COMPOSER = _Composer
 
 
 def clip(value: object, limit: int = 80) -> str:

@@ -508,6 +508,8 @@ class ServeVariantResult(BaseModel):
     requests: int
     saturation_requests: int  # requests queued at t = 0 for the two maximum-throughput runs
     saturation_note: str | None = None  # None when those runs saturate the instance, else why their figures are low
+    carried_rate_per_s: float | None = None  # Poisson workloads: the request rate the instance carries with them
+    overload_note: str | None = None  # None unless the offered rate is above what the instance carries
     decode_gpus: int  # the unit that decodes (the variant's instance)
     prefill_gpus: int  # the unit that prefills (the prefill pool, or the same instance)
     generation_tok_s_per_gpu: float
@@ -520,6 +522,27 @@ class ServeVariantResult(BaseModel):
     sim_wall_s: float
     fleet: dict | None = None  # FleetPlan fields when the inference part has `fleet:` (study.py)
     bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
+
+
+OVERLOAD_MARGIN = 1.10  # offered over carried beyond this counts as overload: a Poisson run's steady rate
+# varies by a few percent from run to run, so a smaller excess is not told apart from noise
+
+
+def overload(w: WorkloadSpec, mixed: ServeResult) -> dict:
+    """Whether a Poisson workload offers more requests per second than the instance carries with it.
+    The mixed run's steady generation rate (between the completion percentiles where it neither fills nor
+    drains) is the offered rate when the instance keeps up, and the instance's capacity when it does not;
+    divided by the mean output it is the request rate carried."""
+    if w.arrival != "poisson":
+        return {}
+    carried = mixed.max_generation_throughput_tok_s / w.output_tokens.mean
+    if w.rate_per_s <= OVERLOAD_MARGIN * carried:
+        return {"carried_rate_per_s": carried}
+    note = (f"the offered load ({w.rate_per_s:,.1f} requests/s) is above what the instance carries with this "
+            f"workload (about {carried:,.1f} requests/s, {mixed.max_generation_throughput_tok_s:,.0f} output tok/s): "
+            f"requests queue without bound, so TTFT grows with the run's length; lower rate_per_s to at most "
+            f"{carried:,.1f}, or serve it with more instances (fleet:)")
+    return {"carried_rate_per_s": carried, "overload_note": note}
 
 
 def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path | None = None,
@@ -546,6 +569,7 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
         max_concurrent_requests=gen.max_concurrent_requests, kv_capacity_tokens=mixed.kv_capacity_tokens,
         preemptions=mixed.preemptions, requests=mixed.requests, saturation_requests=gen.requests,
         saturation_note=saturation_note(m, inf, w) or saturation_note(m, prefill_inf, w),
+        **overload(w, mixed),
         decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,
         prompt_tok_s_per_gpu=pre_tok_s / p_gpus, generation_tok_s_per_node=gen_tok_s / inf.cluster.nodes,
         prompt_tok_s_per_node=pre_tok_s / prefill_inf.cluster.nodes,

@@ -27,7 +27,8 @@ TokenCount = Annotated[int, Field(gt=0, le=MAX_TOKENS), Strict()]
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: a boolean is never a number, and a quoted "1e12" is not one either (YAML reads 1e12 as one)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class Sourced(Spec):
@@ -58,7 +59,7 @@ class QuantizationConfig(Spec):
     quant_method: Literal["fp8"]
     fmt: Literal["e4m3", "e5m2"] = "e4m3"
     activation_scheme: Literal["dynamic", "static"] = "dynamic"
-    weight_block_size: tuple[PosInt, PosInt] | None = None
+    weight_block_size: tuple[PosInt, PosInt] | None = Field(None, strict=False)  # a YAML list is a tuple
 
 
 class ModelSpec(Spec):
@@ -276,7 +277,7 @@ class Parallelism(Spec):
     micro_batches: PosInt = 1
     recompute: Literal["none", "selective", "full"] = "none"
     placement: tuple[Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"]] = Field(
-        ("tp", "dp", "pp"), description="rank order, innermost first: which groups share a node (EP = inner DP)")
+        ("tp", "dp", "pp"), strict=False, description="rank order, innermost first: which groups share a node (EP = inner DP)")
     overlap_grad_sync: bool = Field(True, description="ZeRO gradient reduce-scatter / all-gather overlapped")
     overlap_tp_comm: bool = Field(False, description="sequence-parallel all-gather/reduce-scatter overlapped "
                                                      "with the GEMM they feed (chunked, as DeepSeek LLM's HAI-LLM does)")

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from costmodel.errors import FieldProblem, PlannerError
-from costmodel.loader import load_named, read_yaml, validate
+from costmodel.budget import MAX_REQUESTS, largest_sweep, sweep_core_s
+from costmodel.loader import line_of, load_named, read_yaml, scenario_and_node, validate
 from costmodel.reading import clip, read_text
 from costmodel.specs import Spec
 
@@ -61,6 +62,13 @@ class Constraint(Spec):
     max: float | None = None
     min: float | None = None
 
+    @model_validator(mode="after")
+    def _bound(self) -> Constraint:
+        if self.max is None and self.min is None:
+            raise FieldProblem("max", f"the constraint on {self.metric} has neither max nor min, so it would "
+                               "constrain nothing", "give max:, min: or both")
+        return self
+
 
 class SweepSpec(Spec):
     """`scenarios/sweeps/*.yaml`: vary one variant of a base scenario over a grid."""
@@ -74,7 +82,7 @@ class SweepSpec(Spec):
     axes: dict[str, list[Any]] = Field(min_length=1)
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[Constraint] = []
-    requests: int = Field(2000, gt=0, description="serve: requests per point")
+    requests: int = Field(2000, gt=0, le=MAX_REQUESTS, description="serve: requests per point")
 
     @model_validator(mode="after")
     def _axes(self) -> SweepSpec:
@@ -98,17 +106,38 @@ class SweepSpec(Spec):
 
 
 def load_sweep(path: Path) -> tuple[SweepSpec, str, Path]:
-    """The sweep, its base scenario's text and that file's path (errors name the right file)."""
+    """The sweep, its base scenario's text and that file's path (errors name the right file), checked
+    whole before any point runs: the base is a scenario with the named variant, every GPU of the axes
+    exists, and the grid's points fit the work budget."""
     data, node = read_yaml(Path(path))
     spec = validate(SweepSpec, data, Path(path), node)
     base = (Path(path).parent / spec.base).resolve()
+    if base == Path(path).resolve():
+        raise PlannerError("`base:` names this sweep file itself", file=str(path), line=line_of(node, ("base",)),
+                           field="base", fix="name the scenario file whose variant the sweep varies")
     if not base.is_file():
         raise PlannerError(f"base scenario {spec.base!r} not found", file=str(path), field="base",
                            fix="give a scenario path relative to the sweep file")
     text = read_text(base)
+    names = [v.name for v in scenario_and_node(base, text)[0].variants]
+    if spec.variant not in names:
+        raise PlannerError(f"the base scenario {spec.base} has no variant {spec.variant!r}", file=str(path),
+                           line=line_of(node, ("variant",)), field="variant", fix=f"use one of {', '.join(names)}")
     for name in spec.axes.get("gpu", []):
         load_named("gpu", str(name), base, referer=Path(path), node=node, loc=("axes", "gpu"))
+    _check_budget(spec, path, node)
     return spec, text, base
+
+
+def _check_budget(spec: SweepSpec, path: Path, node) -> None:
+    """The grid's points, counted without expanding it, within the sweep budget (costmodel/budget.py)."""
+    points, largest = math.prod(len(v) for v in spec.axes.values()), largest_sweep(spec.kind)
+    if points > largest:
+        hours = sweep_core_s(spec.kind, points) / 3600
+        raise PlannerError(f"the axes make {points:,} points (about {hours:,.0f} core-hours of {spec.kind} "
+                           f"simulation), over the {largest:,} a {spec.kind} sweep may run", file=str(path),
+                           line=line_of(node, ("axes",)), field="axes",
+                           fix=f"list fewer values, so that the axes' lengths multiply to at most {largest:,}")
 
 
 def expand(spec: SweepSpec) -> list[dict]:

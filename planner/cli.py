@@ -239,15 +239,26 @@ def sweep_cmd(sweep_file: Path, address, out, resume, sequential, workers, fmt) 
     """Expand a sweep file's grid and simulate every point on Dask; print the Pareto front."""
     spec, _, _ = load_sweep(sweep_file)  # errors exit 2 before any worker starts
     out = out or Path("results") / f"{spec.name}.jsonl"
-    with render.progress_bar(disable=fmt == "json") as bar:
-        task = bar.add_task(f"sweep {spec.name}", total=None)
-        header, rows = run_sweep(sweep_file, out, address=address, sequential=sequential, resume=resume,
-                                 workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    try:
+        with render.progress_bar(disable=fmt == "json") as bar:
+            task = bar.add_task(f"sweep {spec.name}", total=None)
+            header, rows = run_sweep(sweep_file, out, address=address, sequential=sequential, resume=resume,
+                                     workers=workers, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except KeyboardInterrupt:
+        _interrupted(journal_path(out), sweep_file, out)
     summary = summarise(header, rows)
     if fmt == "json":
         click.echo(strict_dumps({"results": str(out), **summary}, indent=2))
     else:
         render.sweep_summary(header, summary, str(out))
+
+
+def _interrupted(journal: Path, sweep_file: Path, out: Path) -> None:
+    """Ctrl-C during a sweep: one line saying what is kept and how to go on; exit code 130 (SIGINT)."""
+    kept = sum(1 for line in journal.read_text().splitlines()[1:] if line.strip()) if journal.is_file() else 0
+    click.echo(f"interrupted: {kept} point(s) are journaled in {journal}; continue with "
+               f"`planner sweep {sweep_file} --out {out} --resume`", err=True)
+    sys.exit(130)
 
 
 @cli.command("plan")

@@ -333,6 +333,8 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
             console.print(fleet_line(r.name, r.fleet))
         if r.saturation_note:
             console.print(f"{r.name}: {r.saturation_note}")
+        if r.overload_note:
+            console.print(f"{r.name}: warning: {r.overload_note}")
 
 
 BANDS = {  # metric -> (row label, unit)

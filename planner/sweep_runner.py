@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -178,15 +180,31 @@ def dask_client(address: str | None, workers: int):
     if address:
         client = Client(address, timeout="10s")
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0")  # loopback only, any free port
+        with _sigint_ignored():  # the workers inherit it: Ctrl-C reaches this process only, not five tracebacks
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0")  # loopback only, any free port
         client = Client(cluster)
     try:
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _sigint_ignored():  # a second Ctrl-C does not leave the workers running
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while the block runs (in the main thread only, where signals can be set). A Python
+    process started with SIGINT ignored keeps ignoring it, so the cluster's workers never see Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _run_dask(todo: list[dict], text: str, base: str, spec: dict, address: str | None, workers: int, record) -> None:

@@ -82,3 +82,30 @@ def test_not_json_exits_2(tmp_path):
     path.write_text("{not json")
     result = CliRunner().invoke(cli, ["import-hf", str(path)])
     assert result.exit_code == 2 and "cannot read JSON" in result.output
+
+
+V3 = yaml.safe_load((__import__("tests.conftest", fromlist=["SCENARIOS"]).SCENARIOS / "models" / "deepseek-v3.yaml").read_text())
+V3_CONFIG = {"model_type": "deepseek_v3", **{k: v for k, v in V3.items() if k not in ("name", "source", "attention", "ffn")}}
+
+
+@pytest.mark.parametrize("extra, keys, feature", [
+    ({"index_topk": 2048, "index_n_heads": 64, "index_head_dim": 128}, "index_topk, index_n_heads, index_head_dim",
+     "sparse attention"),
+    ({"layer_types": ["linear_attention", "full_attention"]}, "layer_types", "linear-attention"),
+    ({"linear_conv_kernel_dim": 4, "full_attention_interval": 4}, "linear_conv_kernel_dim, full_attention_interval",
+     "linear-attention"),
+    ({"layer_types": ["sliding_attention", "full_attention"]}, "layer_types", "sliding-window attention layers"),
+    ({"sliding_window": 4096}, "sliding_window", "sliding-window attention"),
+    ({"sliding_window": 4096, "use_sliding_window": True}, "sliding_window, use_sliding_window", "sliding-window"),
+])
+def test_attention_features_not_modelled_are_refused_naming_the_keys(tmp_path, extra, keys, feature):
+    """Keys that change attention's cost are never dropped as 'no effect on cost' (DeepSeek-V3.2's indexer)."""
+    result = run_import(tmp_path, {**V3_CONFIG, **extra})
+    assert result.exit_code == 2 and f"field `{keys}`" in result.output and feature in result.output, result.output
+    assert len(result.output.splitlines()) == 1
+
+
+def test_a_disabled_or_absent_sliding_window_imports(tmp_path):
+    """Qwen configs state a window with use_sliding_window: false; Mixtral's is null: full attention both."""
+    assert imported(tmp_path, {**V3_CONFIG, "sliding_window": 4096, "use_sliding_window": False}).hidden_size == 7168
+    assert imported(tmp_path, MIXTRAL_8X7B).n_routed_experts == 8

@@ -187,3 +187,67 @@ def test_serve_sweep_points_still_saturate():
     row = evaluate(text, str(base), spec.model_dump(), {"gpu": "h800", "kv_bits": 6})
     assert row["status"] == "ok", row
     assert row["metrics"]["max_generation_throughput_tok_s"] == pytest.approx(83_435, rel=0.005)
+
+
+@pytest.mark.parametrize("change, field, expected", [
+    (("variant: deepseek-v2", "variant: nope"), "variant", "has no variant 'nope'"),
+    (("base: {base}", "base: small.yaml"), "base", "names this sweep file itself"),
+    (("kind: train", "kind: serve\nrequests: 1e10"), "requests", "integer"),
+    (("kind: train", "kind: serve\nrequests: true"), "requests", "valid integer"),
+    (("  - {{metric: days_total, goal: min}}\n", "  - {{metric: days_total, goal: min}}\nconstraints:\n"
+      "  - {{metric: days_total}}\n"), "constraints.0.max", "neither max nor min"),
+    (("  recompute: [selective, full]", "  recompute: [selective, full]\n  global_batch_seqs: [" +
+      ", ".join(str(4608 + 8 * i) for i in range(100)) + "]\n  seq_len: [" + ", ".join(str(1024 + i) for i in range(100))
+      + "]\n  dispatch_bits: [" + ", ".join(str(1 + i) for i in range(20)) + "]"), "axes",
+     "make 1,600,000 points"),
+])
+def test_sweep_file_mistakes_are_one_error_before_any_point_runs(tmp_path, change, field, expected):
+    """Mistakes that used to surface per point (exit 0 with every point rejected) end the command at once."""
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL.replace(*change).format(base=SCENARIOS / "deepseek-v2-paper.yaml"))
+    for args in (["sweep", str(path), "--out", str(tmp_path / "o.jsonl"), "--sequential"], ["validate", str(path)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and f"field `{field}`" in result.output and expected in result.output, result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_the_sweep_budget_is_the_lower_of_points_and_work():
+    from costmodel.budget import MAX_SWEEP_CORE_S, MAX_SWEEP_POINTS, SWEEP_POINT_CORE_S, largest_sweep
+
+    assert largest_sweep("static") == MAX_SWEEP_POINTS
+    assert largest_sweep("serve") == int(MAX_SWEEP_CORE_S / SWEEP_POINT_CORE_S["serve"]) == 10_800
+
+
+def test_an_axis_number_in_exponent_notation_is_a_number(tmp_path):
+    """YAML 1.1 reads 1e3 as a string; the sweep reads it as the number every other reader sees."""
+    path = tmp_path / "serve.yaml"
+    path.write_text((SCENARIOS / "sweeps" / "deepseek-v2-serving.yaml").read_text()
+                    .replace("base: ../", f"base: {SCENARIOS}/").replace("kv_bits: [16, 8, 6]", "rate_per_s: [2e1, 1.5E+1]"))
+    spec, _, _ = load_sweep(path)
+    assert spec.axes["rate_per_s"] == [20.0, 15.0]
+
+
+def test_ctrl_c_stops_a_dask_sweep_in_one_line_with_its_journal_intact(small, tmp_path):
+    """SIGINT to the CLI (as Ctrl-C sends to the terminal's process group): one line, exit 130, no worker
+    traceback, the workers gone, and the journal resumes to every point once."""
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-c", "from planner.cli import main; main()", "sweep", str(small), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(read_journal(out)[1]) < 1):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # the whole group, workers included, as a terminal does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip() and "━" not in line and "sweep small" not in line
+             and " - distributed." not in line]  # a cancelled task's log line from a worker, not a traceback
+    assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "--resume" in lines[0], err
+    assert "Traceback" not in err
+    time.sleep(1)
+    alive = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert alive == [], f"worker processes left running: {alive}"
+    result = CliRunner().invoke(cli, ["sweep", str(small), "--out", str(out), "--resume", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    ids = [r["id"] for r in read_journal(out)[1]]
+    assert len(ids) == len(set(ids)) == 8
