@@ -244,8 +244,11 @@ def test_ctrl_c_stops_a_dask_sweep_in_one_line_with_its_journal_intact(small, tm
              and " - distributed." not in line]  # a cancelled task's log line from a worker, not a traceback
     assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "--resume" in lines[0], err
     assert "Traceback" not in err
-    time.sleep(1)
-    alive = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    for _ in range(100):  # the workers and the resource tracker exit within seconds of their parent
+        alive = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if not alive:
+            break
+        time.sleep(0.1)
     assert alive == [], f"worker processes left running: {alive}"
     result = CliRunner().invoke(cli, ["sweep", str(small), "--out", str(out), "--resume", "--format", "json"])
     assert result.exit_code == 0, result.output
