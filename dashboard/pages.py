@@ -97,6 +97,30 @@ def scenario_bar() -> bool:
     return True
 
 
+# Streamlit colours a delta green when it rises ("normal") or when it falls ("inverse"): lower is better
+# for cost, latency and memory, higher for throughput.
+DELTA_COLOR = {"cost": "inverse", "latency": "inverse", "memory": "inverse", "throughput": "normal"}
+
+
+def relative_delta(value: float, base: float) -> str:
+    """The change from `base` as a signed percentage ("-85.0%"): its sign is what Streamlit colours, so a
+    loss is never shown as a gain (a bare ratio "0.15x" has no sign and was drawn green)."""
+    return f"{(value / base - 1) * 100:+.1f}%"
+
+
+def asked(key: str, choice: dict, configured: dict | None = None) -> bool:
+    """A what-if simulates only on its Simulate button: True when the choices shown are the ones last
+    asked for (before any ask, when they are `configured`, the scenario's own); else it says to press it."""
+    token = json.dumps(choice, sort_keys=True, default=str)
+    if st.button("Simulate", key=f"{key}-simulate", type="primary"):
+        st.session_state[key] = token
+    wanted = st.session_state.get(key, None if configured is None else json.dumps(configured, sort_keys=True, default=str))
+    if wanted == token:
+        return True
+    st.info("Press **Simulate** to run these choices (nothing is simulated until then).")
+    return False
+
+
 def _by_name(rows: list[dict]) -> dict[str, dict]:
     return {r["name"]: r for r in rows}
 
@@ -116,23 +140,22 @@ def overview() -> None:
             st.subheader(n)
             base_t, t = train.get(baseline, {}), train.get(n, {})
             if "gpu_hours_per_trillion_tokens" in t:
-                delta = None if n == baseline or "gpu_hours_per_trillion_tokens" not in base_t else \
-                    f"{(t['gpu_hours_per_trillion_tokens'] / base_t['gpu_hours_per_trillion_tokens'] - 1) * 100:+.1f}%"
-                st.metric("GPU-hours / T tokens", f"{t['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K", delta,
-                          delta_color="inverse")
+                key = "gpu_hours_per_trillion_tokens"
+                delta = None if n == baseline or key not in base_t else relative_delta(t[key], base_t[key])
+                st.metric("GPU-hours / T tokens", f"{t[key] / 1e3:,.1f}K", delta, delta_color=DELTA_COLOR["cost"])
                 st.metric("$ / T tokens", f"${t['cost_usd_per_trillion_tokens'] / 1e6:,.2f}M")
                 st.metric("MFU", f"{100 * t['mfu']:.1f}%")
             elif "error" in t:
                 st.warning(plain(t["error"]))
             base_kv = next(x for x in rep["variants"] if x["name"] == baseline)["kv_cache_bytes_per_token"]
             st.metric("KV cache / token", f"{v['kv_cache_bytes_per_token'] / 1e3:.1f} KB",
-                      None if n == baseline else f"{(v['kv_cache_bytes_per_token'] / base_kv - 1) * 100:+.1f}%",
-                      delta_color="inverse")
+                      None if n == baseline else relative_delta(v["kv_cache_bytes_per_token"], base_kv),
+                      delta_color=DELTA_COLOR["memory"])
             s, base_s = serve.get(n, {}), serve.get(baseline, {})
             if "max_generation_throughput_tok_s" in s:
-                ratio = None if n == baseline or "max_generation_throughput_tok_s" not in base_s else \
-                    f"{s['max_generation_throughput_tok_s'] / base_s['max_generation_throughput_tok_s']:.2f}x"
-                st.metric("Max generation tok/s", f"{s['max_generation_throughput_tok_s']:,.0f}", ratio)
+                key = "max_generation_throughput_tok_s"
+                delta = None if n == baseline or key not in base_s else relative_delta(s[key], base_s[key])
+                st.metric("Max generation tok/s", f"{s[key]:,.0f}", delta, delta_color=DELTA_COLOR["throughput"])
     st.plotly_chart(figures.plot_overview(
         names,
         [train[n]["gpu_hours_per_trillion_tokens"] / 1e3 if "gpu_hours_per_trillion_tokens" in train.get(n, {}) else None
@@ -199,13 +222,11 @@ def training() -> None:
     recompute = url_select(c[4], "Recompute", ["none", "selective", "full"],
                            ["none", "selective", "full"].index(par.recompute), f"{v.name}.recompute")
     overrides = {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision, "recompute": recompute}
-    try:
-        with st.spinner("simulating the step…"):
-            result, passes = data.training_whatif(text, name, v.name, overrides)
-    except PlannerError as e:  # the file is as it was: the what-if choices above made the layout invalid
-        st.error(plain(f"With the what-if choices above: {e}"))
-        result = None
+    configured = {"schedule": par.schedule, "micro_batches": par.micro_batches, "ep": par.ep, "precision": t.precision,
+                  "recompute": par.recompute}
+    result = _training_result(text, name, v.name, overrides) if asked(f"train-whatif-{v.name}", overrides, configured) else None
     if result is not None:
+        result, passes = result
         metric_row([("Step time", f"{result['step_time_s']:.2f} s"), ("MFU", f"{100 * result['mfu']:.1f}%"),
                     ("Bubble", f"{100 * result['bubble_fraction']:.1f}%"),
                     ("GPU-hours / T tokens", f"{result['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K"),
@@ -219,6 +240,16 @@ def training() -> None:
     st.subheader("Where the step goes (as configured in the scenario)")
     rows = [r for r in data.training(text, name) if "step_time_s" in r]
     st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
+
+
+def _training_result(text: str, name: str, variant: str, overrides: dict) -> tuple[dict, list] | None:
+    """The what-if's step, or None with the reason shown (the choices made the layout invalid)."""
+    try:
+        with st.spinner("simulating the step…"):
+            return data.training_whatif(text, name, variant, overrides)
+    except PlannerError as e:  # the file is as it was: the what-if choices above made the layout invalid
+        st.error(plain(f"With the what-if choices above: {e}"))
+        return None
 
 
 def serving() -> None:
@@ -307,10 +338,10 @@ def _serving_whatif(text: str, name: str, served: list) -> None:
         point = {"gpu": gpu, "nodes": nodes, "tp": tp, "ep": gpus_n if ep_all else inf.parallelism.ep,
                  "weight_bits": weight_bits, "kv_bits": kv_bits}
         extra = _serving_extra(workload, prefill_nodes, inf.cluster.gpus_per_node)
-        if not st.toggle("Simulate this", key="serve-whatif-on"):
+        if not asked(f"serve-whatif-{v.name}", {"point": point, "extra": extra}):
             return
         try:
-            with st.spinner("simulating…"):
+            with st.spinner("simulating (the work budget of `simulate serve` applies)…"):
                 r = data.serving_whatif(text, name, v.name, point, extra)
         except PlannerError as e:
             st.error(plain(str(e)))

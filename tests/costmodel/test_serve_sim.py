@@ -190,3 +190,30 @@ def test_prefill_pool_layout_is_validated(tmp_path):
     path.write_text(text)
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2 and "variants.0.inference.prefill_pool.parallelism.ep" in result.output
+
+
+def test_an_ep_that_does_not_split_the_experts_names_ep_and_the_eps_that_work():
+    """It blamed redundant_experts and suggested replicas; the fix is ep, and which eps work is computable:
+    the divisors of both 160 routed experts and tp x dp = 8."""
+    from costmodel.feasibility import serving_option_problems
+    from costmodel.study import open_study
+
+    v = open_study(SCENARIOS / "deepseek-v2-paper.yaml").variant("deepseek-v2")
+    inf = v.inference.model_copy(update={"parallelism": v.inference.parallelism.model_copy(update={"ep": 3, "dp": 6, "tp": 1})})
+    inf = inf.model_copy(update={"parallelism": inf.parallelism.model_copy(update={"dp": 6})})
+    (p,) = [p for p in serving_option_problems(v.model, inf) if "experts" in p.problem]
+    assert p.field == "parallelism.ep" and "ep 3 does not divide the 160 routed experts" in p.problem
+    assert "tp x dp = 6: 1, 2" in p.fix  # 160's divisors that divide 6
+
+
+def test_an_offered_load_above_what_the_instance_carries_is_stated():
+    """400 requests/s of the chat workload on one 8xH800 V2 instance: far above the ~110-170 it carries."""
+    from costmodel.study import open_study, override, serve
+
+    st_ = open_study(SCENARIOS / "deepseek-v2-paper.yaml")
+    hot = override(st_, "deepseek-v2", {"inference.workload.rate_per_s": 400.0})
+    (r,) = serve(hot, only="deepseek-v2", requests=3000)
+    assert r.overload_note is not None and "lower rate_per_s to at most" in r.overload_note
+    assert 50 < r.carried_rate_per_s < 400
+    (calm,) = serve(st_, only="deepseek-v2", requests=3000)  # the paper's 8 requests/s
+    assert calm.overload_note is None and calm.carried_rate_per_s == pytest.approx(8.0, rel=0.1)

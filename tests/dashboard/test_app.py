@@ -63,9 +63,12 @@ def test_training_whatif_matches_the_cli(cli_json):
     assert shown["GPU-hours / T tokens"] == f"{train['deepseek-v2']['gpu_hours_per_trillion_tokens'] / 1e3:,.1f}K"
     widget = {s.label: s for s in at.selectbox}
     widget["Schedule"].select("1f1b").run()  # instead of zero-bubble: a bigger bubble, a longer step
+    assert "Step time" not in {m.label for m in at.metric} and "Press **Simulate**" in at.info[0].value  # not yet
+    at.button(key="train-whatif-deepseek-v2-simulate").click().run()
     assert not at.exception and float(at.metric[0].value.split()[0]) > float(shown["Step time"].split()[0])
     widget = {s.label: s for s in at.selectbox}
     widget["EP"].select(1).run()  # all 160 experts on every GPU: does not fit, said inline
+    at.button(key="train-whatif-deepseek-v2-simulate").click().run()
     assert not at.exception and "needs" in at.error[0].value and "GB per GPU" in at.error[0].value
 
 
@@ -149,11 +152,15 @@ def test_serving_whatif_resimulates(cli_json):
     V2's 6 bits holds fewer requests, so the maximum generation throughput falls."""
     _, serve, _ = cli_json
     at = run_page("serving")
-    at.toggle(key="serve-whatif-on").set_value(True).run()
+    assert len([m for m in at.metric if m.label == "Max generation tok/s"]) == 2  # the two cards: no what-if yet
+    at.button(key="serve-whatif-deepseek-v2-simulate").click().run()
     assert not at.exception
     shown = [m.value for m in at.metric if m.label == "Max generation tok/s"]
     assert shown[-1] == f"{serve['deepseek-v2']['max_generation_throughput_tok_s']:,.0f}"
+    before = len(at.metric)
     next(s for s in at.selectbox if s.label == "KV bits").select(16).run()
+    assert len(at.metric) < before  # a change does not simulate until asked
+    at.button(key="serve-whatif-deepseek-v2-simulate").click().run()
     after = [m.value for m in at.metric if m.label == "Max generation tok/s"][-1]
     assert not at.exception and float(after.replace(",", "")) < float(shown[-1].replace(",", ""))
 

@@ -193,3 +193,36 @@ def test_selectors_upload_edit_remove_in_chromium(server, tmp_path):
         exception = not _no_exception(page)
         browser.close()
     assert errors == 0 and not exception
+
+
+DELTAS_JS = """() => [...document.querySelectorAll('[data-testid="stMetric"]')].flatMap(m => {
+  const d = m.querySelector('[data-testid="stMetricDelta"]');
+  if (!d) return [];
+  const [r, g] = getComputedStyle(d).color.match(/\\d+/g).map(Number);
+  return [[m.querySelector('[data-testid="stMetricLabel"]').innerText.trim(), d.innerText.trim(), g > r ? "green" : "red"]];
+})"""
+
+
+def test_overview_delta_colours_follow_each_metric_direction(server):
+    """Green is better: lower GPU-hours and KV cache, higher throughput. Against V2 as the baseline the 67B
+    is worse on all three, so all three are red with a minus sign on the throughput (once drawn green as
+    '0.15x'); against the 67B, V2 is better on all three, so all are green."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server, timeout=60_000)
+        page.wait_for_selector('[data-testid="stMetricDelta"]', timeout=240_000)
+        _settle(page)
+        against_67b = page.evaluate(DELTAS_JS)
+        _choose(page, "Baseline", "deepseek-v2")
+        page.wait_for_function("document.querySelectorAll('[data-testid=\"stMetricDelta\"]').length >= 3", timeout=120_000)
+        against_v2 = page.evaluate(DELTAS_JS)
+        browser.close()
+    wanted = {"GPU-hours / T tokens", "KV cache / token", "Max generation tok/s"}
+    assert {label for label, _, _ in against_67b} == wanted == {label for label, _, _ in against_v2}
+    assert all(colour == "green" for _, _, colour in against_67b), against_67b
+    assert all(colour == "red" for _, _, colour in against_v2), against_v2
+    throughput = next(delta for label, delta, _ in against_v2 if label == "Max generation tok/s")
+    assert throughput.startswith("-") and throughput.endswith("%"), throughput
