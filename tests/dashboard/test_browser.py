@@ -1,6 +1,7 @@
 """The dashboard in a real browser: streamlit serves it on a free port, headless Chromium (Debian's,
 driven by playwright) loads the overview, waits for the plotly charts to draw, and takes a screenshot."""
 
+import json
 import shutil
 import socket
 import subprocess
@@ -217,7 +218,9 @@ def test_overview_delta_colours_follow_each_metric_direction(server):
         _settle(page)
         against_67b = page.evaluate(DELTAS_JS)
         _choose(page, "Baseline", "deepseek-v2")
-        page.wait_for_function("document.querySelectorAll('[data-testid=\"stMetricDelta\"]').length >= 3", timeout=120_000)
+        before = [delta for _, delta, _ in against_67b]
+        page.wait_for_function(f"JSON.stringify(({DELTAS_JS})().map(d => d[1])) != {json.dumps(json.dumps(before))}",
+                               timeout=120_000)  # the rerun has drawn the new deltas
         against_v2 = page.evaluate(DELTAS_JS)
         browser.close()
     wanted = {"GPU-hours / T tokens", "KV cache / token", "Max generation tok/s"}
