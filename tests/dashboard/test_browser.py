@@ -219,7 +219,8 @@ def test_overview_delta_colours_follow_each_metric_direction(server):
         against_67b = page.evaluate(DELTAS_JS)
         _choose(page, "Baseline", "deepseek-v2")
         before = [delta for _, delta, _ in against_67b]
-        page.wait_for_function(f"JSON.stringify(({DELTAS_JS})().map(d => d[1])) != {json.dumps(json.dumps(before))}",
+        before_js = json.dumps(json.dumps(before, separators=(",", ":")))  # as JSON.stringify writes it
+        page.wait_for_function(f"JSON.stringify(({DELTAS_JS})().map(d => d[1])) != {before_js}",
                                timeout=120_000)  # the rerun has drawn the new deltas
         against_v2 = page.evaluate(DELTAS_JS)
         browser.close()
