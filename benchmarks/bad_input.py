@@ -166,8 +166,8 @@ CASES += [
         "{metric: ttft_p99_s, max: 2.0}", "{metric: ttft_p99_s}")}, ["validate", "sw.yaml"], ""),
     ("misleading errors", "import-hf DeepSeek-V3.2 indexer", {"config.json": json.dumps(V3_CONFIG)},
      ["import-hf", "config.json"], ""),
-    ("misleading errors", "MI300X-like node at 40 requests/s (overload stated)", {"gpus/mi300x.yaml": MI300X,
-     "workloads/hot.yaml": CHAT.replace("rate_per_s: 8", "rate_per_s: 40"), "s.yaml": paper_with("hot").replace(
+    ("misleading errors", "MI300X-like node at 400 requests/s (overload stated)", {"gpus/mi300x.yaml": MI300X,
+     "workloads/hot.yaml": CHAT.replace("rate_per_s: 8", "rate_per_s: 400"), "s.yaml": paper_with("hot").replace(
          "cluster: h800-node", "cluster: {gpu: mi300x, gpus_per_node: 8, nodes: 1}")},
      ["simulate", "serve", "s.yaml", "--variant", "deepseek-v2", "--requests", "3000", "--format", "json"], "json"),
 ]
