@@ -227,7 +227,7 @@ def read_expert_loads(csv_path: Path, referer: Path, line: int | None, field: st
                            fix=LOADS_FIX)
     table = read_csv(csv_path, ("expert", "load"), MAX_LOAD_ROWS, LOADS_FIX)
     loads: dict[int, float] = {}
-    for i, row in enumerate(table.rows):
+    for i, _row in enumerate(table.rows):
         expert = int(table.number(i, "expert", "number the experts 0..N-1", zero=True, integer=True))
         loads[expert] = loads.get(expert, 0.0) + table.number(i, "load", "give each load as a number of 0 or more", zero=True)
     if not loads or sorted(loads) != list(range(len(loads))):

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from costmodel.errors import FieldProblem, PlannerError
 from costmodel.budget import MAX_REQUESTS, largest_sweep, sweep_core_s
+from costmodel.errors import FieldProblem, PlannerError
 from costmodel.loader import line_of, load_named, read_yaml, scenario_and_node, validate
 from costmodel.reading import clip, read_text
 from costmodel.specs import Spec
