@@ -76,22 +76,42 @@ def report(text: str, name: str) -> dict:
     return study.report(open_text(text, name)).model_dump()
 
 
-def _each(results_of, part: str, text: str, name: str) -> list[dict]:
-    """One result dict per variant with `part`, or {"name", "error"} for a variant that cannot run."""
-    return [{"name": n, "error": str(r)} if isinstance(r, PlannerError) else r.model_dump()
-            for n, r in study.each_variant(open_text(text, name), results_of, part)]
+def variants_with(text: str, name: str, part: str) -> list[str]:
+    """The names of the scenario's variants that have `part` (training or inference)."""
+    return [v.name for v in open_text(text, name).scenario.variants if getattr(v, part) is not None]
+
+
+def _one(results_of, text: str, name: str, variant: str) -> dict:
+    """One variant's result dict, or {"name", "error"} for a variant that cannot run (the others still do)."""
+    try:
+        (r,) = results_of(open_text(text, name), only=variant)
+    except PlannerError as e:
+        return {"name": variant, "error": str(e)}
+    return r.model_dump()
+
+
+def compute_training_one(text: str, name: str, variant: str) -> dict:
+    """simulate train of one variant (as `planner simulate train --variant V --format json`), on disk too."""
+    return _disk(f"train-{variant}", text, lambda: _one(study.train, text, name, variant))
+
+
+def compute_serving_one(text: str, name: str, variant: str) -> dict:
+    """simulate serve of one variant (as `planner simulate serve --variant V --format json`), on disk too."""
+    return _disk(f"serve-{variant}", text, lambda: _one(study.serve, text, name, variant))
 
 
 def compute_training(text: str, name: str) -> list[dict]:
     """simulate train for every variant with a training part (as `planner simulate train --format json`)."""
-    return _disk("train", text, lambda: _each(study.train, "training", text, name))
+    return [compute_training_one(text, name, v) for v in variants_with(text, name, "training")]
 
 
 def compute_serving(text: str, name: str) -> list[dict]:
     """simulate serve for every variant with an inference part (as `planner simulate serve --format json`)."""
-    return _disk("serve", text, lambda: _each(study.serve, "inference", text, name))
+    return [compute_serving_one(text, name, v) for v in variants_with(text, name, "inference")]
 
 
+training_one = st.cache_data(show_spinner=False)(compute_training_one)
+serving_one = st.cache_data(show_spinner=False)(compute_serving_one)
 training = st.cache_data(show_spinner=False)(compute_training)
 serving = st.cache_data(show_spinner=False)(compute_serving)
 

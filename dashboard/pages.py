@@ -108,6 +108,20 @@ def relative_delta(value: float, base: float) -> str:
     return f"{(value / base - 1) * 100:+.1f}%"
 
 
+def with_progress(kind: str, text: str, name: str) -> list[dict]:
+    """Every variant's training or serving result, one at a time under a progress bar that names the
+    variant being simulated (each is cached, in memory and on disk, after its first time)."""
+    one, part = (data.training_one, "training") if kind == "training" else (data.serving_one, "inference")
+    names = data.variants_with(text, name, part)
+    bar = st.progress(0.0)
+    out = []
+    for i, variant in enumerate(names):
+        bar.progress(i / len(names), text=f"simulating {kind} of {variant} ({i + 1} of {len(names)}; cached afterwards)…")
+        out.append(one(text, name, variant))
+    bar.empty()
+    return out
+
+
 def asked(key: str, choice: dict, configured: dict | None = None) -> bool:
     """A what-if simulates only on its Simulate button: True when the choices shown are the ones last
     asked for (before any ask, when they are `configured`, the scenario's own); else it says to press it."""
@@ -131,8 +145,18 @@ def overview() -> None:
     rep = data.report(text, name)
     names = [v["name"] for v in rep["variants"]]
     baseline = st.selectbox("Baseline", names, index=names.index(rep["baseline"]))
-    with st.spinner("simulating training and serving (cached after the first time)…"):
-        train, serve = _by_name(data.training(text, name)), _by_name(data.serving(text, name))
+    top = st.container()  # filled after the analytic charts below are drawn, which need no simulation
+    _memory_and_counts(rep)
+    with top:
+        train = _overview_results(text, name, rep, names, baseline)
+    if train:
+        _download_row("training", list(train.values()))
+
+
+def _overview_results(text: str, name: str, rep: dict, names: list[str], baseline: str) -> dict:
+    """The simulated figures of every variant beside the baseline, and the overview chart; returns the
+    training results (for their download)."""
+    train, serve = _by_name(with_progress("training", text, name)), _by_name(with_progress("serving", text, name))
     cols = st.columns(len(names))
     for col, v in zip(cols, rep["variants"], strict=True):
         n = v["name"]
@@ -164,9 +188,7 @@ def overview() -> None:
         [serve[n]["max_generation_throughput_tok_s"] if "max_generation_throughput_tok_s" in serve.get(n, {}) else None
          for n in names],
         baseline), key="overview-chart")
-    _memory_and_counts(rep)
-    if train:
-        _download_row("training", list(train.values()))
+    return train
 
 
 def _memory_and_counts(rep: dict) -> None:
@@ -238,7 +260,7 @@ def training() -> None:
                         key="timeline-chart")
         _download_row("training-whatif", [result])
     st.subheader("Where the step goes (as configured in the scenario)")
-    rows = [r for r in data.training(text, name) if "step_time_s" in r]
+    rows = [r for r in with_progress("training", text, name) if "step_time_s" in r]
     st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
 
 
@@ -260,8 +282,7 @@ def serving() -> None:
     if not served:
         st.info("No variant of this scenario has an `inference:` part with a workload.")
         return
-    with st.spinner("simulating serving (cached after the first time)…"):
-        results = _by_name(data.serving(text, name))
+    results = _by_name(with_progress("serving", text, name))
     cols = st.columns(len(served))
     for col, v in zip(cols, served, strict=True):
         with col:
