@@ -22,7 +22,8 @@ report: $(STAMP)
 run: $(STAMP)
 	$(BIN)/planner report $(SCENARIO)
 	$(BIN)/planner simulate train $(SCENARIO)
-	$(BIN)/python -m dashboard.data $(SCENARIO)
+	# every bundled scenario's simulations cached on disk, so each page draws at once (about a minute here)
+	$(BIN)/python -m dashboard.data $(SCENARIO) $(filter-out $(SCENARIO),$(wildcard scenarios/*.yaml))
 	@echo "dashboard: http://localhost:$(PORT)"
 	$(BIN)/streamlit run dashboard/app.py --server.headless true --server.address 127.0.0.1 \
 		--server.port $(PORT) --browser.gatherUsageStats false

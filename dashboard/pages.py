@@ -290,6 +290,18 @@ def serving() -> None:
             _serving_cards(results.get(v.name, {}), v.inference)
     ok = {v.name: v for v in served if "error" not in results.get(v.name, {"error": 1})}
     _serving_whatif(text, name, served)
+    curve_box = st.container()  # drawn last (the curve simulates 7 rates a variant), shown in this place
+    st.subheader("TTFT and TPOT of the workload")
+    st.plotly_chart(figures.plot_distributions({n: results[n]["samples"] for n in ok}), key="dist-chart")
+    st.subheader("Running requests and KV cache over time")
+    st.plotly_chart(figures.plot_occupancy({n: results[n]["timeline"] for n in ok}), key="occupancy-chart")
+    _download_row("serving", [{k: v for k, v in r.items() if k not in ("timeline", "samples")} for r in results.values()])
+    with curve_box:
+        _latency_curve(text, name, ok, results)
+
+
+def _latency_curve(text: str, name: str, ok: dict, results: dict) -> None:
+    """Latency against steady throughput over arrival rates up to just past saturation, per variant."""
     st.subheader("Latency against throughput as the arrival rate grows, up to saturation")
     st.caption("Each point: Poisson arrivals at a share (10% to 110%) of the rate that saturates the instance, "
                "simulated for about 40 s; throughput is the steady rate between the completion-time percentiles "
@@ -301,11 +313,6 @@ def serving() -> None:
     st.plotly_chart(figures.plot_latency_curve(curves, {n: results[n]["max_generation_throughput_tok_s"] for n in ok}),
                     key="latency-chart")
     _download_row("latency-curve", [dict(variant=n, **p) for n, pts in curves.items() for p in pts])
-    st.subheader("TTFT and TPOT of the workload")
-    st.plotly_chart(figures.plot_distributions({n: results[n]["samples"] for n in ok}), key="dist-chart")
-    st.subheader("Running requests and KV cache over time")
-    st.plotly_chart(figures.plot_occupancy({n: results[n]["timeline"] for n in ok}), key="occupancy-chart")
-    _download_row("serving", [{k: v for k, v in r.items() if k not in ("timeline", "samples")} for r in results.values()])
 
 
 def metric_row(pairs: list[tuple[str, str]]) -> None:
