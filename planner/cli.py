@@ -161,7 +161,9 @@ def simulate_train(scenario: Path, fmt: str, trace: Path | None, only: str | Non
         raise PlannerError(f"cannot write the trace to {trace}", field="--trace",
                            fix="give a file path in an existing folder, e.g. --trace step.json")
     st = study.open_study(scenario)
-    results = study.train(st, only=only, trace=trace, with_bands=with_bands)
+    with render.progress_bar(transient=True, disable=fmt == "json") as bar:
+        bar.add_task("simulating training steps", total=None)  # elapsed time shows while it runs
+        results = study.train(st, only=only, trace=trace, with_bands=with_bands)
     if trace is not None:
         for r in results:
             click.echo(f"trace: {study.trace_path_for(trace, r.name, len(results) > 1)}", err=True)

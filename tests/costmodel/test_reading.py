@@ -209,3 +209,30 @@ def test_a_good_profile_row_reads_as_written(tmp_path):
     prof = load_profile(path)
     assert [(p.op, p.shape, p.median_s) for p in prof.points] == [("gemm", {"m": 32, "n": 64, "k": 128}, 1.5e-3)]
     assert prof.failed == 1 and prof.peak_flops_per_s == 1e11
+
+
+def test_work_beyond_the_budget_is_refused_before_it_starts(tmp_path):
+    """10M requests (it ran past 120 s), a 65-variant scenario, a million-row trace: each one line, exit 2."""
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--requests", "10000000"])
+    assert result.exit_code == 2 and "1<=x<=200000" in result.output
+    many = tmp_path / "many.yaml"
+    many.write_text("name: many\nvariants:\n" + "".join(f"  - {{name: v{i}, model: deepseek-v2-lite}}\n" for i in range(65)))
+    result = CliRunner().invoke(cli, ["validate", str(many)])
+    assert result.exit_code == 2 and "field `variants`" in result.output and "at most 64" in result.output, result.output
+    path = _trace_scenario(tmp_path, "0,100,10\n" * 200_001)
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--variant", "deepseek-v2"])
+    assert result.exit_code == 2 and "over the 200,000 this kind of file may have" in result.output
+
+
+@pytest.mark.parametrize("written, value", [("2e1", 20.0), ("2E+1", 20.0), ("1.5e1", 15.0), ("20", 20)])
+def test_a_number_is_a_number_in_every_yaml_notation(tmp_path, written, value):
+    """YAML 1.1 reads 2e1 as a string; here, as in YAML 1.2 and JSON, it is the number 20."""
+    from costmodel.loader import load_spec
+
+    path = tmp_path / "w.yaml"
+    path.write_text((SCENARIOS / "workloads" / "deepseek-chat-assumed.yaml").read_text()
+                    .replace("rate_per_s: 8", f"rate_per_s: {written}"))
+    assert load_spec("workload", path).rate_per_s == value
+    path.write_text(path.read_text().replace(f"rate_per_s: {written}", "rate_per_s: true"))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "rate_per_s" in result.output  # a boolean is never a number
