@@ -230,3 +230,28 @@ def test_overview_delta_colours_follow_each_metric_direction(server):
     assert all(colour == "red" for _, _, colour in against_v2), against_v2
     throughput = next(delta for label, delta, _ in against_v2 if label == "Max generation tok/s")
     assert throughput.startswith("-") and throughput.endswith("%"), throughput
+
+
+def test_a_whatif_change_waits_for_simulate_in_chromium(server):
+    """Training what-if: the configured step shows at once; a changed schedule simulates nothing (the step
+    time is gone, the page says to press Simulate) until the button is pressed, then a longer 1F1B step."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(f"{server}/training", timeout=60_000)
+        step = page.locator('[data-testid="stMetric"]').filter(has_text="Step time")
+        step.first.wait_for(timeout=240_000)
+        configured_s = float(step.first.locator('[data-testid="stMetricValue"]').inner_text().split()[0])
+        _choose(page, "Schedule", "1f1b")
+        waiting = page.get_by_text("Press Simulate to run these choices").count()
+        shown_before = step.count()
+        page.get_by_role("button", name="Simulate").click()
+        _settle(page)
+        step.first.wait_for(timeout=240_000)
+        whatif_s = float(step.first.locator('[data-testid="stMetricValue"]').inner_text().split()[0])
+        ok = _no_exception(page)
+        browser.close()
+    assert waiting == 1 and shown_before == 0, (waiting, shown_before)
+    assert ok and whatif_s > configured_s
