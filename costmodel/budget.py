@@ -17,9 +17,12 @@ MAX_VARIANTS = 64  # per scenario: the dashboard lays them side by side and ever
 MAX_SWEEP_POINTS = 100_000  # a grid's points, counted before it is expanded (a million-point grid took 2.7 GB)
 MAX_PROFILE_ROWS = 100_000  # rows of a profile CSV: `planner profile`'s default grid writes about 150
 MAX_SWEEP_CORE_S = 86_400.0  # a sweep's estimated work, in seconds of one core: a day
-# measured: seconds one sweep point takes on one core (the bundled sweeps on the 2-core dev machine): a
-# training step 0.2-0.6 s; a serving point of 2,000 requests plus its saturated runs 2-8 s; counts 0.01 s.
-SWEEP_POINT_CORE_S = {"train": 0.6, "serve": 8.0, "static": 0.01}
+# measured: seconds one sweep point takes on one core, on the 2-core dev machine: a training point 0.10 s
+# (V2, pp 16, costmodel/sweep.py evaluate) to 0.43 s (V3's 2,048-GPU step: simulate train, start-up taken
+# off); a serving point 0.83-0.90 s (the bundled V2 serving sweep: 1,500 requests plus saturated runs of
+# 25.9K), and the wide-EP examples 11.2 s for their four variants (2.8 s each); counts 0.01 s. Each
+# estimate is the largest measured.
+SWEEP_POINT_CORE_S = {"train": 0.45, "serve": 2.8, "static": 0.01}
 
 
 def sweep_core_s(kind: str, points: int) -> float:

@@ -215,7 +215,7 @@ def test_the_sweep_budget_is_the_lower_of_points_and_work():
     from costmodel.budget import MAX_SWEEP_CORE_S, MAX_SWEEP_POINTS, SWEEP_POINT_CORE_S, largest_sweep
 
     assert largest_sweep("static") == MAX_SWEEP_POINTS
-    assert largest_sweep("serve") == int(MAX_SWEEP_CORE_S / SWEEP_POINT_CORE_S["serve"]) == 10_800
+    assert largest_sweep("serve") == int(MAX_SWEEP_CORE_S / SWEEP_POINT_CORE_S["serve"]) == 30_857
 
 
 def test_an_axis_number_in_exponent_notation_is_a_number(tmp_path):
