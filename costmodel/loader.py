@@ -222,12 +222,12 @@ MAX_LOAD_ROWS = 100_000  # experts x layers: V3's 256 routed experts x 58 MoE la
 def read_expert_loads(csv_path: Path, referer: Path, line: int | None, field: str) -> list[float]:
     """Per-expert loads from a CSV with columns `expert,load` (global) or `layer,expert,load` (summed
     over layers), e.g. token counts per expert measured on a running service."""
-    if not csv_path.is_file() and not csv_path.exists():
+    if not csv_path.exists():
         raise PlannerError(f"cannot read {csv_path} (no such file)", file=str(referer), line=line, field=field,
                            fix=LOADS_FIX)
     table = read_csv(csv_path, ("expert", "load"), MAX_LOAD_ROWS, LOADS_FIX)
     loads: dict[int, float] = {}
-    for i, _row in enumerate(table.rows):
+    for i in range(len(table.rows)):
         expert = int(table.number(i, "expert", "number the experts 0..N-1", zero=True, integer=True))
         loads[expert] = loads.get(expert, 0.0) + table.number(i, "load", "give each load as a number of 0 or more", zero=True)
     if not loads or sorted(loads) != list(range(len(loads))):

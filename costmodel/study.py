@@ -248,16 +248,16 @@ def train(study: Study, only: str | None = None, trace: Path | None = None,
 def each_variant(study: Study, run: Callable, part: str) -> list[tuple[str, Any]]:
     """(name, result) of each variant with `part`, run alone by `run` (train or serve); the result is the
     PlannerError of a variant that cannot run, so one does not stop the others (dashboard, HTML report)."""
-    out: list[tuple[str, Any]] = []
-    for v in study.scenario.variants:
-        if getattr(v, part) is None:
-            continue
-        try:
-            (result,) = run(study, only=v.name)
-        except PlannerError as e:
-            result = e
-        out.append((v.name, result))
-    return out
+    return [(v.name, run_variant(study, run, v.name)) for v in study.scenario.variants if getattr(v, part) is not None]
+
+
+def run_variant(study: Study, run: Callable, name: str) -> Any:
+    """The result of `run` (train or serve) for the one variant `name`, or the PlannerError that stops it."""
+    try:
+        (result,) = run(study, only=name)
+    except PlannerError as e:
+        return e
+    return result
 
 
 def train_bands(v, errors: TimingErrors, draws: int = BAND_DRAWS) -> dict:

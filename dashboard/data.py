@@ -76,18 +76,17 @@ def report(text: str, name: str) -> dict:
     return study.report(open_text(text, name)).model_dump()
 
 
+@st.cache_data(show_spinner=False)
 def variants_with(text: str, name: str, part: str) -> list[str]:
-    """The names of the scenario's variants that have `part` (training or inference)."""
+    """The names of the scenario's variants that have `part` (training or inference); cached, since every
+    rerun of a page asks and the answer needs the scenario parsed."""
     return [v.name for v in open_text(text, name).scenario.variants if getattr(v, part) is not None]
 
 
 def _one(results_of, text: str, name: str, variant: str) -> dict:
     """One variant's result dict, or {"name", "error"} for a variant that cannot run (the others still do)."""
-    try:
-        (r,) = results_of(open_text(text, name), only=variant)
-    except PlannerError as e:
-        return {"name": variant, "error": str(e)}
-    return r.model_dump()
+    r = study.run_variant(open_text(text, name), results_of, variant)
+    return {"name": variant, "error": str(r)} if isinstance(r, PlannerError) else r.model_dump()
 
 
 def compute_training_one(text: str, name: str, variant: str) -> dict:
@@ -112,8 +111,6 @@ def compute_serving(text: str, name: str) -> list[dict]:
 
 training_one = st.cache_data(show_spinner=False)(compute_training_one)
 serving_one = st.cache_data(show_spinner=False)(compute_serving_one)
-training = st.cache_data(show_spinner=False)(compute_training)
-serving = st.cache_data(show_spinner=False)(compute_serving)
 
 WHATIF_PATHS = {"schedule": "training.parallelism.schedule", "micro_batches": "training.parallelism.micro_batches",
                 "ep": "training.parallelism.ep", "dp": "training.parallelism.dp",
