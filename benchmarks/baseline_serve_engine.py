@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from costmodel.serve_costs import StepModel
-from costmodel.specs import InferenceSpec
+from costmodel.inputs.specs import InferenceSpec
+from costmodel.timing.serve_costs import StepModel
 
 WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
 

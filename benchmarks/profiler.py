@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from costmodel.profiles import load_profile  # noqa: E402
-from costmodel.timing import held_out_errors  # noqa: E402
+from costmodel.inputs.profiles import load_profile  # noqa: E402
+from costmodel.timing.operators import held_out_errors  # noqa: E402
 
 
 def main() -> None:

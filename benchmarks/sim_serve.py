@@ -19,10 +19,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from baseline_serve_engine import simulate_serving_baseline  # noqa: E402
 
-from costmodel.memory import serving_memory  # noqa: E402
-from costmodel.serve_costs import step_model_for  # noqa: E402
-from costmodel.serve_sim import make_requests, simulate_serving  # noqa: E402
-from costmodel.study import open_study  # noqa: E402
+from costmodel.app.serving import run_serving  # noqa: E402
+from costmodel.app.study import open_study  # noqa: E402
+from costmodel.counts.memory import serving_memory  # noqa: E402
+from costmodel.inputs.requests import make_requests  # noqa: E402
+from costmodel.timing.serve_costs import step_model_for  # noqa: E402
 
 N = 100_000
 REPEATS = 2
@@ -49,7 +50,7 @@ def main() -> None:
         inf_w = inf.model_copy(update={"workload": w})
         old_s, old = best_wall_s(lambda r=reqs, i=inf_w: simulate_serving_baseline(
             r.arrival_s, r.prompt_tokens, r.output_tokens, i, step_model_for(m, i), capacity))
-        new_s, new = best_wall_s(lambda r=reqs, i=inf_w, w=w: simulate_serving(v.name, m, i, w, requests=r))
+        new_s, new = best_wall_s(lambda r=reqs, i=inf_w, w=w: run_serving(v.name, m, i, w, requests=r))
         assert new.iterations == old["iterations"] and new.finished == old["finished"], "engines disagree"
         print(f"{label:>8} {new.iterations:>10} {N / old_s:>15,.0f} {N / new_s:>15,.0f} {old_s / new_s:>7.2f}x")
 

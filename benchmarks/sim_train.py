@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from costmodel.loader import load_scenario  # noqa: E402
-from costmodel.train_sim import simulate_training  # noqa: E402
+from costmodel.inputs.loader import load_scenario  # noqa: E402
+from costmodel.sim.train_sim import simulate_training  # noqa: E402
 
 
 def variant_on(gpus: int):

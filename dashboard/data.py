@@ -13,14 +13,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from costmodel import study
-from costmodel.errors import PlannerError
-from costmodel.fleet import usd_per_million_output_tokens
-from costmodel.loader import load_spec
-from costmodel.profiles import load_profile
-from costmodel.reading import strict_dumps
-from costmodel.sweep import point_overrides
-from costmodel.timing import MeasuredBackend, RooflineBackend, held_out_errors
+from costmodel.app import study
+from costmodel.app.fleet import usd_per_million_output_tokens
+from costmodel.app.sweep import point_overrides
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.loader import load_spec
+from costmodel.inputs.profiles import load_profile
+from costmodel.inputs.reading import strict_dumps
+from costmodel.timing.operators import MeasuredBackend, RooflineBackend, held_out_errors
 from planner.plan_runner import run_plan
 from planner.sweep_runner import read_journal, summarise
 
@@ -32,7 +32,7 @@ CACHE = ROOT / ".cache" / "dashboard"
 def _code_version() -> str:
     """Changes whenever the cost model's code does, so cached results never outlive it."""
     h = hashlib.sha256()
-    for p in sorted((ROOT / "costmodel").glob("*.py")):
+    for p in sorted((ROOT / "costmodel").rglob("*.py")):
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
 

@@ -8,11 +8,12 @@ from typing import get_args
 
 import streamlit as st
 
-from costmodel.errors import PlannerError
-from costmodel.fleet import usd_per_million_output_tokens
-from costmodel.reading import decode_text, strict_dumps
-from costmodel.specs import Parallelism
-from dashboard import data, figures
+from charts import figures
+from costmodel.app.fleet import usd_per_million_output_tokens
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.reading import decode_text, strict_dumps
+from costmodel.inputs.specs import Parallelism
+from dashboard import data
 
 
 def active() -> tuple[str, str]:

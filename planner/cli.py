@@ -8,16 +8,16 @@ from pathlib import Path
 
 import click
 
-from costmodel import study
-from costmodel.budget import MAX_REQUESTS
-from costmodel.errors import PlannerError
-from costmodel.hf_import import import_hf, to_yaml
-from costmodel.loader import find_named, load_spec
-from costmodel.plan import checked_plan
-from costmodel.profiles import load_profile
-from costmodel.reading import clip, read_text, strict_dumps
-from costmodel.sweep_spec import load_sweep
-from costmodel.timing import held_out_errors
+from costmodel.app import study
+from costmodel.app.plan import checked_plan
+from costmodel.inputs.budget import MAX_REQUESTS
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.hf_import import import_hf, to_yaml
+from costmodel.inputs.loader import find_named, load_spec
+from costmodel.inputs.profiles import load_profile
+from costmodel.inputs.reading import clip, read_text, strict_dumps
+from costmodel.inputs.sweep_spec import load_sweep
+from costmodel.timing.operators import held_out_errors
 from planner import render
 from planner import validate_sim as validation
 from planner.plan_runner import run_plan

@@ -1,14 +1,14 @@
 """`planner plan`: screen a plan's layouts on Dask (a local cluster, or a scheduler at --address), then
-size, verify and recommend in this process (costmodel/plan.py)."""
+size, verify and recommend in this process (costmodel/app/plan.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from costmodel.plan import Layout, Screened, answer, checked_plan, layouts, screen
-from costmodel.plan_spec import PlanSpec
-from costmodel.specs import InferenceSpec
+from costmodel.app.plan import Layout, Screened, answer, checked_plan, layouts, screen
+from costmodel.inputs.plan_spec import PlanSpec
+from costmodel.inputs.specs import InferenceSpec
 from planner.sweep_runner import dask_client
 
 BATCHES_PER_WORKER = 4  # layouts travel in this many batches per worker: few round trips, even load

@@ -15,8 +15,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from costmodel.report import ScenarioReport, compare
-from dashboard import figures  # pure plotly builders, shared with the dashboard (HTML report)
+from charts import figures  # pure plotly builders, shared with the dashboard
+from costmodel.counts.report import ScenarioReport, compare
 
 
 def progress_bar(**kwargs) -> Progress:

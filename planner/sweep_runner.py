@@ -18,11 +18,11 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from costmodel.errors import PlannerError
-from costmodel.pareto import pareto_front
-from costmodel.reading import MAX_DATA_BYTES, read_text, strict_dumps
-from costmodel.sweep import evaluate
-from costmodel.sweep_spec import expand, load_sweep, point_id
+from costmodel.app.pareto import pareto_front
+from costmodel.app.sweep import evaluate
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.reading import MAX_DATA_BYTES, read_text, strict_dumps
+from costmodel.inputs.sweep_spec import expand, load_sweep, point_id
 
 ROW_KEYS = {"id", "label", "point", "status", "reason", "metrics"}
 BATCH_TARGET_S = 0.05  # group quick points so Dask's ~2 ms per task stays small beside the work

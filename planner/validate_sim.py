@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from costmodel.loader import find_named, load_spec
-from costmodel.opcounts import SIZE_KEYS, structure_key
-from costmodel.profiles import load_profile
-from costmodel.serve_costs import StepModel
-from costmodel.serve_sim import RequestArrays, simulate_serving
-from costmodel.specs import (
+from costmodel.app.serving import run_serving
+from costmodel.counts.opcounts import SIZE_KEYS, structure_key
+from costmodel.inputs.loader import find_named, load_spec
+from costmodel.inputs.profiles import load_profile
+from costmodel.inputs.requests import RequestArrays
+from costmodel.inputs.specs import (
     ClusterSpec,
     GPUSpec,
     InferenceSpec,
@@ -29,8 +29,9 @@ from costmodel.specs import (
     Parallelism,
     WorkloadSpec,
 )
-from costmodel.timing import Device, Timer
-from costmodel.uncertainty import bands, profile_errors
+from costmodel.timing.operators import Device, Timer
+from costmodel.timing.serve_costs import StepModel
+from costmodel.timing.uncertainty import bands, profile_errors
 from kernels.fingerprint import fingerprint_id, foreign
 from kernels.fingerprint import here as machine_here
 
@@ -144,7 +145,7 @@ def grid_for_run(o: dict) -> list[tuple[str, str, dict]]:
     steps = StepModel(spec, inf, rec, rec)
     for p in np.unique(prompts):  # every prompt prefilled alone, besides whatever batches the dry run forms
         steps.time([(int(p), int(p))], 0, 0)
-    simulate_serving("dry-run", spec, inf, _burst(o["requests"]), step_model=steps, kv_capacity_tokens=10**7,
+    run_serving("dry-run", spec, inf, _burst(o["requests"]), step_model=steps, kv_capacity_tokens=10**7,
                      requests=RequestArrays(np.zeros(len(prompts)), prompts, outputs))
     curves: dict[tuple, list[dict]] = {}
     for op, pass_, items in rec.asked:
@@ -231,13 +232,13 @@ def run(profile_path: Path, opts: dict | None = None) -> dict:
                           for it in real.iterations])
     measured = np.array([it.time_s for it in real.iterations])
     err = np.abs(predicted / measured - 1) * 100
-    sim = simulate_serving("v2-shaped-cpu", spec, inf, _burst(n), step_model=steps, kv_capacity_tokens=10**7,
+    sim = run_serving("v2-shaped-cpu", spec, inf, _burst(n), step_model=steps, kv_capacity_tokens=10**7,
                            requests=RequestArrays(np.zeros(n), prompts, outputs))
     real_tok_s = real.generated_tokens / real.total_s
 
     def draw(scale: dict[str, float]) -> dict[str, float]:  # the same simulation, the profile's errors drawn
         t = Timer(Device.from_profile(profile), profile, scale)
-        r = simulate_serving("v2-shaped-cpu", spec, inf, _burst(n), step_model=StepModel(spec, inf, t, t),
+        r = run_serving("v2-shaped-cpu", spec, inf, _burst(n), step_model=StepModel(spec, inf, t, t),
                              kv_capacity_tokens=10**7, requests=RequestArrays(np.zeros(n), prompts, outputs))
         return {"sim_generation_tok_s": r.generation_throughput_tok_s, "sim_total_s": r.sim_time_s}
     sim_bands = bands(draw, profile_errors(profile))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from costmodel.memory import training_memory  # noqa: E402
-from costmodel.study import open_study, override  # noqa: E402
-from costmodel.train_sim import simulate_training  # noqa: E402
+from costmodel.app.study import open_study, override  # noqa: E402
+from costmodel.counts.memory import training_memory  # noqa: E402
+from costmodel.sim.train_sim import simulate_training  # noqa: E402
 
 CHOICES = {  # label -> the override that turns the choice off
     "as published": {},

@@ -8,7 +8,7 @@ SCENARIOS = ROOT / "scenarios"
 
 @pytest.fixture(scope="session")
 def models():
-    from costmodel.loader import load_spec
+    from costmodel.inputs.loader import load_spec
 
     return {p.stem: load_spec("model", p) for p in (SCENARIOS / "models").glob("*.yaml")}
 

@@ -1,75 +1,129 @@
-"""Data flows one way: costmodel never imports torch (or kernels); kernels never import costmodel."""
+"""Data flows one way, and the folders say which way.
+
+Packages, lowest first: kernels (torch, on its own) | costmodel → charts → planner → dashboard. Inside
+costmodel, a module's layer is the folder it sits in (costmodel.LAYERS orders them); a module imports
+only from its own layer or a lower one, the graph has no cycle, and no project import hides in a function.
+"""
 
 import ast
 import subprocess
 import sys
 
+import pytest
+
+from costmodel import LAYERS
 from tests.conftest import ROOT
 
-
-def imports_of(package: str) -> set[str]:
-    names = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-    return names
-
-
-def test_costmodel_imports_neither_torch_nor_higher_layers():
-    assert not imports_of("costmodel") & {"torch", "kernels", "planner", "dashboard", "streamlit", "plotly"}
-
-
-def test_kernels_do_not_import_costmodel():
-    assert not imports_of("kernels") & {"costmodel", "planner", "dashboard"}
-
-
-def test_loading_costmodel_does_not_load_torch():
-    code = "import sys, costmodel.report, costmodel.loader; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-
-
-# Layers inside costmodel, lowest first: a module imports only from its own layer or a lower one, and
-# the graph has no cycle. A new module must be placed here.
-COSTMODEL_LAYERS = {
-    "inputs": {"budget", "errors", "reading", "specs", "loader", "hf_import", "sweep_spec", "profiles", "plan_spec"},
-    "analytic counts": {"params", "flops", "kvcache", "opcounts", "memory", "placement", "schedules", "comm", "pareto",
-                        "feasibility", "report", "routing", "eplb", "deepep"},
-    "timing": {"timing", "train_costs", "serve_costs", "calibration", "uncertainty"},
-    "simulators": {"train_sim", "serve_sim"},
-    "application": {"study", "sweep", "fleet", "plan"},
+PACKAGES = ("kernels", "costmodel", "charts", "planner", "dashboard")
+# What each package may import of the project (kernels and costmodel never see each other: the profile
+# CSV is the contract across the torch boundary); a package never imports one above it.
+ALLOWED = {
+    "kernels": set(),
+    "costmodel": set(),
+    "charts": {"costmodel"},
+    "planner": {"costmodel", "charts", "kernels"},
+    "dashboard": {"costmodel", "charts", "planner", "kernels"},
 }
-LEVEL = {mod: i for i, mods in enumerate(COSTMODEL_LAYERS.values()) for mod in mods}
+FOREIGN = {"costmodel": {"torch", "streamlit", "plotly"}, "charts": {"torch", "streamlit"}, "planner": {"streamlit"}}
 
 
-def internal_imports(path) -> list[tuple[str, bool]]:
-    """(costmodel module imported, at module level?) for every import of a costmodel module in `path`."""
-    tree = ast.parse(path.read_text())
-    top = {id(n) for n in tree.body}
+def imported_modules(tree: ast.AST) -> list[tuple[str, ast.stmt]]:
+    """(dotted module, the import statement) for every absolute import in `tree`; `from a import b`
+    counts as a.b, since b may be a module."""
     out = []
     for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "costmodel":
-            names = [node.module.split(".")[1]] if "." in node.module else [a.name for a in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("costmodel.")]
-        out += [(name, id(node) in top) for name in names]
+        if isinstance(node, ast.Import):
+            out += [(a.name, node) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out += [(f"{node.module}.{a.name}", node) for a in node.names]
     return out
 
 
-def costmodel_graph() -> dict[str, set[str]]:
-    return {p.stem: {m for m, _ in internal_imports(p)} for p in (ROOT / "costmodel").glob("*.py") if p.stem != "__init__"}
+def package_imports(package: str) -> set[str]:
+    """Top-level names (project packages and third-party ones) that `package` imports."""
+    return {name.split(".")[0] for path in (ROOT / package).rglob("*.py")
+            for name, _ in imported_modules(ast.parse(path.read_text()))}
 
 
-def test_every_costmodel_module_has_a_layer():
-    assert set(costmodel_graph()) == set(LEVEL)
+@pytest.mark.parametrize("package", PACKAGES)
+def test_packages_import_only_below_themselves(package):
+    project = package_imports(package) & set(PACKAGES) - {package}
+    assert project <= ALLOWED[package]
+    assert not package_imports(package) & FOREIGN.get(package, set())
+
+
+def test_the_cli_never_imports_the_dashboard():
+    assert "dashboard" not in package_imports("planner")
+
+
+def test_loading_costmodel_does_not_load_torch():
+    code = "import sys, costmodel.counts.report, costmodel.inputs.loader; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+# ------------------------------------------------------------------------------- layers in costmodel
+
+
+class Module:
+    """A costmodel module: its layer (the folder it sits in) and its source."""
+
+    def __init__(self, layer: str, source: str):
+        self.layer, self.source = layer, source
+
+
+def costmodel_modules() -> dict[str, Module]:
+    out = {}
+    for path in (ROOT / "costmodel").rglob("*.py"):
+        if path.parent != ROOT / "costmodel":
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            out[name] = Module(path.relative_to(ROOT / "costmodel").parts[0], path.read_text())
+    return out
+
+
+def costmodel_graph(modules: dict[str, Module]) -> dict[str, set[str]]:
+    """module -> the costmodel modules it imports (`from costmodel.x import y` is costmodel.x, or
+    costmodel.x.y where that is a module)."""
+    graph = {}
+    for name, module in modules.items():
+        deps = {dotted if dotted in modules else dotted.rsplit(".", 1)[0]
+                for dotted, _ in imported_modules(ast.parse(module.source)) if dotted.startswith("costmodel.")}
+        graph[name] = {d for d in deps if d in modules} - {name}
+    return graph
+
+
+def back_edges(modules: dict[str, Module]) -> list[tuple[str, str]]:
+    """(importer, imported) pairs where a module imports from a layer above its own."""
+    level = {name: LAYERS.index(m.layer) for name, m in modules.items()}
+    return [(a, b) for a, deps in sorted(costmodel_graph(modules).items()) for b in sorted(deps) if level[b] > level[a]]
+
+
+def test_the_layers_are_the_folders():
+    folders = {p.name for p in (ROOT / "costmodel").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(LAYERS)
+    assert sorted(p.name for p in (ROOT / "costmodel").glob("*.py")) == ["__init__.py"]  # every module in a layer
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_says_what_it_holds_and_may_import(layer):
+    doc = ast.get_docstring(ast.parse((ROOT / "costmodel" / layer / "__init__.py").read_text()))
+    below = LAYERS[:LAYERS.index(layer)]
+    assert doc and (not below or f"May import: {', '.join(below)}." in doc)
 
 
 def test_costmodel_imports_point_down_the_layers():
-    back_edges = [(a, b) for a, deps in costmodel_graph().items() for b in deps if LEVEL[b] > LEVEL[a]]
-    assert back_edges == []
+    assert back_edges(costmodel_modules()) == []
+
+
+def test_a_lower_module_importing_a_higher_one_is_caught():
+    """The check itself: a counts module that imports the serving simulator is a back-edge."""
+    bad = Module("counts", "from costmodel.sim.serve_sim import simulate_serving\n")
+    assert back_edges(costmodel_modules() | {"costmodel.counts.bad": bad}) == [("costmodel.counts.bad", "costmodel.sim.serve_sim")]
+
+
+def test_simulators_import_neither_the_application_nor_feasibility():
+    graph = costmodel_graph(costmodel_modules())
+    for sim in ("costmodel.sim.serve_sim", "costmodel.sim.train_sim"):
+        assert not {d for d in graph[sim] if d.startswith("costmodel.app.")}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -93,7 +147,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_costmodel_import_graph_has_no_cycle():
-    assert find_cycle(costmodel_graph()) is None
+    assert find_cycle(costmodel_graph(costmodel_modules())) is None
 
 
 def test_find_cycle_finds_one():
@@ -105,14 +159,13 @@ def test_no_function_level_imports_of_project_modules():
     """A function-level import is how a cycle hides; only kernels/torch (and heavy optional packages)
     may be imported lazily, by the commands that need them."""
     lazy = []
-    for package in ("costmodel", "planner", "dashboard"):
+    for package in ("costmodel", "charts", "planner", "dashboard"):
         for path in (ROOT / package).rglob("*.py"):
             tree = ast.parse(path.read_text())
             top = {id(n) for n in tree.body}
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import | ast.ImportFrom) and id(node) not in top:
-                    module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
-                    if module and module.split(".")[0] in ("costmodel", "planner", "dashboard") \
-                            or package == "costmodel":
-                        lazy.append(f"{path.relative_to(ROOT)}:{node.lineno} {module}")
+            for dotted, node in imported_modules(tree):
+                hidden = id(node) not in top
+                if hidden and (dotted.split(".")[0] in ("costmodel", "charts", "planner", "dashboard")
+                               or package == "costmodel"):
+                    lazy.append(f"{path.relative_to(ROOT)}:{node.lineno} {dotted}")
     assert lazy == []

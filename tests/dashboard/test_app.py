@@ -138,7 +138,7 @@ def test_plan_page_shows_the_clis_recommendation():
 
 def test_busy_spans_merge_back_to_back_passes():
     """Passes that touch merge into one span (with their exposed communication summed); a gap splits."""
-    from dashboard.figures import busy_spans, plot_timeline
+    from charts.figures import busy_spans, plot_timeline
 
     passes = [(0, "F", 0, 0.0, 1.0, 0.1), (0, "B", 0, 1.0, 2.0, 0.2), (0, "F", 1, 5.0, 1.0, 0.0), (1, "F", 0, 1.0, 1.0, 0.0)]
     assert busy_spans(passes, 0, gap_s=1e-6) == [(0.0, 3.0, 2, pytest.approx(0.3)), (5.0, 6.0, 1, 0.0)]
@@ -204,7 +204,7 @@ def test_training_page_opens_as_configured(scenario):
 
 
 def test_sweep_axes_are_titled_in_words_with_units():
-    from dashboard.figures import metric_label
+    from charts.figures import metric_label
 
     assert metric_label("ttft_p99_s") == "ttft p99 (s)"
     assert metric_label("usd_per_million_output_tokens") == "$ per million output tokens"

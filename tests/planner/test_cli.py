@@ -116,7 +116,7 @@ def test_json_report_shape(tmp_path):
 
     result = CliRunner().invoke(cli, ["report", str(SCENARIOS / "deepseek-v2-paper.yaml"), "--format", "json"])
     assert result.exit_code == 0, result.output
-    rep = json.loads(result.output)
+    rep = json.loads(result.stdout)
     assert rep["scenario"] == "deepseek-v2-paper" and rep["baseline"] == "deepseek-llm-67b"
     names = [v["name"] for v in rep["variants"]]
     assert names == ["deepseek-v2", "deepseek-llm-67b"]
@@ -138,7 +138,7 @@ def test_table_report_shows_paper_numbers():
 def test_bare_model_file_is_one_variant_at_checkpoint_precision():
 
     result = CliRunner().invoke(cli, ["report", str(SCENARIOS / "models" / "deepseek-v3.yaml"), "--format", "json"])
-    rep = json.loads(result.output)
+    rep = json.loads(result.stdout)
     (v3,) = rep["variants"]
     assert v3["weight_bits"] == 8 and v3["weight_bytes_total"] == v3["params_total"]  # FP8 checkpoint
 
@@ -174,7 +174,7 @@ def test_serve_progress_makes_one_task_per_variant_and_phase():
     per report made the table run 8x slower than JSON)."""
     from rich.progress import Progress
 
-    from costmodel import study
+    from costmodel.app import study
     from planner.render import PhaseTasks
 
     bar = Progress(disable=True)

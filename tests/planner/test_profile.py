@@ -84,7 +84,7 @@ def test_existing_file_without_resume_is_refused(tmp_path):
 def test_check_timing_json_shape():
     result = CliRunner().invoke(cli, ["check-timing", str(ROOT / "profiles" / "cpu-deepseek-v2-lite.csv"), "--format", "json"])
     assert result.exit_code == 0, result.output
-    r = json.loads(result.output)
+    r = json.loads(result.stdout)
     for backend in ("measured", "roofline"):
         assert {"median_abs_pct_error", "p90_abs_pct_error", "per_op"} <= set(r[backend])
     assert r["measured"]["median_abs_pct_error"] <= 10  # the committed CPU profile (issue 4 acceptance)

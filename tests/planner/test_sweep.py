@@ -10,8 +10,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from costmodel.pareto import pareto_front
-from costmodel.sweep_spec import expand, load_sweep, point_id
+from costmodel.app.pareto import pareto_front
+from costmodel.inputs.sweep_spec import expand, load_sweep, point_id
 from planner.cli import cli
 from planner.sweep_runner import read_journal, run_sweep
 from tests.conftest import ROOT, SCENARIOS
@@ -100,7 +100,7 @@ def test_best_and_parquet(small, tmp_path):
     assert len(table) == 8 and {"axis.ep", "axis.pp", "cost_usd_per_trillion_tokens"} <= set(table.columns)
     result = CliRunner().invoke(cli, ["best", str(out), "--format", "json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["front"] and "cost_usd_per_trillion_tokens" in summary["best"]
 
 
@@ -180,7 +180,7 @@ def test_an_unknown_objective_metric_is_refused(tmp_path, small):
 def test_serve_sweep_points_still_saturate():
     """A serve sweep's `requests` shortens each point's workload run, not its saturated runs: the paper
     point's maximum generation throughput is the one `simulate serve` reports (83,435 tok/s)."""
-    from costmodel.sweep import evaluate
+    from costmodel.app.sweep import evaluate
 
     path = SCENARIOS / "sweeps" / "deepseek-v2-serving.yaml"
     spec, text, base = load_sweep(path)
@@ -212,7 +212,7 @@ def test_sweep_file_mistakes_are_one_error_before_any_point_runs(tmp_path, chang
 
 
 def test_the_sweep_budget_is_the_lower_of_points_and_work():
-    from costmodel.budget import MAX_SWEEP_CORE_S, MAX_SWEEP_POINTS, SWEEP_POINT_CORE_S, largest_sweep
+    from costmodel.inputs.budget import MAX_SWEEP_CORE_S, MAX_SWEEP_POINTS, SWEEP_POINT_CORE_S, largest_sweep
 
     assert largest_sweep("static") == MAX_SWEEP_POINTS
     assert largest_sweep("serve") == int(MAX_SWEEP_CORE_S / SWEEP_POINT_CORE_S["serve"]) == 30_857

@@ -1,0 +1,55 @@
+"""Where the ranks of each parallel group sit, and which link their traffic crosses.
+
+Ranks are numbered with the dims of `Parallelism.placement` from innermost to outermost (Megatron-style
+rank order); EP is the innermost part of DP. A group of `size` ranks whose members are `stride` ranks
+apart shares a node with min(size, gpus_per_node // stride) of its members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costmodel.inputs.specs import ClusterSpec, Parallelism
+
+
+@dataclass(frozen=True)
+class Group:
+    size: int
+    stride: int
+
+    def peers_in_node(self, gpus_per_node: int) -> int:
+        """Other members on the same node as a given member."""
+        if self.size <= 1:
+            return 0
+        if self.stride >= gpus_per_node:
+            return 0
+        return min(self.size, gpus_per_node // self.stride) - 1
+
+    def spans_nodes(self, gpus_per_node: int) -> bool:
+        return self.size > 1 and self.peers_in_node(gpus_per_node) < self.size - 1
+
+
+def strides(par: Parallelism) -> dict[str, int]:
+    """Rank distance between neighbours of each dim."""
+    sizes = {"tp": par.tp, "pp": par.pp, "dp": par.dp}
+    out, stride = {}, 1
+    for dim in par.placement:
+        out[dim] = stride
+        stride *= sizes[dim]
+    return out
+
+
+def groups(par: Parallelism) -> dict[str, Group]:
+    s = strides(par)
+    return {
+        "tp": Group(par.tp, s["tp"]),
+        "pp": Group(par.pp, s["pp"]),
+        "dp": Group(par.dp, s["dp"]),  # dense-weight data parallelism (all dp ranks)
+        "ep": Group(par.ep, s["dp"]),  # EP is the innermost part of DP
+        "edp": Group(par.dp // par.ep, s["dp"] * par.ep),  # replicas of one expert
+    }
+
+
+def stage_node(par: Parallelism, cluster: ClusterSpec, stage: int) -> int:
+    """Node of pipeline stage `stage` of the first replica."""
+    return stage * strides(par)["pp"] // cluster.gpus_per_node

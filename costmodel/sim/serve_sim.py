@@ -1,0 +1,437 @@
+"""Discrete-event simulation (simpy) of one serving instance with iteration-level scheduling.
+
+Processes: `arrivals` puts requests into a pool's waiting queue; each pool's `engine` process runs one
+iteration per simpy event. An iteration is a sequence of named steps (`Engine`):
+  preempt        — free KV blocks by evicting the newest running request while decodes need blocks;
+  plan_chunks    — continue unfinished prefills within the token budget (chunked prefill);
+  admit          — admit waiting requests while blocks, budget and the running cap allow;
+  advance        — after the iteration's time (StepModel), one token per decode, chunks into the cache;
+  finish         — release finished requests (a prefill pool hands them to the decode pool instead).
+Request state lives in numpy arrays of shape (n,) (`RequestState`); the running set is an int array in
+admission order, so an iteration costs a few vector operations whatever the batch. `serving_metrics`
+turns the final state into a `ServeResult`. The simulator assumes a feasible input (app/feasibility.py)
+and takes everything else as arguments: the requests, each unit's iteration model and KV capacity.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+from pydantic import BaseModel
+
+from costmodel.counts.comm import Link, p2p_time
+from costmodel.inputs.requests import RequestArrays
+from costmodel.inputs.specs import InferenceSpec, MTPSpec, WorkloadSpec
+from costmodel.timing.serve_costs import StepModel
+
+WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
+SATURATED_WINDOW = (10, 90)  # percentiles of completions between which the instance counts as saturated
+
+
+class LatencyStats(BaseModel):
+    """Per-request latencies of one run: time to first token, time per output token, end to end."""
+
+    ttft_p50_s: float | None
+    ttft_p90_s: float | None
+    ttft_p99_s: float | None
+    tpot_p50_s: float | None  # None when no request produced a second token
+    tpot_p90_s: float | None
+    tpot_p99_s: float | None
+    e2e_p50_s: float | None
+    e2e_p90_s: float | None
+    e2e_p99_s: float | None
+
+
+class ServeResult(BaseModel):
+    name: str
+    requests: int
+    finished: int
+    preemptions: int
+    sim_time_s: float
+    iterations: int
+    generation_throughput_tok_s: float
+    prompt_throughput_tok_s: float
+    max_generation_throughput_tok_s: float  # generation tok/s while saturated (SATURATED_WINDOW)
+    latency: LatencyStats
+    max_concurrent_requests: int
+    kv_capacity_tokens: int
+    peak_kv_utilisation: float
+    timeline: dict  # t_s, running, kv_utilisation (downsampled)
+    samples: dict  # ttft_s, tpot_s of up to 2,000 requests (for distributions)
+    sim_wall_s: float
+
+
+@dataclass
+class RequestState:
+    """Every request's progress; arrays of shape (n,)."""
+
+    prompt: np.ndarray  # prompt tokens
+    output: np.ndarray  # output tokens to generate
+    arrived_s: np.ndarray  # when it entered the first queue
+    target: np.ndarray = None  # tokens to prefill: the prompt, plus generated tokens after a preemption
+    prefilled: np.ndarray = None  # tokens of `target` already in the cache
+    generated: np.ndarray = None  # output tokens so far
+    ctx: np.ndarray = None  # tokens whose KV is in the cache
+    held: np.ndarray = None  # KV blocks held
+    first_token_s: np.ndarray = None
+    finish_s: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        n = len(self.prompt)
+        self.target = self.prompt.copy()
+        self.prefilled, self.generated, self.ctx, self.held = (np.zeros(n, dtype=np.int64) for _ in range(4))
+        self.first_token_s, self.finish_s = np.full(n, np.nan), np.full(n, np.nan)
+
+
+@dataclass
+class Counters:
+    preemptions: int = 0
+    iterations: int = 0
+    finished: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    max_running: int = 0
+
+
+# --------------------------------------------------------------------------------------------- pools
+
+
+@dataclass
+class Pool:
+    """One instance's scheduler state. Phase "prefill" hands requests on after their first token;
+    "decode" receives prompts already in the cache; "mixed" does both in shared iterations."""
+
+    phase: str
+    step_model: StepModel
+    blocks_total: int
+    budget_tokens: int  # prefill + decode tokens per iteration, over all attention ranks
+    max_running: int
+    final: bool  # requests leave the system from this pool (else they go on to the decode pool)
+    free: int = 0
+    waiting: deque = field(default_factory=deque)
+    running: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (r,) admission order
+    prefilling: list = field(default_factory=list)  # running requests with prefill left, admission order
+    wake: simpy.Event | None = None
+
+    def __post_init__(self) -> None:
+        self.free = self.blocks_total
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What the simulator needs of one serving unit, prepared above it (app/serving.py: instance_for)."""
+
+    step_model: StepModel  # the time of one iteration (timing/serve_costs.py)
+    kv_capacity_tokens: int  # KV-cache tokens over the whole unit (each attention-DP rank holds its own)
+    budget_tokens: int  # prefill + decode tokens per iteration, over all attention ranks
+    max_running: int  # running requests, over all attention ranks
+
+
+@dataclass(frozen=True)
+class PrefillPool:
+    """A disaggregated prefill unit, and the NIC its requests' KV crosses to the decode unit."""
+
+    unit: Instance
+    link: Link
+    kv_bytes_per_token: float
+
+
+def pool_for(unit: Instance, block_tokens: int, phase: str, final: bool) -> Pool:
+    """A pool with the unit's KV cache cut into blocks."""
+    blocks = unit.kv_capacity_tokens // block_tokens
+    return Pool(phase, unit.step_model, blocks, unit.budget_tokens, unit.max_running, final)
+
+
+# -------------------------------------------------------------------------------------------- engine
+
+
+class Engine:
+    """The scheduler of every pool of one run, and the simpy processes that drive it."""
+
+    def __init__(self, env: simpy.Environment, reqs: RequestArrays, state: RequestState, pools: list[Pool],
+                 block_tokens: int, w: WorkloadSpec, kv_link: tuple[Link, float] | None,
+                 progress: Callable[[int, int], None] | None, chunked_prefill: bool, mtp: MTPSpec | None = None):
+        self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
+        self.block, self.w, self.kv_link = block_tokens, w, kv_link  # (NIC, KV bytes per token) when disaggregated
+        self.progress, self.chunked_prefill = progress, chunked_prefill
+        self.q = 1 + (mtp.tokens if mtp else 0)  # tokens a decode step verifies: its own plus the drafts
+        self.acceptance = np.array(mtp.position_acceptance()) if mtp else None  # (drafts,) per position
+        self.rng = np.random.default_rng(w.seed + 1)  # draft acceptance draws
+        self.n = len(state.prompt)
+        self.c = Counters()
+        self.next_closed = min(w.users, self.n) if w.arrival == "closed" else self.n
+        self.samples: list[tuple[float, int, float]] = []  # (t_s, running, kv utilisation) per final-pool iteration
+        self.gen_log: list[tuple[float, int]] = []  # (t_s, generated tokens so far) per iteration
+
+    # ------------------------------------------------------------------ arrivals and hand-offs
+    def enqueue(self, pool: Pool, i: int) -> None:
+        pool.waiting.append(i)
+        if not pool.wake.triggered:
+            pool.wake.succeed()
+
+    def submit(self, i: int) -> None:
+        self.s.arrived_s[i] = self.env.now
+        self.enqueue(self.pools[0], i)
+
+    def arrivals(self):
+        if self.w.arrival == "closed":
+            for i in range(self.next_closed):
+                self.submit(i)
+            return
+        arrival = self.reqs.arrival_s
+        for i in np.argsort(arrival, kind="stable"):
+            if arrival[i] > self.env.now:
+                yield self.env.timeout(arrival[i] - self.env.now)
+            self.submit(int(i))
+
+    def hand_off(self, i: int) -> None:
+        """A prefilled request's KV travels over the NIC to the decode pool."""
+        s = self.s
+        if s.generated[i] >= s.output[i]:
+            return self.on_finish(i)
+        s.ctx[i] = 0
+        link, bytes_per_token = self.kv_link
+        delay = p2p_time(int(s.target[i]) * bytes_per_token, link)
+        self.env.timeout(delay).callbacks.append(lambda _, i=i: self.enqueue(self.pools[-1], i))
+
+    def on_finish(self, i: int) -> None:
+        self.s.finish_s[i] = self.env.now
+        self.c.finished += 1
+        if self.next_closed < self.n:  # closed loop: the user sends the next request
+            j = self.next_closed
+            self.next_closed += 1
+            if self.w.think_time_s:
+                self.env.timeout(self.w.think_time_s).callbacks.append(lambda _, j=j: self.submit(j))
+            else:
+                self.submit(j)
+
+    # ----------------------------------------------------------------------------- steps
+    def decoding(self, pool: Pool) -> np.ndarray:
+        run = pool.running
+        return run[self.s.prefilled[run] >= self.s.target[run]]
+
+    def blocks_needed(self, dec: np.ndarray) -> int:
+        """New blocks the decodes need for this iteration's tokens (up to q each, with MTP drafts)."""
+        s = self.s
+        return int(np.maximum(-(-(s.ctx[dec] + self.q) // self.block) - s.held[dec], 0).sum())
+
+    def preempt(self, pool: Pool) -> tuple[np.ndarray, int]:
+        """Evict newest-first until the decodes' new blocks fit; returns (decoding, blocks needed)."""
+        s = self.s
+        dec = self.decoding(pool)
+        needs = self.blocks_needed(dec)
+        while needs > pool.free and len(pool.running):
+            victim = int(pool.running[-1])  # newest first: it has the least invested (vLLM recompute policy)
+            pool.running = pool.running[:-1]
+            if victim in pool.prefilling:
+                pool.prefilling.remove(victim)
+            pool.free += int(s.held[victim])
+            s.held[victim] = s.ctx[victim] = s.prefilled[victim] = 0
+            s.target[victim] = s.prompt[victim] + s.generated[victim]
+            self.c.preemptions += 1
+            pool.waiting.appendleft(victim)
+            dec = self.decoding(pool)
+            needs = self.blocks_needed(dec)
+        return dec, needs
+
+    def plan_chunks(self, pool: Pool, budget: int) -> tuple[list[tuple[int, int]], int]:
+        """Unfinished prefills continue first, oldest first, within the token budget."""
+        chunks = []
+        for i in pool.prefilling:
+            if budget <= 0:
+                break
+            take = min(int(self.s.target[i] - self.s.prefilled[i]), budget)
+            chunks.append((i, take))
+            budget -= take
+        return chunks, budget
+
+    def can_admit(self, pool: Pool, i: int, budget: int, needs: int, running: int) -> bool:
+        """Whether waiting request i starts now, with `running` requests already in the pool."""
+        decode = pool.phase == "decode"
+        if not (budget > 0 or decode) or running >= pool.max_running:
+            return False
+        blocks = -(-(int(self.s.target[i]) + decode * self.q) // self.block)  # a decode arrival's next tokens too
+        free = pool.free - needs  # the running decodes' new blocks are spoken for
+        if blocks > free or (running and blocks > free - WATERMARK * pool.blocks_total):
+            return False
+        return self.chunked_prefill or decode or self.s.target[i] <= budget
+
+    def admit(self, pool: Pool, budget: int, needs: int, chunks: list) -> None:
+        """Admit from the head of the queue while it fits; a prefill starts with a chunk at once."""
+        s, admitted = self.s, []
+        while pool.waiting and self.can_admit(pool, pool.waiting[0], budget, needs, len(pool.running) + len(admitted)):
+            i = pool.waiting.popleft()
+            s.held[i] = -(-(int(s.target[i]) + (pool.phase == "decode") * self.q) // self.block)
+            pool.free -= int(s.held[i])
+            admitted.append(i)
+            if pool.phase == "decode":  # the prompt's KV arrived from a prefill pool
+                s.prefilled[i] = s.ctx[i] = s.target[i]
+                if s.generated[i] == 0:
+                    s.generated[i], s.first_token_s[i] = 1, self.env.now
+                continue
+            if s.generated[i] == 0 and s.prefilled[i] == 0:  # first admission: a prefix-cache hit skips its tokens
+                s.prefilled[i] = s.ctx[i] = min(int(self.w.prefix_cache_hit_rate * s.target[i]), int(s.target[i]) - 1)
+            take = min(int(s.target[i] - s.prefilled[i]), budget)
+            chunks.append((i, take))
+            pool.prefilling.append(i)
+            budget -= take
+        if admitted:
+            pool.running = np.concatenate([pool.running, np.array(admitted, dtype=np.int64)])
+
+    def advance(self, pool: Pool, dec: np.ndarray, chunks: list[tuple[int, int]]) -> None:
+        """The iteration's work lands: one token per decode, each chunk into the cache."""
+        s, c = self.s, self.c
+        if len(dec):
+            emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - s.generated[dec]) if pool.final else 1
+            s.ctx[dec] += emitted
+            grow = np.maximum(-(-s.ctx[dec] // self.block) - s.held[dec], 0)
+            s.held[dec] += grow
+            pool.free -= int(grow.sum())
+            s.generated[dec] += emitted
+            c.generated_tokens += int(np.sum(emitted)) if pool.final else len(dec)
+        for i, t in chunks:
+            s.prefilled[i] += t
+            s.ctx[i] += t
+            c.prompt_tokens += t
+            if s.prefilled[i] >= s.target[i]:
+                pool.prefilling.remove(i)
+                if s.generated[i] == 0:  # a completed prefill emits the first token
+                    s.generated[i], s.first_token_s[i] = 1, self.env.now
+                    c.generated_tokens += 1
+
+    def emitted(self, n: int) -> np.ndarray | int:
+        """Tokens each of n decodes emits: 1, plus the accepted prefix of its MTP drafts."""
+        if self.acceptance is None:
+            return 1
+        accepted = np.cumprod(self.rng.random((n, len(self.acceptance))) < self.acceptance, axis=1)  # (n, drafts)
+        return 1 + accepted.sum(axis=1)
+
+    def finish(self, pool: Pool) -> None:
+        s, run = self.s, pool.running
+        leave_at = s.output[run] if pool.final else 1  # a prefill pool lets go after the first token
+        done_mask = s.generated[run] >= leave_at
+        if pool.final:
+            self.c.max_running = max(self.c.max_running, len(run))
+        if not done_mask.any():
+            return
+        done = run[done_mask]
+        pool.running = run[~done_mask]
+        pool.free += int(s.held[done].sum())
+        s.held[done] = 0
+        for i in done.tolist():
+            self.on_finish(i) if pool.final else self.hand_off(i)
+
+    # --------------------------------------------------------------------------- process
+    def iterate(self, pool: Pool):
+        """One iteration: preempt, plan chunks, admit, run, advance, finish. Returns False when idle."""
+        dec, needs = self.preempt(pool)
+        chunks, budget = self.plan_chunks(pool, pool.budget_tokens - len(dec) * self.q)
+        self.admit(pool, budget, needs, chunks)
+        if pool.phase == "decode":  # admitted requests decode in this very iteration
+            dec = self.decoding(pool)
+        if not chunks and not len(dec):
+            return False
+        d_ctx = int(self.s.ctx[dec].sum())
+        yield self.env.timeout(pool.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
+                                                    len(dec), d_ctx))
+        self.c.iterations += 1
+        self.advance(pool, dec, chunks)
+        self.gen_log.append((self.env.now, self.c.generated_tokens))
+        self.finish(pool)
+        if pool.final:
+            self.samples.append((self.env.now, len(pool.running), 1 - pool.free / pool.blocks_total))
+        if self.progress is not None and self.c.iterations % 200 == 0:
+            self.progress(self.c.finished, self.n)
+        return True
+
+    def engine(self, pool: Pool):
+        while self.c.finished < self.n:
+            busy = len(pool.running) or pool.waiting
+            if not busy or not (yield from self.iterate(pool)):
+                pool.wake = self.env.event()
+                yield pool.wake
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    """A percentile, or None (JSON null) where there is nothing to take it of."""
+    return float(np.percentile(x, q)) if len(x) else None
+
+
+def latency_stats(ttft: np.ndarray, tpot: np.ndarray, e2e: np.ndarray) -> LatencyStats:
+    return LatencyStats(**{f"{name}_p{q}_s": _pct(x, q) for name, x in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))
+                           for q in (50, 90, 99)})
+
+
+def saturated_throughput(finish_s: np.ndarray, gen_log: list[tuple[float, int]]) -> float:
+    """Generated tokens per second between the SATURATED_WINDOW percentiles of completion times, where
+    the instance is neither filling up nor draining (the whole run when they coincide)."""
+    lo, hi = np.nanpercentile(finish_s, SATURATED_WINDOW)
+    times, toks = np.array(gen_log).T
+    if hi <= lo:
+        return float(toks[-1] / np.nanmax(finish_s))
+    g_lo, g_hi = np.interp([lo, hi], times, toks)
+    return float((g_hi - g_lo) / (hi - lo))
+
+
+def _downsample(samples: list[tuple[float, int, float]], n: int = 400) -> dict:
+    idx = np.linspace(0, len(samples) - 1, min(len(samples), n)).astype(int) if samples else []
+    return {"t_s": [samples[i][0] for i in idx], "running": [samples[i][1] for i in idx],
+            "kv_utilisation": [samples[i][2] for i in idx]}
+
+
+def serving_metrics(name: str, eng: Engine, capacity_tokens: int, wall_s: float) -> ServeResult:
+    """What one run measured, from the engine's final state."""
+    s, c = eng.s, eng.c
+    ttft, e2e = s.first_token_s - s.arrived_s, s.finish_s - s.arrived_s
+    multi = s.output > 1
+    tpot = (s.finish_s[multi] - s.first_token_s[multi]) / (s.output[multi] - 1)
+    end = float(np.nanmax(s.finish_s))
+    return ServeResult(
+        name=name, requests=eng.n, finished=c.finished, preemptions=c.preemptions, sim_time_s=end,
+        iterations=c.iterations, generation_throughput_tok_s=c.generated_tokens / end,
+        prompt_throughput_tok_s=c.prompt_tokens / end,
+        max_generation_throughput_tok_s=saturated_throughput(s.finish_s, eng.gen_log),
+        latency=latency_stats(ttft, tpot, e2e), max_concurrent_requests=c.max_running,
+        kv_capacity_tokens=capacity_tokens, peak_kv_utilisation=max((u for _, _, u in eng.samples), default=0.0),
+        samples={"ttft_s": ttft[:: max(1, eng.n // 2000)].tolist(), "tpot_s": tpot[:: max(1, len(tpot) // 2000)].tolist()},
+        timeline=_downsample(eng.samples), sim_wall_s=wall_s)
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: RequestArrays, unit: Instance, *,
+                     phase: str = "mixed", prefill: PrefillPool | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> ServeResult:
+    """Serve `reqs` (the requests of workload `w`) on `unit`; returns latency and throughput metrics.
+
+    phase: "mixed" — prefill and decode share the iterations (chunked prefill); with a `prefill` pool
+           the prompts run there and their KV crosses the NIC to `unit`, which only decodes;
+           "decode" — prompts arrive already in the cache (a disaggregated decode pool: no prefill work);
+           "prefill" — every request stops after its first token (a prefill pool).
+    `inf` gives the scheduler's settings (KV block size, chunked prefill, MTP drafts)."""
+    t_wall = time.perf_counter()
+    output = np.ones_like(reqs.output_tokens) if phase == "prefill" else reqs.output_tokens
+    state = RequestState(reqs.prompt_tokens.astype(np.int64), output.astype(np.int64), reqs.arrival_s.astype(float))
+    disaggregated = phase == "mixed" and prefill is not None
+    main = pool_for(unit, inf.block_tokens, "decode" if disaggregated else phase, final=True)
+    pools = [pool_for(prefill.unit, inf.block_tokens, "prefill", final=False), main] if disaggregated else [main]
+    kv_link = (prefill.link, prefill.kv_bytes_per_token) if disaggregated else None
+    env = simpy.Environment()
+    eng = Engine(env, reqs, state, pools, inf.block_tokens, w, kv_link, progress, inf.chunked_prefill, inf.mtp)
+    for pool in pools:
+        pool.wake = env.event()
+        env.process(eng.engine(pool))
+    env.process(eng.arrivals())
+    env.run()
+    if progress is not None:
+        progress(eng.n, eng.n)
+    return serving_metrics(name, eng, main.blocks_total * inf.block_tokens, time.perf_counter() - t_wall)

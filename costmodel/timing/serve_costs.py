@@ -1,0 +1,242 @@
+"""Time of one serving iteration of an instance: chunked prefill tokens plus one decode token for each
+running request, through every layer. Prefill attention is projection-bound, so it runs at the weights'
+precision (FP8 when they are); decode attention is cache-bound and runs in BF16 (FMLA). Attention data parallelism splits the requests across `dp` ranks
+(each holds its own requests' KV cache); TP splits heads; EP spreads the routed experts. All ranks are
+symmetric, so one rank's time is the instance's. Memoised on a coarse grid: the simulator's hot path
+is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from costmodel.counts.comm import all_reduce_time, links_of
+from costmodel.counts.deepep import (
+    COMM_SM_FRACTION,
+    FP8_BYTES_PER_ELEMENT,
+    LL_HEADER_BYTES,
+    low_latency_fixed_s,
+    low_latency_time,
+    normal_dispatch_combine_s,
+)
+from costmodel.counts.eplb import placement
+from costmodel.counts.opcounts import attention_shape
+from costmodel.counts.routing import (
+    Fanout,
+    assignment_bucket,
+    busiest_rank_factor,
+    contiguous_slots,
+    selection_shares,
+    token_fanout,
+)
+from costmodel.inputs.specs import InferenceSpec, ModelSpec
+from costmodel.timing.operators import Device, Timer
+
+CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
+
+
+def expert_slots(m: ModelSpec, inf: InferenceSpec) -> tuple[tuple[int, ...], ...]:
+    """Which experts each EP rank holds: contiguous without redundant experts, else EPLB's placement."""
+    ep, gpn = inf.parallelism.ep, min(inf.cluster.gpus_per_node, inf.parallelism.ep)
+    if not inf.redundant_experts:
+        return contiguous_slots(m.n_routed_experts, ep)
+    return placement(selection_shares(m, inf.routing), inf.redundant_experts, ep, inf.eplb, m.n_group, gpn)
+
+
+@dataclass(frozen=True)
+class MoELayer:
+    """One MoE layer of an instance: its routing, placement and links, timed per attention rank."""
+
+    m: ModelSpec
+    inf: InferenceSpec
+    timer: Timer
+    shares: tuple[float, ...]  # (E,) each expert's share of the selections
+    slots: tuple[tuple[int, ...], ...]  # slots[rank]: the experts (and replicas) an EP rank holds
+    fan: Fanout
+    links: dict
+    ll_fixed_s: float
+
+    @classmethod
+    def of(cls, m: ModelSpec, inf: InferenceSpec, timer: Timer) -> MoELayer:
+        links, slots = links_of(inf.cluster.gpu), expert_slots(m, inf)
+        return cls(m, inf, timer, selection_shares(m, inf.routing), slots,
+                   token_fanout(m, inf.routing, slots, inf.cluster.gpus_per_node), links,
+                   low_latency_fixed_s(links["nvlink"], links["nic"]))
+
+    def busiest_tokens(self, group_tokens: float) -> int:
+        """Tokens (k selections each) at the busiest EP rank when `group_tokens` enter the EP group."""
+        par, k = self.inf.parallelism, self.m.num_experts_per_tok
+        assignments = group_tokens * k
+        factor = busiest_rank_factor(self.shares, self.slots, assignment_bucket(assignments), self.inf.routing.seed)
+        return max(1, round(assignments / par.ep * factor / k))
+
+    def compute_s(self, tokens_rank: int, group_tokens: float) -> float:
+        """Routed experts at the busiest EP rank (of `group_tokens` entering the EP group), and the shared
+        experts on the attention rank's own `tokens_rank`."""
+        m, tp = self.m, self.inf.parallelism.tp
+        routed = self.timer.time("moe", {"tokens": self.busiest_tokens(group_tokens), "hidden": m.hidden_size,
+                                         "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
+                                         "inter": m.moe_intermediate_size, "shared_inter": 0,
+                                         **self.total_experts_key()}, "fwd")
+        width = m.shared_ffn_width // tp
+        shared = self.timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
+        return routed + shared
+
+    def total_experts_key(self) -> dict:
+        """The model's routed experts, where a rank holds only some (sets how many of its own are hit)."""
+        n = sum(len(s) for s in self.slots)
+        return {} if n == len(self.slots[0]) else {"total_experts": n}
+
+    def comm_s(self, tokens_rank: int, decode_only: bool) -> float:
+        """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens."""
+        par, h = self.inf.parallelism, self.m.hidden_size
+        if par.ep <= 1:
+            return 0.0
+        tokens, gpn = tokens_rank / par.tp, min(self.inf.cluster.gpus_per_node, par.ep)
+        fp8 = self.inf.weight_bits <= 8
+        nv, nic = self.links["nvlink"], self.links["nic"]
+        if decode_only and self.inf.all_to_all == "low_latency":
+            k = self.m.num_experts_per_tok
+            dispatch = h * FP8_BYTES_PER_ELEMENT + LL_HEADER_BYTES if fp8 else 2 * h
+            return sum(low_latency_time(tokens, k, b, par.ep, gpn, nv, nic, self.ll_fixed_s) for b in (dispatch, 2 * h))
+        return sum(normal_dispatch_combine_s(tokens, h, FP8_BYTES_PER_ELEMENT if fp8 else 2, self.fan, gpn, self.links))
+
+    def sm_slowdown(self, decode_only: bool) -> float:
+        """Compute runs on the SMs the normal kernels leave free while they overlap it."""
+        low_latency = decode_only and self.inf.all_to_all == "low_latency"
+        return 1.0 if low_latency or self.inf.parallelism.ep <= 1 else 1 / (1 - COMM_SM_FRACTION)
+
+
+class StepModel:
+    def __init__(self, m: ModelSpec, inf: InferenceSpec, gemm_timer: Timer, attn_timer: Timer, *,
+                 kv_bytes: float | None = None):
+        self.m, self.inf, self.timer, self.attn_timer = m, inf, gemm_timer, attn_timer
+        self.kv_bytes = kv_bytes  # bytes per cached element when they differ from the compute dtype
+        self.par = inf.parallelism
+        self.links = links_of(inf.cluster.gpu)
+        self.moe = MoELayer.of(m, inf, gemm_timer) if m.ffn == "moe" else None
+        self.decode_q = 1 + (inf.mtp.tokens if inf.mtp else 0)  # tokens each decode verifies (MTP drafts + 1)
+        self.n_moe = m.n_moe_layers
+        self.n_dense = m.num_hidden_layers - self.n_moe
+        self._memo: dict[tuple, float] = {}  # (prefill tokens per rank, decode batch, ctx bucket) -> s
+        self._prefill_memo: dict[tuple[int, int], float] = {}  # (chunk tokens, ctx buckets) -> s per layer
+
+    def _attn_shape(self, b: int, q: int, ctx: int, mode: str) -> tuple[str, dict]:
+        """Decode uses MLA's absorbed path, prefill the naive one (vLLM's split)."""
+        return attention_shape(self.m, self.par.tp, b, q, ctx, mode, self.kv_bytes)
+
+    def time(self, chunks: list[tuple[int, int]], decode_batch: int, decode_ctx_sum: int) -> float:
+        """Seconds for one iteration: prefill `chunks` of (tokens, context at the chunk's end) and one
+        decode step for each of `decode_batch` requests holding `decode_ctx_sum` cached tokens. A
+        request's chunk runs on the attention-DP rank that holds it: the busiest rank sets the pace."""
+        mean_ctx = decode_ctx_sum / decode_batch if decode_batch else 0
+        mine = busiest_rank_chunks(chunks, self.par.dp)
+        key = (sum(t for t, _ in mine), sum(t for t, _ in chunks), decode_batch, round(mean_ctx / CTX_BUCKET))
+        t = self._memo.get(key)
+        if t is None:
+            t = self._compute(key[0], key[1], decode_batch, max(1, key[3] * CTX_BUCKET))
+            self._memo[key] = t
+        if mine:  # prefill attention (with its projections) per chunk, as engines run it
+            t += sum(self._prefill_attention(tok, -(-c // CTX_BUCKET)) for tok, c in mine) * self.m.num_hidden_layers
+        return t
+
+    def _prefill_attention(self, tokens: int, ctx_buckets: int) -> float:
+        """One layer's attention for a chunk of `tokens` ending at ctx_buckets * CTX_BUCKET (memoised)."""
+        key = (tokens, ctx_buckets)
+        t = self._prefill_memo.get(key)
+        if t is None:
+            t = self._prefill_memo[key] = self.timer.time(
+                *self._attn_shape(1, tokens, ctx_buckets * CTX_BUCKET, "naive"), "fwd")
+        return t
+
+    def group_tokens(self, tokens: float) -> float:
+        """Of `tokens` over all attention ranks, those entering one EP group (ep of the tp x dp GPUs)."""
+        par = self.par
+        return tokens * par.ep / (par.tp * par.dp)
+
+    def _compute(self, p_tokens: int, p_total: int, d_batch: int, d_ctx: int) -> float:
+        """Everything but the prefill attention, for the busiest attention rank (p_tokens prefill tokens
+        of the iteration's p_total)."""
+        m, par, timer = self.m, self.par, self.timer
+        b_rank = -(-d_batch // par.dp)  # requests spread evenly over the attention-DP ranks
+        attn = self.attn_timer.time(*self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
+        tokens_rank = b_rank * self.decode_q + p_tokens  # the busiest rank
+        h = m.hidden_size
+        tp_ar = 2 * all_reduce_time(tokens_rank * h * 2, par.tp, self.links["nvlink"]) if par.tp > 1 else 0.0
+        dense_ffn = timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
+                               "fwd") if self.n_dense else 0.0
+        head = timer.time("gemm", {"m": max(1, b_rank * self.decode_q + (1 if p_tokens else 0)),
+                                   "n": m.vocab_size // par.tp, "k": h})
+        group = self.group_tokens(p_total + d_batch * self.decode_q)
+        moe_layer = self._moe_layer(attn + tp_ar, tokens_rank, group, p_total == 0) if self.n_moe else 0.0
+        drafts = self.decode_q - 1  # MTP: each draft is one sequential pass of the MTP module (V3P §2.2)
+        mtp = drafts * self._mtp_module_s(b_rank, d_batch, d_ctx) if drafts and b_rank else 0.0
+        return self.n_dense * (attn + dense_ffn + tp_ar) + self.n_moe * moe_layer + head + mtp
+
+    def _mtp_module_s(self, b_rank: int, d_batch: int, d_ctx: int) -> float:
+        """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer) and the shared head."""
+        m, par = self.m, self.par
+        attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd")
+        head = self.timer.time("gemm", {"m": b_rank, "n": m.vocab_size // par.tp, "k": m.hidden_size})
+        if self.moe is None:
+            ffn = self.timer.time("ffn", {"tokens": b_rank, "hidden": m.hidden_size,
+                                          "inter": (m.intermediate_size or 0) // par.tp})
+            return attn + ffn + head
+        return self._moe_layer(attn, b_rank, self.group_tokens(d_batch), decode_only=True) + head
+
+    def _moe_layer(self, attn_s: float, tokens_rank: int, group_tokens: float, decode_only: bool) -> float:
+        """One MoE layer: attention, experts and the all-to-all back to back, or with two-batch overlap
+        (two micro-batches; OII day 6) the all-to-all of one hidden under the other's compute, which
+        then runs on the SMs the communication leaves."""
+        moe = self.moe
+        if not self.inf.two_batch_overlap:
+            return attn_s + moe.compute_s(tokens_rank, group_tokens) + moe.comm_s(tokens_rank, decode_only)
+        half = max(1, -(-tokens_rank // 2))  # each micro-batch reads the expert weights and calls the kernels
+        compute = attn_s + 2 * moe.compute_s(half, group_tokens / 2)
+        return max(compute * moe.sm_slowdown(decode_only), 2 * moe.comm_s(half, decode_only))
+
+
+def decode_breakdown(sm: StepModel, d_batch: int, ctx: int) -> dict:
+    """One decode iteration of `d_batch` requests at context `ctx`, per MoE layer and in total, and the
+    busiest EP rank's load over the mean with and without the variant's expert placement."""
+    m, par = sm.m, sm.par
+    b_rank = max(1, -(-d_batch // par.dp))
+    attn = sm.attn_timer.time(*sm._attn_shape(b_rank, sm.decode_q, ctx, "absorbed"), "fwd")
+    out = {"requests": d_batch, "context_tokens": ctx, "attention_s": attn, "iteration_s": sm.time([], d_batch, d_batch * ctx)}
+    if sm.moe is None:
+        return out
+    own, group = b_rank * sm.decode_q, sm.group_tokens(d_batch * sm.decode_q)
+    assignments = assignment_bucket(group * m.num_experts_per_tok)
+    even = m.n_routed_experts % par.ep == 0  # otherwise there is no layout without replicas to compare with
+    return out | {"moe_compute_s": sm.moe.compute_s(own, group), "all_to_all_s": sm.moe.comm_s(own, decode_only=True),
+                  "moe_layer_s": sm._moe_layer(attn, own, group, decode_only=True),
+                  "two_batch_overlap": sm.inf.two_batch_overlap, "all_to_all_kernels": sm.inf.all_to_all,
+                  "busiest_rank_load_no_replication": busiest_rank_factor(
+                      sm.moe.shares, contiguous_slots(m.n_routed_experts, par.ep), assignments) if even else None,
+                  "busiest_rank_load_placed": busiest_rank_factor(sm.moe.shares, sm.moe.slots, assignments)}
+
+
+def busiest_rank_chunks(chunks: list[tuple[int, int]], ranks: int) -> list[tuple[int, int]]:
+    """The chunks of the attention rank with the most prefill tokens when each chunk goes to the least
+    loaded rank, largest first (each request lives on one rank)."""
+    if len(chunks) <= 1 or ranks <= 1:
+        return list(chunks)
+    if len(chunks) <= ranks:
+        return [max(chunks)]
+    heap = [(0, r, []) for r in range(ranks)]
+    for chunk in sorted(chunks, reverse=True):
+        load, r, mine = heapq.heappop(heap)
+        heapq.heappush(heap, (load + chunk[0], r, mine + [chunk]))
+    return max(heap)[2]
+
+
+def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | None = None) -> StepModel:
+    """Iteration times of an instance from the GPU file's sourced efficiencies: GEMMs at the weights'
+    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FMLA);
+    `scale`: one drawn timing error per operator, for uncertainty bands."""
+    stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
+    gpu = inf.cluster.gpu
+    precision = "fp8" if inf.weight_bits <= 8 else "bf16"
+    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
+                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=inf.kv_bits / 8)

@@ -1,0 +1,78 @@
+"""Per-GPU memory: hand computations on a tiny layout, and the ZeRO / recompute / schedule orderings."""
+
+import pytest
+
+from costmodel.counts.memory import (
+    BYTES_ACT,
+    activation_elements_per_token,
+    in_flight_microbatches,
+    serving_memory,
+    stage_layers,
+    training_memory,
+)
+from costmodel.counts.params import embedding_params, head_params, layer_params
+from costmodel.inputs.specs import ClusterSpec, GPUSpec, InferenceSpec, ModelSpec, Parallelism, TrainingSpec
+
+GPU = GPUSpec.model_validate({
+    "name": "toy", "peak_flops_per_s": {"bf16": {"value": 1e12, "source": "test"}},
+    **{k: {"value": v, "source": "test"} for k, v in [("hbm_bytes", 80e9), ("hbm_bw_bytes_per_s", 1e12),
+       ("nvlink_bw_bytes_per_s", 1e11), ("nic_bw_bytes_per_s", 1e10), ("price_usd_per_hour", 1.0)]},
+})
+DENSE = ModelSpec(name="tiny", attention="mha", ffn="dense", vocab_size=1000, hidden_size=64,
+                  num_hidden_layers=4, num_attention_heads=4, intermediate_size=256)
+
+
+def train(par: Parallelism, model=DENSE, seqs=8, seq_len=16):
+    return TrainingSpec(cluster=ClusterSpec(gpu=GPU, gpus_per_node=par.world_size, nodes=1),
+                        parallelism=par, seq_len=seq_len, global_batch_seqs=seqs)
+
+
+def test_stage_layers_uneven():
+    assert [len(r) for r in stage_layers(60, 16)] == [4] * 12 + [3] * 4
+    assert stage_layers(4, 2) == [range(0, 2), range(2, 4)]
+
+
+def test_single_gpu_by_hand():
+    t = train(Parallelism(zero_stage=0, micro_batches=2))
+    mem = training_memory(DENSE, t)
+    n = sum(layer_params(DENSE, i).dense for i in range(4)) + embedding_params(DENSE) + head_params(DENSE)
+    assert mem.weights_bytes == 2 * n and mem.grads_bytes == 2 * n and mem.optimizer_bytes == 12 * n
+    # 4 sequences of 16 tokens per micro-batch, 1F1B with pp=1 keeps one in flight; plus the logits
+    per_token = sum(activation_elements_per_token(DENSE, i, "none") for i in range(4))
+    assert mem.activations_bytes == BYTES_ACT * 64 * (per_token + 1000)
+
+
+def test_zero_stages_shard_what_they_should():
+    mems = [training_memory(DENSE, train(Parallelism(dp=4, zero_stage=z))) for z in range(4)]
+    assert mems[1].optimizer_bytes == mems[0].optimizer_bytes / 4 and mems[1].grads_bytes == mems[0].grads_bytes
+    assert mems[2].grads_bytes == mems[0].grads_bytes / 4 and mems[2].weights_bytes == mems[0].weights_bytes
+    assert mems[3].weights_bytes == mems[0].weights_bytes / 4
+
+
+def test_recompute_and_schedule_order(models):
+    m = models["deepseek-v2"]
+    levels = [activation_elements_per_token(m, 5, r) for r in ("none", "selective", "full")]
+    assert levels[0] > levels[1] > levels[2] == m.hidden_size
+    assert in_flight_microbatches("gpipe", 16, 144) == 144
+    assert in_flight_microbatches("1f1b", 16, 144) == 16
+    assert in_flight_microbatches("dualpipe", 16, 144) == 17
+
+
+def test_expert_parallel_shards_experts(models):
+    m = models["deepseek-v2-lite"]
+    one = training_memory(m, train(Parallelism(dp=8, ep=1), model=m, seqs=8, seq_len=128))
+    eight = training_memory(m, train(Parallelism(dp=8, ep=8), model=m, seqs=8, seq_len=128))
+    experts = sum(layer_params(m, i).routed_experts for i in range(m.num_hidden_layers))
+    assert one.weights_bytes - eight.weights_bytes == pytest.approx(2 * experts * 7 / 8)
+
+
+def test_serving_memory_v2_node(models):
+    from costmodel.inputs.loader import load_spec
+    from tests.conftest import SCENARIOS
+
+    node = load_spec("cluster", SCENARIOS / "clusters" / "h800-node.yaml")
+    inf = InferenceSpec(cluster=node, parallelism=Parallelism(dp=8, ep=8, zero_stage=0), weight_bits=8, kv_bits=6)
+    mem = serving_memory(models["deepseek-v2"], inf)
+    # KV room = (0.9 * 80 GB - weights) / 25,920 B per token
+    assert mem.kv_capacity_tokens == pytest.approx((0.9 * 80e9 - mem.weights_bytes) / 25_920)
+    assert 35e9 < mem.weights_bytes < 45e9

@@ -1,0 +1,219 @@
+"""Serving simulator: one request's timeline, capacity, completion, determinism, saturation bound, and
+the DeepSeek-V2 paper's serving figures."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.app.feasibility import saturation_note
+from costmodel.app.serving import run_serving, serve_variant
+from costmodel.inputs.loader import load_scenario
+from costmodel.inputs.specs import LengthDist, WorkloadSpec
+from planner.cli import cli
+from tests.conftest import SCENARIOS
+
+PAPER = SCENARIOS / "deepseek-v2-paper.yaml"
+
+
+class FixedSteps:
+    """An iteration costs `prefill_s` when it holds prefill tokens, else `decode_s`."""
+
+    def __init__(self, prefill_s: float, decode_s: float):
+        self.prefill_s, self.decode_s = prefill_s, decode_s
+
+    def time(self, chunks, decode_batch, decode_ctx_sum):
+        return self.prefill_s if chunks else self.decode_s
+
+
+def v2():
+    return load_scenario(PAPER).variants[0]
+
+
+def workload(**kw) -> WorkloadSpec:
+    base = dict(prompt_tokens=LengthDist(value=100), output_tokens=LengthDist(value=10), arrival="burst", requests=1)
+    return WorkloadSpec(**{**base, **kw})
+
+
+def test_one_request_takes_prefill_then_decode_steps():
+    v = v2()
+    r = run_serving("one", v.model, v.inference, workload(), step_model=FixedSteps(0.5, 0.01),
+                         kv_capacity_tokens=10_000)
+    # the prefill iteration emits the first token; each of the other 9 takes one decode step
+    assert r.latency.ttft_p50_s == pytest.approx(0.5)
+    assert r.latency.e2e_p50_s == pytest.approx(0.5 + 9 * 0.01)
+    assert r.latency.tpot_p50_s == pytest.approx(0.01)
+    assert r.iterations == 10
+
+
+def test_kv_never_exceeds_capacity_and_every_request_finishes():
+    v = v2()
+    w = workload(requests=300, prompt_tokens=LengthDist(dist="uniform", low=50, high=400),
+                 output_tokens=LengthDist(dist="uniform", low=1, high=300), seed=3)
+    r = run_serving("tight", v.model, v.inference, w, step_model=FixedSteps(0.02, 0.01), kv_capacity_tokens=8 * 2048)
+    assert r.finished == r.requests == 300
+    assert r.peak_kv_utilisation <= 1.0
+    assert r.preemptions > 0  # the cache was tight enough to force some
+
+
+def test_same_seed_same_result():
+    v = v2()
+    w = workload(requests=200, arrival="poisson", rate_per_s=50, seed=7,
+                 prompt_tokens=LengthDist(dist="lognormal", median=300, sigma=0.7, max=2000))
+    a, b = (run_serving("s", v.model, v.inference, w).model_dump(exclude={"sim_wall_s"}) for _ in range(2))
+    assert a == b
+
+
+def test_saturated_decode_reaches_the_analytic_bound():
+    # 8 attention ranks x 16 running each; every step takes 10 ms whatever the batch -> 128 / 0.01 tok/s
+    v = v2()
+    inf = v.inference.model_copy(update={"max_running": 16})
+    w = workload(requests=5000, output_tokens=LengthDist(value=50))
+    r = run_serving("sat", v.model, inf, w, phase="decode", step_model=FixedSteps(0.0, 0.01),
+                         kv_capacity_tokens=10**7)
+    assert r.max_generation_throughput_tok_s == pytest.approx(128 / 0.01, rel=0.01)
+
+
+def test_a_request_that_cannot_fit_is_refused(tmp_path):
+    text = PAPER.read_text().replace("kv_bits: 6 ", "kv_bits: 6 ")
+    wl = tmp_path / "workloads"
+    wl.mkdir()
+    (wl / "huge.yaml").write_text("prompt_tokens: {value: 5000000}\noutput_tokens: {value: 10}\narrival: burst\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(text.replace("workload: deepseek-chat-assumed", "workload: huge"))
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(path), "--variant", "deepseek-v2"])
+    assert result.exit_code == 2 and "KV cache" in result.output and "Traceback" not in result.output
+
+
+def _with_requests(inf, n: int):
+    """The instance with a shorter workload run (its saturated runs still queue the saturating count)."""
+    return inf.model_copy(update={"workload": inf.workload.model_copy(update={"requests": n})})
+
+
+class RecordingSteps(FixedSteps):
+    def __init__(self):
+        super().__init__(0.5, 0.01)
+        self.chunks = []
+
+    def time(self, chunks, decode_batch, decode_ctx_sum):
+        self.chunks += chunks
+        return super().time(chunks, decode_batch, decode_ctx_sum)
+
+
+def test_a_prefix_cache_hit_skips_its_share_of_the_prefill():
+    """hit rate 0.3 on a 1000-token prompt: prefill computes 700 tokens, attending to all 1000, and the
+    run counts 700 prompt tokens computed."""
+    v = v2()
+    steps = RecordingSteps()
+    w = workload(prompt_tokens=LengthDist(value=1000), output_tokens=LengthDist(value=2), prefix_cache_hit_rate=0.3)
+    r = run_serving("hit", v.model, v.inference, w, step_model=steps, kv_capacity_tokens=10_000)
+    assert steps.chunks == [(700, 1000)]
+    assert r.prompt_throughput_tok_s * r.sim_time_s == pytest.approx(700)
+
+
+def test_paper_serving_figures():
+    """V2P §3.2.3 / Fig. 1: 5.76x the 67B's maximum generation throughput, >50K tok/s generation and
+    >100K tok/s prompt on one 8xH800 node (each below twice the paper's figure)."""
+    s = load_scenario(PAPER)
+    r = {v.name: serve_variant(v.name, v.model, _with_requests(v.inference, 4000)) for v in s.variants}
+    v2r, b67 = r["deepseek-v2"], r["deepseek-llm-67b"]
+    assert v2r.max_generation_throughput_tok_s / b67.max_generation_throughput_tok_s == pytest.approx(5.76, rel=0.2)
+    assert 50e3 < v2r.max_generation_throughput_tok_s < 2 * 55.4e3
+    assert 100e3 < v2r.prompt_throughput_tok_s < 2 * 100e3
+
+
+def test_cli_json_shape():
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(PAPER), "--format", "json", "--requests", "500",
+                                      "--variant", "deepseek-v2"])
+    assert result.exit_code == 0, result.output
+    (v,) = json.loads(result.stdout)["variants"]
+    for key in ("name", "max_generation_throughput_tok_s", "prompt_throughput_tok_s", "max_concurrent_requests"):
+        assert key in v
+    assert {"ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p50_s"} <= set(v["latency"])
+
+
+def test_requests_bound_the_saturated_runs_too():
+    """--requests 50: the maximum-throughput runs queue 50 requests, not the saturating count, and say
+    so. That count is 3 x KV capacity / (mean prompt + mean output / 2) = 3 x 9,609,984 / ~1,112."""
+    result = CliRunner().invoke(cli, ["simulate", "serve", str(PAPER), "--format", "json", "--requests", "50",
+                                      "--variant", "deepseek-v2"])
+    assert result.exit_code == 0, result.output
+    (v,) = json.loads(result.stdout)["variants"]
+    assert v["saturation_requests"] == 50 and v["max_concurrent_requests"] == 50
+    need = 3 * v["kv_capacity_tokens"] / 1111.5
+    assert v["saturation_note"] is not None and f"{int(need):,}"[:4] in v["saturation_note"]
+    s = load_scenario(PAPER)
+    inf = s.variants[0].inference
+    assert saturation_note(s.variants[0].model, inf, inf.workload) is None  # the workload's own runs saturate
+
+
+def test_closed_loop_keeps_at_most_users_in_flight():
+    v = v2()
+    w = workload(requests=60, arrival="closed", users=5, think_time_s=0.05)
+    r = run_serving("closed", v.model, v.inference, w, step_model=FixedSteps(0.02, 0.01), kv_capacity_tokens=10**6)
+    assert r.finished == 60 and r.max_concurrent_requests <= 5
+
+
+def test_trace_arrivals(tmp_path):
+    (tmp_path / "t.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0.0,100,3\n1.0,50,2\n")
+    v = v2()
+    w = workload(arrival="trace", trace_csv="t.csv")
+    r = run_serving("trace", v.model, v.inference, w, step_model=FixedSteps(0.1, 0.01), kv_capacity_tokens=10**6,
+                         base_dir=tmp_path)
+    # request 0: prefill 0.1 + 2 decodes; request 1 arrives at 1.0: prefill 0.1 + 1 decode
+    assert r.finished == 2 and r.sim_time_s == pytest.approx(1.0 + 0.1 + 0.01)
+    assert r.latency.e2e_p50_s == pytest.approx((0.12 + 0.11) / 2)
+
+
+def test_prefill_decode_disaggregation():
+    from costmodel.counts.comm import links_of, p2p_time
+    from costmodel.counts.kvcache import kv_bytes_per_token
+    from costmodel.inputs.specs import Parallelism, PrefillPool
+
+    v = v2()
+    pd_inf = v.inference.model_copy(update={"prefill_pool": PrefillPool(parallelism=Parallelism(dp=8, ep=8, zero_stage=0))})
+    # one request: TTFT on the prefill node, then the KV crosses the NIC, then 9 decode steps
+    one = run_serving("one", v.model, pd_inf, workload(prompt_tokens=LengthDist(value=2000)))
+    transfer = p2p_time(2000 * kv_bytes_per_token(v.model, 6), links_of(v.inference.cluster.gpu)["nic"])
+    assert one.finished == 1 and one.latency.e2e_p50_s - one.latency.ttft_p50_s >= transfer + 9 * 0.5 * one.latency.tpot_p50_s
+    # under load, decode iterations no longer carry prefill chunks: lower TPOT than the shared instance
+    w = v.inference.workload.model_copy(update={"requests": 1500, "rate_per_s": 20})
+    shared = run_serving("shared", v.model, v.inference, w)
+    split = run_serving("split", v.model, pd_inf, w)
+    assert split.finished == 1500 and split.latency.tpot_p50_s < shared.latency.tpot_p50_s
+
+
+def test_prefill_pool_layout_is_validated(tmp_path):
+    text = PAPER.read_text().replace("      workload: deepseek-chat-assumed\n\n  - name: deepseek-llm-67b",
+                                     "      workload: deepseek-chat-assumed\n      prefill_pool: {parallelism: {dp: 8, ep: 7, zero_stage: 0}}\n\n  - name: deepseek-llm-67b")
+    path = tmp_path / "pd.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "variants.0.inference.prefill_pool.parallelism.ep" in result.output
+
+
+def test_an_ep_that_does_not_split_the_experts_names_ep_and_the_eps_that_work():
+    """It blamed redundant_experts and suggested replicas; the fix is ep, and which eps work is computable:
+    the divisors of both 160 routed experts and tp x dp = 8."""
+    from costmodel.app.feasibility import serving_option_problems
+    from costmodel.app.study import open_study
+
+    v = open_study(SCENARIOS / "deepseek-v2-paper.yaml").variant("deepseek-v2")
+    inf = v.inference.model_copy(update={"parallelism": v.inference.parallelism.model_copy(update={"ep": 3, "dp": 6, "tp": 1})})
+    inf = inf.model_copy(update={"parallelism": inf.parallelism.model_copy(update={"dp": 6})})
+    (p,) = [p for p in serving_option_problems(v.model, inf) if "experts" in p.problem]
+    assert p.field == "parallelism.ep" and "ep 3 does not divide the 160 routed experts" in p.problem
+    assert "tp x dp = 6: 1, 2 (or add redundant_experts" in p.fix  # 1 and 2 divide both 160 and 6; 4 and 5 do not
+
+
+def test_an_offered_load_above_what_the_instance_carries_is_stated():
+    """400 requests/s of the chat workload on one 8xH800 V2 instance: far above the ~110-170 it carries."""
+    from costmodel.app.study import open_study, override, serve
+
+    st_ = open_study(SCENARIOS / "deepseek-v2-paper.yaml")
+    hot = override(st_, "deepseek-v2", {"inference.workload.rate_per_s": 400.0})
+    (r,) = serve(hot, only="deepseek-v2", requests=3000)
+    assert r.overload_note is not None and "lower rate_per_s to at most" in r.overload_note
+    assert 50 < r.carried_rate_per_s < 400
+    (calm,) = serve(st_, only="deepseek-v2", requests=3000)  # the paper's 8 requests/s
+    assert calm.overload_note is None and calm.carried_rate_per_s == pytest.approx(8.0, rel=0.1)
