@@ -395,7 +395,7 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
         name=name, num_gpus=gpus, step_time_s=step, tokens_per_step=tokens, tokens_per_s_per_gpu=1 / gpu_s_per_token,
         mfu=train_flops_per_token(m, t.seq_len) / (gpu_s_per_token * gpu.peak_flops(t.precision)),
         stack_efficiency=stack_efficiency_of(t), all_to_all_efficiency=a2a_efficiency_of(t),
-        flop_convention=f"6·N_active + causal attention at seq {t.seq_len} (costmodel/flops.py), "
+        flop_convention=f"6·N_active + causal attention at seq {t.seq_len} (costmodel/counts/flops.py), "
                         f"over the {gpu.compute_precision(t.precision).upper()} dense peak; recompute not counted",
         bubble_fraction=sim.bubble_s / step, compute_s=busiest.compute_s, comm_s=busiest.comm_s,
         exposed_comm_s=busiest.exposed_comm_s + busiest.sync_and_step_s - busiest_cost.optimizer_s,
