@@ -40,13 +40,14 @@ def prefill_pool_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | N
 def run_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,
                 phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
                 base_dir: Path | None = None, requests: RequestArrays | None = None,
-                progress: Callable[[int, int], None] | None = None) -> ServeResult:
+                progress: Callable[[int, int], None] | None = None,
+                prefill_step_model: StepModel | None = None) -> ServeResult:
     """One run of `workload` (the instance's own by default) on `inf`: its requests (given, or built from
     the workload), its units, then the simulator. step_model / kv_capacity_tokens replace the
-    instance's own (tests and validation use them)."""
+    instance's own (tests and validation use them); prefill_step_model, the prefill pool's."""
     w = workload or inf.workload
     reqs = requests or make_requests(w, base_dir, m.max_position_embeddings)
-    prefill = prefill_pool_for(m, inf) if phase == "mixed" else None
+    prefill = prefill_pool_for(m, inf, prefill_step_model) if phase == "mixed" else None
     unit = instance_for(m, inf, step_model, kv_capacity_tokens)
     return simulate_serving(name, inf, w, reqs, unit, phase=phase, prefill=prefill, progress=progress)
 

@@ -296,7 +296,7 @@ def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Pat
 
     def run(scale: dict[str, float]) -> dict[str, float | None]:
         steps, pre_steps = models(scale)
-        mixed = run_serving(v.name, m, inf, w, step_model=steps, requests=reqs)
+        mixed = run_serving(v.name, m, inf, w, step_model=steps, prefill_step_model=pre_steps, requests=reqs)
         decode, prefill = saturated_s(steps, pre_steps)
         return {"max_generation_throughput_tok_s": base.max_generation_throughput_tok_s * decode0 / decode,
                 "prompt_throughput_tok_s": base.prompt_throughput_tok_s * prefill0 / prefill,

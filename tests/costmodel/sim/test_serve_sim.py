@@ -183,6 +183,18 @@ def test_prefill_decode_disaggregation():
     assert split.finished == 1500 and split.latency.tpot_p50_s < shared.latency.tpot_p50_s
 
 
+def test_the_prefill_pool_runs_on_the_iteration_model_it_is_handed():
+    """One request on a disaggregated variant: its TTFT is the prefill pool's iteration (0.5 s or 2 s, as
+    handed), whatever the decode unit's; uncertainty bands hand the drawn prefill model this way."""
+    from costmodel.inputs.specs import Parallelism, PrefillPool
+
+    v = v2()
+    pd_inf = v.inference.model_copy(update={"prefill_pool": PrefillPool(parallelism=Parallelism(dp=8, ep=8, zero_stage=0))})
+    ttft = [run_serving("pd", v.model, pd_inf, workload(), step_model=FixedSteps(9.0, 0.01),
+                        prefill_step_model=FixedSteps(s, 9.0)).latency.ttft_p50_s for s in (0.5, 2.0)]
+    assert ttft == [pytest.approx(0.5), pytest.approx(2.0)]
+
+
 def test_prefill_pool_layout_is_validated(tmp_path):
     text = PAPER.read_text().replace("      workload: deepseek-chat-assumed\n\n  - name: deepseek-llm-67b",
                                      "      workload: deepseek-chat-assumed\n      prefill_pool: {parallelism: {dp: 8, ep: 7, zero_stage: 0}}\n\n  - name: deepseek-llm-67b")
