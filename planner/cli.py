@@ -310,8 +310,11 @@ def best_cmd(results: Path, fmt: str) -> None:
               help="Default: float32 on cpu, bfloat16 on cuda; float8_e4m3fn times FP8 GEMMs (cuda, --ops gemm).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default: profiles/DEVICE-MODEL.csv")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: finished points are kept.")
-@click.option("--min-time-s", type=float, default=0.3, show_default=True, help="Least time spent per point.")
-def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -> None:
+@click.option("--min-time-s", type=click.FloatRange(min=0.001), default=0.3, show_default=True,
+              help="Least time spent per point.")
+@click.option("--remeasure-s", type=click.FloatRange(min=0), default=40.0, show_default=True,
+              help="Time, in all, for re-timing points whose rounds disagree (0: none, a quick profile).")
+def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s, remeasure_s) -> None:
     """Time the kernels over a grid of shapes; each point is appended as it finishes."""
     path = Path(model_name) if model_name.endswith(".yaml") else find_named("model", model_name, Path.cwd() / "x")
     if path is None or not path.exists():
@@ -343,7 +346,8 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s) -
         with render.progress_bar() as bar:
             task = bar.add_task(f"{spec.name}", total=len(points), completed=already)
             for row in run_profile(points, out, device=device, dtype=torch_dtype, resume=resume,
-                                   extra_header={"model": spec.name}, min_time_s=min_time_s):
+                                   extra_header={"model": spec.name}, min_time_s=min_time_s,
+                                   remeasure_budget_s=remeasure_s):
                 measured += 1
                 failed += row["status"] != "ok"
                 bar.update(task, advance=1, description=f"{row['op']} {row['pass']}")

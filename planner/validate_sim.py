@@ -199,6 +199,10 @@ def cached_profile_path() -> Path:
     return CACHE_DIR / f"cpu-{fingerprint_id(machine_here('cpu', 'float32'))}-validate-sim.csv"
 
 
+PROFILE_MIN_TIME_S = 0.3  # per point, as `planner profile` measures by default (kernels/profiler.py)
+PROFILE_REMEASURE_S = 40.0  # in all, for re-timing points whose rounds disagree (kernels/profiler.py)
+
+
 def profile_for_run(path: Path, o: dict, progress: Callable[[int, int], None]) -> int:
     """Measure the run's grid on this machine into `path`, the points it lacks only (an interrupted
     or smaller earlier run is resumed); returns how many were measured."""
@@ -207,8 +211,10 @@ def profile_for_run(path: Path, o: dict, progress: Callable[[int, int], None]) -
     from kernels.profiler import profile
 
     points, measured = grid_for_run(o), 0
-    for measured, _ in enumerate(profile(points, path, device="cpu", dtype=torch.float32, resume=path.exists(),
-                                         extra_header={"model": "deepseek-v2-lite", "grid": "validate-sim"}), start=1):
+    rows = profile(points, path, device="cpu", dtype=torch.float32, resume=path.exists(),
+                   extra_header={"model": "deepseek-v2-lite", "grid": "validate-sim"},
+                   min_time_s=PROFILE_MIN_TIME_S, remeasure_budget_s=PROFILE_REMEASURE_S)
+    for measured, _ in enumerate(rows, start=1):
         progress(measured, len(points))
     return measured
 
