@@ -35,7 +35,7 @@ test: $(STAMP)
 ifeq ($(CHROMIUM),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 endif
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=10
 
 bench: $(STAMP)
 	@for b in $(wildcard benchmarks/*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

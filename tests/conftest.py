@@ -6,6 +6,41 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 
+PAPER_COMMANDS = {"report": ["report"], "train": ["simulate", "train"], "serve": ["simulate", "serve"]}
+
+
+@pytest.fixture(scope="session")
+def paper_cli() -> dict[str, dict]:
+    """`planner report | simulate train | simulate serve` of the paper scenario as JSON, each run once a
+    session (the serving runs take half a minute): the golden files and the dashboard compare with it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from planner.cli import cli
+
+    out = {}
+    for name, command in PAPER_COMMANDS.items():
+        result = CliRunner().invoke(cli, [*command, str(SCENARIOS / "deepseek-v2-paper.yaml"), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        out[name] = json.loads(result.stdout)
+    return out
+
+
+@pytest.fixture(scope="session")
+def dashboard_cache(paper_cli) -> Path:
+    """The dashboard's disk cache holding the paper scenario's serving results, as the CLI computed them:
+    the AppTest pages and the browser tests' Streamlit server read them instead of simulating the same
+    half-minute again (tests/dashboard/test_app.py checks that the dashboard's own computation gives the
+    CLI's result)."""
+    from dashboard import data
+
+    text = (SCENARIOS / "deepseek-v2-paper.yaml").read_text()
+    for v in paper_cli["serve"]["variants"]:
+        data._disk(f"serve-{v['name']}", text, lambda v=v: v)
+    return data.CACHE
+
+
 @pytest.fixture(scope="session")
 def models():
     from costmodel.inputs.loader import load_spec

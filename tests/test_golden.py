@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from planner.cli import cli
-from tests.conftest import ROOT, SCENARIOS
+from tests.conftest import PAPER_COMMANDS, ROOT, SCENARIOS
 
 GOLDEN = ROOT / "tests" / "golden"
 PAPER = str(SCENARIOS / "deepseek-v2-paper.yaml")
@@ -45,9 +45,14 @@ def leaves(x, path: str = "") -> dict[str, object]:
     return {path: x}
 
 
+def test_the_shared_paper_outputs_are_these_commands():
+    """The session's paper outputs (conftest.paper_cli) run exactly the commands pinned here."""
+    assert {name: [*c, PAPER, "--format", "json"] for name, c in PAPER_COMMANDS.items()} == COMMANDS
+
+
 @pytest.mark.parametrize("name", list(COMMANDS))
-def test_paper_outputs_match_the_golden_files(name):
-    want, got = leaves(json.loads((GOLDEN / f"paper-{name}.json").read_text())), leaves(run(name))
+def test_paper_outputs_match_the_golden_files(name, paper_cli):
+    want, got = leaves(json.loads((GOLDEN / f"paper-{name}.json").read_text())), leaves(paper_cli[name])
     assert set(got) == set(want)
     off = {k: (want[k], got[k]) for k in want
            if (isinstance(want[k], float) and not math.isclose(got[k], want[k], rel_tol=REL))

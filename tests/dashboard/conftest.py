@@ -10,3 +10,9 @@ def keep_main_module():
     main = sys.modules["__main__"]
     yield
     sys.modules["__main__"] = main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _paper_results_cached(dashboard_cache):
+    """Every page here reads the paper scenario's serving results from the disk cache (conftest.py)."""
+    return dashboard_cache

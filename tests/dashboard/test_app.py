@@ -6,9 +6,11 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
+from dashboard import data
 from planner.cli import cli
 from tests.conftest import ROOT, SCENARIOS
 
+PAPER = SCENARIOS / "deepseek-v2-paper.yaml"
 TIMEOUT = 240  # a cold cache simulates the paper scenario's serving runs (~20 s here)
 
 
@@ -25,12 +27,29 @@ def run_page(page: str) -> AppTest:
 
 
 @pytest.fixture(scope="module")
-def cli_json():
-    paper = str(SCENARIOS / "deepseek-v2-paper.yaml")
-    train = json.loads(CliRunner().invoke(cli, ["simulate", "train", paper, "--format", "json"]).stdout)
-    serve = json.loads(CliRunner().invoke(cli, ["simulate", "serve", paper, "--format", "json"]).stdout)
-    report = json.loads(CliRunner().invoke(cli, ["report", paper, "--format", "json"]).stdout)
+def cli_json(paper_cli):
+    """The paper scenario's CLI JSON by variant (run once a session, shared with the golden test; its
+    serving results fill the dashboard's disk cache: conftest.dashboard_cache)."""
+    train, serve, report = paper_cli["train"], paper_cli["serve"], paper_cli["report"]
     return {v["name"]: v for v in train["variants"]}, {v["name"]: v for v in serve["variants"]}, report
+
+
+SMALL_WORKLOAD = ("workload: {prompt_tokens: {dist: lognormal, median: 700, sigma: 0.8, max: 3072}, output_tokens: "
+                  "{dist: lognormal, median: 300, sigma: 0.8, max: 1024}, arrival: poisson, rate_per_s: 8, "
+                  "requests: 150, saturation_requests: 150}")
+
+
+def test_the_dashboard_serves_a_variant_as_the_cli_does(tmp_path):
+    """The dashboard's per-variant computation (what its pages draw) equals `planner simulate serve
+    --format json`, on the paper scenario with a 150-request workload."""
+    text = PAPER.read_text().replace("workload: deepseek-chat-assumed", SMALL_WORKLOAD)
+    path = tmp_path / "small.yaml"
+    path.write_text(text)
+    cli_out = json.loads(CliRunner().invoke(cli, ["simulate", "serve", str(path), "--format", "json"]).stdout)
+    wall = {"sim_wall_s"}
+    for want in cli_out["variants"]:
+        got = data.compute_serving_one(text, PAPER.name, want["name"])
+        assert {k: x for k, x in got.items() if k not in wall} == {k: x for k, x in want.items() if k not in wall}
 
 
 def test_overview_matches_the_cli(cli_json):
@@ -123,9 +142,12 @@ def test_invalid_yaml_shows_the_error_inline():
 
 
 def test_plan_page_shows_the_clis_recommendation():
-    """The Plan page answers the bundled plan as `planner plan --format json` does."""
-    cli_out = json.loads(CliRunner().invoke(cli, ["plan", str(SCENARIOS / "plans" / "deepseek-v2-paper.yaml"),
-                                                  "--sequential", "--format", "json"]).stdout)
+    """The Plan page answers the bundled plan as `planner plan --format json` does. Both call
+    plan_runner.run_plan on the file's text, so the CLI's answer goes into the page's disk cache rather
+    than the same search running twice."""
+    plan_file = SCENARIOS / "plans" / "deepseek-v2-paper.yaml"
+    cli_out = json.loads(CliRunner().invoke(cli, ["plan", str(plan_file), "--sequential", "--format", "json"]).stdout)
+    data._disk("plan", plan_file.read_text(), lambda: cli_out)
     at = run_page("plan")
     next(s for s in at.selectbox if s.label == "Plan file").select("deepseek-v2-paper.yaml").run()
     assert not at.exception and not at.error

@@ -48,83 +48,78 @@ def server():
     proc.wait(timeout=10)
 
 
-def test_overview_in_chromium(server):
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for every test here; each test opens its own page (a fresh context)."""
     from playwright.sync_api import sync_playwright
 
     assert shutil.which("chromium") or __import__("os").path.exists(CHROMIUM), "make test installs chromium"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(server, timeout=60_000)
-        page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=240_000)
-        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
-        page.wait_for_function("document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= 3",
-                               timeout=120_000)
-        charts = page.locator('[data-testid="stPlotlyChart"]').count()
-        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
-        text = page.locator('[data-testid="stPlotlyChart"]').first.text_content()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_overview_in_chromium(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(server, timeout=60_000)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=240_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= 3",
+                           timeout=120_000)
+    charts = page.locator('[data-testid="stPlotlyChart"]').count()
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    text = page.locator('[data-testid="stPlotlyChart"]').first.text_content()
+    page.close()
     assert charts >= 3
     assert errors == 0
     assert "KV cache" in text and "Training cost" in text
 
 
-def test_invalid_uploaded_yaml_shows_the_error(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_invalid_uploaded_yaml_shows_the_error(server, browser, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nvariants:\n  - name: a\n    model: deepseek-v9\n")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page()
-        page.goto(server, timeout=60_000)
-        page.wait_for_selector('[data-testid="stFileUploader"]', timeout=120_000)
-        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(bad))
-        alert = page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=120_000)
-        message = alert.text_content()
-        tracebacks = page.locator('[data-testid="stException"]').count()
-        browser.close()
+    page = browser.new_page()
+    page.goto(server, timeout=60_000)
+    page.wait_for_selector('[data-testid="stFileUploader"]', timeout=120_000)
+    page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(bad))
+    alert = page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=120_000)
+    message = alert.text_content()
+    tracebacks = page.locator('[data-testid="stException"]').count()
+    page.close()
     assert "bad.yaml" in message and "no model named 'deepseek-v9'" in message and "Fix:" in message
     assert tracebacks == 0
 
 
-def test_plan_page_in_chromium(server):
+def test_plan_page_in_chromium(server, browser):
     """The Plan page at its URL answers the first bundled plan (its screenshot is the README's)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(f"{server}/plan", timeout=60_000)
-        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
-        page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=120_000)
-        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
-        metrics = page.locator('[data-testid="stMetric"]').all_text_contents()
-        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
-        page.screenshot(path=str(SCREENSHOT.with_name("plan.png")), full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(f"{server}/plan", timeout=60_000)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=120_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+    metrics = page.locator('[data-testid="stMetric"]').all_text_contents()
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+    page.screenshot(path=str(SCREENSHOT.with_name("plan.png")), full_page=True)
+    page.close()
     assert errors == 0
     assert any("Recommended" in m and "×" in m for m in metrics)
 
 
 @pytest.mark.parametrize("path, title", [("", "Overview"), ("overview", "Overview"), ("training", "Training"),
                                          ("serving", "Serving"), ("kernels", "Kernels"), ("sweeps", "Sweeps")])
-def test_every_page_opens_at_its_url(server, path, title):
+def test_every_page_opens_at_its_url(server, browser, path, title):
     """Each page at its own URL: its title, no exception, no "Page not found" (/overview once gave that)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.goto(f"{server}/{path}", timeout=60_000)
-        page.wait_for_selector("h1", timeout=240_000)
-        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
-        heading = page.locator("h1").first.text_content()
-        body = page.locator("body").text_content()
-        errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{server}/{path}", timeout=60_000)
+    page.wait_for_selector("h1", timeout=240_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
+    heading = page.locator("h1").first.text_content()
+    body = page.locator("body").text_content()
+    errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+    page.close()
     assert title in heading and "Page not found" not in body and errors == 0
 
 
@@ -146,53 +141,51 @@ def _no_exception(page) -> bool:
     return page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_selectors_upload_edit_remove_in_chromium(server, tmp_path):
+def test_selectors_upload_edit_remove_in_chromium(server, browser, tmp_path):
     """As a user: each variant in the Training and Overview selectors, then upload a scenario (the sidebar
     and the editor show it), edit it (the page shows the edit), remove it (back to the picked file). Each
     check is retried (expect) while Streamlit reruns: a rerun may start after _settle has looked."""
     import re
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     mine = tmp_path / "mine.yaml"
     mine.write_text((ROOT / "scenarios" / "deepseek-v2-paper.yaml").read_text()
                     .replace('description: "DeepSeek-V2 against', 'description: "Uploaded: DeepSeek-V2 against', 1))
     wait = 60_000
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(f"{server}/training", timeout=60_000)
-        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
-        for name in ("deepseek-llm-67b", "deepseek-v2"):
-            _choose(page, "Variant", name)
-            expect(page.locator('[data-testid="stMetric"]').filter(has_text="Step time")).to_have_count(1, timeout=wait)
-            assert _no_exception(page)
-        page.goto(f"{server}/overview", timeout=60_000)
-        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
-        _choose(page, "Baseline", "deepseek-v2")
-        expect(page.locator('[data-testid="stMetric"]').filter(has_text="389.1 KB")).to_contain_text(
-            "+1401.2%", timeout=wait)  # 389,120 B against 25,920 B
-        page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(mine))
-        sidebar = page.locator('[data-testid="stSidebar"]')
-        caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=" — ").first  # name — description
-        expect(sidebar).to_contain_text("mine.yaml (uploaded)", timeout=wait)
-        expect(caption).to_contain_text("Uploaded: DeepSeek-V2", timeout=wait)
-        sidebar.get_by_text("Edit YAML").click()
-        editor = sidebar.locator("textarea:visible")
-        expect(editor).to_have_value(re.compile("Uploaded: DeepSeek-V2"), timeout=wait)
-        editor.fill(editor.input_value().replace("Uploaded: DeepSeek-V2", "Edited: DeepSeek-V2"))
-        sidebar.get_by_role("button", name="Apply edits").click()
-        expect(caption).to_contain_text("Edited: DeepSeek-V2", timeout=wait)
-        expect(sidebar).to_contain_text("(edited)", timeout=wait)
-        sidebar.get_by_role("button", name="Remove mine.yaml").click()
-        expect(sidebar).to_contain_text("(bundled)", timeout=wait)
-        expect(caption).to_contain_text("DeepSeek-V2 against", timeout=wait)
-        expect(caption).not_to_contain_text("Edited:", timeout=wait)
-        expect(caption).not_to_contain_text("Uploaded:", timeout=wait)
-        _settle(page)
-        errors = page.locator('[data-testid="stAlertContentError"]').count()
-        exception = not _no_exception(page)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{server}/training", timeout=60_000)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
+    for name in ("deepseek-llm-67b", "deepseek-v2"):
+        _choose(page, "Variant", name)
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="Step time")).to_have_count(1, timeout=wait)
+        assert _no_exception(page)
+    page.goto(f"{server}/overview", timeout=60_000)
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
+    _choose(page, "Baseline", "deepseek-v2")
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="389.1 KB")).to_contain_text(
+        "+1401.2%", timeout=wait)  # 389,120 B against 25,920 B
+    page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(mine))
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text=" — ").first  # name — description
+    expect(sidebar).to_contain_text("mine.yaml (uploaded)", timeout=wait)
+    expect(caption).to_contain_text("Uploaded: DeepSeek-V2", timeout=wait)
+    sidebar.get_by_text("Edit YAML").click()
+    editor = sidebar.locator("textarea:visible")
+    expect(editor).to_have_value(re.compile("Uploaded: DeepSeek-V2"), timeout=wait)
+    editor.fill(editor.input_value().replace("Uploaded: DeepSeek-V2", "Edited: DeepSeek-V2"))
+    sidebar.get_by_role("button", name="Apply edits").click()
+    expect(caption).to_contain_text("Edited: DeepSeek-V2", timeout=wait)
+    expect(sidebar).to_contain_text("(edited)", timeout=wait)
+    sidebar.get_by_role("button", name="Remove mine.yaml").click()
+    expect(sidebar).to_contain_text("(bundled)", timeout=wait)
+    expect(caption).to_contain_text("DeepSeek-V2 against", timeout=wait)
+    expect(caption).not_to_contain_text("Edited:", timeout=wait)
+    expect(caption).not_to_contain_text("Uploaded:", timeout=wait)
+    _settle(page)
+    errors = page.locator('[data-testid="stAlertContentError"]').count()
+    exception = not _no_exception(page)
+    page.close()
     assert errors == 0 and not exception
 
 
@@ -204,26 +197,22 @@ DELTAS_JS = """() => [...document.querySelectorAll('[data-testid="stMetric"]')].
 })"""
 
 
-def test_overview_delta_colours_follow_each_metric_direction(server):
+def test_overview_delta_colours_follow_each_metric_direction(server, browser):
     """Green is better: lower GPU-hours and KV cache, higher throughput. Against V2 as the baseline the 67B
     is worse on all three, so all three are red with a minus sign on the throughput (once drawn green as
     '0.15x'); against the 67B, V2 is better on all three, so all are green."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(server, timeout=60_000)
-        page.wait_for_selector('[data-testid="stMetricDelta"]', timeout=240_000)
-        _settle(page)
-        against_67b = page.evaluate(DELTAS_JS)
-        _choose(page, "Baseline", "deepseek-v2")
-        before = [delta for _, delta, _ in against_67b]
-        before_js = json.dumps(json.dumps(before, separators=(",", ":")))  # as JSON.stringify writes it
-        page.wait_for_function(f"JSON.stringify(({DELTAS_JS})().map(d => d[1])) != {before_js}",
-                               timeout=120_000)  # the rerun has drawn the new deltas
-        against_v2 = page.evaluate(DELTAS_JS)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(server, timeout=60_000)
+    page.wait_for_selector('[data-testid="stMetricDelta"]', timeout=240_000)
+    _settle(page)
+    against_67b = page.evaluate(DELTAS_JS)
+    _choose(page, "Baseline", "deepseek-v2")
+    before = [delta for _, delta, _ in against_67b]
+    before_js = json.dumps(json.dumps(before, separators=(",", ":")))  # as JSON.stringify writes it
+    page.wait_for_function(f"JSON.stringify(({DELTAS_JS})().map(d => d[1])) != {before_js}",
+                           timeout=120_000)  # the rerun has drawn the new deltas
+    against_v2 = page.evaluate(DELTAS_JS)
+    page.close()
     wanted = {"GPU-hours / T tokens", "KV cache / token", "Max generation tok/s"}
     assert {label for label, _, _ in against_67b} == wanted == {label for label, _, _ in against_v2}
     assert all(colour == "green" for _, _, colour in against_67b), against_67b
@@ -232,26 +221,22 @@ def test_overview_delta_colours_follow_each_metric_direction(server):
     assert throughput.startswith("-") and throughput.endswith("%"), throughput
 
 
-def test_a_whatif_change_waits_for_simulate_in_chromium(server):
+def test_a_whatif_change_waits_for_simulate_in_chromium(server, browser):
     """Training what-if: the configured step shows at once; a changed schedule simulates nothing (the step
     time is gone, the page says to press Simulate) until the button is pressed, then a longer 1F1B step."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(f"{server}/training", timeout=60_000)
-        step = page.locator('[data-testid="stMetric"]').filter(has_text="Step time")
-        step.first.wait_for(timeout=240_000)
-        configured_s = float(step.first.locator('[data-testid="stMetricValue"]').inner_text().split()[0])
-        _choose(page, "Schedule", "1f1b")
-        waiting = page.get_by_text("Press Simulate to run these choices").count()
-        shown_before = step.count()
-        page.get_by_role("button", name="Simulate").click()
-        _settle(page)
-        step.first.wait_for(timeout=240_000)
-        whatif_s = float(step.first.locator('[data-testid="stMetricValue"]').inner_text().split()[0])
-        ok = _no_exception(page)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.goto(f"{server}/training", timeout=60_000)
+    step = page.locator('[data-testid="stMetric"]').filter(has_text="Step time")
+    step.first.wait_for(timeout=240_000)
+    configured_s = float(step.first.locator('[data-testid="stMetricValue"]').inner_text().split()[0])
+    _choose(page, "Schedule", "1f1b")
+    waiting = page.get_by_text("Press Simulate to run these choices").count()
+    shown_before = step.count()
+    page.get_by_role("button", name="Simulate").click()
+    _settle(page)
+    step.first.wait_for(timeout=240_000)
+    whatif_s = float(step.first.locator('[data-testid="stMetricValue"]').inner_text().split()[0])
+    ok = _no_exception(page)
+    page.close()
     assert waiting == 1 and shown_before == 0, (waiting, shown_before)
     assert ok and whatif_s > configured_s

@@ -48,7 +48,8 @@ def test_killed_run_resumes_with_every_point_once(tmp_path):
     model = tmp_path / "tiny.yaml"
     model.write_text(TINY)
     out = tmp_path / "p.csv"
-    args = ["profile", "--model", str(model), "--grid", "tiny", "--min-time-s", "0.02", "--out", str(out)]
+    args = ["profile", "--model", str(model), "--grid", "tiny", "--min-time-s", "0.02", "--remeasure-s", "0",
+            "--out", str(out)]
     proc = subprocess.Popen(planner_cmd(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120

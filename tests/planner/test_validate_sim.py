@@ -5,18 +5,28 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
+from costmodel.inputs.specs import ModelSpec
 from planner import validate_sim as validation
 from planner.cli import cli
 from tests.conftest import ROOT
+from tests.planner.test_profile import TINY
 
 
 def test_validate_sim_small_run_profiles_this_machine_then_reports_errors(tmp_path, monkeypatch):
     """No profile of this machine: it measures the run's shapes (cached under a fingerprinted name),
-    then compares; a second run reuses the cache and measures nothing."""
+    then compares. The figures checked are recomputations and shapes, not accuracies, so the run is
+    shrunk: a tiny MLA + MoE model of the same structure, each point timed for 0.02 s with no re-timing
+    (V2-Lite's widths took 93 s here; test_the_run_grid_* check the grid at the real widths)."""
+    tiny = ModelSpec.model_validate(yaml.safe_load(TINY))
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(validation, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(validation, "PROFILE_MIN_TIME_S", 0.02)
+    monkeypatch.setattr(validation, "PROFILE_REMEASURE_S", 0.0)
+    monkeypatch.setattr(validation, "run_model", lambda o: tiny.model_copy(update={
+        "num_hidden_layers": o["layers"], "vocab_size": o["vocab"]}))
     out = tmp_path / "v.json"
     result = CliRunner().invoke(cli, ["validate-sim", "--requests", "4", "--format", "json", "--out", str(out)])
     assert result.exit_code == 0, result.output
