@@ -232,8 +232,10 @@ def test_ctrl_c_stops_a_dask_sweep_in_one_line_with_its_journal_intact(small, tm
     traceback, the workers gone, and the journal resumes to every point once."""
     out = tmp_path / "r.jsonl"
     cmd = [sys.executable, "-c", "from planner.cli import main; main()", "sweep", str(small), "--out", str(out)]
+    # SIGINT at its default in the child, as in a terminal: a suite started in the background (`make test &`,
+    # some CI runners) has SIGINT ignored, and a Python started so ignores it too, so the sweep ran to its end
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or len(read_journal(out)[1]) < 1):
         time.sleep(0.05)
