@@ -116,9 +116,9 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
     prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
     steps = step_model_for(m, inf, scale)  # one iteration model (and its memo) for every run of this unit
     pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf, scale)
-    unit, pre_unit = instance_for(m, inf, steps), instance_for(m, prefill_inf, pre_steps)
+    unit, pool = instance_for(m, inf, steps), prefill_pool_for(m, inf, pre_steps)
+    pre_unit = pool.unit if pool is not None else unit  # the prefill-only run's unit
     own = requests or make_requests(w, base_dir, m.max_position_embeddings)
-    pool = prefill_pool_for(m, inf, pre_steps)
     runs = {}
     for phase, u, u_inf in (("mixed", unit, inf), ("decode", unit, inf), ("prefill", pre_unit, prefill_inf)):
         work, reqs = w, own

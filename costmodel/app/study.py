@@ -272,7 +272,7 @@ def train_bands(v, errors: TimingErrors, draws: int = BAND_DRAWS) -> dict:
 
 
 def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Path,
-                draws: int = SERVE_BAND_DRAWS) -> dict:
+                draws: int = SERVE_BAND_DRAWS, requests: RequestArrays | None = None) -> dict:
     """Throughputs and latencies of variant `v`'s serving over drawn timing errors. Each draw re-runs
     the workload (TTFT, TPOT) and rescales the saturated throughputs of `base` by how the drawn errors
     change the saturated decode iteration and a mean-prompt prefill (the saturated schedule itself, set
@@ -292,7 +292,7 @@ def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Pat
         return decode_breakdown(steps, batch, ctx)["iteration_s"], pre_steps.time([(prompt, prompt)], 0, 0)
 
     decode0, prefill0 = saturated_s(*models(None))
-    reqs = make_requests(w, base_dir, m.max_position_embeddings)  # every draw serves the same requests
+    reqs = requests or make_requests(w, base_dir, m.max_position_embeddings)  # every draw serves the same requests
 
     def run(scale: dict[str, float]) -> dict[str, float | None]:
         steps, pre_steps = models(scale)
@@ -325,7 +325,7 @@ def serve(study: Study, only: str | None = None, requests: int | None = None,
         if v.inference.fleet is not None:
             r.fleet = plan_fleet(v.model, v.inference, r).model_dump()
         if with_bands:
-            r.bands = serve_bands(v, sourced_errors(), r, study.base_dir)
+            r.bands = serve_bands(v, sourced_errors(), r, study.base_dir, requests=traces[i])
         out.append(r)
     return out
 

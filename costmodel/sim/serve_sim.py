@@ -101,16 +101,24 @@ class Counters:
 # --------------------------------------------------------------------------------------------- pools
 
 
+@dataclass(frozen=True)
+class Instance:
+    """What the simulator needs of one serving unit, prepared above it (app/serving.py: instance_for)."""
+
+    step_model: StepModel  # the time of one iteration (timing/serve_costs.py)
+    kv_capacity_tokens: int  # KV-cache tokens over the whole unit (each attention-DP rank holds its own)
+    budget_tokens: int  # prefill + decode tokens per iteration, over all attention ranks
+    max_running: int  # running requests, over all attention ranks
+
+
 @dataclass
 class Pool:
     """One instance's scheduler state. Phase "prefill" hands requests on after their first token;
     "decode" receives prompts already in the cache; "mixed" does both in shared iterations."""
 
     phase: str
-    step_model: StepModel
-    blocks_total: int
-    budget_tokens: int  # prefill + decode tokens per iteration, over all attention ranks
-    max_running: int
+    unit: Instance  # its iteration model, token budget and running cap
+    blocks_total: int  # the unit's KV capacity in blocks
     final: bool  # requests leave the system from this pool (else they go on to the decode pool)
     free: int = 0
     waiting: deque = field(default_factory=deque)
@@ -120,16 +128,6 @@ class Pool:
 
     def __post_init__(self) -> None:
         self.free = self.blocks_total
-
-
-@dataclass(frozen=True)
-class Instance:
-    """What the simulator needs of one serving unit, prepared above it (app/serving.py: instance_for)."""
-
-    step_model: StepModel  # the time of one iteration (timing/serve_costs.py)
-    kv_capacity_tokens: int  # KV-cache tokens over the whole unit (each attention-DP rank holds its own)
-    budget_tokens: int  # prefill + decode tokens per iteration, over all attention ranks
-    max_running: int  # running requests, over all attention ranks
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class PrefillPool:
 def pool_for(unit: Instance, block_tokens: int, phase: str, final: bool) -> Pool:
     """A pool with the unit's KV cache cut into blocks."""
     blocks = unit.kv_capacity_tokens // block_tokens
-    return Pool(phase, unit.step_model, blocks, unit.budget_tokens, unit.max_running, final)
+    return Pool(phase, unit, blocks, final)
 
 
 # -------------------------------------------------------------------------------------------- engine
@@ -154,10 +152,10 @@ class Engine:
     """The scheduler of every pool of one run, and the simpy processes that drive it."""
 
     def __init__(self, env: simpy.Environment, reqs: RequestArrays, state: RequestState, pools: list[Pool],
-                 block_tokens: int, w: WorkloadSpec, kv_link: tuple[Link, float] | None,
+                 block_tokens: int, w: WorkloadSpec, prefill: PrefillPool | None,
                  progress: Callable[[int, int], None] | None, chunked_prefill: bool, mtp: MTPSpec | None = None):
         self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
-        self.block, self.w, self.kv_link = block_tokens, w, kv_link  # (NIC, KV bytes per token) when disaggregated
+        self.block, self.w, self.prefill = block_tokens, w, prefill  # its NIC and KV bytes when disaggregated
         self.progress, self.chunked_prefill = progress, chunked_prefill
         self.q = 1 + (mtp.tokens if mtp else 0)  # tokens a decode step verifies: its own plus the drafts
         self.acceptance = np.array(mtp.position_acceptance()) if mtp else None  # (drafts,) per position
@@ -195,8 +193,7 @@ class Engine:
         if s.generated[i] >= s.output[i]:
             return self.on_finish(i)
         s.ctx[i] = 0
-        link, bytes_per_token = self.kv_link
-        delay = p2p_time(int(s.target[i]) * bytes_per_token, link)
+        delay = p2p_time(int(s.target[i]) * self.prefill.kv_bytes_per_token, self.prefill.link)
         self.env.timeout(delay).callbacks.append(lambda _, i=i: self.enqueue(self.pools[-1], i))
 
     def on_finish(self, i: int) -> None:
@@ -253,7 +250,7 @@ class Engine:
     def can_admit(self, pool: Pool, i: int, budget: int, needs: int, running: int) -> bool:
         """Whether waiting request i starts now, with `running` requests already in the pool."""
         decode = pool.phase == "decode"
-        if not (budget > 0 or decode) or running >= pool.max_running:
+        if not (budget > 0 or decode) or running >= pool.unit.max_running:
             return False
         blocks = -(-(int(self.s.target[i]) + decode * self.q) // self.block)  # a decode arrival's next tokens too
         free = pool.free - needs  # the running decodes' new blocks are spoken for
@@ -330,14 +327,14 @@ class Engine:
     def iterate(self, pool: Pool):
         """One iteration: preempt, plan chunks, admit, run, advance, finish. Returns False when idle."""
         dec, needs = self.preempt(pool)
-        chunks, budget = self.plan_chunks(pool, pool.budget_tokens - len(dec) * self.q)
+        chunks, budget = self.plan_chunks(pool, pool.unit.budget_tokens - len(dec) * self.q)
         self.admit(pool, budget, needs, chunks)
         if pool.phase == "decode":  # admitted requests decode in this very iteration
             dec = self.decoding(pool)
         if not chunks and not len(dec):
             return False
         d_ctx = int(self.s.ctx[dec].sum())
-        yield self.env.timeout(pool.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
+        yield self.env.timeout(pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
                                                     len(dec), d_ctx))
         self.c.iterations += 1
         self.advance(pool, dec, chunks)
@@ -424,9 +421,9 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
     disaggregated = phase == "mixed" and prefill is not None
     main = pool_for(unit, inf.block_tokens, "decode" if disaggregated else phase, final=True)
     pools = [pool_for(prefill.unit, inf.block_tokens, "prefill", final=False), main] if disaggregated else [main]
-    kv_link = (prefill.link, prefill.kv_bytes_per_token) if disaggregated else None
     env = simpy.Environment()
-    eng = Engine(env, reqs, state, pools, inf.block_tokens, w, kv_link, progress, inf.chunked_prefill, inf.mtp)
+    eng = Engine(env, reqs, state, pools, inf.block_tokens, w, prefill if disaggregated else None, progress,
+                 inf.chunked_prefill, inf.mtp)
     for pool in pools:
         pool.wake = env.event()
         env.process(eng.engine(pool))

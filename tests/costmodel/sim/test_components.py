@@ -12,7 +12,7 @@ import simpy
 from costmodel.inputs.loader import load_spec
 from costmodel.inputs.requests import RequestArrays
 from costmodel.inputs.specs import ClusterSpec, ModelSpec, Parallelism, TrainingSpec, WorkloadSpec
-from costmodel.sim.serve_sim import Engine, Pool, RequestState, saturated_throughput
+from costmodel.sim.serve_sim import Engine, Instance, Pool, RequestState, saturated_throughput
 from costmodel.timing.operators import Device, Timer
 from costmodel.timing.train_costs import _attention_times, build_stage_costs
 from tests.conftest import SCENARIOS
@@ -77,7 +77,8 @@ def two_decodes_one_free_block() -> tuple[Engine, Pool]:
     state.prefilled[:] = state.ctx[:] = 64
     state.held[:] = 1
     state.generated[:] = 1
-    pool = Pool("mixed", None, blocks_total=3, budget_tokens=1024, max_running=8, final=True)
+    pool = Pool("mixed", Instance(None, kv_capacity_tokens=3 * block, budget_tokens=1024, max_running=8),
+                blocks_total=3, final=True)
     pool.free, pool.running = 1, np.array([0, 1])
     w = WorkloadSpec(prompt_tokens={"value": 64}, output_tokens={"value": 10}, arrival="burst", requests=n)
     return Engine(simpy.Environment(), reqs, state, [pool], block, w, None, None, True), pool
