@@ -8,6 +8,7 @@ only from its own layer or a lower one, the graph has no cycle, and no project i
 import ast
 import subprocess
 import sys
+from typing import NamedTuple
 
 import pytest
 
@@ -64,11 +65,11 @@ def test_loading_costmodel_does_not_load_torch():
 # ------------------------------------------------------------------------------- layers in costmodel
 
 
-class Module:
+class Module(NamedTuple):
     """A costmodel module: its layer (the folder it sits in) and its source."""
 
-    def __init__(self, layer: str, source: str):
-        self.layer, self.source = layer, source
+    layer: str
+    source: str
 
 
 def costmodel_modules() -> dict[str, Module]:
