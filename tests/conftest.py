@@ -6,25 +6,30 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 
-PAPER_COMMANDS = {"report": ["report"], "train": ["simulate", "train"], "serve": ["simulate", "serve"]}
+PAPER = str(SCENARIOS / "deepseek-v2-paper.yaml")
+PAPER_COMMANDS = {"report": ["report", PAPER, "--format", "json"],  # the golden files pin these outputs
+                  "train": ["simulate", "train", PAPER, "--format", "json"],
+                  "serve": ["simulate", "serve", PAPER, "--format", "json"]}
 
 
-@pytest.fixture(scope="session")
-def paper_cli() -> dict[str, dict]:
-    """`planner report | simulate train | simulate serve` of the paper scenario as JSON, each run once a
-    session (the serving runs take half a minute): the golden files and the dashboard compare with it."""
+def paper_output(name: str) -> dict:
+    """The JSON that PAPER_COMMANDS[name] prints."""
     import json
 
     from click.testing import CliRunner
 
     from planner.cli import cli
 
-    out = {}
-    for name, command in PAPER_COMMANDS.items():
-        result = CliRunner().invoke(cli, [*command, str(SCENARIOS / "deepseek-v2-paper.yaml"), "--format", "json"])
-        assert result.exit_code == 0, result.output
-        out[name] = json.loads(result.stdout)
-    return out
+    result = CliRunner().invoke(cli, PAPER_COMMANDS[name])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def paper_cli() -> dict[str, dict]:
+    """`planner report | simulate train | simulate serve` of the paper scenario as JSON, each run once a
+    session (the serving runs take half a minute): the golden files and the dashboard compare with it."""
+    return {name: paper_output(name) for name in PAPER_COMMANDS}
 
 
 @pytest.fixture(scope="session")

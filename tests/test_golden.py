@@ -9,24 +9,12 @@ import json
 import math
 
 import pytest
-from click.testing import CliRunner
 
-from planner.cli import cli
-from tests.conftest import PAPER_COMMANDS, ROOT, SCENARIOS
+from tests.conftest import PAPER_COMMANDS, ROOT, paper_output
 
 GOLDEN = ROOT / "tests" / "golden"
-PAPER = str(SCENARIOS / "deepseek-v2-paper.yaml")
-COMMANDS = {"report": ["report", PAPER, "--format", "json"],
-            "train": ["simulate", "train", PAPER, "--format", "json"],
-            "serve": ["simulate", "serve", PAPER, "--format", "json"]}
 SKIPPED = {"sim_wall_s", "samples", "timeline"}  # wall time varies; distributions are pinned by their percentiles
 REL = 0.005
-
-
-def run(name: str) -> dict:
-    result = CliRunner().invoke(cli, COMMANDS[name])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def stripped(x):
@@ -45,12 +33,7 @@ def leaves(x, path: str = "") -> dict[str, object]:
     return {path: x}
 
 
-def test_the_shared_paper_outputs_are_these_commands():
-    """The session's paper outputs (conftest.paper_cli) run exactly the commands pinned here."""
-    assert {name: [*c, PAPER, "--format", "json"] for name, c in PAPER_COMMANDS.items()} == COMMANDS
-
-
-@pytest.mark.parametrize("name", list(COMMANDS))
+@pytest.mark.parametrize("name", list(PAPER_COMMANDS))
 def test_paper_outputs_match_the_golden_files(name, paper_cli):
     want, got = leaves(json.loads((GOLDEN / f"paper-{name}.json").read_text())), leaves(paper_cli[name])
     assert set(got) == set(want)
@@ -62,6 +45,6 @@ def test_paper_outputs_match_the_golden_files(name, paper_cli):
 
 
 if __name__ == "__main__":
-    for name in COMMANDS:
-        (GOLDEN / f"paper-{name}.json").write_text(json.dumps(stripped(run(name)), indent=1) + "\n")
+    for name in PAPER_COMMANDS:
+        (GOLDEN / f"paper-{name}.json").write_text(json.dumps(stripped(paper_output(name)), indent=1) + "\n")
         print(f"wrote {GOLDEN / f'paper-{name}.json'}")
