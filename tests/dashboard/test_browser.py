@@ -174,6 +174,10 @@ def test_selectors_upload_edit_remove_in_chromium(server, browser, tmp_path):
     editor = sidebar.locator("textarea:visible")
     expect(editor).to_have_value(re.compile("Uploaded: DeepSeek-V2"), timeout=wait)
     editor.fill(editor.input_value().replace("Uploaded: DeepSeek-V2", "Edited: DeepSeek-V2"))
+    # a text area sends its value on Ctrl+Enter or blur; committed and settled first, the click cannot race
+    # the blur's rerun (a click landing during that rerun was once lost, and the edit never applied)
+    editor.press("Control+Enter")
+    _settle(page)
     sidebar.get_by_role("button", name="Apply edits").click()
     expect(caption).to_contain_text("Edited: DeepSeek-V2", timeout=wait)
     expect(sidebar).to_contain_text("(edited)", timeout=wait)

@@ -23,7 +23,7 @@ def test_validate_sim_small_run_profiles_this_machine_then_reports_errors(tmp_pa
     tiny = ModelSpec.model_validate(yaml.safe_load(TINY))
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(validation, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(validation, "PROFILE_MIN_TIME_S", 0.02)
+    monkeypatch.setattr(validation, "PROFILE_MIN_TIME_S", 0.002)
     monkeypatch.setattr(validation, "PROFILE_REMEASURE_S", 0.0)
     monkeypatch.setattr(validation, "run_model", lambda o: tiny.model_copy(update={
         "num_hidden_layers": o["layers"], "vocab_size": o["vocab"]}))

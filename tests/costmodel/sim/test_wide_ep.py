@@ -83,7 +83,9 @@ def test_busiest_rank_matches_sampling(distribution, ep, tokens):
     m = ModelSpec(name="m", attention="mha", ffn="moe", vocab_size=16, hidden_size=8, num_hidden_layers=1,
                   num_attention_heads=2, n_routed_experts=n, num_experts_per_tok=8, moe_intermediate_size=8)
     routing = RoutingSpec(distribution=distribution, zipf_s=0.8)
-    loads = brute_force_loads(expert_shares(routing, n), 8, tokens, ep, trials=64)  # real tokens' top-k sets
+    # real tokens' top-k sets; at 4096+ tokens 16 batches put the sampled mean's standard error at 0.2-0.4%
+    # of the factor (64 batches: 0.1-0.3%), well inside the 2% asked, for a quarter of the draws
+    loads = brute_force_loads(expert_shares(routing, n), 8, tokens, ep, trials=64 if tokens <= 1024 else 16)
     sampled = np.mean(loads.max(axis=1)) / (tokens * 8 / ep)
     model = busiest_rank_factor(selection_shares(m, routing), contiguous_slots(n, ep), tokens * 8)
     assert model == pytest.approx(sampled, rel=0.02) and model >= 1.0
