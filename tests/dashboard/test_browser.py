@@ -61,6 +61,10 @@ def browser():
 
 
 def test_overview_in_chromium(server, browser):
+    """The Overview at / (one page load for three checks; each load is seconds of Chromium): its charts
+    with no error, its title, and its delta colours. Green is better: lower GPU-hours and KV cache, higher
+    throughput. Against V2 as the baseline the 67B is worse on all three, so all three are red with a minus
+    sign on the throughput (once drawn green as '0.15x'); against the 67B, V2 is better on all three."""
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.goto(server, timeout=60_000)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=240_000)
@@ -72,10 +76,19 @@ def test_overview_in_chromium(server, browser):
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     text = page.locator('[data-testid="stPlotlyChart"]').first.text_content()
+    heading, body = page.locator("h1").first.text_content(), page.locator("body").text_content()
+    against_67b, against_v2 = _deltas_against_both_baselines(page)
     page.close()
     assert charts >= 3
     assert errors == 0
     assert "KV cache" in text and "Training cost" in text
+    assert "Overview" in heading and "Page not found" not in body
+    wanted = {"GPU-hours / T tokens", "KV cache / token", "Max generation tok/s"}
+    assert {label for label, _, _ in against_67b} == wanted == {label for label, _, _ in against_v2}
+    assert all(colour == "green" for _, _, colour in against_67b), against_67b
+    assert all(colour == "red" for _, _, colour in against_v2), against_v2
+    throughput = next(delta for label, delta, _ in against_v2 if label == "Max generation tok/s")
+    assert throughput.startswith("-") and throughput.endswith("%"), throughput
 
 
 def test_invalid_uploaded_yaml_shows_the_error(server, browser, tmp_path):
@@ -108,7 +121,7 @@ def test_plan_page_in_chromium(server, browser):
     assert any("Recommended" in m and "×" in m for m in metrics)
 
 
-@pytest.mark.parametrize("path, title", [("", "Overview"), ("overview", "Overview"), ("training", "Training"),
+@pytest.mark.parametrize("path, title", [("overview", "Overview"), ("training", "Training"),
                                          ("serving", "Serving"), ("kernels", "Kernels"), ("sweeps", "Sweeps")])
 def test_every_page_opens_at_its_url(server, browser, path, title):
     """Each page at its own URL: its title, no exception, no "Page not found" (/overview once gave that)."""
@@ -201,12 +214,8 @@ DELTAS_JS = """() => [...document.querySelectorAll('[data-testid="stMetric"]')].
 })"""
 
 
-def test_overview_delta_colours_follow_each_metric_direction(server, browser):
-    """Green is better: lower GPU-hours and KV cache, higher throughput. Against V2 as the baseline the 67B
-    is worse on all three, so all three are red with a minus sign on the throughput (once drawn green as
-    '0.15x'); against the 67B, V2 is better on all three, so all are green."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1800})
-    page.goto(server, timeout=60_000)
+def _deltas_against_both_baselines(page) -> tuple[list, list]:
+    """The Overview's (label, delta, colour) against the bundled baseline (the 67B), then against V2."""
     page.wait_for_selector('[data-testid="stMetricDelta"]', timeout=240_000)
     _settle(page)
     against_67b = page.evaluate(DELTAS_JS)
@@ -215,14 +224,7 @@ def test_overview_delta_colours_follow_each_metric_direction(server, browser):
     before_js = json.dumps(json.dumps(before, separators=(",", ":")))  # as JSON.stringify writes it
     page.wait_for_function(f"JSON.stringify(({DELTAS_JS})().map(d => d[1])) != {before_js}",
                            timeout=120_000)  # the rerun has drawn the new deltas
-    against_v2 = page.evaluate(DELTAS_JS)
-    page.close()
-    wanted = {"GPU-hours / T tokens", "KV cache / token", "Max generation tok/s"}
-    assert {label for label, _, _ in against_67b} == wanted == {label for label, _, _ in against_v2}
-    assert all(colour == "green" for _, _, colour in against_67b), against_67b
-    assert all(colour == "red" for _, _, colour in against_v2), against_v2
-    throughput = next(delta for label, delta, _ in against_v2 if label == "Max generation tok/s")
-    assert throughput.startswith("-") and throughput.endswith("%"), throughput
+    return against_67b, page.evaluate(DELTAS_JS)
 
 
 def test_a_whatif_change_waits_for_simulate_in_chromium(server, browser):
