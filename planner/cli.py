@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from costmodel.app import study
+from costmodel.app.kernel_import import import_to_file
 from costmodel.app.plan import checked_plan
 from costmodel.inputs.budget import MAX_REQUESTS
 from costmodel.inputs.errors import PlannerError
@@ -356,6 +357,22 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s, r
     except ValueError as e:
         raise PlannerError(str(e), field="--out", fix="profile into a new file") from None
     click.echo(f"{out}: {measured} point(s) measured this run, {failed} failed; {len(points)} in the grid")
+
+
+@cli.command("import-profile")
+@click.argument("source", type=click.Choice(["aiconfigurator"]))
+@click.option("--gpu", required=True, help="A GPU file's name (h200) or the database's (h200_sxm).")
+@click.option("--engine", required=True, help="sglang, vllm or trtllm.")
+@click.option("--version", "engine_version", default="current", show_default=True,
+              help="The engine's version in the database, or `current` (the one the database names).")
+@click.option("--model", "model_name", required=True, help="A name in scenarios/models or a model YAML path.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Default: profiles/aic-GPU-ENGINE-VERSION-MODEL.csv")
+def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, model_name: str,
+                       out: Path | None) -> None:
+    """Write the measured kernel rows a model needs, from NVIDIA's kernel database, as a profile CSV."""
+    written, n_rows = import_to_file(gpu, engine, engine_version, model_name, out, Path.cwd())
+    click.echo(f"{written}: {n_rows} measured rows")
 
 
 @cli.command("check-comm")

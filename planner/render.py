@@ -329,12 +329,25 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
     for r in results:
         if "moe_layer_s" in r.decode_iteration:
             console.print(decode_line(r.name, r.decode_iteration))
+        console.print(coverage_line(r.name, r.timing_coverage))
         if r.fleet:
             console.print(fleet_line(r.name, r.fleet))
         if r.saturation_note:
             console.print(f"{r.name}: {r.saturation_note}")
         if r.overload_note:
             console.print(f"{r.name}: warning: {r.overload_note}")
+
+
+def coverage_line(name: str, coverage: dict | None) -> str:
+    """Which share of the iteration time came from measured kernels, family by family."""
+    if coverage is None:
+        return f"{name}: timing: roofline at the GPU file's sourced efficiencies (no engine or profile)"
+    parts = []
+    for it in ("decode", "prefill"):
+        c = coverage[it]
+        fams = ", ".join(f"{f} {s:.0%}" for f, s in sorted(c["per_family"].items(), key=lambda kv: -kv[1]) if s >= 0.005)
+        parts.append(f"{c['measured_share']:.1%} of a {it} iteration measured ({fams})")
+    return f"{name}: timing: " + "; ".join(parts)
 
 
 BANDS = {  # metric -> (row label, unit)

@@ -221,7 +221,18 @@ def profile_for_run(path: Path, o: dict, progress: Callable[[int, int], None]) -
 
 def foreign_profile(header: dict) -> str | None:
     """None when the profile was measured on this machine, else one line saying how it differs."""
+    if header.get("source"):  # imported (`planner import-profile`): no machine of ours measured it
+        return (f"imported from {header['source']}: {header.get('gpu', '?')}, {header.get('engine', '?')} "
+                f"{header.get('engine_version', '?')}; measured there, not on this machine")
+    if header.get("device") == "cuda" and not cuda_visible():
+        return f"measured on CUDA device {header.get('device_name', '?')}; this machine has none"
     return foreign(header, machine_here(header.get("device", "cpu"), header.get("dtype", "float32")))
+
+
+def cuda_visible() -> bool:
+    import torch  # kernels' world: only asked for a CUDA profile
+
+    return torch.cuda.is_available()
 
 
 def run(profile_path: Path, opts: dict | None = None) -> dict:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costmodel.counts.memory import SERVING_MEMORY_FRACTION, serving_memory, training_memory
+from costmodel.inputs import kernel_db
 from costmodel.inputs.budget import MAX_ITERATIONS, MAX_REQUESTS
+from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.specs import (
     ClusterSpec,
     InferenceSpec,
@@ -129,11 +131,29 @@ def serving_option_problems(m: ModelSpec, inf: InferenceSpec, pool: bool = False
     if loads is not None and m.ffn == "moe" and len(loads) != m.n_routed_experts:
         out.append(Problem("routing.expert_loads", f"has {len(loads)} loads for {m.n_routed_experts} routed experts",
                            "give one load per routed expert"))
+    out += engine_problems(inf)
     if inf.mtp is not None and inf.mtp.tokens > m.num_nextn_predict_layers:
         out.append(Problem("mtp.tokens", f"{inf.mtp.tokens} drafted tokens but the model has "
                            f"{m.num_nextn_predict_layers} MTP module(s) (num_nextn_predict_layers)",
                            f"use mtp.tokens <= {m.num_nextn_predict_layers}, or a model with MTP modules"))
     return out
+
+
+def engine_problems(inf: InferenceSpec) -> list[Problem]:
+    """An engine needs a GPU the kernel database measured, and a version of the engine it holds."""
+    if inf.engine is None or inf.profile is not None:
+        return []
+    gpu = inf.cluster.gpu
+    if gpu.kernel_database is None:
+        return [Problem("engine", f"GPU {gpu.name} names no kernel-database GPU to time {inf.engine.name}'s kernels",
+                        "add `kernel_database: {gpu: ..., source: ...}` to the GPU file, or remove engine "
+                        "(the roofline then times every kernel)")]
+    try:
+        kernel_db.resolve(gpu.kernel_database.gpu, inf.engine.name, inf.engine.version)
+    except PlannerError as e:
+        field = {"--version": "engine.version", "--engine": "engine.name"}.get(e.field or "", "engine")
+        return [Problem(field, e.problem, e.fix or "")]
+    return []
 
 
 def _expert_fill_problem(m: ModelSpec, inf: InferenceSpec) -> Problem:

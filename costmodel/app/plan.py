@@ -34,12 +34,12 @@ from costmodel.app.feasibility import (
     serving_option_problems,
 )
 from costmodel.app.pareto import pareto_front
-from costmodel.app.serving import run_serving
+from costmodel.app.serving import run_serving, steps_for
 from costmodel.counts.memory import serving_memory
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.plan_spec import PlanSpec, load_plan
 from costmodel.inputs.specs import ClusterSpec, InferenceSpec, Parallelism, WorkloadSpec
-from costmodel.timing.serve_costs import StepModel, decode_breakdown, step_model_for
+from costmodel.timing.serve_costs import StepModel, decode_breakdown
 
 VERIFY_TRIES = 4  # full simulations of one candidate, each with more units than the last
 VERIFY_PER_GPU = 6  # candidates of one GPU simulated, cheapest first, before it is given up
@@ -210,7 +210,7 @@ def screen(plan: PlanSpec, engine: InferenceSpec, lay: Layout) -> Screened:
     problems = instance_problems(m, inf) or request_problems(m, inf, longest)
     if problems:
         return Screened(lay, gpus, problems[0].problem, problems[0].kind)
-    steps, shape = step_model_for(m, inf), traffic_shape(plan)
+    steps, shape = steps_for(m, inf), traffic_shape(plan)
     return Screened(lay, gpus, decode=decode_role(plan, engine, steps, inf, shape),
                     prefill=prefill_role(plan, steps, inf, shape),
                     aggregated=aggregated_role(plan, engine, steps, inf, shape))

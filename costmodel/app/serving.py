@@ -11,13 +11,21 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from costmodel.app.feasibility import saturation_note, saturation_requests
+from costmodel.app.kernel_import import measured_backend
 from costmodel.counts.comm import links_of
 from costmodel.counts.kvcache import kv_bytes_per_token
 from costmodel.counts.memory import serving_memory
 from costmodel.inputs.requests import RequestArrays, make_requests
 from costmodel.inputs.specs import InferenceSpec, ModelSpec, WorkloadSpec
 from costmodel.sim.serve_sim import Instance, LatencyStats, PrefillPool, ServeResult, simulate_serving
-from costmodel.timing.serve_costs import StepModel, decode_breakdown, step_model_for
+from costmodel.timing.serve_costs import StepModel, decode_breakdown, step_model_for, timing_coverage
+
+
+def steps_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | None = None,
+              base_dir: Path | None = None) -> StepModel:
+    """The instance's iteration model: from its kernel profile (its `profile:`, or its engine's measured
+    kernels on its GPU) where it has one, else from the GPU file's roofline."""
+    return step_model_for(m, inf, scale, measured_backend(m, inf, base_dir))
 
 
 def instance_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | None = None,
@@ -26,7 +34,7 @@ def instance_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | None 
     capacity from the instance's memory (each attention-DP rank holds its own requests' cache)."""
     dp = inf.parallelism.dp
     kv = int(serving_memory(m, inf).kv_capacity_tokens) * dp if kv_capacity_tokens is None else kv_capacity_tokens
-    return Instance(step_model or step_model_for(m, inf), kv, inf.max_batch_tokens * dp, inf.max_running * dp)
+    return Instance(step_model or steps_for(m, inf), kv, inf.max_batch_tokens * dp, inf.max_running * dp)
 
 
 def prefill_pool_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | None = None) -> PrefillPool | None:
@@ -78,6 +86,7 @@ class ServeVariantResult(BaseModel):
     generation_tok_s_per_node: float
     prompt_tok_s_per_node: float
     decode_iteration: dict  # serve_costs.decode_breakdown at the saturated batch: per-layer times, EP load
+    timing_coverage: dict | None = None  # serve_costs.timing_coverage: measured share per kernel family (profiles only)
     timeline: dict
     samples: dict
     sim_wall_s: float
@@ -114,8 +123,8 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
     own, when the caller has built them already (a trace is read once)."""
     w = inf.workload
     prefill_inf = inf.prefill_instance() if inf.prefill_pool is not None else inf
-    steps = step_model_for(m, inf, scale)  # one iteration model (and its memo) for every run of this unit
-    pre_steps = steps if prefill_inf is inf else step_model_for(m, prefill_inf, scale)
+    steps = steps_for(m, inf, scale, base_dir)  # one iteration model (and its memo) for every run of this unit
+    pre_steps = steps if prefill_inf is inf else steps_for(m, prefill_inf, scale, base_dir)
     unit, pool = instance_for(m, inf, steps), prefill_pool_for(m, inf, pre_steps)
     pre_unit = pool.unit if pool is not None else unit  # the prefill-only run's unit
     own = requests or make_requests(w, base_dir, m.max_position_embeddings)
@@ -129,6 +138,10 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
         runs[phase] = simulate_serving(name, u_inf, work, reqs, u, phase=phase,
                                        prefill=pool if phase == "mixed" else None, progress=cb)
     mixed, gen, pre = runs["mixed"], runs["decode"], runs["prefill"]
+    ctx = int(w.prompt_tokens.mean + w.output_tokens.mean / 2)
+    measured = measured_backend(m, inf, base_dir)
+    coverage = None if measured is None else timing_coverage(
+        m, inf, measured, gen.max_concurrent_requests, ctx, min(int(w.prompt_tokens.mean), inf.max_batch_tokens))
     d_gpus, p_gpus = inf.cluster.num_gpus, prefill_inf.cluster.num_gpus
     gen_tok_s, pre_tok_s = gen.max_generation_throughput_tok_s, pre.prompt_throughput_tok_s
     return ServeVariantResult(
@@ -141,6 +154,5 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
         decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,
         prompt_tok_s_per_gpu=pre_tok_s / p_gpus, generation_tok_s_per_node=gen_tok_s / inf.cluster.nodes,
         prompt_tok_s_per_node=pre_tok_s / prefill_inf.cluster.nodes,
-        decode_iteration=decode_breakdown(steps, gen.max_concurrent_requests,
-                                          int(w.prompt_tokens.mean + w.output_tokens.mean / 2)),
+        decode_iteration=decode_breakdown(steps, gen.max_concurrent_requests, ctx), timing_coverage=coverage,
         timeline=mixed.timeline, samples=mixed.samples, sim_wall_s=sum(r.sim_wall_s for r in runs.values()))

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from costmodel.app.feasibility import SATURATION_MAX_REQUESTS, variant_problems
 from costmodel.app.fleet import plan_fleet
 from costmodel.app.plan import checked_plan
-from costmodel.app.serving import ServeVariantResult, run_serving, serve_variant
+from costmodel.app.serving import ServeVariantResult, run_serving, serve_variant, steps_for
 from costmodel.counts import deepep
 from costmodel.counts.comm import links_of
 from costmodel.counts.report import ScenarioReport, build_report
@@ -41,7 +41,7 @@ from costmodel.sim.serve_sim import ServeResult
 from costmodel.sim.train_sim import TrainingResult, simulate_training
 from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
 from costmodel.timing.operators import DEFAULT_EFFICIENCY
-from costmodel.timing.serve_costs import StepModel, decode_breakdown, step_model_for
+from costmodel.timing.serve_costs import StepModel, decode_breakdown
 from costmodel.timing.uncertainty import BAND_DRAWS, SERVE_BAND_DRAWS, TimingErrors, bands, sourced_errors
 
 PARTS = ("training", "inference")
@@ -285,8 +285,8 @@ def serve_bands(v, errors: TimingErrors, base: ServeVariantResult, base_dir: Pat
 
     def models(scale: dict[str, float] | None) -> tuple[StepModel, StepModel]:
         """The draw's iteration models, built once and shared by its runs (as serve_variant does)."""
-        steps = step_model_for(m, inf, scale)
-        return steps, steps if pre_inf is inf else step_model_for(m, pre_inf, scale)
+        steps = steps_for(m, inf, scale, base_dir)
+        return steps, steps if pre_inf is inf else steps_for(m, pre_inf, scale, base_dir)
 
     def saturated_s(steps: StepModel, pre_steps: StepModel) -> tuple[float, float]:
         return decode_breakdown(steps, batch, ctx)["iteration_s"], pre_steps.time([(prompt, prompt)], 0, 0)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from costmodel.counts.comm import Link
 from costmodel.counts.routing import Fanout, _fanout, contiguous_slots
 
-COMM_SM_FRACTION = 20 / 132  # V3P §3.2.2: 20 of H800's 132 SMs run the normal kernels
+DEEPEP_SMS = 20  # DEP: deep_ep/buffer.py's Buffer.num_sms default, the SMs the normal kernels take
+COMM_SM_FRACTION = DEEPEP_SMS / 132  # V3P §3.2.2: 20 of H800's 132 SMs run the normal kernels
 FP8_BYTES_PER_ELEMENT = 1 + 4 / 128  # DeepEP dispatch: FP8 values plus one FP32 scale per 128 (its tests' fp8_factor)
 LL_HEADER_BYTES = 16  # DeepEP low-latency tests: 16 B of metadata per FP8 message
 

@@ -14,11 +14,16 @@ Pass `fwd_bwd` costs 3x the forward FLOPs (backward = 2x forward) and, to first 
 from __future__ import annotations
 
 from costmodel.counts.flops import attention_core_flops, causal_pairs
+from costmodel.counts.kernels import KERNEL_SIZE_KEYS, kernel_counts
 from costmodel.counts.routing import distinct_experts
 from costmodel.inputs.specs import ModelSpec
 
 # The sizes that vary along one interpolation curve; every other shape key is fixed on a curve.
-SIZE_KEYS = {"gemm": ("m",), "ffn": ("tokens",), "moe": ("tokens",), "mla": ("q", "ctx"), "attn": ("q", "ctx")}
+SIZE_KEYS = {"gemm": ("m",), "ffn": ("tokens",), "moe": ("tokens",), "mla": ("q", "ctx"), "attn": ("q", "ctx"),
+             **KERNEL_SIZE_KEYS}
+# Widths between which a shape missing from a profile is interpolated, log-log, from the measured curves on
+# either side (e.g. a GEMM of n = 2112 from the curves at n = 2048 and 2560 of the database's grid).
+BETWEEN_KEYS = {"gemm": ("n", "k"), "mla": ("b",), "attn": ("b",), "mla_context": ("b",), "mla_generation": ("b",)}
 
 
 def attention_shape(m: ModelSpec, tp: int, b: int, q: int, ctx: int, mode: str = "naive",
@@ -105,7 +110,7 @@ def op_counts(op: str, shape: dict, pass_: str = "fwd", dtype_bytes: int = 2) ->
     elif op == "attn":
         flops, nbytes = _attn(shape, e)
     else:
-        raise ValueError(f"unknown operator {op!r}")
+        flops, nbytes = kernel_counts(op, shape, e)
     scale = 3 if pass_ == "fwd_bwd" else 1
     return flops * scale, nbytes * scale
 

@@ -230,6 +230,13 @@ class PeakFlops(Spec):
     fp8: Sourced | None = None
 
 
+class KernelDatabaseGPU(Spec):
+    """Which GPU of the measured kernel database (kernel_db.py) times this one's kernels, and why."""
+
+    gpu: str = Field(min_length=1, description="a GPU folder of aiconfigurator-core, e.g. h200_sxm")
+    source: str = Field(min_length=1)
+
+
 class GPUSpec(Spec):
     """One accelerator. Bandwidths are per GPU, per direction; FLOP/s are dense (not 2:4 sparse)."""
 
@@ -241,6 +248,8 @@ class GPUSpec(Spec):
     nvlink_bw_bytes_per_s: Sourced
     nic_bw_bytes_per_s: Sourced
     price_usd_per_hour: Sourced
+    kernel_database: KernelDatabaseGPU | None = Field(
+        None, description="the kernel database's GPU whose measurements time this GPU's kernels (none: roofline)")
 
     def compute_precision(self, wanted: str) -> str:
         """The tensor-core precision used for `wanted` (bf16 | fp8): FP8 only where the file gives its peak."""
@@ -475,6 +484,13 @@ class TrainingSpec(Spec):
     notes: str = ""
 
 
+class EngineSpec(Spec):
+    """The serving engine whose measured kernels time the instance (the kernel database, kernel_db.py)."""
+
+    name: Literal["sglang", "vllm", "trtllm"]
+    version: str = Field("current", min_length=1, description="a version the database holds; current = its own")
+
+
 class PrefillPool(Spec):
     """Prefill/decode disaggregation: prompts run on a separate instance of the same GPU type and their
     KV cache crosses the NIC to the decode instance (the variant's own cluster and layout)."""
@@ -538,6 +554,9 @@ class InferenceSpec(Spec):
     two_batch_overlap: bool = Field(False, description="two micro-batches: one's all-to-all under the other's compute")
     mtp: MTPSpec | None = Field(None, description="speculative decoding with the model's MTP module")
     stack_efficiency: Sourced | None = Field(None, description="measured fraction of kernel speed reached end to end")
+    engine: EngineSpec | None = Field(None, description="time kernels from the engine's measurements on this GPU")
+    profile: str | None = Field(None, min_length=1, description="a profile CSV (planner profile or import-profile) "
+                                                                 "timing the kernels; relative to the scenario file")
     prefill_pool: PrefillPool | None = Field(None, description="disaggregated prefill instance; none = shared")
     fleet: FleetSpec | None = Field(None, description="size a fleet of these units for this traffic")
     notes: str = ""

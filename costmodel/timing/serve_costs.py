@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from costmodel.counts.comm import all_reduce_time, links_of
 from costmodel.counts.deepep import (
     COMM_SM_FRACTION,
+    DEEPEP_SMS,
     FP8_BYTES_PER_ELEMENT,
     LL_HEADER_BYTES,
     low_latency_fixed_s,
@@ -21,6 +22,7 @@ from costmodel.counts.deepep import (
     normal_dispatch_combine_s,
 )
 from costmodel.counts.eplb import placement
+from costmodel.counts.kernels import KernelPlan
 from costmodel.counts.opcounts import attention_shape
 from costmodel.counts.routing import (
     Fanout,
@@ -31,7 +33,8 @@ from costmodel.counts.routing import (
     token_fanout,
 )
 from costmodel.inputs.specs import InferenceSpec, ModelSpec
-from costmodel.timing.operators import Device, Timer
+from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
+from costmodel.timing.operators import Device, MeasuredBackend, Timer
 
 CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
 
@@ -71,17 +74,23 @@ class MoELayer:
         factor = busiest_rank_factor(self.shares, self.slots, assignment_bucket(assignments), self.inf.routing.seed)
         return max(1, round(assignments / par.ep * factor / k))
 
-    def compute_s(self, tokens_rank: int, group_tokens: float) -> float:
+    def compute_s(self, tokens_rank: int, group_tokens: float, decode_only: bool = False) -> float:
         """Routed experts at the busiest EP rank (of `group_tokens` entering the EP group), and the shared
-        experts on the attention rank's own `tokens_rank`."""
+        experts on the attention rank's own `tokens_rank`. Under EP the experts take their tokens from
+        DeepEP's kernels (`a2a`: which ones, so a kernel profile can time the expert kernels they feed)."""
         m, tp = self.m, self.inf.parallelism.tp
+        a2a = {"a2a": self.kernels(decode_only)} if self.inf.parallelism.ep > 1 else {}
         routed = self.timer.time("moe", {"tokens": self.busiest_tokens(group_tokens), "hidden": m.hidden_size,
                                          "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
                                          "inter": m.moe_intermediate_size, "shared_inter": 0,
-                                         **self.total_experts_key()}, "fwd")
+                                         **self.total_experts_key(), **a2a}, "fwd")
         width = m.shared_ffn_width // tp
         shared = self.timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
         return routed + shared
+
+    def kernels(self, decode_only: bool) -> str:
+        """DeepEP's kernels an iteration uses: low-latency for decode-only ones where chosen, else normal."""
+        return "low_latency" if decode_only and self.inf.all_to_all == "low_latency" else "normal"
 
     def total_experts_key(self) -> dict:
         """The model's routed experts, where a rank holds only some (sets how many of its own are hit)."""
@@ -89,18 +98,32 @@ class MoELayer:
         return {} if n == len(self.slots[0]) else {"total_experts": n}
 
     def comm_s(self, tokens_rank: int, decode_only: bool) -> float:
-        """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens."""
+        """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens: DeepEP's
+        measured kernels where the timer's profile has them, else the link model (deepep.py)."""
         par, h = self.inf.parallelism, self.m.hidden_size
         if par.ep <= 1:
             return 0.0
         tokens, gpn = tokens_rank / par.tp, min(self.inf.cluster.gpus_per_node, par.ep)
         fp8 = self.inf.weight_bits <= 8
         nv, nic = self.links["nvlink"], self.links["nic"]
-        if decode_only and self.inf.all_to_all == "low_latency":
+        low_latency = self.kernels(decode_only) == "low_latency"
+        if low_latency:
             k = self.m.num_experts_per_tok
             dispatch = h * FP8_BYTES_PER_ELEMENT + LL_HEADER_BYTES if fp8 else 2 * h
-            return sum(low_latency_time(tokens, k, b, par.ep, gpn, nv, nic, self.ll_fixed_s) for b in (dispatch, 2 * h))
-        return sum(normal_dispatch_combine_s(tokens, h, FP8_BYTES_PER_ELEMENT if fp8 else 2, self.fan, gpn, self.links))
+            model = [low_latency_time(tokens, k, b, par.ep, gpn, nv, nic, self.ll_fixed_s) for b in (dispatch, 2 * h)]
+        else:
+            model = normal_dispatch_combine_s(tokens, h, FP8_BYTES_PER_ELEMENT if fp8 else 2, self.fan, gpn, self.links)
+        op, shape = self.deepep_kernel(tokens, low_latency)
+        return sum(self.timer.collective(op, {**shape, "phase": phase}, s)
+                   for phase, s in zip(("dispatch", "combine"), model, strict=True))
+
+    def deepep_kernel(self, tokens: float, low_latency: bool) -> tuple[str, dict]:
+        """The DeepEP kernel (counts/kernels.py) that moves `tokens` per rank over this EP group."""
+        m, par = self.m, self.inf.parallelism
+        nodes = -(-par.ep // self.inf.cluster.gpus_per_node)
+        shape = {"tokens": max(1, round(tokens)), "hidden": m.hidden_size, "top_k": m.num_experts_per_tok,
+                 "experts": m.n_routed_experts, "nodes": nodes, "dtype": "deepep"}
+        return ("deepep_ll", shape) if low_latency else ("deepep_normal", {**shape, "sms": DEEPEP_SMS})
 
     def sm_slowdown(self, decode_only: bool) -> float:
         """Compute runs on the SMs the normal kernels leave free while they overlap it."""
@@ -163,7 +186,7 @@ class StepModel:
         attn = self.attn_timer.time(*self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
         tokens_rank = b_rank * self.decode_q + p_tokens  # the busiest rank
         h = m.hidden_size
-        tp_ar = 2 * all_reduce_time(tokens_rank * h * 2, par.tp, self.links["nvlink"]) if par.tp > 1 else 0.0
+        tp_ar = 2 * self.tp_all_reduce_s(tokens_rank) if par.tp > 1 else 0.0
         dense_ffn = timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
                                "fwd") if self.n_dense else 0.0
         head = timer.time("gemm", {"m": max(1, b_rank * self.decode_q + (1 if p_tokens else 0)),
@@ -173,6 +196,12 @@ class StepModel:
         drafts = self.decode_q - 1  # MTP: each draft is one sequential pass of the MTP module (V3P §2.2)
         mtp = drafts * self._mtp_module_s(b_rank, d_batch, d_ctx) if drafts and b_rank else 0.0
         return self.n_dense * (attn + dense_ffn + tp_ar) + self.n_moe * moe_layer + head + mtp
+
+    def tp_all_reduce_s(self, tokens: int) -> float:
+        """One all-reduce of `tokens` BF16 hidden states over the TP group: measured, or the link model."""
+        h, tp = self.m.hidden_size, self.par.tp
+        return self.timer.collective("all_reduce", {"elements": tokens * h, "gpus": tp, "dtype": "bfloat16"},
+                                     all_reduce_time(tokens * h * 2, tp, self.links["nvlink"]))
 
     def _mtp_module_s(self, b_rank: int, d_batch: int, d_ctx: int) -> float:
         """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer) and the shared head."""
@@ -191,9 +220,9 @@ class StepModel:
         then runs on the SMs the communication leaves."""
         moe = self.moe
         if not self.inf.two_batch_overlap:
-            return attn_s + moe.compute_s(tokens_rank, group_tokens) + moe.comm_s(tokens_rank, decode_only)
+            return attn_s + moe.compute_s(tokens_rank, group_tokens, decode_only) + moe.comm_s(tokens_rank, decode_only)
         half = max(1, -(-tokens_rank // 2))  # each micro-batch reads the expert weights and calls the kernels
-        compute = attn_s + 2 * moe.compute_s(half, group_tokens / 2)
+        compute = attn_s + 2 * moe.compute_s(half, group_tokens / 2, decode_only)
         return max(compute * moe.sm_slowdown(decode_only), 2 * moe.comm_s(half, decode_only))
 
 
@@ -209,7 +238,7 @@ def decode_breakdown(sm: StepModel, d_batch: int, ctx: int) -> dict:
     own, group = b_rank * sm.decode_q, sm.group_tokens(d_batch * sm.decode_q)
     assignments = assignment_bucket(group * m.num_experts_per_tok)
     even = m.n_routed_experts % par.ep == 0  # otherwise there is no layout without replicas to compare with
-    return out | {"moe_compute_s": sm.moe.compute_s(own, group), "all_to_all_s": sm.moe.comm_s(own, decode_only=True),
+    return out | {"moe_compute_s": sm.moe.compute_s(own, group, decode_only=True), "all_to_all_s": sm.moe.comm_s(own, decode_only=True),
                   "moe_layer_s": sm._moe_layer(attn, own, group, decode_only=True),
                   "two_batch_overlap": sm.inf.two_batch_overlap, "all_to_all_kernels": sm.inf.all_to_all,
                   "busiest_rank_load_no_replication": busiest_rank_factor(
@@ -231,12 +260,48 @@ def busiest_rank_chunks(chunks: list[tuple[int, int]], ranks: int) -> list[tuple
     return max(heap)[2]
 
 
-def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | None = None) -> StepModel:
-    """Iteration times of an instance from the GPU file's sourced efficiencies: GEMMs at the weights'
-    precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16 (FMLA);
+def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | None = None,
+                   measured: MeasuredBackend | None = None, only: str | None = None) -> StepModel:
+    """Iteration times of an instance. Without `measured`, from the GPU file's sourced efficiencies: GEMMs
+    at the weights' precision (FP8 when weight_bits <= 8 and the GPU has it), decode attention in BF16
+    (FMLA). With a kernel profile's `measured` backend, each layer is the sum of its kernels, measured
+    where the profile covers them (kernel_timer.py; `only`: one family's share, for timing_coverage).
     `scale`: one drawn timing error per operator, for uncertainty bands."""
     stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
     gpu = inf.cluster.gpu
     precision = "fp8" if inf.weight_bits <= 8 else "bf16"
+    if measured is not None:
+        devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8")}
+        timer = KernelTimer(devices, measured, kernel_plan(m, inf), scale, only)
+        return StepModel(m, inf, timer, timer, kv_bytes=inf.kv_bits / 8)
     return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
                      Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=inf.kv_bits / 8)
+
+
+def kernel_plan(m: ModelSpec, inf: InferenceSpec) -> KernelPlan:
+    """The database precisions an engine runs this instance's kernels at: block-scaled FP8 GEMMs and
+    experts (DeepGEMM's, DGEMM) when the weights are 8-bit, else BF16; the KV cache in FP8 at 8 bits or
+    fewer; MLA's core and its absorbed matmuls in BF16."""
+    fp8 = inf.weight_bits <= 8
+    par = inf.parallelism
+    return KernelPlan(gemm_dtype="fp8_block" if fp8 else "bfloat16", moe_dtype="fp8_block" if fp8 else "bfloat16",
+                      attn_dtype="bfloat16", kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype="bfloat16",
+                      ep=par.ep, tp=par.tp, n_experts=m.n_routed_experts or 1, native_heads=m.num_attention_heads)
+
+
+def timing_coverage(m: ModelSpec, inf: InferenceSpec, measured: MeasuredBackend, decode_batch: int, ctx: int,
+                    chunk_tokens: int) -> dict:
+    """Which share of two iterations' time came from measurements, per kernel family: a decode iteration
+    of `decode_batch` requests at context `ctx`, and a prefill iteration of one `chunk_tokens` chunk.
+    Each family's share is the iteration with only that family's measured seconds counted, over the sum
+    of all families' (roofline: every second no measurement covered, collectives' link model included;
+    under two-batch overlap the hidden all-to-all is apportioned like the rest)."""
+    iterations = {"decode": ([], decode_batch, decode_batch * ctx), "prefill": ([(chunk_tokens, chunk_tokens)], 0, 0)}
+    out = {}
+    for name, args in iterations.items():
+        seconds = {fam: step_model_for(m, inf, measured=measured, only=fam).time(*args) for fam in COVERAGE_FAMILIES}
+        total = sum(seconds.values())
+        shares = {fam: s / total for fam, s in seconds.items() if s > 0} if total else {}
+        out[name] = {"measured_share": 1 - shares.get(ROOFLINE, 0.0), "per_family": shares,
+                     "iteration_s": step_model_for(m, inf, measured=measured).time(*args)}
+    return out | {"decode_batch": decode_batch, "context_tokens": ctx, "prefill_chunk_tokens": chunk_tokens}

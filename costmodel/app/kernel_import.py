@@ -1,0 +1,320 @@
+"""`planner import-profile aiconfigurator`: the kernel database's measured rows a model needs, written as
+a profile CSV in the project's own format (the one contract between measurements and the cost model).
+
+Which rows: every GEMM width the model's layers call (kernels.py's decomposition, at each tensor-parallel
+degree that splits its heads), with the database's grid widths on either side of each (the timing model
+interpolates between them); the routed-expert rows of the model's expert widths under the balanced
+distribution (the planner's own routing model supplies the imbalance); MLA prefill, decode and absorbed
+matmul rows at the model's heads per GPU when its MLA widths are the database's; custom all-reduce under
+CUDA graphs; DeepEP's kernels at the model's hidden size, top-k and experts. No row is invented, none is
+changed but for its units (milliseconds and microseconds to seconds).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from costmodel.counts.deepep import DEEPEP_SMS
+from costmodel.counts.kernels import DB_MLA, KernelPlan
+from costmodel.counts.opcounts import attention_shape
+from costmodel.inputs import kernel_db
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.kernel_db import Table
+from costmodel.inputs.loader import find_named, load_spec
+from costmodel.inputs.profiles import load_profile
+from costmodel.inputs.specs import InferenceSpec, ModelSpec
+from costmodel.timing.operators import MeasuredBackend
+
+COLUMNS = ["op", "pass", "dtype", "shape", "median_s", "iqr_s", "repeats", "cv", "peak_mem_bytes", "status", "error"]
+TP_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass
+class Imported:
+    """The profile being assembled: its header lines, its rows, and what each table gave."""
+
+    header: dict[str, str]
+    rows: list[list] = field(default_factory=list)
+    tables: dict[str, str] = field(default_factory=dict)  # kind -> "path (version, collected_at, rows)"
+    duplicates: int = 0
+
+
+def import_profile(gpu: str, engine: str, version: str, m: ModelSpec) -> Imported:
+    """The profile of `m`'s kernels on (gpu, engine, version) from the kernel database."""
+    exact = kernel_db.resolve(gpu, engine, version)
+    out = Imported(_header(gpu, engine, exact, m))
+    for kind in kernel_db.TABLES:
+        table = kernel_db.find_table(gpu, engine, exact, kind)
+        if table is None:
+            out.tables[kind] = "not in the database for this GPU and engine"
+            continue
+        before = len(out.rows)
+        _ROWS[kind](table, m, out)
+        out.tables[kind] = (f"{table.path.relative_to(kernel_db.systems_dir())} (version {table.version}, "
+                            f"collected_at {table.collected_at}, {len(out.rows) - before} rows)")
+    for kind, text in out.tables.items():
+        out.header[f"table_{kind}"] = text
+    out.header["duplicate_rows_dropped"] = str(out.duplicates)
+    return out
+
+
+def _header(gpu: str, engine: str, version: str, m: ModelSpec) -> dict[str, str]:
+    system = yaml.safe_load((kernel_db.systems_dir() / f"{gpu}.yaml").read_text())["gpu"]
+    return {"format": "moe-planner profile v2", "device": "cuda", "device_name": gpu, "dtype": "bfloat16",
+            "source": f"{kernel_db.DB_PACKAGE}=={kernel_db.DB_VERSION} kernel database (AIC)",
+            "interpolation": "between adjacent points",  # kernel measurements: no pooling (operators.py)
+            "gpu": gpu, "engine": engine, "engine_version": version, "model": m.name,
+            # the database's own system file: dense BF16 tensor-core peak and HBM bandwidth
+            "peak_matmul_flops_per_s": str(float(system["bfloat16_tc_flops"])),
+            "peak_copy_bytes_per_s": str(float(system["mem_bw"]))}
+
+
+def _add(out: Imported, seen: set, op: str, dtype: str, shape: dict, seconds: float) -> None:
+    """One measured row; a second row of the same kernel, dtype and shape is dropped (and counted)."""
+    shape = {**shape, "dtype": dtype}  # a shape key too: one curve per precision (the timing model's key)
+    key = (op, tuple(sorted(shape.items())))
+    if key in seen:
+        out.duplicates += 1
+        return
+    seen.add(key)
+    out.rows.append([op, "fwd", dtype, json.dumps(shape, sort_keys=True), f"{seconds:.6e}", "", "", "", "", "ok", ""])
+
+
+def _select(cols: dict[str, list], keep) -> list[int]:
+    n = len(next(iter(cols.values())))
+    return [i for i in range(n) if keep(i)]
+
+
+# ------------------------------------------------------------------------------------------ GEMMs
+
+
+def gemm_widths(m: ModelSpec) -> set[tuple[int, int]]:
+    """(n, k) of every GEMM the serving model calls for `m`, at each TP degree that splits its heads."""
+    plan = KernelPlan("x", "x", "x", "x", "x", 1, 1, m.n_routed_experts or 1, m.num_attention_heads)
+    widths = set()
+    for tp in (t for t in TP_SIZES if m.num_attention_heads % t == 0):
+        calls = [plan.layer("gemm", {"m": 1, "n": m.vocab_size // tp, "k": m.hidden_size})]
+        for mode in ("absorbed", "naive"):
+            calls.append(plan.layer(*attention_shape(m, tp, 1, 1, 1, mode)) if m.attention == "mla" else [])
+        for inter in (m.intermediate_size or 0, m.shared_ffn_width):
+            if inter and inter % tp == 0:
+                calls.append(plan.layer("ffn", {"tokens": 1, "hidden": m.hidden_size, "inter": inter // tp}))
+        if m.ffn == "moe":
+            calls.append([plan.gemm(1, m.n_routed_experts, m.hidden_size)])
+        widths |= {(s["n"], s["k"]) for call in calls for op, s in call if op == "gemm"}
+    return widths
+
+
+def _bracket(value: int, grid: list[int]) -> list[int]:
+    """The grid's value itself, or its neighbours on either side (none when outside the grid)."""
+    if value in grid:
+        return [value]
+    below, above = [g for g in grid if g < value], [g for g in grid if g > value]
+    return [below[-1], above[0]] if below and above else []
+
+
+def _gemm_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+    cols, seen = table.read(), set()
+    ns, ks = sorted(set(cols["n"])), sorted(set(cols["k"]))
+    wanted = {(n, k) for wn, wk in gemm_widths(m) for n in _bracket(wn, ns) for k in _bracket(wk, ks)}
+    for i in _select(cols, lambda i: (cols["n"][i], cols["k"][i]) in wanted):
+        _add(out, seen, "gemm", cols["gemm_dtype"][i], {"m": cols["m"][i], "n": cols["n"][i], "k": cols["k"][i]},
+             cols["latency"][i] / 1e3)
+
+
+# ------------------------------------------------------------------------------------- experts
+
+
+def _moe_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+    if m.ffn != "moe":
+        return
+    cols, seen = table.read(), set()
+    kernel = table.kind.removeprefix("moe_") if table.kind != "moe" else "fused"
+    # both kinds of table count `num_tokens` over the whole EP group: SGLang's fused kernel runs on the
+    # tokens gathered from every attention-DP rank; DeepEP-fed kernels at EP64 start at 64 tokens, one a rank
+    match = {"hidden_size": m.hidden_size, "inter_size": m.moe_intermediate_size, "topk": m.num_experts_per_tok,
+             "num_experts": m.n_routed_experts, "distribution": "balanced" if kernel == "fused" else "uniform"}
+    for i in _select(cols, lambda i: all(cols[c][i] == v for c, v in match.items())):
+        shape = {"tokens": cols["num_tokens"][i], "hidden": m.hidden_size, "inter": m.moe_intermediate_size,
+                 "top_k": m.num_experts_per_tok, "experts": m.n_routed_experts, "ep": cols["moe_ep_size"][i],
+                 "tp": cols["moe_tp_size"][i], "kernel": kernel}
+        _add(out, seen, "moe_experts", cols["moe_dtype"][i], shape, cols["latency"][i] / 1e3)
+
+
+# ------------------------------------------------------------------------------------------ MLA
+
+
+def has_db_mla(m: ModelSpec) -> bool:
+    """Whether `m`'s MLA has the widths the database's MLA tables were measured at (DB_MLA)."""
+    return m.attention == "mla" and (m.kv_lora_rank, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim) == \
+        (DB_MLA["kv_lora"], DB_MLA["nope"], DB_MLA["rope"], DB_MLA["v"])
+
+
+def _heads_per_gpu(m: ModelSpec) -> set[int]:
+    return {m.num_attention_heads // t for t in TP_SIZES if m.num_attention_heads % t == 0}
+
+
+def _mla_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+    if not has_db_mla(m):
+        return
+    cols, seen, heads = table.read(), set(), _heads_per_gpu(m)
+    decode = table.kind == "mla_generation"
+    for i in _select(cols, lambda i: cols["num_heads"][i] in heads):
+        # decode rows: one new token (isl 1) after `step` earlier ones, so the cache holds step + 1 tokens
+        size = {"ctx": cols["step"][i] + 1} if decode else {"isl": cols["isl"][i]}
+        shape = {"b": cols["batch_size"][i], "heads": cols["num_heads"][i], "kv_dtype": cols["kv_cache_dtype"][i], **size}
+        _add(out, seen, table.kind, cols["mla_dtype"][i], shape, cols["latency"][i] / 1e3)
+
+
+def _bmm_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+    if not has_db_mla(m):
+        return
+    cols, seen, heads = table.read(), set(), _heads_per_gpu(m)
+    for i in _select(cols, lambda i: cols["num_heads"][i] in heads):
+        stage = "pre" if cols["op_name"][i].endswith("pre") else "post"
+        shape = {"tokens": cols["num_tokens"][i], "heads": cols["num_heads"][i], "stage": stage}
+        _add(out, seen, "mla_bmm", cols["bmm_dtype"][i], shape, cols["latency"][i] / 1e3)
+
+
+# ---------------------------------------------------------------------------------- collectives
+
+
+def _all_reduce_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+    """Custom all-reduce as it runs inside CUDA graphs (the `*_graph` rows where the table has a backend
+    column): decode iterations are graph-captured on SGLang and vLLM. `message_size` counts BF16 elements:
+    read as elements, NCCL's 8-GPU all-reduce of 2^28 of them on H200 moves 460 GB/s of bus bandwidth, what
+    NVLink 4 with NVLS reaches; read as bytes it would be 230 GB/s."""
+    cols, seen = table.read(), set()
+    backend = cols.get("backend")
+    graph = backend is not None and any(str(b).endswith("graph") for b in backend)
+    for i in _select(cols, lambda i: not graph or str(backend[i]).endswith("graph")):
+        shape = {"elements": cols["message_size"][i], "gpus": cols["num_gpus"][i]}
+        _add(out, seen, "all_reduce", cols["allreduce_dtype"][i], shape, cols["latency"][i] / 1e3)
+
+
+def _deepep_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+    if m.ffn != "moe":
+        return
+    cols, seen = table.read(), set()
+    normal = table.kind == "deepep_normal"
+    match = {"hidden_size": m.hidden_size, "num_topk": m.num_experts_per_tok, "num_experts": m.n_routed_experts}
+    if normal:
+        match |= {"dispatch_sms": DEEPEP_SMS, "combine_sms": DEEPEP_SMS}
+    for i in _select(cols, lambda i: all(cols[c][i] == v for c, v in match.items())):
+        base = {"tokens": cols["num_token"][i], "hidden": m.hidden_size, "top_k": m.num_experts_per_tok,
+                "experts": m.n_routed_experts, "nodes": cols["node_num"][i], **({"sms": DEEPEP_SMS} if normal else {})}
+        for phase in ("dispatch", "combine"):
+            us = cols[f"{phase}_transmit_us" if normal else f"{phase}_avg_t_us"][i]
+            _add(out, seen, table.kind, "deepep", {**base, "phase": phase}, us / 1e6)
+
+
+_ROWS = {"gemm": _gemm_rows, "moe": _moe_rows, "moe_deepep_masked": _moe_rows, "moe_deepep_contiguous": _moe_rows, "mla_context": _mla_rows, "mla_generation": _mla_rows,
+         "mla_bmm": _bmm_rows, "all_reduce": _all_reduce_rows, "deepep_ll": _deepep_rows,
+         "deepep_normal": _deepep_rows}
+
+
+def render_csv(imp: Imported) -> str:
+    buf = io.StringIO()
+    buf.write("".join(f"# {k}: {v}\n" for k, v in imp.header.items()))
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(imp.rows)
+    return buf.getvalue()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary name beside `path`, then move it into place: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def database_gpu(name: str, near: Path) -> str:
+    """The database GPU meant by `name`: a database folder (h200_sxm), or a GPU file (h200) that names one."""
+    if name in kernel_db.gpus():
+        return name
+    path = find_named("gpu", name, near)
+    if path is None:
+        raise PlannerError(f"no GPU named {name!r} in scenarios/gpus or the kernel database", field="--gpu",
+                           fix=f"use a GPU file's name or one of the database's: {', '.join(kernel_db.gpus())}")
+    gpu = load_spec("gpu", path)
+    if gpu.kernel_database is None:
+        raise PlannerError("the GPU file names no `kernel_database` GPU", file=str(path), field="kernel_database",
+                           fix=f"add `kernel_database: {{gpu: ..., source: ...}}` with one of: {', '.join(kernel_db.gpus())}")
+    return gpu.kernel_database.gpu
+
+
+def model_spec(name: str, near: Path) -> ModelSpec:
+    path = Path(name) if name.endswith(".yaml") else find_named("model", name, near)
+    if path is None or not path.exists():
+        raise PlannerError(f"no model named {name!r}", field="--model",
+                           fix="use a name from scenarios/models (e.g. deepseek-v3) or a model YAML path")
+    return load_spec("model", path)
+
+
+def import_to_file(gpu_name: str, engine: str, version: str, model_name: str, out: Path | None,
+                   near: Path) -> tuple[Path, int]:
+    """`planner import-profile aiconfigurator`: the profile, checked by the profile reader, moved into place."""
+    gpu, m = database_gpu(gpu_name, near), model_spec(model_name, near)
+    imp = import_profile(gpu, engine, version, m)
+    out = out or Path("profiles") / f"aic-{gpu}-{engine}-{imp.header['engine_version']}-{m.name}.csv"
+    write_atomically(out, render_csv(imp))
+    return out, len(imp.rows)
+
+
+# ------------------------------------------------------------------------ profiles of a scenario
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / "profiles" / "cache"  # git-ignored: imported on first use
+
+
+def cached_profile_path(m: ModelSpec, gpu: str, engine: str, version: str) -> Path:
+    """Where the import for (gpu, engine, version, model) is kept; the model's widths are in the name, so an
+    edited model file is imported afresh."""
+    digest = hashlib.sha1(m.model_dump_json().encode()).hexdigest()[:8]
+    return CACHE_DIR / f"aic-{kernel_db.DB_VERSION}-{gpu}-{engine}-{version}-{m.name}-{digest}.csv"
+
+
+def scenario_profile_path(m: ModelSpec, inf: InferenceSpec, base_dir: Path | None) -> Path | None:
+    """The kernel profile an instance is timed with: its `profile:` file, else its engine's import on its
+    GPU (made now when not cached), else None (the roofline)."""
+    if inf.profile is not None:
+        return (base_dir or Path.cwd()) / inf.profile
+    db = inf.cluster.gpu.kernel_database
+    if inf.engine is None or db is None:
+        return None
+    version = kernel_db.resolve(db.gpu, inf.engine.name, inf.engine.version)
+    path = cached_profile_path(m, db.gpu, inf.engine.name, version)
+    if not path.exists():
+        write_atomically(path, render_csv(import_profile(db.gpu, inf.engine.name, version, m)))
+    return path
+
+
+def measured_backend(m: ModelSpec, inf: InferenceSpec, base_dir: Path | None = None) -> MeasuredBackend | None:
+    """The measured kernels an instance is timed with (built once per profile file and process)."""
+    path = scenario_profile_path(m, inf, base_dir)
+    return None if path is None else _backend(str(path), _mtime_ns(path))
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0  # load_profile says the file is missing, with the fix
+
+
+@cache
+def _backend(path: str, mtime_ns: int) -> MeasuredBackend:
+    return MeasuredBackend(load_profile(path))

@@ -1,0 +1,64 @@
+"""A layer's time as the sum of the kernels an engine runs for it (counts/kernels.py), each measured where
+a kernel profile covers its shape (the kernel database's, imported by `planner import-profile`, or a
+profile from a real GPU) and the roofline at the GPU file's peaks where none does.
+
+The timer also answers which share of a time came from measurements: with `only` set to a kernel
+operator, it returns only that operator's measured seconds; with `only = "roofline"`, only the seconds of
+kernels no measurement covered (collectives included, whose fallback is the analytic link model). An
+iteration model built on such a timer therefore gives, family by family, the measured part of an
+iteration (serve_costs.timing_coverage).
+"""
+
+from __future__ import annotations
+
+from costmodel.counts.kernels import FALLBACK_KERNEL, KernelPlan
+from costmodel.timing.operators import Device, MeasuredBackend, RooflineBackend, Timer
+
+ROOFLINE = "roofline"  # the family of every second no measurement covered
+COVERAGE_FAMILIES = ("gemm", "moe_experts", "mla_context", "mla_generation", "mla_bmm", "all_reduce", "deepep_ll",
+                     "deepep_normal", ROOFLINE)
+_FP8 = ("fp8", "fp8_block")
+
+
+class KernelTimer(Timer):
+    """Timer.time(op, shape, pass_) for layer-level operators, summed over their kernels."""
+
+    def __init__(self, devices: dict[str, Device], measured: MeasuredBackend, plan: KernelPlan,
+                 scale: dict[str, float] | None = None, only: str | None = None):
+        self.device = devices["bf16"]
+        self.devices = devices  # bf16 | fp8: the GPU file's peaks for the roofline of unmeasured kernels
+        self.measured = measured
+        self.roofline = {k: RooflineBackend(d) for k, d in devices.items()}
+        self.plan = plan
+        self.scale = scale or {}
+        self.only = only
+        self._memo: dict[tuple, float] = {}
+
+    def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
+        key = (op, pass_, tuple(sorted(shape.items())))
+        t = self._memo.get(key)
+        if t is None:
+            t = sum(s for fam, s in self.parts(op, shape, pass_) if self.only in (None, fam))
+            self._memo[key] = t * self.scale.get(op, 1.0)
+        return self._memo[key]
+
+    def parts(self, op: str, shape: dict, pass_: str = "fwd") -> list[tuple[str, float]]:
+        """(family, seconds) of each kernel of one call: its operator when measured, else ROOFLINE."""
+        out = []
+        for kop, kshape in self.plan.layer(op, shape):
+            t = self.measured.lookup(kop, kshape, pass_)
+            while t is None and kshape.get("kernel") in FALLBACK_KERNEL:
+                kshape = {**kshape, "kernel": FALLBACK_KERNEL[kshape["kernel"]]}
+                t = self.measured.lookup(kop, kshape, pass_)
+            if t is None:
+                precision = "fp8" if kshape.get("dtype") in _FP8 else "bf16"
+                out.append((ROOFLINE, self.roofline[precision].time(kop, kshape, pass_)))
+            else:
+                out.append((kop, t))
+        return out
+
+    def collective(self, op: str, shape: dict, fallback_s: float) -> float:
+        """A collective's measured time where the profile has it, else `fallback_s` (the link model)."""
+        t = self.measured.lookup(op, shape)
+        fam = ROOFLINE if t is None else op
+        return (fallback_s if t is None else t) if self.only in (None, fam) else 0.0

@@ -1,0 +1,74 @@
+"""Layers timed as the sum of their kernels from the kernel database, and the share that was measured."""
+
+import pytest
+
+from costmodel.app.kernel_import import measured_backend
+from costmodel.counts.kernels import KernelPlan, equal_work_isl
+from costmodel.counts.opcounts import attention_shape
+from costmodel.inputs.loader import load_spec
+from costmodel.timing.kernel_timer import ROOFLINE
+from costmodel.timing.serve_costs import step_model_for, timing_coverage
+from tests.conftest import SCENARIOS
+
+
+@pytest.fixture(scope="module")
+def r1():
+    """The 8xH200 DP8 + EP8 DeepSeek-R1 instance with SGLang's kernels, and its measured backend."""
+    scenario = load_spec("scenario", SCENARIOS / "deepseek-r1-h200-engines.yaml")
+    v = next(v for v in scenario.variants if v.name == "r1-h200-sglang")
+    return v.model, v.inference, measured_backend(v.model, v.inference)
+
+
+def test_equal_work_prompt_length_by_hand():
+    """1,024 new tokens after 1,024 cached: 1024 x 1024 + 1024 x 1025 / 2 = 1,573,376 pairs; a prompt of s
+    tokens has s(s+1)/2, so s = 1773 (1,572,651 pairs; 1774 would give 1,574,425)."""
+    assert equal_work_isl(1024, 2048) == 1773
+    assert equal_work_isl(512, 512) == 512  # no prefix: the prompt itself
+
+
+def test_absorbed_mla_decode_is_six_kernels_of_the_model_widths():
+    v3 = load_spec("model", SCENARIOS / "models" / "deepseek-v3.yaml")
+    plan = KernelPlan("fp8_block", "fp8_block", "bfloat16", "bfloat16", "bfloat16", 8, 1, 256, 128)
+    kernels = plan.layer(*attention_shape(v3, 1, 16, 1, 4096, "absorbed"))
+    assert [op for op, _ in kernels] == ["gemm", "gemm", "mla_bmm", "mla_generation", "mla_bmm", "gemm"]
+    assert [(s["n"], s["k"]) for op, s in kernels if op == "gemm"] == [(2112, 7168), (24576, 1536), (7168, 16384)]
+    assert kernels[3][1] == {"b": 16, "ctx": 4096, "heads": 128, "dtype": "bfloat16", "kv_dtype": "bfloat16"}
+
+
+def test_a_layer_is_the_sum_of_its_kernels(r1):
+    m, inf, measured = r1
+    timer = step_model_for(m, inf, measured=measured).timer
+    op, shape = attention_shape(m, 1, 32, 1, 2048, "absorbed")
+    parts = timer.parts(op, shape)
+    assert timer.time(op, shape) == pytest.approx(sum(s for _, s in parts))
+    assert all(fam != ROOFLINE for fam, _ in parts)  # every kernel of V3's decode attention is in the database
+    each = {fam: measured.time(kop, kshape) for (fam, _), (kop, kshape) in
+            zip(parts, timer.plan.layer(op, shape), strict=True) if fam == "mla_generation"}
+    assert each["mla_generation"] == dict(parts)["mla_generation"]
+
+
+def test_families_add_up_to_the_iteration_without_overlap(r1):
+    """Without two-batch overlap an iteration is a sum of kernel times, so its families' seconds add up to
+    it exactly; the R1 instance's iterations are at least 80% measured (the issue's bar)."""
+    m, inf, measured = r1
+    cov = timing_coverage(m, inf, measured, decode_batch=1024, ctx=2048, chunk_tokens=1024)
+    for it in ("decode", "prefill"):
+        assert sum(cov[it]["per_family"].values()) == pytest.approx(1.0)
+        assert cov[it]["measured_share"] >= 0.8
+    args = ([], 1024, 1024 * 2048)
+    whole = step_model_for(m, inf, measured=measured).time(*args)
+    summed = sum(step_model_for(m, inf, measured=measured, only=f).time(*args) for f in cov["decode"]["per_family"])
+    assert summed == pytest.approx(whole, rel=1e-9)
+
+
+def test_deepep_fed_experts_fall_back_to_the_fused_kernel(r1):
+    """EP8's experts behind DeepEP's normal kernels are DeepGEMM's contiguous ones, measured by SGLang
+    0.5.10 (backward-filled); at an EP the DeepEP tables lack the fused kernel's rows answer."""
+    m, inf, measured = r1
+    shape = {"tokens": 8192, "hidden": 7168, "inter": 2048, "top_k": 8, "experts": 256, "ep": 8, "tp": 1,
+             "dtype": "fp8_block"}
+    assert measured.lookup("moe_experts", {**shape, "kernel": "deepep_contiguous"}) is not None
+    timer = step_model_for(m, inf, measured=measured).timer
+    layer = {"tokens": 1024, "hidden": 7168, "experts": 32, "top_k": 8, "inter": 2048, "shared_inter": 0, "a2a": "normal"}
+    fam_s = dict(timer.parts("moe", layer))
+    assert fam_s["moe_experts"] == measured.time("moe_experts", {**shape, "kernel": "deepep_contiguous"})
