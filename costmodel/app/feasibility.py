@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.counts.memory import SERVING_MEMORY_FRACTION, serving_memory, training_memory
+from costmodel.counts.memory import (
+    SERVING_MEMORY_FRACTION,
+    TRTLLM_FREE_FRACTION,
+    kv_budget_bytes,
+    serving_memory,
+    training_memory,
+)
 from costmodel.inputs import kernel_db
 from costmodel.inputs.budget import MAX_ITERATIONS, MAX_REQUESTS
 from costmodel.inputs.errors import PlannerError
@@ -177,10 +183,19 @@ def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelis
         return out
     mem = serving_memory(m, inf)
     if not mem.fits:
+        room = kv_budget_bytes(mem.capacity_bytes, mem.weights_bytes, inf) + mem.weights_bytes
         out.append(Problem(where, f"the weights need {mem.weights_bytes / 1e9:.1f} GB per GPU, more than the "
-                           f"{mem.capacity_bytes / 1e9:.0f} GB x {SERVING_MEMORY_FRACTION} usable",
+                           f"{room / 1e9:.1f} GB of its {mem.capacity_bytes / 1e9:.0f} GB {memory_rule(inf)}",
                            "spread the model over more GPUs (tp, ep) or lower weight_bits", "memory"))
     return out
+
+
+def memory_rule(inf: InferenceSpec) -> str:
+    """How the instance's engine splits HBM, in words."""
+    engine = inf.engine.name if inf.engine else None
+    return {"trtllm": f"that TensorRT-LLM leaves for weights (the KV cache then takes {TRTLLM_FREE_FRACTION} of the rest)",
+            "sglang": "that SGLang's static pool holds (all HBM less the reserve it computes)"}.get(
+        engine, f"that a {SERVING_MEMORY_FRACTION} memory fraction allows (vLLM's default gpu_memory_utilization)")
 
 
 def longest_request(prompt: LengthDist, output: LengthDist, context: int) -> int:

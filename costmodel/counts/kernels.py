@@ -21,6 +21,8 @@ Kernel operators and their shape keys (every one also has `dtype`, the database'
   all_reduce      elements, gpus               one all-reduce of `elements` BF16 values over gpus
   deepep_ll       tokens, hidden, top_k, experts, nodes, phase        DeepEP low-latency dispatch|combine
   deepep_normal   tokens, hidden, top_k, experts, nodes, phase, sms   DeepEP normal dispatch|combine
+  elementwise     tokens, width                RMSNorm, activation or rotary embedding (never measured: the
+                                               roofline, at least the profile's fastest measured kernel)
 `tokens` of the DeepEP kernels are per rank.
 """
 
@@ -34,7 +36,7 @@ from costmodel.counts.flops import attention_core_flops, causal_pairs
 # these: q_lora 1536 + kv_lora 512 + rope 64 = the fused 2112-wide down projection, 192 = nope + rope
 # per head, 128 = v per head); a model with other widths has its MLA timed by the roofline.
 DB_MLA = {"q_lora": 1536, "kv_lora": 512, "nope": 128, "rope": 64, "v": 128}
-KERNEL_SIZE_KEYS = {"moe_experts": ("tokens",), "mla_context": ("isl",), "mla_generation": ("ctx",),
+KERNEL_SIZE_KEYS = {"elementwise": ("tokens",), "moe_experts": ("tokens",), "mla_context": ("isl",), "mla_generation": ("ctx",),
                     "mla_bmm": ("tokens",), "all_reduce": ("elements",), "deepep_ll": ("tokens",),
                     "deepep_normal": ("tokens",)}
 # The expert kernels behind each all-to-all: DeepEP's low-latency kernels feed DeepGEMM's masked grouped GEMM,
@@ -72,6 +74,8 @@ def kernel_counts(op: str, s: dict, e: int) -> tuple[float, float]:
         return 2 * s["tokens"] * weights, (weights + s["tokens"] * s["heads"] * (d["nope"] + d["kv_lora"])) * e
     if op == "all_reduce":
         return 0.0, 2 * (s["gpus"] - 1) / s["gpus"] * s["elements"] * 2  # ring bus bytes, BF16
+    if op == "elementwise":  # read and write each element once
+        return 4 * s["tokens"] * s["width"], 2 * s["tokens"] * s["width"] * e
     if op in ("deepep_ll", "deepep_normal"):
         return 0.0, s["tokens"] * s["top_k"] * s["hidden"] * e
     raise ValueError(f"unknown operator {op!r}")
@@ -99,8 +103,9 @@ class KernelPlan:
         """The kernels of one call of a layer-level operator."""
         if op == "gemm":
             return [self.gemm(s["m"], s["n"], s["k"])]
-        if op == "ffn":
-            return [self.gemm(s["tokens"], 2 * s["inter"], s["hidden"]), self.gemm(s["tokens"], s["hidden"], s["inter"])]
+        if op == "ffn":  # its RMSNorm, gate+up, SwiGLU, down (V3I model.py: MLP; the block's ffn_norm)
+            return [elementwise(s["tokens"], s["hidden"]), self.gemm(s["tokens"], 2 * s["inter"], s["hidden"]),
+                    elementwise(s["tokens"], s["inter"]), self.gemm(s["tokens"], s["hidden"], s["inter"])]
         if op == "moe":
             return self._moe(s)
         if op == "mla":
@@ -127,6 +132,9 @@ class KernelPlan:
                 self.gemm(tokens, h * qk, s["q_lora"])] if s["q_lora"] else \
             [self.gemm(tokens, h * qk + s["kv_lora"] + s["rope"], s["hidden"])]
         out_proj = self.gemm(tokens, s["hidden"], h * s["v"])
+        # V3I model.py: the block's attn_norm, MLA's q and kv RMSNorms, rotary embedding of q_pe and k_pe
+        down = [elementwise(tokens, s["hidden"]), *down, elementwise(tokens, s["q_lora"] or 1),
+                elementwise(tokens, s["kv_lora"]), elementwise(tokens, (h + 1) * s["rope"])]
         if s["mode"] == "absorbed":
             # MTP's q tokens per sequence are timed as q sequences of one token each (same cache reads per query)
             core = [("mla_bmm", {"tokens": tokens, "heads": h, "stage": "pre", "dtype": self.bmm_dtype}),
@@ -137,6 +145,11 @@ class KernelPlan:
         kv_b = self.gemm(tokens, h * (s["nope"] + s["v"]), s["kv_lora"])
         return down + [kv_b, ("mla_context", {"b": b, "isl": equal_work_isl(q, ctx), "heads": h,
                                               "dtype": self.attn_dtype, "kv_dtype": self.kv_dtype}), out_proj]
+
+
+def elementwise(tokens: int, width: int) -> tuple[str, dict]:
+    """A memory-bound elementwise kernel (RMSNorm, activation, rotary embedding) over tokens x width BF16."""
+    return "elementwise", {"tokens": max(1, int(tokens)), "width": int(width), "dtype": "bfloat16"}
 
 
 def equal_work_isl(q: int, ctx: int) -> int:

@@ -153,9 +153,42 @@ class ServingMemory:
         return asdict(self)
 
 
-# vLLM's default gpu_memory_utilization = 0.9 (vLLM docs, EngineArgs): 10% left for activations,
+# SGL: vLLM's default gpu_memory_utilization = 0.9 (EngineArgs): 10% left for activations,
 # CUDA graphs and fragmentation.
 SERVING_MEMORY_FRACTION = 0.9
+
+
+TRTLLM_FREE_FRACTION = 0.9  # SGL: TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction default: 90% of what is free
+MIB = 2**20
+
+
+def kv_budget_bytes(cap_bytes: float, weights_bytes: float, inf: InferenceSpec) -> float:
+    """Bytes per GPU the engine gives the KV cache (negative: the weights do not fit its rule).
+    vLLM (and no engine named) reserves a fraction of all HBM for weights, activations and cache;
+    TensorRT-LLM takes a fraction of what the weights leave free; SGLang keeps its static pool (weights
+    and cache) under all HBM less a reserve it computes from the launch settings (sglang_reserved_bytes)."""
+    engine = inf.engine.name if inf.engine else None
+    if engine == "trtllm":
+        return TRTLLM_FREE_FRACTION * (cap_bytes - weights_bytes) if cap_bytes > weights_bytes else cap_bytes - weights_bytes
+    if engine == "sglang":
+        return cap_bytes - sglang_reserved_bytes(cap_bytes, inf) - weights_bytes
+    return cap_bytes * SERVING_MEMORY_FRACTION - weights_bytes
+
+
+def sglang_reserved_bytes(cap_bytes: float, inf: InferenceSpec) -> float:
+    """SGLang's default mem_fraction_static (SGL: server_args.py, _handle_gpu_memory_settings) leaves this
+    much of HBM outside its static pool, in MiB: 512 of metadata, 1.5 per token of the chunked-prefill
+    budget (at least 2,048) for its activations, 2 per CUDA-graph batch slot, 1,024 per 8 GPUs of TP x PP,
+    and with DP attention 3 more per graph slot and DP rank (4.5 beyond 300 slots); at least 10 GiB on a
+    GPU of more than 60 GiB. ASSUMPTION: the CUDA graphs are captured up to the instance's max_running
+    per rank (SGLang sizes cuda_graph_max_bs by GPU memory; the planner does not model those buckets)."""
+    par, graph_bs = inf.parallelism, inf.max_running
+    reserved = 512 + max(inf.max_batch_tokens, 2048) * 1.5 + graph_bs * 2 + par.tp * par.pp / 8 * 1024
+    if par.dp > 1:
+        reserved += graph_bs * par.dp * (4.5 if graph_bs > 300 else 3)
+    if cap_bytes > 60 * 1024 * MIB:
+        reserved = max(reserved, 10 * 1024)
+    return reserved * MIB
 
 
 def serving_memory(m: ModelSpec, inf: InferenceSpec) -> ServingMemory:
@@ -167,7 +200,7 @@ def serving_memory(m: ModelSpec, inf: InferenceSpec) -> ServingMemory:
     experts = sum(lp.routed_experts for lp in layers) * replicas / (par.ep * par.pp)
     weights = (dense + experts) * inf.weight_bits / 8
     cap = inf.cluster.gpu.hbm_bytes.value
-    budget = cap * SERVING_MEMORY_FRACTION - weights
+    budget = kv_budget_bytes(cap, weights, inf)
     # MLA's latent cache is shared by all heads, so TP replicates it; other caches split by KV head.
     kv_shards = 1 if m.attention == "mla" else min(par.tp, m.kv_heads)
     per_token = kv_bytes_per_token(m, inf.kv_bits) / (kv_shards * par.pp)

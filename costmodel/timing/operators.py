@@ -59,7 +59,7 @@ DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
     "attn": _MLA,
 }
 # The kernel operators (counts/kernels.py) take their layer operator's defaults.
-_KERNEL_KIN = {"moe_experts": "moe", "mla_context": "mla", "mla_generation": "mla", "mla_bmm": "gemm",
+_KERNEL_KIN = {"elementwise": "gemm", "moe_experts": "moe", "mla_context": "mla", "mla_generation": "mla", "mla_bmm": "gemm",
                "all_reduce": "gemm", "deepep_ll": "gemm", "deepep_normal": "gemm"}
 
 
@@ -115,6 +115,7 @@ class MeasuredBackend:
         for p in points if points is not None else profile.points:
             curves.setdefault(self._curve(p.op, p.pass_, p.shape), []).append(p)
         self.curves = {}
+        self.fastest_s = min((p.median_s for p in (points if points is not None else profile.points)), default=0.0)
         self._widths: dict[tuple, set] = {}  # (op, pass, axis, shape without the op's widths) -> widths measured
         for key, pts in curves.items():
             if len(pts) < 2:

@@ -7,11 +7,14 @@ from costmodel.counts.memory import (
     activation_elements_per_token,
     in_flight_microbatches,
     serving_memory,
+    sglang_reserved_bytes,
     stage_layers,
     training_memory,
 )
 from costmodel.counts.params import embedding_params, head_params, layer_params
+from costmodel.inputs.loader import load_spec
 from costmodel.inputs.specs import ClusterSpec, GPUSpec, InferenceSpec, ModelSpec, Parallelism, TrainingSpec
+from tests.conftest import SCENARIOS
 
 GPU = GPUSpec.model_validate({
     "name": "toy", "peak_flops_per_s": {"bf16": {"value": 1e12, "source": "test"}},
@@ -76,3 +79,28 @@ def test_serving_memory_v2_node(models):
     # KV room = (0.9 * 80 GB - weights) / 25,920 B per token
     assert mem.kv_capacity_tokens == pytest.approx((0.9 * 80e9 - mem.weights_bytes) / 25_920)
     assert 35e9 < mem.weights_bytes < 45e9
+
+
+def _r1_instance(gpu: str, gpus: int, tp: int, dp: int, ep: int, engine: str | None):
+    spec = load_spec("gpu", SCENARIOS / "gpus" / f"{gpu}.yaml")
+    return InferenceSpec(cluster={"gpu": spec, "gpus_per_node": gpus, "nodes": 1},
+                         parallelism={"tp": tp, "dp": dp, "ep": ep, "zero_stage": 0}, weight_bits=8, max_running=128,
+                         max_batch_tokens=8192, **({"engine": {"name": engine}} if engine else {}))
+
+
+def test_sglang_reserve_by_hand():
+    """SGL's rule, H200, DP8 attention, 128 graph slots, 8K chunks, TP1: 512 + 8192 x 1.5 + 128 x 2 + 1/8 x 1024
+    + 128 x 8 x 3 = 16,256 MiB, above the 10 GiB floor."""
+    inf = _r1_instance("h200", 8, 1, 8, 8, "sglang")
+    assert sglang_reserved_bytes(inf.cluster.gpu.hbm_bytes.value, inf) == 16_256 * 2**20
+
+
+def test_each_engine_memory_rule_on_r1_fp8_over_4_b200():
+    """DeepSeek-R1 FP8 on 4 x B200 (180 GB): 167.8 GB of weights per GPU. vLLM's 0.9 of HBM (162 GB) and
+    SGLang's pool (180 GB less a 14.2 GB reserve: 8K chunks, 128 graph slots, TP4) refuse it; TensorRT-LLM fits it and gives the
+    cache 0.9 of the 12.2 GB left."""
+    v3 = load_spec("model", SCENARIOS / "models" / "deepseek-v3.yaml")
+    fits = {e: serving_memory(v3, _r1_instance("b200", 4, 4, 1, 4, e)) for e in (None, "vllm", "sglang", "trtllm")}
+    assert [fits[e].fits for e in (None, "vllm", "sglang", "trtllm")] == [False, False, False, True]
+    trt = fits["trtllm"]
+    assert trt.kv_budget_bytes == pytest.approx(0.9 * (180e9 - trt.weights_bytes))
