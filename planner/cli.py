@@ -14,7 +14,7 @@ from costmodel.app.plan import checked_plan
 from costmodel.inputs.budget import MAX_REQUESTS
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.hf_import import import_hf, to_yaml
-from costmodel.inputs.loader import find_named, load_spec
+from costmodel.inputs.loader import model_on_command_line
 from costmodel.inputs.profiles import load_profile
 from costmodel.inputs.reading import clip, read_text, strict_dumps
 from costmodel.inputs.sweep_spec import load_sweep
@@ -317,11 +317,7 @@ def best_cmd(results: Path, fmt: str) -> None:
               help="Time, in all, for re-timing points whose rounds disagree (0: none, a quick profile).")
 def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s, remeasure_s) -> None:
     """Time the kernels over a grid of shapes; each point is appended as it finishes."""
-    path = Path(model_name) if model_name.endswith(".yaml") else find_named("model", model_name, Path.cwd() / "x")
-    if path is None or not path.exists():
-        raise PlannerError(f"no model named {model_name!r}", field="--model",
-                           fix="use a name from scenarios/models (e.g. deepseek-v2-lite) or a model YAML path")
-    spec = load_spec("model", path)
+    spec = model_on_command_line(model_name)
     import torch  # kernels are loaded only here: costmodel never imports torch
 
     from kernels.config import ModelArgs
@@ -371,7 +367,7 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s, r
 def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, model_name: str,
                        out: Path | None) -> None:
     """Write the measured kernel rows a model needs, from NVIDIA's kernel database, as a profile CSV."""
-    written, n_rows = import_to_file(gpu, engine, engine_version, model_name, out, Path.cwd())
+    written, n_rows = import_to_file(gpu, engine, engine_version, model_name, out)
     click.echo(f"{written}: {n_rows} measured rows")
 
 

@@ -29,22 +29,20 @@ from costmodel.counts.opcounts import attention_shape
 from costmodel.inputs import kernel_db
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.kernel_db import Table
-from costmodel.inputs.loader import find_named, load_spec
-from costmodel.inputs.profiles import load_profile
+from costmodel.inputs.loader import load_spec, model_on_command_line, named_on_command_line
+from costmodel.inputs.profiles import COLUMNS, load_profile
 from costmodel.inputs.specs import InferenceSpec, ModelSpec
 from costmodel.timing.operators import MeasuredBackend
 
-COLUMNS = ["op", "pass", "dtype", "shape", "median_s", "iqr_s", "repeats", "cv", "peak_mem_bytes", "status", "error"]
 TP_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass
 class Imported:
-    """The profile being assembled: its header lines, its rows, and what each table gave."""
+    """The profile being assembled: its header lines (what each table gave among them) and its rows."""
 
     header: dict[str, str]
     rows: list[list] = field(default_factory=list)
-    tables: dict[str, str] = field(default_factory=dict)  # kind -> "path (version, collected_at, rows)"
     duplicates: int = 0
 
 
@@ -55,14 +53,12 @@ def import_profile(gpu: str, engine: str, version: str, m: ModelSpec) -> Importe
     for kind in kernel_db.TABLES:
         table = kernel_db.find_table(gpu, engine, exact, kind)
         if table is None:
-            out.tables[kind] = "not in the database for this GPU and engine"
+            out.header[f"table_{kind}"] = "not in the database for this GPU and engine"
             continue
         before = len(out.rows)
         _ROWS[kind](table, m, out)
-        out.tables[kind] = (f"{table.path.relative_to(kernel_db.systems_dir())} (version {table.version}, "
-                            f"collected_at {table.collected_at}, {len(out.rows) - before} rows)")
-    for kind, text in out.tables.items():
-        out.header[f"table_{kind}"] = text
+        out.header[f"table_{kind}"] = (f"{table.path.relative_to(kernel_db.systems_dir())} (version {table.version}, "
+                                       f"collected_at {table.collected_at}, {len(out.rows) - before} rows)")
     out.header["duplicate_rows_dropped"] = str(out.duplicates)
     return out
 
@@ -99,7 +95,7 @@ def _select(cols: dict[str, list], keep) -> list[int]:
 
 def gemm_widths(m: ModelSpec) -> set[tuple[int, int]]:
     """(n, k) of every GEMM the serving model calls for `m`, at each TP degree that splits its heads."""
-    plan = KernelPlan("x", "x", "x", "x", "x", 1, 1, m.n_routed_experts or 1, m.num_attention_heads)
+    plan = KernelPlan("x", "x", "x", "x", "x", ep=1, n_experts=m.n_routed_experts or 1)
     widths = set()
     for tp in (t for t in TP_SIZES if m.num_attention_heads % t == 0):
         calls = [plan.layer("gemm", {"m": 1, "n": m.vocab_size // tp, "k": m.hidden_size})]
@@ -217,8 +213,8 @@ def _deepep_rows(table: Table, m: ModelSpec, out: Imported) -> None:
             _add(out, seen, table.kind, "deepep", {**base, "phase": phase}, us / 1e6)
 
 
-_ROWS = {"gemm": _gemm_rows, "moe": _moe_rows, "moe_deepep_masked": _moe_rows, "moe_deepep_contiguous": _moe_rows, "mla_context": _mla_rows, "mla_generation": _mla_rows,
-         "mla_bmm": _bmm_rows, "all_reduce": _all_reduce_rows, "deepep_ll": _deepep_rows,
+_ROWS = {"gemm": _gemm_rows, "moe": _moe_rows, "moe_deepep_masked": _moe_rows, "moe_deepep_contiguous": _moe_rows,
+         "mla_context": _mla_rows, "mla_generation": _mla_rows, "mla_bmm": _bmm_rows, "all_reduce": _all_reduce_rows, "deepep_ll": _deepep_rows,
          "deepep_normal": _deepep_rows}
 
 
@@ -242,11 +238,11 @@ def write_atomically(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def database_gpu(name: str, near: Path) -> str:
+def database_gpu(name: str) -> str:
     """The database GPU meant by `name`: a database folder (h200_sxm), or a GPU file (h200) that names one."""
     if name in kernel_db.gpus():
         return name
-    path = find_named("gpu", name, near)
+    path = named_on_command_line("gpu", name)
     if path is None:
         raise PlannerError(f"no GPU named {name!r} in scenarios/gpus or the kernel database", field="--gpu",
                            fix=f"use a GPU file's name or one of the database's: {', '.join(kernel_db.gpus())}")
@@ -257,18 +253,9 @@ def database_gpu(name: str, near: Path) -> str:
     return gpu.kernel_database.gpu
 
 
-def model_spec(name: str, near: Path) -> ModelSpec:
-    path = Path(name) if name.endswith(".yaml") else find_named("model", name, near)
-    if path is None or not path.exists():
-        raise PlannerError(f"no model named {name!r}", field="--model",
-                           fix="use a name from scenarios/models (e.g. deepseek-v3) or a model YAML path")
-    return load_spec("model", path)
-
-
-def import_to_file(gpu_name: str, engine: str, version: str, model_name: str, out: Path | None,
-                   near: Path) -> tuple[Path, int]:
-    """`planner import-profile aiconfigurator`: the profile, checked by the profile reader, moved into place."""
-    gpu, m = database_gpu(gpu_name, near), model_spec(model_name, near)
+def import_to_file(gpu_name: str, engine: str, version: str, model_name: str, out: Path | None) -> tuple[Path, int]:
+    """`planner import-profile aiconfigurator`: the profile, moved into place once written whole."""
+    gpu, m = database_gpu(gpu_name), model_on_command_line(model_name)
     imp = import_profile(gpu, engine, version, m)
     out = out or Path("profiles") / f"aic-{gpu}-{engine}-{imp.header['engine_version']}-{m.name}.csv"
     write_atomically(out, render_csv(imp))

@@ -139,7 +139,7 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
                                        prefill=pool if phase == "mixed" else None, progress=cb)
     mixed, gen, pre = runs["mixed"], runs["decode"], runs["prefill"]
     ctx = int(w.prompt_tokens.mean + w.output_tokens.mean / 2)
-    measured = measured_backend(m, inf, base_dir)
+    measured = steps.timer.measured  # the profile this unit's iteration model was built from, if any
     coverage = None if measured is None else timing_coverage(
         m, inf, measured, gen.max_concurrent_requests, ctx, min(int(w.prompt_tokens.mean), inf.max_batch_tokens))
     d_gpus, p_gpus = inf.cluster.num_gpus, prefill_inf.cluster.num_gpus

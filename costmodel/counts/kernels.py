@@ -4,11 +4,11 @@ The layer-level operators (opcounts.py: gemm, ffn, moe, mla, attn) are what `pla
 whole. A serving engine runs them as separate kernels, and NVIDIA's kernel database (kernel_db.py)
 measures those kernels one by one, so a layer is timed as the sum of its kernels:
 
-  mla, absorbed (decode)   fused q_a+kv_a GEMM, q_b GEMM, W_UK batched GEMM, FlashMLA decode, W_UV batched
-                           GEMM, o GEMM                               (V2P §2.1.2's absorption; FMLA)
-  mla, naive (prefill)     fused q_a+kv_a GEMM, q_b GEMM, kv_b GEMM, causal MLA prefill, o GEMM
-  moe                      router GEMM (BF16), routed experts of the busiest EP rank, shared-expert GEMMs
-  ffn                      gate+up GEMM, down GEMM
+  mla, absorbed (decode)   norm, fused q_a+kv_a GEMM, q_b GEMM, q and kv norms, rotary embedding, W_UK
+                           batched GEMM, FlashMLA decode, W_UV batched GEMM, o GEMM (V2P §2.1.2; FMLA)
+  mla, naive (prefill)     the same projections and norms, kv_b GEMM, causal MLA prefill, o GEMM
+  moe                      router GEMM (BF16), routed experts of the busiest EP rank, shared-expert FFN
+  ffn                      norm, gate+up GEMM, SwiGLU, down GEMM
   gemm                     itself
 
 Kernel operators and their shape keys (every one also has `dtype`, the database's name of its precision):
@@ -84,7 +84,7 @@ def kernel_counts(op: str, s: dict, e: int) -> tuple[float, float]:
 @dataclass(frozen=True)
 class KernelPlan:
     """What an engine runs for one instance: the database precisions of its kernels and the widths that
-    the layer shapes do not carry (expert parallelism, the model's expert and head counts)."""
+    the layer shapes do not carry (expert parallelism, the model's expert count)."""
 
     gemm_dtype: str  # the weights' GEMMs, e.g. fp8_block (DeepGEMM, block-scaled FP8) or bfloat16
     moe_dtype: str
@@ -92,9 +92,7 @@ class KernelPlan:
     kv_dtype: str  # the KV cache: bfloat16 or fp8
     bmm_dtype: str
     ep: int
-    tp: int
     n_experts: int  # the model's routed experts (without EPLB's replicas)
-    native_heads: int  # the model's attention heads; the database's MLA rows are per GPU (heads / tp)
 
     def gemm(self, m: int, n: int, k: int, dtype: str | None = None) -> tuple[str, dict]:
         return "gemm", {"m": max(1, int(m)), "n": int(n), "k": int(k), "dtype": dtype or self.gemm_dtype}

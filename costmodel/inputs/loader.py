@@ -177,6 +177,22 @@ def find_named(kind: str, name: str, near: Path) -> Path | None:
     return None
 
 
+def named_on_command_line(kind: str, name: str) -> Path | None:
+    """The file a command-line option names: a YAML path as given, or a name searched for from the working
+    directory (its scenarios/ folder) up, then in the bundled scenarios."""
+    path = Path(name) if name.endswith(".yaml") else find_named(kind, name, Path.cwd() / "x")
+    return path if path is not None and path.exists() else None
+
+
+def model_on_command_line(name: str) -> ModelSpec:
+    """The model `--model` names, or one error saying how to name one."""
+    path = named_on_command_line("model", name)
+    if path is None:
+        raise PlannerError(f"no model named {name!r}", field="--model",
+                           fix="use a name from scenarios/models (e.g. deepseek-v3) or a model YAML path")
+    return load_spec("model", path)
+
+
 def load_named(kind: str, name: str, near: Path, *, referer: Path, node: yaml.Node | None, loc: tuple) -> Any:
     """Load the spec `name` of `kind`, referenced from `referer` at `loc`."""
     path = find_named(kind, name, near)

@@ -13,6 +13,8 @@ from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import CsvTable, clip, read_csv
 
 REQUIRED = ("op", "pass", "dtype", "shape", "median_s", "status")
+# every column, in order, as kernels/profiler.py writes them (`planner import-profile` writes the same)
+COLUMNS = ["op", "pass", "dtype", "shape", "median_s", "iqr_s", "repeats", "cv", "peak_mem_bytes", "status", "error"]
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,7 @@ def kernel_plan(m: ModelSpec, inf: InferenceSpec) -> KernelPlan:
     par = inf.parallelism
     return KernelPlan(gemm_dtype="fp8_block" if fp8 else "bfloat16", moe_dtype="fp8_block" if fp8 else "bfloat16",
                       attn_dtype="bfloat16", kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype="bfloat16",
-                      ep=par.ep, tp=par.tp, n_experts=m.n_routed_experts or 1, native_heads=m.num_attention_heads)
+                      ep=par.ep, n_experts=m.n_routed_experts or 1)
 
 
 def timing_coverage(m: ModelSpec, inf: InferenceSpec, measured: MeasuredBackend, decode_batch: int, ctx: int,
@@ -297,11 +297,13 @@ def timing_coverage(m: ModelSpec, inf: InferenceSpec, measured: MeasuredBackend,
     of all families' (roofline: every second no measurement covered, collectives' link model included;
     under two-batch overlap the hidden all-to-all is apportioned like the rest)."""
     iterations = {"decode": ([], decode_batch, decode_batch * ctx), "prefill": ([(chunk_tokens, chunk_tokens)], 0, 0)}
+    whole = step_model_for(m, inf, measured=measured)
+    family = {fam: step_model_for(m, inf, measured=measured, only=fam) for fam in COVERAGE_FAMILIES}
     out = {}
     for name, args in iterations.items():
-        seconds = {fam: step_model_for(m, inf, measured=measured, only=fam).time(*args) for fam in COVERAGE_FAMILIES}
+        seconds = {fam: sm.time(*args) for fam, sm in family.items()}
         total = sum(seconds.values())
         shares = {fam: s / total for fam, s in seconds.items() if s > 0} if total else {}
         out[name] = {"measured_share": 1 - shares.get(ROOFLINE, 0.0), "per_family": shares,
-                     "iteration_s": step_model_for(m, inf, measured=measured).time(*args)}
+                     "iteration_s": whole.time(*args)}
     return out | {"decode_batch": decode_batch, "context_tokens": ctx, "prefill_chunk_tokens": chunk_tokens}

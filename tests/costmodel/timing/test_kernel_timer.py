@@ -28,7 +28,7 @@ def test_equal_work_prompt_length_by_hand():
 
 def test_absorbed_mla_decode_is_ten_kernels_of_the_model_widths():
     v3 = load_spec("model", SCENARIOS / "models" / "deepseek-v3.yaml")
-    plan = KernelPlan("fp8_block", "fp8_block", "bfloat16", "bfloat16", "bfloat16", 8, 1, 256, 128)
+    plan = KernelPlan("fp8_block", "fp8_block", "bfloat16", "bfloat16", "bfloat16", ep=8, n_experts=256)
     kernels = plan.layer(*attention_shape(v3, 1, 16, 1, 4096, "absorbed"))
     assert kernels[3][1] == {"tokens": 16, "width": 1536, "dtype": "bfloat16"}
     assert [op for op, _ in kernels] == ["elementwise", "gemm", "gemm", "elementwise", "elementwise", "elementwise",
