@@ -64,3 +64,16 @@ def test_an_engine_on_a_gpu_the_database_lacks_names_the_field(tmp_path):
         "{name: sglang}", "{name: sglang, version: '0.0.1'}"))
     r = CliRunner().invoke(cli, ["validate", str(scenario)])
     assert r.exit_code == 2 and "engine.version" in r.output and "0.5.14" in r.output, r.output
+
+
+def test_a_model_beside_the_user_is_found(tmp_path, monkeypatch):
+    """`--model NAME` searches the working directory's scenarios/ first, as `planner profile` does (the
+    import once searched from the working directory's parent and missed it)."""
+    (tmp_path / "scenarios" / "models").mkdir(parents=True)
+    text = (SCENARIOS / "models" / "deepseek-v3.yaml").read_text().replace("name: deepseek-v3", "name: my-v3", 1)
+    (tmp_path / "scenarios" / "models" / "my-v3.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["import-profile", "aiconfigurator", "--gpu", "h200_sxm", "--engine", "sglang",
+                                 "--model", "my-v3", "--out", "p.csv"])
+    assert r.exit_code == 0, r.output
+    assert "# model: my-v3" in (tmp_path / "p.csv").read_text()
