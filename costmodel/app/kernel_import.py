@@ -35,6 +35,8 @@ from costmodel.inputs.specs import InferenceSpec, ModelSpec
 from costmodel.timing.operators import MeasuredBackend
 
 TP_SIZES = (1, 2, 4, 8, 16, 32, 64)
+# Bumped whenever the rows an import selects change, so a cached import from an older planner is made anew.
+IMPORT_REVISION = 2
 
 
 @dataclass
@@ -51,16 +53,22 @@ def import_profile(gpu: str, engine: str, version: str, m: ModelSpec) -> Importe
     exact = kernel_db.resolve(gpu, engine, version)
     out = Imported(_header(gpu, engine, exact, m))
     for kind in kernel_db.TABLES:
-        table = kernel_db.find_table(gpu, engine, exact, kind)
-        if table is None:
+        tables = kernel_db.find_tables(gpu, engine, exact, kind)
+        if not tables:
             out.header[f"table_{kind}"] = "not in the database for this GPU and engine"
-            continue
-        before = len(out.rows)
-        _ROWS[kind](table, m, out)
-        out.header[f"table_{kind}"] = (f"{table.path.relative_to(kernel_db.systems_dir())} (version {table.version}, "
-                                       f"collected_at {table.collected_at}, {len(out.rows) - before} rows)")
+        elif kind in _FILLED_BY_NODES:
+            out.header[f"table_{kind}"] = _deepep_fill(tables, m, out)
+        else:
+            before = len(out.rows)
+            _ROWS[kind](tables[0], m, out)
+            out.header[f"table_{kind}"] = _table_line(tables[0], len(out.rows) - before)
     out.header["duplicate_rows_dropped"] = str(out.duplicates)
     return out
+
+
+def _table_line(table: Table, rows: int) -> str:
+    return (f"{table.path.relative_to(kernel_db.systems_dir())} (version {table.version}, "
+            f"collected_at {table.collected_at}, {rows} rows)")
 
 
 def _header(gpu: str, engine: str, version: str, m: ModelSpec) -> dict[str, str]:
@@ -197,25 +205,44 @@ def _all_reduce_rows(table: Table, m: ModelSpec, out: Imported) -> None:
         _add(out, seen, "all_reduce", cols["allreduce_dtype"][i], shape, cols["latency"][i] / 1e3)
 
 
-def _deepep_rows(table: Table, m: ModelSpec, out: Imported) -> None:
+def _deepep_fill(tables: list[Table], m: ModelSpec, out: Imported) -> str:
+    """DeepEP's rows from the newest version measured at each node count: SGLang 0.5.12's tables hold one
+    node only, 0.5.6.post2's hold 1-8 nodes (at DeepSeek-V3's widths), so a node count the newest release
+    lacks is read from the newest older one that has it (the database's backward-fill rule, applied per
+    node count). The header names each version read and the node counts it gave."""
+    done: set[int] = set()
+    parts = []
+    for table in tables:
+        before = len(out.rows)
+        nodes = _deepep_rows(table, m, out, skip_nodes=frozenset(done))
+        if nodes:
+            parts.append(f"{_table_line(table, len(out.rows) - before)} for nodes {', '.join(map(str, sorted(nodes)))}")
+        done |= nodes
+    return "; ".join(parts) or f"{_table_line(tables[0], 0)}"
+
+
+def _deepep_rows(table: Table, m: ModelSpec, out: Imported, skip_nodes: frozenset = frozenset()) -> set[int]:
+    """The table's rows at the model's widths on node counts not in `skip_nodes`; returns the node counts read."""
     if m.ffn != "moe":
-        return
+        return set()
     cols, seen = table.read(), set()
     normal = table.kind == "deepep_normal"
     match = {"hidden_size": m.hidden_size, "num_topk": m.num_experts_per_tok, "num_experts": m.n_routed_experts}
     if normal:
         match |= {"dispatch_sms": DEEPEP_SMS, "combine_sms": DEEPEP_SMS}
-    for i in _select(cols, lambda i: all(cols[c][i] == v for c, v in match.items())):
+    rows = _select(cols, lambda i: cols["node_num"][i] not in skip_nodes and all(cols[c][i] == v for c, v in match.items()))
+    for i in rows:
         base = {"tokens": cols["num_token"][i], "hidden": m.hidden_size, "top_k": m.num_experts_per_tok,
                 "experts": m.n_routed_experts, "nodes": cols["node_num"][i], **({"sms": DEEPEP_SMS} if normal else {})}
         for phase in ("dispatch", "combine"):
             us = cols[f"{phase}_transmit_us" if normal else f"{phase}_avg_t_us"][i]
             _add(out, seen, table.kind, "deepep", {**base, "phase": phase}, us / 1e6)
+    return {int(cols["node_num"][i]) for i in rows}
 
 
+_FILLED_BY_NODES = ("deepep_ll", "deepep_normal")
 _ROWS = {"gemm": _gemm_rows, "moe": _moe_rows, "moe_deepep_masked": _moe_rows, "moe_deepep_contiguous": _moe_rows,
-         "mla_context": _mla_rows, "mla_generation": _mla_rows, "mla_bmm": _bmm_rows, "all_reduce": _all_reduce_rows, "deepep_ll": _deepep_rows,
-         "deepep_normal": _deepep_rows}
+         "mla_context": _mla_rows, "mla_generation": _mla_rows, "mla_bmm": _bmm_rows, "all_reduce": _all_reduce_rows}
 
 
 def render_csv(imp: Imported) -> str:
@@ -271,7 +298,7 @@ def cached_profile_path(m: ModelSpec, gpu: str, engine: str, version: str) -> Pa
     """Where the import for (gpu, engine, version, model) is kept; the model's widths are in the name, so an
     edited model file is imported afresh."""
     digest = hashlib.sha1(m.model_dump_json().encode()).hexdigest()[:8]
-    return CACHE_DIR / f"aic-{kernel_db.DB_VERSION}-{gpu}-{engine}-{version}-{m.name}-{digest}.csv"
+    return CACHE_DIR / f"aic-{kernel_db.DB_VERSION}-r{IMPORT_REVISION}-{gpu}-{engine}-{version}-{m.name}-{digest}.csv"
 
 
 def scenario_profile_path(m: ModelSpec, inf: InferenceSpec, base_dir: Path | None) -> Path | None:

@@ -144,18 +144,23 @@ def resolve(gpu: str, engine: str, version: str = "current") -> str:
 def find_table(gpu: str, engine: str, version: str, kind: str) -> Table | None:
     """The table `kind` for (gpu, engine, version): from that version's folder, else backward-filled from
     the newest older version that holds it; None when no version up to `version` has it."""
+    found = find_tables(gpu, engine, version, kind)
+    return found[0] if found else None
+
+
+def find_tables(gpu: str, engine: str, version: str, kind: str) -> list[Table]:
+    """Every version of table `kind` usable for (gpu, engine, version), newest first: the same
+    backward-fill rule as find_table, kept whole for readers that fill a shape the newest one lacks
+    (DeepEP's multi-node rows were measured in an older SGLang release only)."""
     tk = TABLES[kind]
     folder = systems_dir() / "data" / gpu / tk.family / (tk.engine or engine)
     if not folder.is_dir():
-        return None
+        return []
     own = tk.engine in (None, engine)
     limit = _version_key(version) if own else None  # another engine's folder: its newest
     versions = sorted((v.name for v in folder.iterdir() if (v / tk.file).is_file()), key=_version_key)
     usable = [v for v in versions if limit is None or _version_key(v) <= limit]
-    if not usable:
-        return None
-    chosen = usable[-1]
-    return Table(kind, folder / chosen / tk.file, chosen, _collected_at(folder / chosen, tk.file))
+    return [Table(kind, folder / v / tk.file, v, _collected_at(folder / v, tk.file)) for v in reversed(usable)]
 
 
 def _collected_at(folder: Path, file: str) -> str:

@@ -126,3 +126,21 @@ def test_header_names_the_source_and_each_table(h200_sglang):
     assert "version 0.5.12, collected_at 2026-07-31" in h["table_deepep_ll"]
     first_row = next(line for line in render_csv(imp).splitlines() if not line.startswith("#"))
     assert first_row.startswith("op,pass,dtype,shape,median_s")
+
+
+def test_deepep_node_counts_the_newest_release_lacks_come_from_an_older_one(h200_sglang):
+    """SGLang 0.5.12 measured DeepEP on one node; 0.5.6.post2 on 1-8. The import takes node 1 from 0.5.12 and
+    2, 4, 8 from 0.5.6.post2, each row equal to its table's (microseconds to seconds)."""
+    imp, profile = h200_sglang
+    rows = {(r[0], r[3]): float(r[4]) for r in imp.rows}
+    nodes = {json.loads(r[3])["nodes"] for r in imp.rows if r[0] == "deepep_ll"}
+    assert nodes == {1, 2, 4, 8}
+    for version, node in (("0.5.12", 1), ("0.5.6.post2", 8)):
+        table = next(t for t in kernel_db.find_tables("h200_sxm", "sglang", "0.5.14", "deepep_ll") if t.version == version)
+        ll = pq.read_table(table.path).to_pydict()
+        i = next(j for j in range(len(ll["num_token"])) if ll["node_num"][j] == node and ll["num_token"][j] == 128
+                 and ll["hidden_size"][j] == 7168 and ll["num_experts"][j] == 256 and ll["num_topk"][j] == 8)
+        shape = {"tokens": 128, "hidden": 7168, "top_k": 8, "experts": 256, "nodes": node, "phase": "dispatch",
+                 "dtype": "deepep"}
+        assert rows["deepep_ll", json.dumps(shape, sort_keys=True)] == pytest.approx(ll["dispatch_avg_t_us"][i] / 1e6)
+    assert "0.5.6.post2" in profile.header["table_deepep_ll"] and "for nodes 2, 4, 8" in profile.header["table_deepep_ll"]
