@@ -14,6 +14,7 @@ from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import decode_text, strict_dumps
 from costmodel.inputs.specs import Parallelism
 from dashboard import data
+from planner.render import coverage_line, training_coverage_line
 
 
 def active() -> tuple[str, str]:
@@ -259,6 +260,7 @@ def training() -> None:
                           key="timeline-detail")
         st.plotly_chart(figures.plot_timeline(passes, par.pp, 4 if detail.startswith("every") else None),
                         key="timeline-chart")
+        st.caption(plain(training_coverage_line("Source", result.get("timing_coverage"))))
         _download_row("training-whatif", [result])
     st.subheader("Where the step goes (as configured in the scenario)")
     rows = [r for r in with_progress("training", text, name) if "step_time_s" in r]
@@ -338,6 +340,7 @@ def _serving_cards(r: dict, inf) -> None:
         return
     for label, value in serving_figures(r, usd_per_million_output_tokens(inf, r["max_generation_throughput_tok_s"])):
         st.metric(label, value)
+    st.caption(plain(coverage_line("Source", r.get("timing_coverage"))))  # measured kernels or the roofline
 
 
 def _serving_whatif(text: str, name: str, served: list) -> None:

@@ -364,10 +364,12 @@ def profile_cmd(device, model_name, ops, grid, dtype, out, resume, min_time_s, r
 @click.option("--model", "model_name", required=True, help="A name in scenarios/models or a model YAML path.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Default: profiles/aic-GPU-ENGINE-VERSION-MODEL.csv")
+@click.option("--for", "purpose", type=click.Choice(["serving", "training"]), default="serving", show_default=True,
+              help="training adds the GEMM rows a backward reads (the transposed widths, every reduction length).")
 def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, model_name: str,
-                       out: Path | None) -> None:
+                       out: Path | None, purpose: str) -> None:
     """Write the measured kernel rows a model needs, from NVIDIA's kernel database, as a profile CSV."""
-    written, n_rows = import_to_file(gpu, engine, engine_version, model_name, out)
+    written, n_rows = import_to_file(gpu, engine, engine_version, model_name, out, purpose)
     click.echo(f"{written}: {n_rows} measured rows")
 
 

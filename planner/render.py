@@ -276,6 +276,9 @@ def train_table(results: list, base, title: str, console: Console | None = None)
     _band_rows(table, results)
     console.print(table)
     console.print(f"MFU convention: {results[0].flop_convention}.", style="dim")
+    for r in results:
+        if r.timing_coverage is not None:
+            console.print(training_coverage_line(r.name, r.timing_coverage))
 
 
 SERVE_ROWS = (
@@ -342,12 +345,21 @@ def coverage_line(name: str, coverage: dict | None) -> str:
     """Which share of the iteration time came from measured kernels, family by family."""
     if coverage is None:
         return f"{name}: timing: roofline at the GPU file's sourced efficiencies (no engine or profile)"
-    parts = []
-    for it in ("decode", "prefill"):
-        c = coverage[it]
-        fams = ", ".join(f"{f} {s:.0%}" for f, s in sorted(c["per_family"].items(), key=lambda kv: -kv[1]) if s >= 0.005)
-        parts.append(f"{c['measured_share']:.1%} of a {it} iteration measured ({fams})")
+    parts = [f"{c['measured_share']:.1%} of a {it} iteration measured ({_families(c)})"
+             for it, c in ((it, coverage[it]) for it in ("decode", "prefill"))]
     return f"{name}: timing: " + "; ".join(parts)
+
+
+def training_coverage_line(name: str, coverage: dict | None) -> str:
+    """Which share of a training step's compute came from the kernel database's GEMMs."""
+    if coverage is None:
+        return f"{name}: timing: roofline at the GPU file's sourced efficiencies x the stack efficiency (no kernel_database)"
+    return (f"{name}: timing: {coverage['measured_share']:.1%} of the compute measured ({_families(coverage)}); "
+            "collectives from the link model")
+
+
+def _families(c: dict) -> str:
+    return ", ".join(f"{f} {s:.0%}" for f, s in sorted(c["per_family"].items(), key=lambda kv: -kv[1]) if s >= 0.005)
 
 
 BANDS = {  # metric -> (row label, unit)

@@ -31,12 +31,14 @@ from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.kernel_db import Table
 from costmodel.inputs.loader import load_spec, model_on_command_line, named_on_command_line
 from costmodel.inputs.profiles import COLUMNS, load_profile
-from costmodel.inputs.specs import InferenceSpec, ModelSpec
+from costmodel.inputs.specs import EngineSpec, GPUSpec, InferenceSpec, ModelSpec, TrainingSpec
 from costmodel.timing.operators import MeasuredBackend
 
 TP_SIZES = (1, 2, 4, 8, 16, 32, 64)
 # Bumped whenever the rows an import selects change, so a cached import from an older planner is made anew.
 IMPORT_REVISION = 2
+# The GEMM precisions a training run is timed at (train_costs.training_kernel_plan): block-scaled FP8 and BF16.
+TRAINING_GEMM_DTYPES = {"fp8_block", "bfloat16"}
 
 
 @dataclass
@@ -44,14 +46,16 @@ class Imported:
     """The profile being assembled: its header lines (what each table gave among them) and its rows."""
 
     header: dict[str, str]
+    training: bool = False  # also the backward's GEMM widths
     rows: list[list] = field(default_factory=list)
     duplicates: int = 0
 
 
-def import_profile(gpu: str, engine: str, version: str, m: ModelSpec) -> Imported:
-    """The profile of `m`'s kernels on (gpu, engine, version) from the kernel database."""
+def import_profile(gpu: str, engine: str, version: str, m: ModelSpec, purpose: str = "serving") -> Imported:
+    """The profile of `m`'s kernels on (gpu, engine, version) from the kernel database; for `training`,
+    the GEMM rows its backward reads too (kernels.py: the transposes, and every reduction length)."""
     exact = kernel_db.resolve(gpu, engine, version)
-    out = Imported(_header(gpu, engine, exact, m))
+    out = Imported({**_header(gpu, engine, exact, m), "purpose": purpose}, training=purpose == "training")
     for kind in kernel_db.TABLES:
         tables = kernel_db.find_tables(gpu, engine, exact, kind)
         if not tables:
@@ -129,8 +133,12 @@ def _bracket(value: int, grid: list[int]) -> list[int]:
 def _gemm_rows(table: Table, m: ModelSpec, out: Imported) -> None:
     cols, seen = table.read(), set()
     ns, ks = sorted(set(cols["n"])), sorted(set(cols["k"]))
-    wanted = {(n, k) for wn, wk in gemm_widths(m) for n in _bracket(wn, ns) for k in _bracket(wk, ks)}
-    for i in _select(cols, lambda i: (cols["n"][i], cols["k"][i]) in wanted):
+    widths = gemm_widths(m)
+    if out.training:  # dX is (m, k, n); dW is (k, n, m) with the tokens as its reduction: every k of the grid
+        widths |= {(k, n) for n, k in widths} | {(n, k) for n, _ in widths for k in ks}
+    wanted = {(n, k) for wn, wk in widths for n in _bracket(wn, ns) for k in _bracket(wk, ks)}
+    dtypes = TRAINING_GEMM_DTYPES if out.training else set(cols["gemm_dtype"])
+    for i in _select(cols, lambda i: (cols["n"][i], cols["k"][i]) in wanted and cols["gemm_dtype"][i] in dtypes):
         _add(out, seen, "gemm", cols["gemm_dtype"][i], {"m": cols["m"][i], "n": cols["n"][i], "k": cols["k"][i]},
              cols["latency"][i] / 1e3)
 
@@ -280,11 +288,13 @@ def database_gpu(name: str) -> str:
     return gpu.kernel_database.gpu
 
 
-def import_to_file(gpu_name: str, engine: str, version: str, model_name: str, out: Path | None) -> tuple[Path, int]:
+def import_to_file(gpu_name: str, engine: str, version: str, model_name: str, out: Path | None,
+                   purpose: str = "serving") -> tuple[Path, int]:
     """`planner import-profile aiconfigurator`: the profile, moved into place once written whole."""
     gpu, m = database_gpu(gpu_name), model_on_command_line(model_name)
-    imp = import_profile(gpu, engine, version, m)
-    out = out or Path("profiles") / f"aic-{gpu}-{engine}-{imp.header['engine_version']}-{m.name}.csv"
+    imp = import_profile(gpu, engine, version, m, purpose)
+    tail = "-training" if purpose == "training" else ""
+    out = out or Path("profiles") / f"aic-{gpu}-{engine}-{imp.header['engine_version']}-{m.name}{tail}.csv"
     write_atomically(out, render_csv(imp))
     return out, len(imp.rows)
 
@@ -294,11 +304,12 @@ def import_to_file(gpu_name: str, engine: str, version: str, model_name: str, ou
 CACHE_DIR = Path(__file__).resolve().parents[2] / "profiles" / "cache"  # git-ignored: imported on first use
 
 
-def cached_profile_path(m: ModelSpec, gpu: str, engine: str, version: str) -> Path:
-    """Where the import for (gpu, engine, version, model) is kept; the model's widths are in the name, so an
-    edited model file is imported afresh."""
+def cached_profile_path(m: ModelSpec, gpu: str, engine: str, version: str, purpose: str = "serving") -> Path:
+    """Where the import for (gpu, engine, version, model, purpose) is kept; the model's widths are in the
+    name, so an edited model file is imported afresh."""
     digest = hashlib.sha1(m.model_dump_json().encode()).hexdigest()[:8]
-    return CACHE_DIR / f"aic-{kernel_db.DB_VERSION}-r{IMPORT_REVISION}-{gpu}-{engine}-{version}-{m.name}-{digest}.csv"
+    tail = "-training" if purpose == "training" else ""
+    return CACHE_DIR / f"aic-{kernel_db.DB_VERSION}-r{IMPORT_REVISION}-{gpu}-{engine}-{version}-{m.name}-{digest}{tail}.csv"
 
 
 def scenario_profile_path(m: ModelSpec, inf: InferenceSpec, base_dir: Path | None) -> Path | None:
@@ -306,19 +317,31 @@ def scenario_profile_path(m: ModelSpec, inf: InferenceSpec, base_dir: Path | Non
     GPU (made now when not cached), else None (the roofline)."""
     if inf.profile is not None:
         return (base_dir or Path.cwd()) / inf.profile
-    db = inf.cluster.gpu.kernel_database
-    if inf.engine is None or db is None:
+    return database_profile_path(m, inf.cluster.gpu, inf.engine)
+
+
+def database_profile_path(m: ModelSpec, gpu: GPUSpec, engine: EngineSpec | None, purpose: str = "serving") -> Path | None:
+    """The cached import of `m`'s kernels measured under `engine` on `gpu` (made now when not cached), or
+    None when there is no engine or the database does not cover the GPU."""
+    db = gpu.kernel_database
+    if engine is None or db is None:
         return None
-    version = kernel_db.resolve(db.gpu, inf.engine.name, inf.engine.version)
-    path = cached_profile_path(m, db.gpu, inf.engine.name, version)
+    version = kernel_db.resolve(db.gpu, engine.name, engine.version)
+    path = cached_profile_path(m, db.gpu, engine.name, version, purpose)
     if not path.exists():
-        write_atomically(path, render_csv(import_profile(db.gpu, inf.engine.name, version, m)))
+        write_atomically(path, render_csv(import_profile(db.gpu, engine.name, version, m, purpose)))
     return path
 
 
 def measured_backend(m: ModelSpec, inf: InferenceSpec, base_dir: Path | None = None) -> MeasuredBackend | None:
     """The measured kernels an instance is timed with (built once per profile file and process)."""
     path = scenario_profile_path(m, inf, base_dir)
+    return None if path is None else _backend(str(path), _mtime_ns(path))
+
+
+def training_backend(m: ModelSpec, t: TrainingSpec) -> MeasuredBackend | None:
+    """The database's measured kernels a training run's GEMMs are timed with, or None (the roofline)."""
+    path = database_profile_path(m, t.cluster.gpu, t.kernel_database, "training")
     return None if path is None else _backend(str(path), _mtime_ns(path))
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from costmodel.app.feasibility import SATURATION_MAX_REQUESTS, variant_problems
 from costmodel.app.fleet import plan_fleet
+from costmodel.app.kernel_import import training_backend
 from costmodel.app.plan import checked_plan
 from costmodel.app.serving import ServeVariantResult, run_serving, serve_variant, steps_for
 from costmodel.counts import deepep
@@ -240,7 +241,8 @@ def train(study: Study, only: str | None = None, trace: Path | None = None,
     for i in indices:
         v = study.scenario.variants[i]
         path = trace_path_for(trace, v.name, len(indices) > 1)
-        r = simulate_training(v.name, v.model, v.training, trace_path=path, passes=passes)
+        r = simulate_training(v.name, v.model, v.training, trace_path=path, passes=passes,
+                              measured=training_backend(v.model, v.training))
         if with_bands:
             r.bands = train_bands(v, sourced_errors())
         out.append(r)
@@ -265,7 +267,7 @@ def run_variant(study: Study, run: Callable, name: str) -> Any:
 def train_bands(v, errors: TimingErrors, draws: int = BAND_DRAWS) -> dict:
     """Step time, throughput and GPU-hours of variant `v`'s training over drawn timing errors."""
     def run(scale: dict[str, float]) -> dict[str, float]:
-        r = simulate_training(v.name, v.model, v.training, scale=scale)
+        r = simulate_training(v.name, v.model, v.training, scale=scale, measured=training_backend(v.model, v.training))
         return {"step_time_s": r.step_time_s, "tokens_per_s_per_gpu": r.tokens_per_s_per_gpu,
                 "gpu_hours_per_trillion_tokens": r.gpu_hours_per_trillion_tokens, "gpu_hours_total": r.gpu_hours_total}
     return bands(run, errors, draws)

@@ -110,6 +110,20 @@ class KernelPlan:
             return self._mla(s)
         return [(op, s)]  # attn (MHA/GQA): one kernel the database does not split
 
+    def passes(self, op: str, s: dict, pass_: str) -> list[tuple[str, dict, str]]:
+        """(kernel, shape, pass) of one call in pass `fwd`, `bwd` or `fwd_bwd`. A training backward reads
+        its GEMMs from the same forward GEMM measurements: for Y[m,n] = X[m,k] W[k,n], the input gradient
+        dX = dY W^T is a GEMM of (m, k, n) and the weight gradient dW = X^T dY one of (k, n, m). Every other
+        kernel's backward is one `bwd` call of its own (the database measures none: the roofline, 2x its
+        forward's counts)."""
+        out = []
+        for kop, ks in self.layer(op, s):
+            if pass_ in ("fwd", "fwd_bwd"):
+                out.append((kop, ks, "fwd"))
+            if pass_ in ("bwd", "fwd_bwd"):
+                out += _backward(kop, ks)
+        return out
+
     def _moe(self, s: dict) -> list[tuple[str, dict]]:
         """Routed experts at the busiest rank: its `tokens` token-equivalents of selections are what a
         balanced group of tokens x ep tokens gives each rank, so the kernel runs at that group size."""
@@ -143,6 +157,13 @@ class KernelPlan:
         kv_b = self.gemm(tokens, h * (s["nope"] + s["v"]), s["kv_lora"])
         return down + [kv_b, ("mla_context", {"b": b, "isl": equal_work_isl(q, ctx), "heads": h,
                                               "dtype": self.attn_dtype, "kv_dtype": self.kv_dtype}), out_proj]
+
+
+def _backward(kop: str, ks: dict) -> list[tuple[str, dict, str]]:
+    if kop != "gemm":
+        return [(kop, ks, "bwd")]
+    m, n, k = ks["m"], ks["n"], ks["k"]
+    return [("gemm", {**ks, "n": k, "k": n}, "fwd"), ("gemm", {**ks, "m": k, "k": m}, "fwd")]
 
 
 def elementwise(tokens: int, width: int) -> tuple[str, dict]:

@@ -8,7 +8,8 @@ Operators and their shape keys:
   mla   b, q, ctx, hidden, heads, q_lora, kv_lora, nope, rope, v, mode    one MLA layer, naive|absorbed
   attn  b, q, ctx, hidden, heads, kv_heads, head_dim                      one MHA/GQA/MQA layer
 `q` new query tokens per sequence attend causally over `ctx` tokens (q = ctx: prefill; q = 1: decode).
-Pass `fwd_bwd` costs 3x the forward FLOPs (backward = 2x forward) and, to first order, 3x its bytes.
+Pass `fwd_bwd` costs 3x the forward FLOPs (backward = 2x forward) and, to first order, 3x its bytes;
+pass `bwd` the backward alone, 2x.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ def _moe(s: dict, e: int) -> tuple[float, float]:
     return flops, (weights + acts) * e
 
 
+# Forward, backward alone (input and weight gradients: twice the forward) and the two together.
+PASS_SCALE = {"fwd": 1, "bwd": 2, "fwd_bwd": 3}
+
+
 def op_counts(op: str, shape: dict, pass_: str = "fwd", dtype_bytes: int = 2) -> tuple[float, float]:
     """(FLOPs, bytes moved to and from memory) of one call."""
     e = dtype_bytes
@@ -111,7 +116,7 @@ def op_counts(op: str, shape: dict, pass_: str = "fwd", dtype_bytes: int = 2) ->
         flops, nbytes = _attn(shape, e)
     else:
         flops, nbytes = kernel_counts(op, shape, e)
-    scale = 3 if pass_ == "fwd_bwd" else 1
+    scale = PASS_SCALE[pass_]
     return flops * scale, nbytes * scale
 
 

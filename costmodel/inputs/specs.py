@@ -462,6 +462,13 @@ class BatchRampSpec(Spec):
     tokens: PosFloat
 
 
+class EngineSpec(Spec):
+    """The serving engine whose measured kernels time the instance (the kernel database, kernel_db.py)."""
+
+    name: Literal["sglang", "vllm", "trtllm"]
+    version: str = Field("current", min_length=1, description="a version the database holds; current = its own")
+
+
 class TrainingSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism()
@@ -481,14 +488,10 @@ class TrainingSpec(Spec):
     all_to_all_efficiency: Sourced | None = Field(
         None, description="measured fraction of DeepEP's benchmarked all-to-all rate the training stack reaches; "
                           "default: calibration.TRAINING_A2A_EFFICIENCY, derived from DeepSeek's V3 profile")
+    kernel_database: EngineSpec | None = Field(
+        None, description="time the GEMMs (forward, input and weight gradients) with NVIDIA's kernel database "
+                          "as measured under this engine's GEMM libraries; the rest keeps the roofline")
     notes: str = ""
-
-
-class EngineSpec(Spec):
-    """The serving engine whose measured kernels time the instance (the kernel database, kernel_db.py)."""
-
-    name: Literal["sglang", "vllm", "trtllm"]
-    version: str = Field("current", min_length=1, description="a version the database holds; current = its own")
 
 
 class PrefillPool(Spec):

@@ -27,8 +27,10 @@ from costmodel.counts.memory import training_memory
 from costmodel.counts.schedules import LIST_SCHEDULED, SCHEDULES, in_flight
 from costmodel.inputs.specs import ModelSpec, TrainingSpec
 from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
-from costmodel.timing.operators import Device, Timer
-from costmodel.timing.train_costs import PassCost, StageCost, build_stage_costs, overlap_span
+from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
+from costmodel.timing.operators import Device, MeasuredBackend, Timer
+from costmodel.timing.train_costs import (PassCost, StageCost, build_stage_costs, compute_seconds, op_times, overlap_span,
+                                          training_kernel_plan)
 
 
 class TrainingResult(BaseModel):
@@ -59,6 +61,7 @@ class TrainingResult(BaseModel):
     events: int
     sim_wall_s: float
     bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
+    timing_coverage: dict | None = None  # training_coverage: measured share of the compute (kernel database only)
 
 
 @dataclass
@@ -331,23 +334,46 @@ def a2a_efficiency_of(t: TrainingSpec) -> float:
     return t.all_to_all_efficiency.value if t.all_to_all_efficiency else TRAINING_A2A_EFFICIENCY
 
 
-def stage_costs_for(m: ModelSpec, t: TrainingSpec, scale: dict[str, float] | None = None) -> list[StageCost]:
-    """Per-stage pass costs from the GPU file's sourced efficiencies, scaled by the stack efficiencies
-    (and by `scale`, one drawn timing error per operator, for uncertainty bands)."""
-    gpu = t.cluster.gpu
-    stack = stack_efficiency_of(t)
-    gemm_timer = Timer(Device.from_gpu(gpu, t.precision, stack), scale=scale)
-    attn_timer = Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale)  # BF16 attention under FP8 training (V3P §3.3)
-    return build_stage_costs(m, t, gemm_timer, attn_timer, a2a_efficiency_of(t))
+def training_timers(m: ModelSpec, t: TrainingSpec, scale: dict[str, float] | None = None,
+                    measured: MeasuredBackend | None = None, only: str | None = None) -> tuple[Timer, Timer]:
+    """(GEMM timer, attention timer): the GPU file's sourced efficiencies scaled by the stack efficiency;
+    with `measured` kernels (the database's), every GEMM of the forward and backward read from them and
+    slowed by the same stack efficiency, the rest on that roofline (kernel_timer.py; `only`: one family's
+    seconds, for the coverage)."""
+    gpu, stack = t.cluster.gpu, stack_efficiency_of(t)
+    if measured is None:
+        return (Timer(Device.from_gpu(gpu, t.precision, stack), scale=scale),
+                Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale))  # BF16 attention under FP8 (V3P §3.3)
+    devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8")}
+    return tuple(KernelTimer(devices, measured, training_kernel_plan(m, t, attention), scale, only, 1 / stack)
+                 for attention in (False, True))
+
+
+def stage_costs_for(m: ModelSpec, t: TrainingSpec, scale: dict[str, float] | None = None,
+                    measured: MeasuredBackend | None = None) -> list[StageCost]:
+    """Per-stage pass costs (`scale`: one drawn timing error per operator, for uncertainty bands)."""
+    return build_stage_costs(m, t, *training_timers(m, t, scale, measured), a2a_efficiency_of(t))
+
+
+def training_coverage(m: ModelSpec, t: TrainingSpec, measured: MeasuredBackend) -> dict:
+    """Which share of a micro-batch's compute through the model (forward, backward, weight gradients) came
+    from measured kernels, per kernel family; collectives come from the link model and are not in it."""
+    total = compute_seconds(m, t, op_times(m, t, *training_timers(m, t, None, measured)))
+    per = {f: compute_seconds(m, t, op_times(m, t, *training_timers(m, t, None, measured, f))) / total
+           for f in COVERAGE_FAMILIES}
+    per = {f: s for f, s in per.items() if s > 0}
+    return {"measured_share": 1 - per.get(ROOFLINE, 0.0), "per_family": per, "of": "compute"}
 
 
 def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: Path | None = None,
-                      passes: list | None = None, scale: dict[str, float] | None = None) -> TrainingResult:
+                      passes: list | None = None, scale: dict[str, float] | None = None,
+                      measured: MeasuredBackend | None = None) -> TrainingResult:
     """One step of `t`'s layout (assumed feasible), extrapolated to the whole run. `passes` receives
-    (stage, kind, micro-batch, start_s, duration_s, exposed comm s) of every pass."""
+    (stage, kind, micro-batch, start_s, duration_s, exposed comm s) of every pass; `measured`: the
+    kernel database's kernels for the GEMMs (the app layer imports them)."""
     t0 = time.perf_counter()
     par = t.parallelism
-    costs = stage_costs_for(m, t, scale)
+    costs = stage_costs_for(m, t, scale, measured)
     trace = _Trace(segments=trace_path is not None) if trace_path is not None or passes is not None else None
     sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace)
     if trace_path is not None:
@@ -355,7 +381,9 @@ def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: P
     if passes is not None:
         passes.extend(trace.passes)
     ramp_gpu_s = ramp_gpu_seconds(t, costs, sim)
-    return training_result(name, m, t, sim, costs[sim.busiest], time.perf_counter() - t0, ramp_gpu_s)
+    r = training_result(name, m, t, sim, costs[sim.busiest], time.perf_counter() - t0, ramp_gpu_s)
+    r.timing_coverage = None if measured is None or scale is not None else training_coverage(m, t, measured)
+    return r
 
 
 RAMP_POINTS = 4  # batch sizes simulated along a batch ramp (midpoints of equal token segments)

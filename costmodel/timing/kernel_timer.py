@@ -24,15 +24,18 @@ class KernelTimer(Timer):
     """Timer.time(op, shape, pass_) for layer-level operators, summed over their kernels."""
 
     def __init__(self, devices: dict[str, Device], measured: MeasuredBackend, plan: KernelPlan,
-                 scale: dict[str, float] | None = None, only: str | None = None):
+                 scale: dict[str, float] | None = None, only: str | None = None, measured_slowdown: float = 1.0):
         self.device = devices["bf16"]
         self.devices = devices  # bf16 | fp8: the GPU file's peaks for the roofline of unmeasured kernels
         self.measured = measured
-        self.roofline = {k: RooflineBackend(d) for k, d in devices.items()}
+        self.rooflines = {k: RooflineBackend(d) for k, d in devices.items()}
+        self.roofline = self.rooflines["bf16"]  # Timer's: its efficiencies (e.g. the memory one) as a plain timer's
         self.plan = plan
         self.floor_s = measured.fastest_s
         self.scale = scale or {}
         self.only = only
+        # training: the stack reaches 1/slowdown of its kernels' benchmarked speed (calibration.py)
+        self.measured_slowdown = measured_slowdown
         self._memo: dict[tuple, float] = {}
 
     def time(self, op: str, shape: dict, pass_: str = "fwd") -> float:
@@ -46,17 +49,17 @@ class KernelTimer(Timer):
     def parts(self, op: str, shape: dict, pass_: str = "fwd") -> list[tuple[str, float]]:
         """(family, seconds) of each kernel of one call: its operator when measured, else ROOFLINE."""
         out = []
-        for kop, kshape in self.plan.layer(op, shape):
-            t = self.measured.lookup(kop, kshape, pass_)
+        for kop, kshape, kpass in self.plan.passes(op, shape, pass_):
+            t = self.measured.lookup(kop, kshape, kpass)
             while t is None and kshape.get("kernel") in FALLBACK_KERNEL:
                 kshape = {**kshape, "kernel": FALLBACK_KERNEL[kshape["kernel"]]}
-                t = self.measured.lookup(kop, kshape, pass_)
+                t = self.measured.lookup(kop, kshape, kpass)
             if t is None:
                 precision = "fp8" if kshape.get("dtype") in _FP8 else "bf16"
                 # no kernel of the profile ran faster than its fastest: a launch floor under unmeasured ones
-                out.append((ROOFLINE, max(self.roofline[precision].time(kop, kshape, pass_), self.floor_s)))
+                out.append((ROOFLINE, max(self.rooflines[precision].time(kop, kshape, kpass), self.floor_s)))
             else:
-                out.append((kop, t))
+                out.append((kop, t * self.measured_slowdown))
         return out
 
     def collective(self, op: str, shape: dict, fallback_s: float) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from costmodel.counts.comm import all_gather_time, links_of, p2p_time, reduce_scatter_time
 from costmodel.counts.deepep import COMM_SM_FRACTION, FP8_BYTES_PER_ELEMENT, normal_dispatch_combine_s
+from costmodel.counts.kernels import KernelPlan
 from costmodel.counts.memory import stage_layers, stage_params
 from costmodel.counts.opcounts import attention_flop_split, attention_shape
 from costmodel.counts.placement import groups, stage_node
@@ -163,7 +164,8 @@ def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) ->
     load = training_load_factor(m, t, tokens)
     shape = {"tokens": max(1, round(tokens * load)), "hidden": h, "experts": m.n_routed_experts // par.ep,
              "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size, "shared_inter": 0,
-             **({"total_experts": m.n_routed_experts} if par.ep > 1 else {})}
+             # DeepEP's normal kernels feed the experts (a kernel profile times DeepGEMM's contiguous GEMM)
+             **({"total_experts": m.n_routed_experts, "a2a": "normal"} if par.ep > 1 else {})}
     r_f = gemm_timer.time("moe", shape, "fwd")
     r_half = (gemm_timer.time("moe", shape, "fwd_bwd") - r_f) / 2
     if par.ep <= 1:
@@ -274,6 +276,22 @@ def _stage_passes(m: ModelSpec, t: TrainingSpec, o: OpTimes, layers: range, last
             F, B, W = F + f + [("compute", "mtp head", o.head_f)], [("compute", "mtp head dX", o.head_f)] + b + B, \
                 W + w + [("compute", "mtp head dW", o.head_f)]
     return F, B, W
+
+
+def compute_seconds(m: ModelSpec, t: TrainingSpec, o: OpTimes) -> float:
+    """Forward, backward and weight-gradient compute of one micro-batch through every layer, the head and
+    the MTP module (the compute stream's work, without the collectives beside it)."""
+    F, B, W = _stage_passes(m, t, o, range(m.num_hidden_layers), True)
+    return sum(seg[2] if seg[0] == "compute" else seg[2][1] if seg[0] == "overlap" else 0.0 for seg in F + B + W)
+
+
+def training_kernel_plan(m: ModelSpec, t: TrainingSpec, attention: bool) -> KernelPlan:
+    """The database precisions of a training run's GEMMs: block-scaled FP8 (V3P §3.3: 1x128 activation
+    tiles and 128x128 weight blocks, as DeepGEMM's fp8_block) under FP8 training, else BF16; attention,
+    its projections included, in BF16 as the roofline path times it (V3P §3.3 keeps attention in BF16)."""
+    dtype = "fp8_block" if t.precision == "fp8" and not attention else "bfloat16"
+    return KernelPlan(gemm_dtype=dtype, moe_dtype=dtype, attn_dtype="bfloat16", kv_dtype="bfloat16",
+                      bmm_dtype="bfloat16", ep=t.parallelism.ep, n_experts=m.n_routed_experts or 1)
 
 
 def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer,

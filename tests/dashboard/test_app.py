@@ -73,6 +73,9 @@ def test_page_renders_its_charts(page, charts):
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) >= charts
     assert not at.error
+    if page == "serving":  # each variant says where its timing came from (the paper scenario: no engine)
+        shown = [c.value for c in at.caption if "timing:" in c.value]
+        assert shown == ["Source: timing: roofline at the GPU file's sourced efficiencies (no engine or profile)"] * 2
 
 
 def test_training_whatif_matches_the_cli(cli_json):

@@ -48,7 +48,7 @@ def test_mtp_module_matches_deepseeks_count(models):
 def test_v3_published_layout_fits_80_gb_without_full_recompute():
     result = CliRunner().invoke(cli, ["simulate", "train", str(V3_PRETRAIN), "--format", "json"])
     assert result.exit_code == 0, result.output
-    (v3,) = json.loads(result.stdout)["variants"]
+    v3 = json.loads(result.stdout)["variants"][0]  # the published layout; the second times it from measured GEMMs
     assert v3["peak_memory_bytes_per_gpu"] <= 80e9 and v3["fits"]
     assert set(v3["memory"]) >= {"weights_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes"}
     assert v3["ramp_gpu_hours"] > 0  # V3P §4.2: 3,072 -> 15,360 sequences over the first 469B tokens
