@@ -8,19 +8,21 @@ from pathlib import Path
 
 import click
 
-from costmodel.app import study
+from costmodel.app import check_serving, study
 from costmodel.app.kernel_import import import_to_file
 from costmodel.app.plan import checked_plan
 from costmodel.inputs.budget import MAX_REQUESTS
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.hf_import import import_hf, to_yaml
 from costmodel.inputs.loader import model_on_command_line
+from costmodel.inputs.measured_serving import SPLITS
 from costmodel.inputs.profiles import load_profile
 from costmodel.inputs.reading import clip, read_text, strict_dumps
 from costmodel.inputs.sweep_spec import load_sweep
 from costmodel.timing.operators import held_out_errors
 from planner import render
 from planner import validate_sim as validation
+from planner.check_runner import run_check
 from planner.plan_runner import run_plan
 from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
 
@@ -371,6 +373,35 @@ def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, 
     """Write the measured kernel rows a model needs, from NVIDIA's kernel database, as a profile CSV."""
     written, n_rows = import_to_file(gpu, engine, engine_version, model_name, out, purpose)
     click.echo(f"{written}: {n_rows} measured rows")
+
+
+@cli.command("check-serving")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(list(SPLITS)), default="dev", show_default=True,
+              help="dev: rows whose sha1(id) is not divisible by 4 (to study); test: the rest (to report only).")
+@click.option("--model", "model_re", default=None, help="Only model paths matching this regex, e.g. 'deepseek|kimi'.")
+@click.option("--gpu", default=None, help="Only this system, e.g. h200_sxm.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--address", default=None, help="Dask scheduler to join (tcp://host:8786); default: a local cluster.")
+@click.option("--sequential", is_flag=True, help="Run in this process, one point after another (no Dask).")
+@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local cluster worker processes.")
+def check_serving_cmd(source: Path, split: str, model_re: str | None, gpu: str | None, fmt: str, address, sequential,
+                      workers) -> None:
+    """Replay measured serving points (a silicon-sample CSV, or `aiconfigurator` for the shipped one) and
+    report the predicted TTFT and TPOT against the measured ones."""
+    points = check_serving.select(check_serving.read_input(source), split, model_re, gpu)
+    if not points:
+        raise PlannerError(f"no point of {source} is in split {split!r} with those filters", field="--model/--gpu",
+                           fix="widen --model or --gpu, or use --split all")
+    with render.progress_bar(disable=fmt == "json") as bar:
+        task = bar.add_task(f"check-serving {split}: {len(points)} points", total=len(points))
+        rows = run_check(points, address=address, sequential=sequential, workers=workers,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+    summary = check_serving.summarise(rows)
+    if fmt == "json":
+        click.echo(strict_dumps({"source": str(source), "split": split, "points": rows, "summary": summary}, indent=2))
+    else:
+        render.check_serving_table(str(source), split, summary)
 
 
 @cli.command("check-comm")

@@ -531,3 +531,25 @@ def sources_table(rows: list[dict], assumption_notes: int = 0, console: Console 
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + " sourced numbers" + (
         f"; the scenario file's comments mark {assumption_notes} more choice(s) ASSUMPTION (layouts, workloads, "
         "engine settings: read them there)" if assumption_notes else ""))
+
+
+def _pct(value: float | None, signed: bool = False) -> str:
+    return "—" if value is None else (f"{value:+.0f}%" if signed else f"{value:.0f}%")
+
+
+def check_serving_table(source: str, split: str, summary: dict, console: Console | None = None) -> None:
+    """`planner check-serving`: per GPU x engine x mode x model family, the points simulated and the errors."""
+    console = console or Console()
+    table = Table(title=f"{source}, {split} split: predicted against measured (p50; error = predicted / measured - 1)")
+    for col in ("GPU", "engine", "mode", "family", "points", "simulated", "TPOT |err| median", "p90", "bias",
+                "TTFT |err| median", "p90", "bias"):
+        table.add_column(col, justify="left" if col in ("GPU", "engine", "mode", "family") else "right")
+    for g in [*summary["groups"], {"gpu": "all", "engine": "", "mode": "", "family": "", **summary}]:
+        table.add_row(g["gpu"], g["engine"], g["mode"], g["family"], str(g["points"]), str(g["simulated"]),
+                      _pct(g["tpot_median_abs_pct_error"]), _pct(g["tpot_p90_abs_pct_error"]),
+                      _pct(g["tpot_median_signed_pct_error"], True), _pct(g["ttft_median_abs_pct_error"]),
+                      _pct(g["ttft_p90_abs_pct_error"]), _pct(g["ttft_median_signed_pct_error"], True))
+    console.print(table)
+    console.print(f"coverage: {summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%})")
+    for reason, n in summary["skipped_reasons"].items():
+        console.print(f"  skipped {n:>5}: {reason}")

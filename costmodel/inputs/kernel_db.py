@@ -102,10 +102,10 @@ def engine_versions(gpu: str, engine: str) -> list[str]:
     """Every version folder of `engine` on `gpu`, in any op family, oldest first."""
     root = systems_dir() / "data" / gpu
     found = {v.name for fam in root.iterdir() if (fam / engine).is_dir() for v in (fam / engine).iterdir() if v.is_dir()}
-    return sorted(found, key=_version_key)
+    return sorted(found, key=version_key)
 
 
-def _version_key(text: str) -> tuple:
+def version_key(text: str) -> tuple:
     try:
         return (0, Version(text))
     except InvalidVersion:
@@ -157,9 +157,9 @@ def find_tables(gpu: str, engine: str, version: str, kind: str) -> list[Table]:
     if not folder.is_dir():
         return []
     own = tk.engine in (None, engine)
-    limit = _version_key(version) if own else None  # another engine's folder: its newest
-    versions = sorted((v.name for v in folder.iterdir() if (v / tk.file).is_file()), key=_version_key)
-    usable = [v for v in versions if limit is None or _version_key(v) <= limit]
+    limit = version_key(version) if own else None  # another engine's folder: its newest
+    versions = sorted((v.name for v in folder.iterdir() if (v / tk.file).is_file()), key=version_key)
+    usable = [v for v in versions if limit is None or version_key(v) <= limit]
     return [Table(kind, folder / v / tk.file, v, _collected_at(folder / v, tk.file)) for v in reversed(usable)]
 
 

@@ -541,6 +541,9 @@ class InferenceSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism(zero_stage=0)
     weight_bits: PosInt = Field(16, le=32)
+    fp8_gemm_scaling: Literal["block", "tensor"] = Field(
+        "block", description="8-bit weights' GEMM scales: per 128x128 block (DeepGEMM's) or one per tensor")
+    fp8_moe_scaling: Literal["block", "tensor"] = Field("block", description="the same, for the routed experts")
     kv_bits: PosFloat = Field(16, ge=1, le=32, description="average bits per cached element; fractional allowed")
     workload: WorkloadSpec | None = None
     max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")

@@ -279,12 +279,14 @@ def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | N
 
 
 def kernel_plan(m: ModelSpec, inf: InferenceSpec) -> KernelPlan:
-    """The database precisions an engine runs this instance's kernels at: block-scaled FP8 GEMMs and
-    experts (DeepGEMM's, DGEMM) when the weights are 8-bit, else BF16; the KV cache in FP8 at 8 bits or
-    fewer; MLA's core and its absorbed matmuls in BF16."""
+    """The database precisions an engine runs this instance's kernels at: FP8 GEMMs and experts when the
+    weights are 8-bit (block-scaled, DeepGEMM's (DGEMM), or per-tensor, as the instance says), else BF16;
+    the KV cache in FP8 at 8 bits or fewer; MLA's core and its absorbed matmuls in BF16."""
     fp8 = inf.weight_bits <= 8
     par = inf.parallelism
-    return KernelPlan(gemm_dtype="fp8_block" if fp8 else "bfloat16", moe_dtype="fp8_block" if fp8 else "bfloat16",
+    gemm, moe = ({"block": "fp8_block", "tensor": "fp8"}[s] if fp8 else "bfloat16"
+                 for s in (inf.fp8_gemm_scaling, inf.fp8_moe_scaling))
+    return KernelPlan(gemm_dtype=gemm, moe_dtype=moe,
                       attn_dtype="bfloat16", kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype="bfloat16",
                       ep=par.ep, n_experts=m.n_routed_experts or 1)
 

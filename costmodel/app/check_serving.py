@@ -1,0 +1,264 @@
+"""`planner check-serving`: measured serving points replayed through the simulator, one variant each, and
+the errors of its TTFT and TPOT against the measurements, point by point and per group.
+
+A point becomes a variant this way (every reading is also in the README's "Checked against measured
+deployments"):
+  model     the shipped HF config (aiconfigurator_core/model_configs/ORG--NAME_config.json; Meta-Llama and
+            -Instruct spellings of one checkpoint share a config) through `import-hf`, or a bundled model;
+  GPU       the GPU file whose `kernel_database.gpu` is the row's system (h800's ASSUMPTION excluded);
+  engine    the row's engine at the newest database version not after the row's (else its oldest);
+  precision FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16; a row without one runs
+            the checkpoint as it ships (its config's quantization_config);
+  layout    attention TP x DP, experts EP over the same GPUs; 8 GPUs a node;
+  workload  the measured concurrency as a closed loop of that many users, fixed prompt and output
+            lengths, REQUESTS_PER_USER requests a user (ASSUMPTION: benchmark clients send a few
+            prompts a user; the sample does not record how many).
+What cannot be expressed is skipped with the reason, so coverage is a count, not a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from costmodel.app.serving import run_serving
+from costmodel.app.study import problems, study_from_text
+from costmodel.inputs import kernel_db
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.hf_import import import_hf
+from costmodel.inputs.loader import BUNDLED_DIR
+from costmodel.inputs.measured_serving import MeasuredPoint, read_points
+from costmodel.inputs.reading import read_text
+
+REQUESTS_PER_USER = 2  # ASSUMPTION (see the module docstring)
+GPUS_PER_NODE = 8  # every system of the sample this planner has a GPU file for is an 8-GPU HGX node
+FAMILIES = (("deepseek", r"deepseek-(v3|r1)"), ("kimi", r"kimi-k2"), ("qwen3", r"qwen3"), ("llama-3.1", r"llama-3\.1"))
+
+
+class Unsupported(Exception):
+    """A point the planner cannot express; its message is the reason reported for it."""
+
+
+@dataclass
+class PointResult:
+    id: str
+    split: str
+    group: dict  # gpu, engine, mode, family
+    measured: dict  # ttft_ms, tpot_ms
+    predicted: dict | None = None  # ttft_ms, tpot_ms, generation_tok_s
+    skipped: str | None = None
+    setup: dict = field(default_factory=dict)  # what the point ran as (engine version, layout, precision)
+
+
+def family_of(model_path: str) -> str:
+    low = model_path.lower()
+    return next((name for name, pattern in FAMILIES if re.search(pattern, low)), "other")
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+@cache
+def gpu_files() -> dict[str, str]:
+    """Database GPU -> the bundled GPU file measured as it (the H800's file borrows H100's: excluded)."""
+    out = {}
+    for path in sorted((BUNDLED_DIR / "gpus").glob("*.yaml")):
+        db = (yaml.safe_load(path.read_text()) or {}).get("kernel_database") or {}
+        if db.get("gpu") and not str(db.get("source", "")).startswith("ASSUMPTION"):
+            out[db["gpu"]] = path.stem
+    return out
+
+
+def config_path(model_path: str) -> Path:
+    """The shipped HF config of `model_path` (ORG/NAME), or Unsupported naming what was looked for."""
+    org, _, name = model_path.partition("/")
+    folder = kernel_db.systems_dir().parent / "model_configs"
+    bare = re.sub(r"-Instruct$", "", name)
+    for candidate in dict.fromkeys((name, bare, f"Meta-{name}", f"Meta-{bare}")):
+        path = folder / f"{org}--{candidate}_config.json"
+        if path.is_file():
+            return path
+    raise Unsupported(f"model: no config.json for {model_path} in the database's model_configs/")
+
+
+@cache
+def model_spec(model_path: str):
+    """The model spec of `model_path`, imported from its shipped HF config (import-hf's rules)."""
+    path = config_path(model_path)
+    try:
+        spec, _ = import_hf(json.loads(read_text(path)), model_path.split("/")[-1].lower(), str(path.name))
+    except PlannerError as e:
+        raise Unsupported(f"model: {e.problem}") from e
+    return spec
+
+
+def checkpoint_bits(model_path: str) -> int:
+    """The weights' bits as the checkpoint ships: 8 with an FP8 quantization_config, else 16."""
+    return 8 if (model_spec(model_path).get("quantization_config") or {}).get("quant_method") == "fp8" else 16
+
+
+def precision_of(p: MeasuredPoint) -> dict:
+    """weight_bits and FP8 scalings of the row's GEMMs and experts, or Unsupported for FP4 / INT4."""
+    modes = {p.gemm_quant, p.moe_quant} - {""}
+    low = {"fp4", "nvfp4", "int4", "int4_wo", "w4a8", "mxfp4"}
+    if p.precision in low or modes & low:
+        raise Unsupported(f"precision: {p.precision or '/'.join(sorted(modes))} weights are not modelled (issue #26)")
+    if p.precision == "bf16" or (not p.precision and checkpoint_bits(p.model_path) == 16):
+        return {"weight_bits": 16}
+    scaling = {"fp8": "tensor", "fp8_block": "block", "": "block"}
+    return {"weight_bits": 8, "fp8_gemm_scaling": scaling.get(p.gemm_quant, "block"),
+            "fp8_moe_scaling": scaling.get(p.moe_quant, "block")}
+
+
+def engine_version(gpu: str, engine: str, wanted: str) -> str:
+    """The database version nearest the row's among those with a GEMM table (some versions hold only a few
+    op families): the newest not after it, else the oldest; an unnumbered one (nightly) takes current."""
+    key = kernel_db.version_key
+    have = [v for v in kernel_db.engine_versions(gpu, engine)
+            if key(v)[0] == 0 and kernel_db.find_table(gpu, engine, v, "gemm") is not None]
+    if not have:
+        raise Unsupported(f"engine: the kernel database has no {engine} GEMM table on {gpu}")
+    if key(wanted)[0] == 1:
+        current = kernel_db.current_version(gpu, engine)
+        return current if current in have else have[-1]
+    before = [v for v in have if key(v) <= key(wanted)]
+    return before[-1] if before else have[0]
+
+
+def parallelism_of(p: MeasuredPoint, moe: bool) -> dict:
+    lay = p.layout
+    if lay is None:
+        raise Unsupported(f"layout: {p.unreadable}")
+    if lay.pp > 1:
+        raise Unsupported(f"layout: pipeline-parallel serving (pp {lay.pp}) is not modelled")
+    ep = 1
+    if moe:
+        if lay.moe_tp * lay.moe_ep != lay.gpus:
+            raise Unsupported(f"layout: moe_tp {lay.moe_tp} x moe_ep {lay.moe_ep} is not the {lay.gpus} GPUs of "
+                              f"tp {lay.tp} x attention_dp {lay.attention_dp}")
+        if lay.moe_tp > 1:
+            raise Unsupported(f"layout: expert tensor parallelism (moe_tp {lay.moe_tp}) is not modelled")
+        ep = lay.moe_ep
+    return {"tp": lay.tp, "dp": lay.attention_dp, "ep": ep, "zero_stage": 0}
+
+
+def scenario_text(p: MeasuredPoint) -> str:
+    """The point as a one-variant scenario (YAML), or Unsupported."""
+    if p.mode != "agg":
+        raise Unsupported("mode: disaggregated prefill/decode rows are not replayed yet")
+    if p.engine not in kernel_db.ENGINES:
+        raise Unsupported(f"engine: {p.engine!r} is not one the kernel database measures")
+    gpu = gpu_files().get(p.system)
+    if gpu is None:
+        raise Unsupported(f"GPU: no GPU file for {p.system} (B300, GB200 and GB300 are issue #26)")
+    if p.concurrency is None:
+        raise Unsupported("workload: the row records no concurrency")
+    model = model_spec(p.model_path)
+    par = parallelism_of(p, model.get("ffn") == "moe")
+    gpus = par["tp"] * par["dp"]
+    nodes = -(-gpus // GPUS_PER_NODE)
+    inference = {
+        "cluster": {"name": f"{gpu}-x{gpus}", "gpu": gpu, "gpus_per_node": min(gpus, GPUS_PER_NODE), "nodes": nodes},
+        "parallelism": par, **precision_of(p), "max_running": -(-p.concurrency // par["dp"]),
+        "engine": {"name": p.engine, "version": engine_version(p.system, p.engine, p.engine_version)},
+        "workload": {"name": "measured", "prompt_tokens": {"dist": "fixed", "value": p.isl},
+                     "output_tokens": {"dist": "fixed", "value": p.osl}, "arrival": "closed",
+                     "users": p.concurrency, "requests": REQUESTS_PER_USER * p.concurrency,
+                     # only the workload runs: the saturated runs' budget is set to its size
+                     "saturation_requests": REQUESTS_PER_USER * p.concurrency}}
+    return yaml.safe_dump({"name": "check", "variants": [{"name": "point", "model": model, "inference": inference}]},
+                          sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------- runs
+
+
+def check_point(p: MeasuredPoint) -> PointResult:
+    """The point simulated (its workload run only), or skipped with the reason."""
+    out = PointResult(p.id, p.split, {"gpu": p.system, "engine": p.engine, "mode": p.mode,
+                                      "family": family_of(p.model_path)}, {"ttft_ms": p.ttft_ms, "tpot_ms": p.tpot_ms})
+    try:
+        study = study_from_text(scenario_text(p), BUNDLED_DIR / "check-serving.yaml")
+        found = problems(study, ("inference",))
+        if found:
+            raise Unsupported(f"infeasible: {found[0].problem}")
+        v = study.scenario.variants[0]
+        inf = v.inference
+        out.setup = {"engine_version": inf.engine.version, "weight_bits": inf.weight_bits,
+                     "layout": f"TP{inf.parallelism.tp} DP{inf.parallelism.dp} EP{inf.parallelism.ep}"}
+        r = run_serving("point", v.model, inf, base_dir=BUNDLED_DIR)
+    except Unsupported as e:
+        out.skipped = str(e)
+        return out
+    except PlannerError as e:  # a point that fails is that point's error; the others still run
+        out.skipped = f"error: {e.problem}"
+        return out
+    lat = r.latency
+    out.predicted = {"ttft_ms": 1e3 * lat.ttft_p50_s, "tpot_ms": 1e3 * lat.tpot_p50_s if lat.tpot_p50_s else None,
+                     "generation_tok_s": r.generation_throughput_tok_s}
+    return out
+
+
+def check_points(points: list[MeasuredPoint]) -> list[dict]:
+    """A batch of points (one Dask task), as plain dicts."""
+    return [asdict(check_point(p)) for p in points]
+
+
+def select(points: list[MeasuredPoint], split: str, model: str | None, gpu: str | None) -> list[MeasuredPoint]:
+    """The points of `split` whose model path matches the regex `model` and whose system is `gpu`."""
+    try:
+        pattern = re.compile(model, re.IGNORECASE) if model else None
+    except re.error as e:
+        raise PlannerError(f"--model {model!r} is not a regular expression: {e}", field="--model",
+                           fix="pass a Python regular expression, e.g. 'deepseek|kimi'") from e
+    return [p for p in points if (split == "all" or p.split == split) and (pattern is None or pattern.search(p.model_path))
+            and (gpu is None or p.system == gpu)]
+
+
+# ---------------------------------------------------------------------------------------- summary
+
+
+def pct_error(predicted: float | None, measured: float) -> float | None:
+    """Signed error of a prediction, in % of the measurement."""
+    return None if predicted is None else 100 * (predicted - measured) / measured
+
+
+def _stats(rows: list[dict]) -> dict:
+    """Points, coverage, and the median / p90 of |error| and the signed median, for TTFT and TPOT."""
+    done = [r for r in rows if r["predicted"] is not None]
+    out = {"points": len(rows), "simulated": len(done), "coverage": len(done) / len(rows) if rows else 0.0}
+    for metric in ("ttft", "tpot"):
+        errs = [e for e in (pct_error(r["predicted"][f"{metric}_ms"], r["measured"][f"{metric}_ms"]) for r in done)
+                if e is not None]
+        out |= {f"{metric}_median_abs_pct_error": float(np.median(np.abs(errs))) if errs else None,
+                f"{metric}_p90_abs_pct_error": float(np.percentile(np.abs(errs), 90)) if errs else None,
+                f"{metric}_median_signed_pct_error": float(np.median(errs)) if errs else None}
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    """The whole check's figures, per group (GPU x engine x mode x model family), and the skip reasons."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault(tuple(r["group"].values()), []).append(r)
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r["skipped"]:
+            key = re.sub(r"\d[\d.]*", "N", r["skipped"])[:120]
+            reasons[key] = reasons.get(key, 0) + 1
+    return {**_stats(rows),
+            "groups": [{**dict(zip(("gpu", "engine", "mode", "family"), key, strict=True)), **_stats(g)}
+                       for key, g in sorted(groups.items())],
+            "skipped_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}
+
+
+def read_input(path: Path) -> list[MeasuredPoint]:
+    """The measured points of `path`; `aiconfigurator` names the shipped silicon sample."""
+    return read_points(kernel_db.systems_dir() / "silicon_sample.csv" if str(path) == "aiconfigurator" else path)
+

@@ -1,0 +1,165 @@
+"""Measured serving points: one benchmark run each (engine, GPU, model, precision, layout, lengths,
+concurrency) with its measured TTFT and TPOT, read from NVIDIA's public silicon sample
+(`aiconfigurator_core/systems/silicon_sample.csv`, AIC in docs/sources.md) or a CSV of the same columns.
+
+How its columns are read (and what a row must say, or it is listed as unreadable with the reason):
+  - `tp_size` x `attention_dp_size` x `pp_size` GPUs run the attention (an empty or 0 DP is 1);
+  - `moe_tp_size` x `moe_ep_size` must be the same GPUs for a MoE model (else the layout is contradictory);
+  - the concurrency is the `silicon_concurrency=N` of `silicon_data_source`, else `batch_size`;
+  - a row whose `id` names a layout (`..._tp8_ep8_...`) whose tp is neither its `tp_size` nor its GPUs is
+    unreadable: some rows named tp8_ep8 carry `tp_size` 64 on 64 GPUs, and which ran cannot be told;
+  - `silicon_ttft_ms` and `silicon_tpot_ms` are compared with the planner's p50.
+The split: `dev` holds the rows whose sha1(id), read as an integer, is not divisible by 4; `test` the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
+
+REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precision", "mode", "isl", "osl",
+            "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size", "attention_dp_size",
+            "moe_tp_size", "moe_ep_size", "silicon_ttft_ms", "silicon_tpot_ms")
+# measured or identifying: a row without one of these is a broken file, not an unsupported deployment
+NEVER_EMPTY = ("id", "backend", "model_path", "system", "mode", "isl", "osl", "silicon_ttft_ms", "silicon_tpot_ms")
+LAYOUT = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+SPLITS = ("dev", "test", "all")
+FIX = "pass the silicon sample's CSV (aiconfigurator_core/systems/silicon_sample.csv) or one with its columns"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One worker's GPUs: attention TP x DP x PP; the experts' TP x EP over the same GPUs."""
+
+    tp: int
+    pp: int
+    attention_dp: int
+    moe_tp: int
+    moe_ep: int
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.attention_dp * self.pp
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    id: str
+    engine: str
+    engine_version: str
+    model_path: str
+    system: str
+    precision: str  # "" when the row records none
+    gemm_quant: str
+    moe_quant: str
+    mode: str  # agg | disagg
+    isl: int
+    osl: int
+    concurrency: int | None
+    layout: Layout | None  # None: unreadable (`unreadable` says why)
+    ttft_ms: float
+    tpot_ms: float
+    source: str = ""
+    unreadable: str = ""
+
+    @property
+    def split(self) -> str:
+        return split_of(self.id)
+
+
+def split_of(point_id: str) -> str:
+    """`dev` or `test`: a fixed quarter of the rows, by the id's sha1, is kept out of every study."""
+    return "test" if int(hashlib.sha1(point_id.encode()).hexdigest(), 16) % 4 == 0 else "dev"
+
+
+def read_points(path: Path) -> list[MeasuredPoint]:
+    """Every row of a silicon-sample CSV; a missing column or an empty measurement is one error."""
+    text = read_text(path, MAX_DATA_BYTES)
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise PlannerError(f"the CSV has no column {missing[0]!r}", file=str(path), field=missing[0], fix=FIX)
+    return [_point(row, path, n) for n, row in enumerate(reader, start=2)]
+
+
+def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
+    for col in NEVER_EMPTY:
+        if _blank(row[col]):
+            raise PlannerError(f"row {line - 1} has no {col}", file=str(path), line=line, field=col,
+                               fix="fill it in or drop the row")
+    isl, osl = _int(row, "isl", path, line), _int(row, "osl", path, line)
+    ttft, tpot = _float(row, "silicon_ttft_ms", path, line), _float(row, "silicon_tpot_ms", path, line)
+    layout, why = read_layout(row)
+    return MeasuredPoint(
+        id=row["id"], engine=row["backend"], engine_version=row["backend_version"] or "", model_path=row["model_path"],
+        system=row["system"], precision=_text(row["precision"]), gemm_quant=_text(row["gemm_quant_mode"]),
+        moe_quant=_text(row["moe_quant_mode"]), mode=row["mode"], isl=isl, osl=osl, concurrency=concurrency_of(row),
+        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=row.get("silicon_data_source") or "", unreadable=why)
+
+
+def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:
+    """The layout of the row's (or its prefill_/decode_ worker's) fields, or None and why it cannot be read."""
+    vals = {c: _size(row.get(prefix + c)) for c in LAYOUT}
+    if vals["tp_size"] is None:
+        return None, f"no {prefix}tp_size"
+    lay = Layout(vals["tp_size"], vals["pp_size"] or 1, vals["attention_dp_size"] or 1, vals["moe_tp_size"] or 0,
+                 vals["moe_ep_size"] or 0)
+    named = re.search(r"_tp(\d+)_ep(\d+|none)_", row["id"])
+    if named and not prefix and int(named.group(1)) not in (lay.tp, lay.gpus):  # the name's tp: TP, or all GPUs
+        return None, (f"the id names tp{named.group(1)}_ep{named.group(2)} but the fields give tp_size {lay.tp} on "
+                      f"{lay.gpus} GPUs: which layout ran cannot be told")
+    return lay, ""
+
+
+def concurrency_of(row: dict) -> int | None:
+    found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
+    if found:
+        return int(found.group(1))
+    size = _size(row.get("batch_size"))
+    return size or None
+
+
+def _blank(value: str | None) -> bool:
+    return value is None or value.strip() == "" or value.strip().lower() == "nan"
+
+
+def _text(value: str | None) -> str:
+    return "" if _blank(value) else value.strip()
+
+
+def _size(value: str | None) -> int | None:
+    """A layout size: empty, NaN or 0 is None (not recorded)."""
+    if _blank(value):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number >= 1 and number == int(number) else None
+
+
+def _int(row: dict, col: str, path: Path, line: int) -> int:
+    number = _float(row, col, path, line)
+    if number < 1 or number != int(number):
+        raise PlannerError(f"row {line - 1}: {col} {row[col]!r} is not a whole number of tokens", file=str(path),
+                           line=line, field=col, fix="write a positive whole number")
+    return int(number)
+
+
+def _float(row: dict, col: str, path: Path, line: int) -> float:
+    try:
+        number = float(row[col])
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise PlannerError(f"row {line - 1}: {col} {row[col]!r} is not a positive number", file=str(path),
+                           line=line, field=col, fix="write a positive number (milliseconds, tokens)")
+    return number
