@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costmodel.counts.flops import attention_core_flops, causal_pairs
+from costmodel.counts.routing import distinct_experts
 
 # The database's MLA tables time DeepSeek-V3's attention widths (AIC's DeepSeek model builds them from
 # these: q_lora 1536 + kv_lora 512 + rope 64 = the fused 2112-wide down projection, 192 = nope + rope
@@ -44,6 +45,9 @@ KERNEL_SIZE_KEYS = {"elementwise": ("tokens",), "moe_experts": ("tokens",), "mla
 # profile without the DeepEP-fed kernels times the experts with the fused one (FALLBACK_KERNEL).
 EXPERT_KERNEL = {"low_latency": "deepep_masked", "normal": "deepep_contiguous", None: "fused"}
 FALLBACK_KERNEL = {"deepep_masked": "fused", "deepep_contiguous": "fused"}
+# A per-tensor FP8 kernel a profile lacks is timed by its block-scaled one: the same FLOPs and weight bytes;
+# block scaling adds a scale read per 128x128 block, so it is the slower of the two (an upper bound).
+FALLBACK_DTYPE = {"fp8": "fp8_block"}
 _BYTES = {"fp8": 1, "fp8_block": 1, "float8": 1, "bfloat16": 2, "float16": 2, "half": 2}
 
 
@@ -59,8 +63,9 @@ def kernel_counts(op: str, s: dict, e: int) -> tuple[float, float]:
     if op == "moe_experts":
         per_rank = s["tokens"] * s["top_k"] / s["ep"]  # balanced: each rank gets 1/ep of the selections
         local = s["experts"] / s["ep"]
+        touched = distinct_experts(local, s["tokens"] / s["ep"], s["top_k"], s["experts"])  # only these are read
         width = 3 * s["hidden"] * s["inter"] / s["tp"]
-        return 2 * per_rank * width, (local * width + per_rank * 2 * s["hidden"]) * e
+        return 2 * per_rank * width, (touched * width + per_rank * 2 * s["hidden"]) * e
     if op == "mla_context":
         pairs = s["b"] * causal_pairs(s["isl"], s["isl"])
         qk, v = d["nope"] + d["rope"], d["v"]

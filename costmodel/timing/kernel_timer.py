@@ -11,7 +11,7 @@ iteration (serve_costs.timing_coverage).
 
 from __future__ import annotations
 
-from costmodel.counts.kernels import FALLBACK_KERNEL, KernelPlan
+from costmodel.counts.kernels import FALLBACK_DTYPE, FALLBACK_KERNEL, KernelPlan
 from costmodel.timing.operators import Device, MeasuredBackend, RooflineBackend, Timer
 
 ROOFLINE = "roofline"  # the family of every second no measurement covered
@@ -50,10 +50,9 @@ class KernelTimer(Timer):
         """(family, seconds) of each kernel of one call: its operator when measured, else ROOFLINE."""
         out = []
         for kop, kshape, kpass in self.plan.passes(op, shape, pass_):
-            t = self.measured.lookup(kop, kshape, kpass)
-            while t is None and kshape.get("kernel") in FALLBACK_KERNEL:
-                kshape = {**kshape, "kernel": FALLBACK_KERNEL[kshape["kernel"]]}
-                t = self.measured.lookup(kop, kshape, kpass)
+            t = self._lookup(kop, kshape, kpass)
+            if t is None and kshape.get("dtype") in FALLBACK_DTYPE:
+                t = self._lookup(kop, {**kshape, "dtype": FALLBACK_DTYPE[kshape["dtype"]]}, kpass)
             if t is None:
                 precision = "fp8" if kshape.get("dtype") in _FP8 else "bf16"
                 # no kernel of the profile ran faster than its fastest: a launch floor under unmeasured ones
@@ -61,6 +60,14 @@ class KernelTimer(Timer):
             else:
                 out.append((kop, t * self.measured_slowdown))
         return out
+
+    def _lookup(self, kop: str, kshape: dict, kpass: str) -> float | None:
+        """The measured time of a kernel, or of the kernel it falls back to (FALLBACK_KERNEL), or None."""
+        t = self.measured.lookup(kop, kshape, kpass)
+        while t is None and kshape.get("kernel") in FALLBACK_KERNEL:
+            kshape = {**kshape, "kernel": FALLBACK_KERNEL[kshape["kernel"]]}
+            t = self.measured.lookup(kop, kshape, kpass)
+        return t
 
     def collective(self, op: str, shape: dict, fallback_s: float) -> float:
         """A collective's measured time where the profile has it, else `fallback_s` (the link model)."""

@@ -79,7 +79,7 @@ class MoELayer:
         experts on the attention rank's own `tokens_rank`. Under EP the experts take their tokens from
         DeepEP's kernels (`a2a`: which ones, so a kernel profile can time the expert kernels they feed)."""
         m, tp = self.m, self.inf.parallelism.tp
-        a2a = {"a2a": self.kernels(decode_only)} if self.inf.parallelism.ep > 1 else {}
+        a2a = {"a2a": self.kernels(decode_only)} if self.all_to_all else {}
         routed = self.timer.time("moe", {"tokens": self.busiest_tokens(group_tokens), "hidden": m.hidden_size,
                                          "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
                                          "inter": m.moe_intermediate_size, "shared_inter": 0,
@@ -87,6 +87,15 @@ class MoELayer:
         width = m.shared_ffn_width // tp
         shared = self.timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
         return routed + shared
+
+    @property
+    def all_to_all(self) -> bool:
+        """Whether tokens cross between EP ranks. With EP inside the attention TP group (ep divides tp) every
+        rank already holds the group's tokens after attention's all-reduce: each computes its own experts'
+        share and the layer's TP all-reduce sums the partial outputs, so no dispatch or combine runs
+        (SGLang's, vLLM's and TensorRT-LLM's EP MoE without DeepEP under TP attention)."""
+        par = self.inf.parallelism
+        return par.ep > 1 and par.tp % par.ep != 0
 
     def kernels(self, decode_only: bool) -> str:
         """DeepEP's kernels an iteration uses: low-latency for decode-only ones where chosen, else normal."""
@@ -101,7 +110,7 @@ class MoELayer:
         """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens: DeepEP's
         measured kernels where the timer's profile has them, else the link model (deepep.py)."""
         par, h = self.inf.parallelism, self.m.hidden_size
-        if par.ep <= 1:
+        if not self.all_to_all:
             return 0.0
         tokens, gpn = tokens_rank / par.tp, min(self.inf.cluster.gpus_per_node, par.ep)
         fp8 = self.inf.weight_bits <= 8
@@ -128,7 +137,7 @@ class MoELayer:
     def sm_slowdown(self, decode_only: bool) -> float:
         """Compute runs on the SMs the normal kernels leave free while they overlap it."""
         low_latency = decode_only and self.inf.all_to_all == "low_latency"
-        return 1.0 if low_latency or self.inf.parallelism.ep <= 1 else 1 / (1 - COMM_SM_FRACTION)
+        return 1.0 if low_latency or not self.all_to_all else 1 / (1 - COMM_SM_FRACTION)
 
 
 class StepModel:

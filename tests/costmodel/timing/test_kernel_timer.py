@@ -80,3 +80,34 @@ def test_deepep_fed_experts_fall_back_to_the_fused_kernel(r1):
     layer = {"tokens": 1024, "hidden": 7168, "experts": 32, "top_k": 8, "inter": 2048, "shared_inter": 0, "a2a": "normal"}
     fam_s = dict(timer.parts("moe", layer))
     assert fam_s["moe_experts"] == measured.time("moe_experts", {**shape, "kernel": "deepep_contiguous"})
+
+
+def test_a_per_tensor_fp8_kernel_the_profile_lacks_is_timed_by_the_block_scaled_one(r1):
+    m, inf, measured = r1
+    timer = step_model_for(m, inf.model_copy(update={"fp8_moe_scaling": "tensor"}), measured=measured).timer
+    layer = {"tokens": 1024, "hidden": 7168, "experts": 32, "top_k": 8, "inter": 2048, "shared_inter": 0, "a2a": "normal"}
+    (_, shape), = [k for k in timer.plan.layer("moe", layer) if k[0] == "moe_experts"]
+    assert shape["dtype"] == "fp8" and measured.lookup("moe_experts", shape) is None  # SGLang measured no per-tensor rows
+    assert dict(timer.parts("moe", layer))["moe_experts"] == measured.time("moe_experts", {**shape, "dtype": "fp8_block"})
+
+
+def test_ep_inside_attention_tp_moves_no_tokens(r1):
+    """TP8 + EP8 on 8 GPUs: every rank holds the tokens after attention's all-reduce, so no dispatch or
+    combine runs; DP8 + EP8 must send each token to its experts' ranks."""
+    m, inf, measured = r1
+    tp8 = inf.model_copy(update={"parallelism": inf.parallelism.model_copy(update={"tp": 8, "dp": 1})})
+    for instance, moves in ((tp8, False), (inf, True)):
+        moe = step_model_for(m, instance, measured=measured).moe
+        assert moe.all_to_all is moves
+        assert (moe.comm_s(256, decode_only=True) > 0) is moves
+
+
+def test_the_expert_kernel_roofline_reads_only_the_experts_its_tokens_reach():
+    """8 tokens x top-8 over 256 experts on EP8: a rank's 32 experts each get a token with probability
+    1 - (1 - 8/256)^8 = 0.2240, so 7.17 of them are read, not 32."""
+    from costmodel.counts.kernels import kernel_counts
+
+    shape = {"tokens": 8, "hidden": 7168, "inter": 2048, "top_k": 8, "experts": 256, "ep": 8, "tp": 1, "dtype": "fp8"}
+    _, nbytes = kernel_counts("moe_experts", shape, 2)
+    touched = 32 * (1 - (1 - 8 / 256) ** 8)
+    assert nbytes == pytest.approx(touched * 3 * 7168 * 2048 + 8 * 8 / 8 * 2 * 7168)
