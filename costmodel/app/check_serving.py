@@ -9,7 +9,7 @@ deployments"):
   engine    the row's engine at the newest database version not after the row's (else its oldest);
   precision FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16; a row without one runs
             the checkpoint as it ships (its config's quantization_config);
-  layout    attention TP x DP, experts EP over the same GPUs; 8 GPUs a node;
+  layout    attention TP x DP, experts EP x expert TP (moe_ep x moe_tp) over the same GPUs; 8 GPUs a node;
   workload  the measured concurrency as a closed loop of that many users, fixed prompt and output
             lengths, REQUESTS_PER_USER requests a user (ASSUMPTION: benchmark clients send a few
             prompts a user; the sample does not record how many).
@@ -35,6 +35,7 @@ from costmodel.inputs.hf_import import import_hf
 from costmodel.inputs.loader import BUNDLED_DIR
 from costmodel.inputs.measured_serving import MeasuredPoint, read_points
 from costmodel.inputs.reading import read_text
+from costmodel.inputs.specs import Parallelism
 
 REQUESTS_PER_USER = 2  # ASSUMPTION (see the module docstring)
 GPUS_PER_NODE = 8  # every system of the sample this planner has a GPU file for is an 8-GPU HGX node
@@ -137,15 +138,13 @@ def parallelism_of(p: MeasuredPoint, moe: bool) -> dict:
         raise Unsupported(f"layout: {p.unreadable}")
     if lay.pp > 1:
         raise Unsupported(f"layout: pipeline-parallel serving (pp {lay.pp}) is not modelled")
-    ep = 1
+    experts = {}
     if moe:
         if lay.moe_tp * lay.moe_ep != lay.gpus:
             raise Unsupported(f"layout: moe_tp {lay.moe_tp} x moe_ep {lay.moe_ep} is not the {lay.gpus} GPUs of "
                               f"tp {lay.tp} x attention_dp {lay.attention_dp}")
-        if lay.moe_tp > 1:
-            raise Unsupported(f"layout: expert tensor parallelism (moe_tp {lay.moe_tp}) is not modelled")
-        ep = lay.moe_ep
-    return {"tp": lay.tp, "dp": lay.attention_dp, "ep": ep, "zero_stage": 0}
+        experts = {"ep": lay.moe_ep, "etp": lay.moe_tp}
+    return {"tp": lay.tp, "dp": lay.attention_dp, **experts, "zero_stage": 0}
 
 
 def scenario_text(p: MeasuredPoint) -> str:
@@ -179,6 +178,11 @@ def scenario_text(p: MeasuredPoint) -> str:
 # --------------------------------------------------------------------------------------------- runs
 
 
+def layout_name(par: Parallelism) -> str:
+    """e.g. TP8 DP1 EP1 ETP8: attention TP x DP, the experts' EP x expert TP."""
+    return f"TP{par.tp} DP{par.dp} EP{par.ep}" + (f" ETP{par.etp}" if par.etp > 1 else "")
+
+
 def check_point(p: MeasuredPoint) -> PointResult:
     """The point simulated (its workload run only), or skipped with the reason."""
     out = PointResult(p.id, p.split, {"gpu": p.system, "engine": p.engine, "mode": p.mode,
@@ -191,7 +195,7 @@ def check_point(p: MeasuredPoint) -> PointResult:
         v = study.scenario.variants[0]
         inf = v.inference
         out.setup = {"engine_version": inf.engine.version, "weight_bits": inf.weight_bits,
-                     "layout": f"TP{inf.parallelism.tp} DP{inf.parallelism.dp} EP{inf.parallelism.ep}"}
+                     "layout": layout_name(inf.parallelism)}
         r = run_serving("point", v.model, inf, base_dir=BUNDLED_DIR)
     except Unsupported as e:
         out.skipped = str(e)

@@ -64,8 +64,11 @@ def layout_problems(model: ModelSpec, cluster: ClusterSpec, par: Parallelism, *,
 
 def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: bool) -> list[Problem]:
     if model.ffn != "moe":
-        return [] if par.ep == 1 else [Problem("parallelism.ep", f"ep {par.ep} on a dense model (ffn: dense)",
-                                               "set ep: 1")]
+        return [Problem(f"parallelism.{k}", f"{k} {getattr(par, k)} on a dense model (ffn: dense)", f"set {k}: 1")
+                for k in ("ep", "etp") if getattr(par, k) > 1]
+    if par.etp > 1:
+        problem = _expert_tp_problem(model, par, training)
+        return [problem] if problem else []
     out = []
     if training and model.n_routed_experts % par.ep:  # serving: experts + redundant ones fill the ranks
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {model.n_routed_experts} routed experts",
@@ -76,6 +79,23 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {what} = {pool}; expert-parallel ranks "
                            f"are carved out of the {ranks} ranks", f"use an ep that divides {pool}"))
     return out
+
+
+def _expert_tp_problem(model: ModelSpec, par: Parallelism, training: bool) -> Problem | None:
+    """Expert tensor parallelism is modelled in serving with the expert group inside the attention TP group,
+    where it moves no tokens (serve_costs.MoELayer.all_to_all)."""
+    if training:
+        return Problem("parallelism.etp", "expert tensor parallelism in training is not modelled yet (issue #28)",
+                       "set etp: 1 and spread the experts with ep")
+    if par.tp % par.expert_group:
+        return Problem("parallelism.etp", f"ep {par.ep} x etp {par.etp} = {par.expert_group} GPUs does not divide tp "
+                       f"{par.tp}: expert TP across attention-DP ranks is not modelled",
+                       "use ep x etp dividing tp, or etp: 1 with ep over the attention ranks")
+    if model.moe_intermediate_size % par.etp or model.n_routed_experts % par.ep:
+        return Problem("parallelism.etp", f"etp {par.etp} does not split the expert width {model.moe_intermediate_size}"
+                       f" (or ep {par.ep} the {model.n_routed_experts} experts) evenly",
+                       "use an etp dividing moe_intermediate_size and an ep dividing n_routed_experts")
+    return None
 
 
 def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:

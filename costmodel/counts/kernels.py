@@ -136,7 +136,7 @@ class KernelPlan:
         # the router runs on the attention rank's own tokens; the busiest EP rank's count stands in for them
         out = [self.gemm(s["tokens"], self.n_experts, hidden, "bfloat16"),
                ("moe_experts", {"tokens": s["tokens"] * self.ep, "hidden": hidden, "inter": s["inter"],
-                                "top_k": s["top_k"], "experts": self.n_experts, "ep": self.ep, "tp": 1,
+                                "top_k": s["top_k"], "experts": self.n_experts, "ep": self.ep, "tp": s.get("tp", 1),
                                 "kernel": EXPERT_KERNEL[s.get("a2a")], "dtype": self.moe_dtype})]
         if s.get("shared_inter"):
             out += self.layer("ffn", {"tokens": s["tokens"], "hidden": hidden, "inter": s["shared_inter"]})

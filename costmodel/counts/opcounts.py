@@ -5,6 +5,7 @@ Operators and their shape keys:
   gemm  m, n, k                                   (m x k) @ (k x n)
   ffn   tokens, hidden, inter                     one SwiGLU FFN
   moe   tokens, hidden, experts, top_k, inter, shared_inter    gate + routed experts + shared FFN
+        [tp]                                      expert tensor parallelism: 1/tp of each expert's width
   mla   b, q, ctx, hidden, heads, q_lora, kv_lora, nope, rope, v, mode    one MLA layer, naive|absorbed
   attn  b, q, ctx, hidden, heads, kv_heads, head_dim                      one MHA/GQA/MQA layer
 `q` new query tokens per sequence attend causally over `ctx` tokens (q = ctx: prefill; q = 1: decode).
@@ -86,7 +87,8 @@ def _attn(s: dict, e: int) -> tuple[float, float]:
 
 
 def _moe(s: dict, e: int) -> tuple[float, float]:
-    t, h, E, k, i = s["tokens"], s["hidden"], s["experts"], s["top_k"], s["inter"]
+    t, h, E, k = s["tokens"], s["hidden"], s["experts"], s["top_k"]
+    i = s["inter"] / s.get("tp", 1)  # expert tensor parallelism: this GPU's slice of each expert's width
     shared = s.get("shared_inter", 0)
     flops = 2 * t * h * E + 6 * t * k * h * i + 6 * t * h * shared
     touched = distinct_experts(E, t, k, s.get("total_experts", E))  # this rank's experts that get a token

@@ -80,8 +80,28 @@ def unmodelled_attention(cfg: dict) -> tuple[str, list[str]] | None:
     return None
 
 
+def language_model(cfg: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A multimodal wrapper's language model (its `text_config`, e.g. Kimi-K2.5's DeepSeek-V3-shaped
+    kimi_k2), with the wrapper's quantization_config when the inner one has none; and the wrapper's keys
+    dropped (the vision tower: text-only serving never runs it). Any other config as it is."""
+    inner = cfg.get("text_config")
+    if not isinstance(inner, dict) or "hidden_size" in cfg:
+        return cfg, []
+    out = dict(inner)
+    if "quantization_config" in cfg and "quantization_config" not in out:
+        out["quantization_config"] = cfg["quantization_config"]
+    return out, sorted(k for k in cfg if k not in ("text_config", "quantization_config"))
+
+
 def import_hf(cfg: dict[str, Any], name: str, source: str = "") -> tuple[dict, list[str]]:
     """Return (model YAML mapping, keys dropped) for a HuggingFace config dict read from `source`."""
+    cfg, wrapper = language_model(cfg)
+    feature = unmodelled_attention(cfg)
+    if feature is not None:
+        what, keys = feature
+        raise PlannerError(f"the model uses {what}, which this cost model does not model: its attention cost "
+                           "would come out wrong", field=", ".join(keys),
+                           fix="import a model with full attention; these keys cannot be dropped without changing cost")
     model_type = cfg.get("model_type")
     if model_type not in SUPPORTED:
         raise PlannerError(
@@ -92,16 +112,10 @@ def import_hf(cfg: dict[str, Any], name: str, source: str = "") -> tuple[dict, l
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
         if key not in cfg:
             raise PlannerError(f"the config has no {key!r}", field=key, fix="pass a complete config.json")
-    feature = unmodelled_attention(cfg)
-    if feature is not None:
-        what, keys = feature
-        raise PlannerError(f"the model uses {what}, which this cost model does not model: its attention cost "
-                           "would come out wrong", field=", ".join(keys),
-                           fix="import a model with full attention; these keys cannot be dropped without changing cost")
     cfg = _renamed(cfg, model_type)
     out: dict[str, Any] = {"name": name, "source": source, "attention": _attention_kind(cfg),
                            "ffn": "moe" if cfg.get("n_routed_experts") else "dense"}
-    dropped: list[str] = []
+    dropped: list[str] = list(wrapper)
     fields = set(ModelSpec.model_fields) - {"name", "source", "attention", "ffn"}
     for key, value in cfg.items():
         if key == "rope_scaling" and isinstance(value, dict):
@@ -131,7 +145,7 @@ def import_hf(cfg: dict[str, Any], name: str, source: str = "") -> tuple[dict, l
                 out.pop(key)
                 dropped.append(key)
     validate(ModelSpec, out, Path(source or "config.json"), None)  # fail here, not when the file is used
-    return out, sorted(dropped)
+    return out, sorted(set(dropped))
 
 
 def to_yaml(model: dict, dropped: list[str], origin: str) -> str:

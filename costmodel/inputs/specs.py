@@ -275,11 +275,14 @@ class ClusterSpec(Spec):
 
 
 class Parallelism(Spec):
-    """How the GPUs are split: world = tp * pp * dp; EP is carved out of the DP ranks (ep divides dp)."""
+    """How the GPUs are split: world = tp * pp * dp; EP is carved out of the DP ranks (ep divides dp) in
+    training, out of the attention ranks (ep x etp divides tp x dp) in serving."""
 
     tp: PosInt = 1
     pp: PosInt = 1
     ep: PosInt = 1
+    etp: PosInt = Field(1, description="expert tensor parallelism: each routed expert's FFN width split over etp "
+                                       "GPUs, the experts over ep groups of them (serving; training: issue #28)")
     dp: PosInt = 1
     zero_stage: Literal[0, 1, 2, 3] = 1
     schedule: Literal["gpipe", "1f1b", "zero-bubble", "dualpipe"] = "1f1b"
@@ -301,6 +304,11 @@ class Parallelism(Spec):
     @property
     def world_size(self) -> int:
         return self.tp * self.pp * self.dp
+
+    @property
+    def expert_group(self) -> int:
+        """GPUs one layer's routed experts are spread over: ep groups of etp GPUs each."""
+        return self.ep * self.etp
 
 
 class LengthDist(Spec):

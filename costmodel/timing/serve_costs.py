@@ -83,19 +83,25 @@ class MoELayer:
         routed = self.timer.time("moe", {"tokens": self.busiest_tokens(group_tokens), "hidden": m.hidden_size,
                                          "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
                                          "inter": m.moe_intermediate_size, "shared_inter": 0,
-                                         **self.total_experts_key(), **a2a}, "fwd")
+                                         **self.expert_tp_key(), **self.total_experts_key(), **a2a}, "fwd")
         width = m.shared_ffn_width // tp
         shared = self.timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
         return routed + shared
 
+    def expert_tp_key(self) -> dict:
+        """Expert tensor parallelism: each GPU holds 1/etp of every local expert's width."""
+        etp = self.inf.parallelism.etp
+        return {"tp": etp} if etp > 1 else {}
+
     @property
     def all_to_all(self) -> bool:
-        """Whether tokens cross between EP ranks. With EP inside the attention TP group (ep divides tp) every
-        rank already holds the group's tokens after attention's all-reduce: each computes its own experts'
-        share and the layer's TP all-reduce sums the partial outputs, so no dispatch or combine runs
-        (SGLang's, vLLM's and TensorRT-LLM's EP MoE without DeepEP under TP attention)."""
+        """Whether tokens cross between EP ranks. With the expert group inside the attention TP group
+        (ep x etp divides tp) every rank already holds the group's tokens after attention's all-reduce:
+        each computes its own experts' share (or its slice of every expert's width, under expert TP) and the
+        layer's TP all-reduce sums the partial outputs, so no dispatch or combine runs (SGLang's, vLLM's
+        and TensorRT-LLM's TP and EP MoE without DeepEP under TP attention)."""
         par = self.inf.parallelism
-        return par.ep > 1 and par.tp % par.ep != 0
+        return par.ep > 1 and par.tp % par.expert_group != 0
 
     def kernels(self, decode_only: bool) -> str:
         """DeepEP's kernels an iteration uses: low-latency for decode-only ones where chosen, else normal."""
@@ -183,9 +189,10 @@ class StepModel:
         return t
 
     def group_tokens(self, tokens: float) -> float:
-        """Of `tokens` over all attention ranks, those entering one EP group (ep of the tp x dp GPUs)."""
+        """Of `tokens` over all attention ranks, those entering one expert group (ep x etp of the tp x dp
+        GPUs)."""
         par = self.par
-        return tokens * par.ep / (par.tp * par.dp)
+        return tokens * par.expert_group / (par.tp * par.dp)
 
     def _compute(self, p_tokens: int, p_total: int, d_batch: int, d_ctx: int) -> float:
         """Everything but the prefill attention, for the busiest attention rank (p_tokens prefill tokens

@@ -104,3 +104,15 @@ def test_each_engine_memory_rule_on_r1_fp8_over_4_b200():
     assert [fits[e].fits for e in (None, "vllm", "sglang", "trtllm")] == [False, False, False, True]
     trt = fits["trtllm"]
     assert trt.kv_budget_bytes == pytest.approx(0.9 * (180e9 - trt.weights_bytes))
+
+
+def test_expert_tp_holds_the_same_expert_bytes_as_ep_over_as_many_gpus(models):
+    """Eight GPUs hold the routed experts once whether split by expert (ep 8) or by width (etp 8)."""
+    v3, h200 = models["deepseek-v3"], load_spec("gpu", SCENARIOS / "gpus" / "h200.yaml")
+    def weights(**par):
+        inf = InferenceSpec(cluster={"gpu": h200, "gpus_per_node": 8, "nodes": 1}, weight_bits=8,
+                            parallelism={"tp": 8, "zero_stage": 0, **par})
+        return serving_memory(v3, inf).weights_bytes
+    experts = sum(layer_params(v3, i).routed_experts for i in range(v3.num_hidden_layers))
+    assert weights(etp=8) == pytest.approx(weights(ep=8))
+    assert weights(etp=1) - weights(etp=8) == pytest.approx(experts * 7 / 8)  # 1 byte a weight

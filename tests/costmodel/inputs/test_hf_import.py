@@ -109,3 +109,23 @@ def test_a_disabled_or_absent_sliding_window_imports(tmp_path):
     """Qwen configs state a window with use_sliding_window: false; Mixtral's is null: full attention both."""
     assert imported(tmp_path, {**V3_CONFIG, "sliding_window": 4096, "use_sliding_window": False}).hidden_size == 7168
     assert imported(tmp_path, MIXTRAL_8X7B).n_routed_experts == 8
+
+
+def shipped_config(name: str) -> dict:
+    from costmodel.inputs import kernel_db
+    return json.loads((kernel_db.systems_dir().parent / "model_configs" / name).read_text())
+
+
+def test_a_multimodal_wrapper_imports_its_language_model(tmp_path):
+    """Kimi-K2.5 wraps a DeepSeek-V3-shaped kimi_k2 in text_config; the vision tower is listed as dropped."""
+    result = run_import(tmp_path, shipped_config("moonshotai--Kimi-K2.5_config.json"))
+    assert result.exit_code == 0, result.output
+    m = ModelSpec.model_validate(yaml.safe_load(result.output))
+    assert (m.attention, m.n_routed_experts, m.num_experts_per_tok, m.kv_lora_rank) == ("mla", 384, 8, 512)
+    assert "vision_config" in result.output and result.output.count(" architectures,") == 1
+
+
+def test_a_linear_attention_hybrid_is_refused_before_its_model_type(tmp_path):
+    """Qwen3.5's model_type is new, but the refusal names what is missing: linear attention."""
+    result = run_import(tmp_path, shipped_config("Qwen--Qwen3.5-397B-A17B_config.json"))
+    assert result.exit_code == 2 and "linear-attention" in result.output, result.output

@@ -224,3 +224,17 @@ def test_an_offered_load_above_what_the_instance_carries_is_stated():
     assert 50 < r.carried_rate_per_s < 400
     (calm,) = serve(st_, only="deepseek-v2", requests=3000)  # the paper's 8 requests/s
     assert calm.overload_note is None and calm.carried_rate_per_s == pytest.approx(8.0, rel=0.1)
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"tp": 1, "dp": 8, "ep": 4, "etp": 2}, "parallelism.etp", "expert TP across attention-DP ranks is not modelled"),
+    ({"tp": 8, "dp": 1, "ep": 1, "etp": 3}, "parallelism.etp", "does not divide tp 8"),
+    ({"tp": 8, "dp": 1, "ep": 1, "etp": 8}, None, None),
+])
+def test_expert_tp_is_checked_against_the_attention_layout(change, field, words):
+    from costmodel.app.feasibility import layout_problems
+    from costmodel.app.study import open_study
+
+    v = open_study(SCENARIOS / "deepseek-v2-paper.yaml").variant("deepseek-v2")
+    found = layout_problems(v.model, v.inference.cluster, v.inference.parallelism.model_copy(update=change), training=False)
+    assert [(p.field, words in p.problem) for p in found] == ([(field, True)] if field else [])

@@ -111,3 +111,28 @@ def test_the_expert_kernel_roofline_reads_only_the_experts_its_tokens_reach():
     _, nbytes = kernel_counts("moe_experts", shape, 2)
     touched = 32 * (1 - (1 - 8 / 256) ** 8)
     assert nbytes == pytest.approx(touched * 3 * 7168 * 2048 + 8 * 8 / 8 * 2 * 7168)
+
+
+def test_expert_tp_inside_attention_tp_reads_the_databases_tp_rows(r1):
+    """TP8 attention with the experts split TP8 (moe_tp 8, moe_ep 1, as TensorRT-LLM runs R1): no tokens
+    move, and every GPU's expert kernel is the database's moe_tp 8 row over all the group's tokens."""
+    m, inf, measured = r1
+    par = inf.parallelism.model_copy(update={"tp": 8, "dp": 1, "ep": 1, "etp": 8})
+    sm = step_model_for(m, inf.model_copy(update={"parallelism": par}), measured=measured)
+    assert not sm.moe.all_to_all and sm.moe.comm_s(256, decode_only=True) == 0.0
+    assert sm.group_tokens(256) == 256  # one expert group of all 8 GPUs sees every token
+    layer = {"tokens": sm.moe.busiest_tokens(256), "hidden": 7168, "experts": 256, "top_k": 8, "inter": 2048,
+             "shared_inter": 0, **sm.moe.expert_tp_key()}
+    (_, shape), = [k for k in sm.timer.plan.layer("moe", layer) if k[0] == "moe_experts"]
+    assert (shape["tokens"], shape["ep"], shape["tp"]) == (256, 1, 8)
+    assert measured.lookup("moe_experts", shape) is not None
+
+
+def test_the_moe_roofline_counts_one_slice_of_each_expert_under_expert_tp():
+    """1/etp of every expert's width: the routed FLOPs and weight bytes divide by etp, the router's do not."""
+    from costmodel.counts.opcounts import op_counts
+
+    shape = {"tokens": 64, "hidden": 7168, "experts": 256, "top_k": 8, "inter": 2048, "shared_inter": 0}
+    (f1, _), (f8, _) = op_counts("moe", shape), op_counts("moe", {**shape, "tp": 8})
+    router = 2 * 64 * 7168 * 256
+    assert f1 - router == pytest.approx(8 * (f8 - router)) and f1 - router == 6 * 64 * 8 * 7168 * 2048
