@@ -10,6 +10,9 @@ deployments"):
   precision FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16; a row without one runs
             the checkpoint as it ships (its config's quantization_config);
   layout    attention TP x DP, experts EP x expert TP (moe_ep x moe_tp) over the same GPUs; 8 GPUs a node;
+  disagg    the prefill workers as the prefill pool, `prefill_num_workers` of them feeding
+            `decode_num_workers` decode workers (the variant's own layout) round robin; the KV crosses
+            the NIC and TTFT includes the transfer;
   workload  the measured concurrency as a closed loop of that many users, fixed prompt and output
             lengths, REQUESTS_PER_USER requests a user (ASSUMPTION: benchmark clients send a few
             prompts a user; the sample does not record how many).
@@ -33,7 +36,7 @@ from costmodel.inputs import kernel_db
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.hf_import import import_hf
 from costmodel.inputs.loader import BUNDLED_DIR
-from costmodel.inputs.measured_serving import MeasuredPoint, read_points
+from costmodel.inputs.measured_serving import Layout, MeasuredPoint, read_points
 from costmodel.inputs.reading import read_text
 from costmodel.inputs.specs import Parallelism
 
@@ -132,10 +135,10 @@ def engine_version(gpu: str, engine: str, wanted: str) -> str:
     return before[-1] if before else have[0]
 
 
-def parallelism_of(p: MeasuredPoint, moe: bool) -> dict:
-    lay = p.layout
+def parallelism_of(lay: Layout | None, unreadable: str, moe: bool) -> dict:
+    """One worker's layout as a Parallelism mapping, or Unsupported."""
     if lay is None:
-        raise Unsupported(f"layout: {p.unreadable}")
+        raise Unsupported(f"layout: {unreadable}")
     if lay.pp > 1:
         raise Unsupported(f"layout: pipeline-parallel serving (pp {lay.pp}) is not modelled")
     experts = {}
@@ -147,10 +150,23 @@ def parallelism_of(p: MeasuredPoint, moe: bool) -> dict:
     return {"tp": lay.tp, "dp": lay.attention_dp, **experts, "zero_stage": 0}
 
 
+def cluster_of(gpu: str, par: dict) -> dict:
+    """The nodes of 8 GPUs (fewer for a smaller worker) one worker of layout `par` runs on."""
+    gpus = par["tp"] * par["dp"]
+    return {"gpus_per_node": min(gpus, GPUS_PER_NODE), "nodes": -(-gpus // GPUS_PER_NODE)}
+
+
+def prefill_pool_of(p: MeasuredPoint, gpu: str, moe: bool) -> dict:
+    """A disaggregated row's prefill workers: their layout, and how many feed how many decode workers."""
+    par = parallelism_of(p.prefill_layout, "no prefill layout", moe)
+    prefill, decode = p.workers
+    return {**cluster_of(gpu, par), "parallelism": par, "instances": prefill, "decode_instances": decode}
+
+
 def scenario_text(p: MeasuredPoint) -> str:
     """The point as a one-variant scenario (YAML), or Unsupported."""
-    if p.mode != "agg":
-        raise Unsupported("mode: disaggregated prefill/decode rows are not replayed yet")
+    if p.mode not in ("agg", "disagg"):
+        raise Unsupported(f"mode: {p.mode!r} is neither agg nor disagg")
     if p.engine not in kernel_db.ENGINES:
         raise Unsupported(f"engine: {p.engine!r} is not one the kernel database measures")
     gpu = gpu_files().get(p.system)
@@ -159,12 +175,13 @@ def scenario_text(p: MeasuredPoint) -> str:
     if p.concurrency is None:
         raise Unsupported("workload: the row records no concurrency")
     model = model_spec(p.model_path)
-    par = parallelism_of(p, model.get("ffn") == "moe")
-    gpus = par["tp"] * par["dp"]
-    nodes = -(-gpus // GPUS_PER_NODE)
+    moe = model.get("ffn") == "moe"
+    par = parallelism_of(p.layout, p.unreadable, moe)
+    pool = {"prefill_pool": prefill_pool_of(p, gpu, moe)} if p.mode == "disagg" else {}
+    decoders = pool["prefill_pool"]["decode_instances"] if pool else 1
     inference = {
-        "cluster": {"name": f"{gpu}-x{gpus}", "gpu": gpu, "gpus_per_node": min(gpus, GPUS_PER_NODE), "nodes": nodes},
-        "parallelism": par, **precision_of(p), "max_running": -(-p.concurrency // par["dp"]),
+        "cluster": {"name": f"{gpu}-x{par['tp'] * par['dp']}", "gpu": gpu, **cluster_of(gpu, par)},
+        "parallelism": par, **precision_of(p), "max_running": -(-p.concurrency // (par["dp"] * decoders)), **pool,
         "engine": {"name": p.engine, "version": engine_version(p.system, p.engine, p.engine_version)},
         "workload": {"name": "measured", "prompt_tokens": {"dist": "fixed", "value": p.isl},
                      "output_tokens": {"dist": "fixed", "value": p.osl}, "arrival": "closed",
@@ -196,6 +213,10 @@ def check_point(p: MeasuredPoint) -> PointResult:
         inf = v.inference
         out.setup = {"engine_version": inf.engine.version, "weight_bits": inf.weight_bits,
                      "layout": layout_name(inf.parallelism)}
+        if inf.prefill_pool is not None:
+            pool = inf.prefill_pool
+            out.setup |= {"layout": f"{pool.decode_instances} x {out.setup['layout']}",
+                          "prefill_layout": f"{pool.instances} x {layout_name(pool.parallelism)}"}
         r = run_serving("point", v.model, inf, base_dir=BUNDLED_DIR)
     except Unsupported as e:
         out.skipped = str(e)

@@ -41,8 +41,12 @@ def prefill_pool_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | N
     """The disaggregated prefill unit of `inf`, or None when prompts prefill on the instance itself."""
     if inf.prefill_pool is None:
         return None
-    unit = instance_for(m, inf.prefill_instance(), step_model)
-    return PrefillPool(unit, links_of(inf.cluster.gpu)["nic"], kv_bytes_per_token(m, inf.kv_bits))
+    unit, pool = instance_for(m, inf.prefill_instance(), step_model), inf.prefill_pool
+    # each prefill rank sends the KV it holds over its own NIC: a GQA cache is split by KV head over TP,
+    # MLA's latent is replicated (counts/memory.py: serving_memory), so one rank's NIC carries it all
+    shards = 1 if m.attention == "mla" else min(pool.parallelism.tp, m.kv_heads)
+    return PrefillPool(unit, links_of(inf.cluster.gpu)["nic"], kv_bytes_per_token(m, inf.kv_bits) / shards,
+                       pool.instances, pool.decode_instances)
 
 
 def run_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,

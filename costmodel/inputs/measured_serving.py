@@ -8,6 +8,8 @@ How its columns are read (and what a row must say, or it is listed as unreadable
   - the concurrency is the `silicon_concurrency=N` of `silicon_data_source`, else `batch_size`;
   - a row whose `id` names a layout (`..._tp8_ep8_...`) whose tp is neither its `tp_size` nor its GPUs is
     unreadable: some rows named tp8_ep8 carry `tp_size` 64 on 64 GPUs, and which ran cannot be told;
+  - a disaggregated row (`mode` disagg) reads its `prefill_*` and `decode_*` layouts the same way and
+    needs `prefill_num_workers` and `decode_num_workers` (rows without them are unreadable);
   - `silicon_ttft_ms` and `silicon_tpot_ms` are compared with the planner's p50.
 The split: `dev` holds the rows whose sha1(id), read as an integer, is not divisible by 4; `test` the rest.
 """
@@ -64,11 +66,13 @@ class MeasuredPoint:
     isl: int
     osl: int
     concurrency: int | None
-    layout: Layout | None  # None: unreadable (`unreadable` says why)
+    layout: Layout | None  # None: unreadable (`unreadable` says why); a disaggregated row's decode workers'
     ttft_ms: float
     tpot_ms: float
     source: str = ""
     unreadable: str = ""
+    prefill_layout: Layout | None = None  # disaggregated rows: the prefill workers'
+    workers: tuple[int, int] | None = None  # disaggregated rows: (prefill, decode) worker counts
 
     @property
     def split(self) -> str:
@@ -97,12 +101,14 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
                                fix="fill it in or drop the row")
     isl, osl = _int(row, "isl", path, line), _int(row, "osl", path, line)
     ttft, tpot = _float(row, "silicon_ttft_ms", path, line), _float(row, "silicon_tpot_ms", path, line)
-    layout, why = read_layout(row)
+    layout, why = read_layout(row) if row["mode"] != "disagg" else disaggregated(row)
+    prefill = read_layout(row, "prefill_")[0] if row["mode"] == "disagg" else None
     return MeasuredPoint(
         id=row["id"], engine=row["backend"], engine_version=row["backend_version"] or "", model_path=row["model_path"],
         system=row["system"], precision=_text(row["precision"]), gemm_quant=_text(row["gemm_quant_mode"]),
         moe_quant=_text(row["moe_quant_mode"]), mode=row["mode"], isl=isl, osl=osl, concurrency=concurrency_of(row),
-        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=row.get("silicon_data_source") or "", unreadable=why)
+        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=row.get("silicon_data_source") or "", unreadable=why,
+        prefill_layout=prefill, workers=workers_of(row))
 
 
 def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:
@@ -117,6 +123,23 @@ def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:
         return None, (f"the id names tp{named.group(1)}_ep{named.group(2)} but the fields give tp_size {lay.tp} on "
                       f"{lay.gpus} GPUs: which layout ran cannot be told")
     return lay, ""
+
+
+def disaggregated(row: dict) -> tuple[Layout | None, str]:
+    """A disaggregated row's decode layout, or None and why: both workers' layouts and counts must be given
+    (most rows of the sample record no worker counts; one of each is not assumed)."""
+    for prefix in ("prefill_", "decode_"):
+        lay, why = read_layout(row, prefix)
+        if lay is None:
+            return None, why
+    if workers_of(row) is None:
+        return None, "the row records no prefill_num_workers / decode_num_workers: how many ran cannot be told"
+    return read_layout(row, "decode_")
+
+
+def workers_of(row: dict) -> tuple[int, int] | None:
+    counts = (_size(row.get("prefill_num_workers")), _size(row.get("decode_num_workers")))
+    return None if None in counts else counts
 
 
 def concurrency_of(row: dict) -> int | None:

@@ -512,6 +512,9 @@ class PrefillPool(Spec):
     redundant_experts: NonNegInt = Field(0, description="extra expert replicas over the prefill EP group")
     eplb: Literal["hierarchical", "global"] = "hierarchical"
     two_batch_overlap: bool = Field(False, description="two micro-batches: one's all-to-all under the other's compute")
+    instances: PosInt = Field(1, le=64, description="prefill instances of this layout in one serving unit")
+    decode_instances: PosInt = Field(1, le=64, description="decode instances (the variant's own cluster and layout) "
+                                                           "they hand their requests to, round robin")
 
 
 def exactly_one(spec: Spec, first: str, second: str) -> None:

@@ -15,6 +15,7 @@ and takes everything else as arguments: the requests, each unit's iteration mode
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -132,11 +133,14 @@ class Pool:
 
 @dataclass(frozen=True)
 class PrefillPool:
-    """A disaggregated prefill unit, and the NIC its requests' KV crosses to the decode unit."""
+    """A disaggregated prefill unit, and the NIC its requests' KV crosses to the decode unit; `instances`
+    prefill and `decode_instances` decode units of the same layouts behind one round-robin router."""
 
     unit: Instance
     link: Link
-    kv_bytes_per_token: float
+    kv_bytes_per_token: float  # over one NIC: the bytes of a token's KV that one prefill rank sends
+    instances: int = 1
+    decode_instances: int = 1
 
 
 def pool_for(unit: Instance, block_tokens: int, phase: str, final: bool) -> Pool:
@@ -157,6 +161,10 @@ class Engine:
         self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
         self.block, self.w, self.prefill = block_tokens, w, prefill  # its NIC and KV bytes when disaggregated
         self.progress, self.chunked_prefill = progress, chunked_prefill
+        # requests enter the prefill instances (else the unit) and move on to the decode ones, round robin
+        # (ASSUMPTION: a router without load or cache awareness; measured deployments record none)
+        self.finals = [p for p in pools if p.final]
+        self.entry, self.exit = itertools.cycle([p for p in pools if not p.final] or pools), itertools.cycle(self.finals)
         self.q = 1 + (mtp.tokens if mtp else 0)  # tokens a decode step verifies: its own plus the drafts
         self.acceptance = np.array(mtp.position_acceptance()) if mtp else None  # (drafts,) per position
         self.rng = np.random.default_rng(w.seed + 1)  # draft acceptance draws
@@ -174,7 +182,7 @@ class Engine:
 
     def submit(self, i: int) -> None:
         self.s.arrived_s[i] = self.env.now
-        self.enqueue(self.pools[0], i)
+        self.enqueue(next(self.entry), i)
 
     def arrivals(self):
         if self.w.arrival == "closed":
@@ -188,13 +196,16 @@ class Engine:
             self.submit(int(i))
 
     def hand_off(self, i: int) -> None:
-        """A prefilled request's KV travels over the NIC to the decode pool."""
+        """A prefilled request's KV travels over the NIC to a decode pool; its first token reaches the user
+        from there, so TTFT includes the transfer."""
         s = self.s
-        if s.generated[i] >= s.output[i]:
+        if s.generated[i] >= s.output[i]:  # a one-token answer leaves from the prefill pool
+            s.first_token_s[i] = self.env.now
             return self.on_finish(i)
         s.ctx[i] = 0
         delay = p2p_time(int(s.target[i]) * self.prefill.kv_bytes_per_token, self.prefill.link)
-        self.env.timeout(delay).callbacks.append(lambda _, i=i: self.enqueue(self.pools[-1], i))
+        target = next(self.exit)
+        self.env.timeout(delay).callbacks.append(lambda _, i=i, target=target: self.enqueue(target, i))
 
     def on_finish(self, i: int) -> None:
         self.s.finish_s[i] = self.env.now
@@ -266,10 +277,10 @@ class Engine:
             s.held[i] = -(-(int(s.target[i]) + (pool.phase == "decode") * self.q) // self.block)
             pool.free -= int(s.held[i])
             admitted.append(i)
-            if pool.phase == "decode":  # the prompt's KV arrived from a prefill pool
+            if pool.phase == "decode":  # the prompt's KV (and its first token) arrived from a prefill pool
                 s.prefilled[i] = s.ctx[i] = s.target[i]
-                if s.generated[i] == 0:
-                    s.generated[i], s.first_token_s[i] = 1, self.env.now
+                if np.isnan(s.first_token_s[i]):
+                    s.generated[i], s.first_token_s[i] = max(int(s.generated[i]), 1), self.env.now
                 continue
             if s.generated[i] == 0 and s.prefilled[i] == 0:  # first admission: a prefix-cache hit skips its tokens
                 s.prefilled[i] = s.ctx[i] = min(int(self.w.prefix_cache_hit_rate * s.target[i]), int(s.target[i]) - 1)
@@ -297,8 +308,9 @@ class Engine:
             c.prompt_tokens += t
             if s.prefilled[i] >= s.target[i]:
                 pool.prefilling.remove(i)
-                if s.generated[i] == 0:  # a completed prefill emits the first token
-                    s.generated[i], s.first_token_s[i] = 1, self.env.now
+                if s.generated[i] == 0:  # a completed prefill computes the first token (a prefill pool's
+                    s.generated[i] = 1  # reaches the user from the decode pool, after its KV: admit)
+                    s.first_token_s[i] = self.env.now if pool.final else s.first_token_s[i]
                     c.generated_tokens += 1
 
     def emitted(self, n: int) -> np.ndarray | int:
@@ -313,7 +325,7 @@ class Engine:
         leave_at = s.output[run] if pool.final else 1  # a prefill pool lets go after the first token
         done_mask = s.generated[run] >= leave_at
         if pool.final:
-            self.c.max_running = max(self.c.max_running, len(run))
+            self.c.max_running = max(self.c.max_running, sum(len(p.running) for p in self.finals))
         if not done_mask.any():
             return
         done = run[done_mask]
@@ -341,7 +353,9 @@ class Engine:
         self.gen_log.append((self.env.now, self.c.generated_tokens))
         self.finish(pool)
         if pool.final:
-            self.samples.append((self.env.now, len(pool.running), 1 - pool.free / pool.blocks_total))
+            finals = self.finals
+            used = 1 - sum(p.free for p in finals) / sum(p.blocks_total for p in finals)
+            self.samples.append((self.env.now, sum(len(p.running) for p in finals), used))
         if self.progress is not None and self.c.iterations % 200 == 0:
             self.progress(self.c.finished, self.n)
         return True
@@ -419,8 +433,10 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
     output = np.ones_like(reqs.output_tokens) if phase == "prefill" else reqs.output_tokens
     state = RequestState(reqs.prompt_tokens.astype(np.int64), output.astype(np.int64), reqs.arrival_s.astype(float))
     disaggregated = phase == "mixed" and prefill is not None
-    main = pool_for(unit, inf.block_tokens, "decode" if disaggregated else phase, final=True)
-    pools = [pool_for(prefill.unit, inf.block_tokens, "prefill", final=False), main] if disaggregated else [main]
+    mains = [pool_for(unit, inf.block_tokens, "decode" if disaggregated else phase, final=True)
+             for _ in range(prefill.decode_instances if disaggregated else 1)]
+    pools = [pool_for(prefill.unit, inf.block_tokens, "prefill", final=False)
+             for _ in range(prefill.instances)] + mains if disaggregated else mains
     env = simpy.Environment()
     eng = Engine(env, reqs, state, pools, inf.block_tokens, w, prefill if disaggregated else None, progress,
                  inf.chunked_prefill, inf.mtp)
@@ -431,4 +447,5 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
     env.run()
     if progress is not None:
         progress(eng.n, eng.n)
-    return serving_metrics(name, eng, main.blocks_total * inf.block_tokens, time.perf_counter() - t_wall)
+    capacity_tokens = sum(p.blocks_total for p in mains) * inf.block_tokens
+    return serving_metrics(name, eng, capacity_tokens, time.perf_counter() - t_wall)
