@@ -79,21 +79,38 @@ def gpu_files() -> dict[str, str]:
     return out
 
 
+QUANT_SUFFIX = r"-(FP8|NVFP4|FP4)$"  # a quantized checkpoint (NVIDIA's ModelOpt ones) keeps its base's architecture
+
+
+def config_names(name: str) -> list[str]:
+    """Spellings of one checkpoint's config: itself, without -Instruct, with Meta- (Meta-Llama), and its
+    base without a quantization suffix, or a quantized sibling of it."""
+    bases = [name, re.sub(QUANT_SUFFIX, "", name, flags=re.IGNORECASE)]
+    bases += [re.sub(r"-Instruct$", "", b) for b in bases]
+    names = bases + [f"Meta-{b}" for b in bases]
+    return list(dict.fromkeys(names + [f"{b}-{q}" for b in bases for q in ("NVFP4", "FP8")]))
+
+
 def config_path(model_path: str) -> Path:
-    """The shipped HF config of `model_path` (ORG/NAME), or Unsupported naming what was looked for."""
+    """The shipped HF config of `model_path` (ORG/NAME): under its own organisation first, then under any
+    (nvidia/X-FP8 has X's architecture); or Unsupported naming what was looked for."""
     org, _, name = model_path.partition("/")
     folder = kernel_db.systems_dir().parent / "model_configs"
-    bare = re.sub(r"-Instruct$", "", name)
-    for candidate in dict.fromkeys((name, bare, f"Meta-{name}", f"Meta-{bare}")):
+    for candidate in config_names(name):
         path = folder / f"{org}--{candidate}_config.json"
-        if path.is_file():
-            return path
+        found = [path] if path.is_file() else sorted(folder.glob(f"*--{candidate}_config.json"))
+        if found:
+            return found[0]
     raise Unsupported(f"model: no config.json for {model_path} in the database's model_configs/")
 
 
 @cache
-def model_spec(model_path: str):
-    """The model spec of `model_path`, imported from its shipped HF config (import-hf's rules)."""
+def model_spec(model_path: str) -> dict:
+    """The model spec of `model_path`: a bundled model by its name (deepseek-v3), or imported from the
+    checkpoint's shipped HF config (import-hf's rules)."""
+    bundled = BUNDLED_DIR / "models" / f"{model_path}.yaml"
+    if "/" not in model_path and bundled.is_file():
+        return yaml.safe_load(read_text(bundled))
     path = config_path(model_path)
     try:
         spec, _ = import_hf(json.loads(read_text(path)), model_path.split("/")[-1].lower(), str(path.name))
@@ -103,8 +120,9 @@ def model_spec(model_path: str):
 
 
 def checkpoint_bits(model_path: str) -> int:
-    """The weights' bits as the checkpoint ships: 8 with an FP8 quantization_config, else 16."""
-    return 8 if (model_spec(model_path).get("quantization_config") or {}).get("quant_method") == "fp8" else 16
+    """The weights' bits as the checkpoint ships: 8 with an FP8 quantization_config or name, else 16."""
+    quant = (model_spec(model_path).get("quantization_config") or {}).get("quant_method")
+    return 8 if quant == "fp8" or model_path.upper().endswith("-FP8") else 16
 
 
 def precision_of(p: MeasuredPoint) -> dict:
@@ -284,6 +302,29 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def read_input(path: Path) -> list[MeasuredPoint]:
-    """The measured points of `path`; `aiconfigurator` names the shipped silicon sample."""
-    return read_points(kernel_db.systems_dir() / "silicon_sample.csv" if str(path) == "aiconfigurator" else path)
+    """The measured points of `path` (`aiconfigurator` names the shipped silicon sample), each naming a GPU
+    the kernel database knows and a model whose config can be found: else one error, before any runs."""
+    source = kernel_db.systems_dir() / "silicon_sample.csv" if str(path) == "aiconfigurator" else path
+    points = read_points(source)
+    known = set(kernel_db.gpus())
+    for p in points:
+        if p.system not in known:
+            raise PlannerError(f"point {p.id!r}: system {p.system!r} is not a GPU the kernel database knows",
+                               file=str(source), field="system", fix=f"use one of: {', '.join(sorted(known))}")
+    for model_path in sorted({p.model_path for p in points}):
+        known_model(model_path, source)
+    return points
+
+
+def known_model(model_path: str, source: Path) -> None:
+    """Raise unless `model_path` is a bundled model or has a shipped config (a refusal of its architecture
+    is that row's skip reason, not an input error)."""
+    if "/" not in model_path and (BUNDLED_DIR / "models" / f"{model_path}.yaml").is_file():
+        return
+    try:
+        config_path(model_path)
+    except Unsupported as e:
+        raise PlannerError(f"model_path {model_path!r}: {str(e).removeprefix('model: ')}", file=str(source),
+                           field="model_path", fix="use ORG/NAME of a config in aiconfigurator_core/model_configs/, "
+                                                   "or a bundled model's name (scenarios/models/)") from e
 

@@ -1,0 +1,185 @@
+"""`planner check-serving`: the measured sample read as its columns say, each point replayed as a variant,
+and the errors summarised; bad input one line and exit 2, an unsupported row that row's reason."""
+
+import csv
+import hashlib
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.app import check_serving as cs
+from costmodel.inputs.measured_serving import REQUIRED, read_points, split_of
+from planner.cli import cli
+
+COLUMNS = list(REQUIRED) + ["silicon_data_source", "prefill_num_workers", "decode_num_workers"] + [
+    f"{side}_{c}" for side in ("prefill", "decode") for c in ("tp_size", "pp_size", "attention_dp_size",
+                                                               "moe_tp_size", "moe_ep_size")]
+# a small dense model at short lengths: each point simulates in well under a second
+LLAMA = {"id": "row-1", "backend": "trtllm", "backend_version": "1.0.0", "model_path": "meta-llama/Llama-3.1-8B-Instruct",
+         "system": "h100_sxm", "precision": "bf16", "mode": "agg", "isl": "128", "osl": "16", "gemm_quant_mode": "",
+         "moe_quant_mode": "", "batch_size": "4", "tp_size": "1", "pp_size": "1", "attention_dp_size": "1",
+         "moe_tp_size": "1", "moe_ep_size": "1", "silicon_ttft_ms": "20", "silicon_tpot_ms": "5",
+         "silicon_data_source": "model=x; silicon_concurrency=4"}
+
+
+def write_csv(path, rows, columns=COLUMNS):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: row.get(c, "") for c in columns})
+    path.write_text(out.getvalue())
+    return path
+
+
+def check(tmp_path, rows, *args, columns=COLUMNS):
+    path = write_csv(tmp_path / "points.csv", rows, columns)
+    return CliRunner().invoke(cli, ["check-serving", str(path), "--split", "all", "--sequential", *args])
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def test_the_split_is_sha1_of_the_id_modulo_4():
+    """test: sha1(id) as an integer divisible by 4; a quarter of the shipped sample, give or take."""
+    for point_id in ("a", "e", "row-1"):
+        expected = "test" if int(hashlib.sha1(point_id.encode()).hexdigest(), 16) % 4 == 0 else "dev"
+        assert split_of(point_id) == expected
+    assert [split_of(i) for i in ("a", "b", "e", "f")] == ["test", "test", "dev", "dev"]
+    points = cs.read_input("aiconfigurator")
+    assert len(points) == 5221 and sum(p.split == "test" for p in points) == 1294  # 24.8%
+
+
+def test_concurrency_comes_from_the_data_source_before_batch_size(tmp_path):
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [{**LLAMA, "batch_size": "9"}]))
+    assert p.concurrency == 4
+    (q,) = read_points(write_csv(tmp_path / "q.csv", [{**LLAMA, "silicon_data_source": ""}]))
+    assert q.concurrency == 4  # batch_size 4
+
+
+def test_a_layout_that_contradicts_its_id_is_unreadable(tmp_path):
+    """Some rows named tp8_ep8 carry tp_size 64 on 64 GPUs: which of the two ran cannot be told."""
+    row = {**LLAMA, "id": "x_tp8_ep8_1", "tp_size": "64"}
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [row]))
+    assert p.layout is None and "names tp8_ep8 but the fields give tp_size 64 on 64 GPUs" in p.unreadable
+    (q,) = read_points(write_csv(tmp_path / "q.csv", [{**row, "tp_size": "1", "attention_dp_size": "8"}]))
+    assert (q.layout.tp, q.layout.attention_dp, q.layout.gpus) == (1, 8, 8)  # the id's tp8 is its 8 GPUs
+
+
+def test_a_disaggregated_row_needs_both_layouts_and_its_worker_counts(tmp_path):
+    layouts = {f"{side}_{c}": "1" for side in ("prefill", "decode") for c in ("tp_size", "pp_size",
+                                                                               "attention_dp_size", "moe_tp_size", "moe_ep_size")}
+    row = {**LLAMA, "mode": "disagg", "tp_size": "", **layouts, "decode_tp_size": "2"}
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [row]))
+    assert p.layout is None and "records no prefill_num_workers" in p.unreadable
+    (q,) = read_points(write_csv(tmp_path / "q.csv", [{**row, "prefill_num_workers": "1", "decode_num_workers": "3"}]))
+    assert (q.workers, q.layout.tp, q.prefill_layout.tp) == ((1, 3), 2, 1)
+
+
+@pytest.mark.parametrize("change, columns, words", [
+    ({}, [c for c in COLUMNS if c != "moe_ep_size"], "no column 'moe_ep_size'"),
+    ({"silicon_ttft_ms": "nan"}, COLUMNS, "row 1 has no silicon_ttft_ms"),
+    ({"silicon_tpot_ms": "-3"}, COLUMNS, "silicon_tpot_ms '-3' is not a positive number"),
+    ({"system": "h900_sxm"}, COLUMNS, "system 'h900_sxm' is not a GPU the kernel database knows"),
+    ({"model_path": "nobody/NoSuchModel-7B"}, COLUMNS, "model_path 'nobody/NoSuchModel-7B': no config.json"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, change, columns, words):
+    result = check(tmp_path, [{**LLAMA, **change}], columns=columns)
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------------- turning into variants
+
+
+def point(tmp_path, **change):
+    (p,) = read_points(write_csv(tmp_path / "one.csv", [{**LLAMA, **change}]))
+    return p
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"precision": "bf16"}, {"weight_bits": 16}),
+    ({"precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8_block"},
+     {"weight_bits": 8, "fp8_gemm_scaling": "tensor", "fp8_moe_scaling": "block"}),
+    ({"precision": "", "model_path": "nvidia/Llama-3.1-8B-Instruct-FP8"},  # the checkpoint as it ships
+     {"weight_bits": 8, "fp8_gemm_scaling": "block", "fp8_moe_scaling": "block"}),
+])
+def test_the_rows_precision(tmp_path, change, expected):
+    assert cs.precision_of(point(tmp_path, **change)) == expected
+
+
+def test_four_bit_weights_are_a_reason_not_a_guess(tmp_path):
+    with pytest.raises(cs.Unsupported, match="fp4 weights are not modelled"):
+        cs.precision_of(point(tmp_path, precision="fp4"))
+
+
+def test_expert_tp_and_ep_come_from_moe_tp_and_moe_ep(tmp_path):
+    p = point(tmp_path, tp_size="8", moe_tp_size="4", moe_ep_size="2")
+    assert cs.parallelism_of(p.layout, "", moe=True) == {"tp": 8, "dp": 1, "ep": 2, "etp": 4, "zero_stage": 0}
+    assert cs.parallelism_of(p.layout, "", moe=False) == {"tp": 8, "dp": 1, "zero_stage": 0}
+    bad = point(tmp_path, tp_size="8", moe_tp_size="2", moe_ep_size="2")
+    with pytest.raises(cs.Unsupported, match="moe_tp 2 x moe_ep 2 is not the 8 GPUs"):
+        cs.parallelism_of(bad.layout, "", moe=True)
+
+
+def test_a_quantized_checkpoint_reads_its_bases_config():
+    assert cs.config_path("nvidia/Llama-3.1-8B-Instruct-FP8").name == "meta-llama--Meta-Llama-3.1-8B_config.json"
+    assert cs.config_path("nvidia/DeepSeek-R1-NVFP4").name == "deepseek-ai--DeepSeek-R1_config.json"
+
+
+# -------------------------------------------------------------------------------------------- summary
+
+
+def row(ttft_pred, tpot_pred, ttft=100.0, tpot=10.0, gpu="h100_sxm"):
+    predicted = None if ttft_pred is None else {"ttft_ms": ttft_pred, "tpot_ms": tpot_pred, "generation_tok_s": 1.0}
+    return {"id": "x", "split": "dev", "group": {"gpu": gpu, "engine": "vllm", "mode": "agg", "family": "llama-3.1"},
+            "measured": {"ttft_ms": ttft, "tpot_ms": tpot}, "predicted": predicted,
+            "skipped": None if predicted else "precision: fp4 weights are not modelled (issue #26)"}
+
+
+def test_summary_medians_by_hand():
+    """TTFT errors +10%, -30%, +50% -> |err| median 30, signed median +10; TPOT +20%, -10%, 0 -> 10, 0."""
+    rows = [row(110, 12), row(70, 9), row(150, 10), row(None, None)]
+    s = cs.summarise(rows)
+    assert (s["points"], s["simulated"], s["coverage"]) == (4, 3, 0.75)
+    assert s["ttft_median_abs_pct_error"] == pytest.approx(30) and s["ttft_median_signed_pct_error"] == pytest.approx(10)
+    assert s["tpot_median_abs_pct_error"] == pytest.approx(10) and s["tpot_median_signed_pct_error"] == pytest.approx(0)
+    assert s["ttft_p90_abs_pct_error"] == pytest.approx(30 + 0.8 * 20)  # numpy's linear p90 of 10, 30, 50
+    assert s["skipped_reasons"] == {"precision: fpN weights are not modelled (issue #N)": 1}
+    assert [g["points"] for g in s["groups"]] == [4]
+
+
+# -------------------------------------------------------------------------------------------- runs
+
+
+def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
+    """A BF16 Llama-3.1-8B point runs; an FP4 one and one whose weights cannot fit are that row's reason."""
+    rows = [LLAMA, {**LLAMA, "id": "row-2", "precision": "fp4"},
+            {**LLAMA, "id": "row-3", "model_path": "meta-llama/Llama-3.1-70B", "isl": "4096"}]
+    result = check(tmp_path, rows, "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    ran, fp4, big = out["points"]
+    assert ran["skipped"] is None and ran["predicted"]["ttft_ms"] > 0 and ran["predicted"]["tpot_ms"] > 0
+    # 1.0.0 predates every TensorRT-LLM version the database holds for H100 GEMMs: its oldest, 1.3.0rc20
+    assert ran["setup"] == {"engine_version": "1.3.0rc20", "weight_bits": 16, "layout": "TP1 DP1 EP1"}
+    assert fp4["predicted"] is None and "fp4 weights" in fp4["skipped"]
+    assert big["predicted"] is None and big["skipped"].startswith("infeasible: ")
+    s = out["summary"]
+    assert (s["points"], s["simulated"]) == (3, 1)
+    err = 100 * (ran["predicted"]["tpot_ms"] - 5) / 5
+    assert s["tpot_median_signed_pct_error"] == pytest.approx(err)
+    assert set(s) >= {"points", "simulated", "coverage", "tpot_median_abs_pct_error", "ttft_median_abs_pct_error",
+                      "tpot_median_signed_pct_error", "ttft_median_signed_pct_error", "groups"}
+
+
+def test_a_disaggregated_row_runs_its_prefill_and_decode_workers(tmp_path):
+    layouts = {f"{side}_{c}": "1" for side in ("prefill", "decode") for c in ("tp_size", "pp_size",
+                                                                               "attention_dp_size", "moe_tp_size", "moe_ep_size")}
+    disagg = {**LLAMA, "mode": "disagg", "tp_size": "", **layouts, "prefill_num_workers": "1",
+              "decode_num_workers": "2"}
+    (r,) = json.loads(check(tmp_path, [disagg], "--format", "json").output)["points"]
+    assert r["skipped"] is None, r["skipped"]
+    assert (r["setup"]["layout"], r["setup"]["prefill_layout"]) == ("2 x TP1 DP1 EP1", "1 x TP1 DP1 EP1")
