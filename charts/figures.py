@@ -239,3 +239,34 @@ def plot_plan(front: list[dict], per_gpu: list[dict], tpot_target_s: float) -> g
     fig.update_layout(xaxis_title="TPOT p50 (ms)", yaxis_title="$ per hour", yaxis_tickformat=",.0f", height=380,
                       margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+VALIDATION_BAND = 0.20  # the shaded band: within 20% of the measurement
+
+
+def plot_validation(points: list[dict], metric: str) -> go.Figure:
+    """check-serving's simulated points: predicted against measured `metric` (ttft_ms | tpot_ms), log-log,
+    coloured by GPU, with the 1:1 line and the +-20% band around it."""
+    done = [p for p in points if p.get("predicted") and p["predicted"].get(metric)]
+    fig = go.Figure()
+    if not done:
+        return fig
+    values = [p["measured"][metric] for p in done] + [p["predicted"][metric] for p in done]
+    lo, hi = min(values) / 1.5, max(values) * 1.5
+    fig.add_trace(go.Scatter(x=[lo, hi, hi, lo], y=[lo * (1 - VALIDATION_BAND), hi * (1 - VALIDATION_BAND),
+                                                    hi * (1 + VALIDATION_BAND), lo * (1 + VALIDATION_BAND)],
+                             fill="toself", mode="none", fillcolor="rgba(156,163,175,0.25)", name="within 20%"))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
+                             line=dict(color="black", dash="dot")))
+    for i, gpu in enumerate(sorted({p["group"]["gpu"] for p in done})):
+        sel = [p for p in done if p["group"]["gpu"] == gpu]
+        fig.add_trace(go.Scatter(
+            x=[p["measured"][metric] for p in sel], y=[p["predicted"][metric] for p in sel], mode="markers", name=gpu,
+            marker=dict(color=_color(i), size=6, opacity=0.75),
+            text=[f"{p['id']}<br>{p['group']['engine']} {p['group']['mode']} {p['group']['family']}" for p in sel],
+            hovertemplate="%{text}<br>measured %{x:.3g} ms<br>predicted %{y:.3g} ms<extra></extra>"))
+    label = {"ttft_ms": "TTFT (ms)", "tpot_ms": "TPOT (ms)"}.get(metric, metric)
+    fig.update_xaxes(type="log", title_text=f"measured {label}")
+    fig.update_yaxes(type="log", title_text=f"predicted {label}")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), title=label)
+    return fig

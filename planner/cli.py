@@ -381,7 +381,8 @@ def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, 
               help="dev: rows whose sha1(id) is not divisible by 4 (to study); test: the rest (to report only).")
 @click.option("--model", "model_re", default=None, help="Only model paths matching this regex, e.g. 'deepseek|kimi'.")
 @click.option("--gpu", default=None, help="Only this system, e.g. h200_sxm.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table",
+              help="html: one page with the summary and the predicted-against-measured figures.")
 @click.option("--address", default=None, help="Dask scheduler to join (tcp://host:8786); default: a local cluster.")
 @click.option("--sequential", is_flag=True, help="Run in this process, one point after another (no Dask).")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local cluster worker processes.")
@@ -393,13 +394,15 @@ def check_serving_cmd(source: Path, split: str, model_re: str | None, gpu: str |
     if not points:
         raise PlannerError(f"no point of {source} is in split {split!r} with those filters", field="--model/--gpu",
                            fix="widen --model or --gpu, or use --split all")
-    with render.progress_bar(disable=fmt == "json") as bar:
+    with render.progress_bar(disable=fmt != "table") as bar:
         task = bar.add_task(f"check-serving {split}: {len(points)} points", total=len(points))
         rows = run_check(points, address=address, sequential=sequential, workers=workers,
                          progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = check_serving.summarise(rows)
     if fmt == "json":
         click.echo(strict_dumps({"source": str(source), "split": split, "points": rows, "summary": summary}, indent=2))
+    elif fmt == "html":
+        click.echo(render.check_serving_html(str(source), split, rows, summary))
     else:
         render.check_serving_table(str(source), split, summary)
 

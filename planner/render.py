@@ -537,19 +537,45 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return "—" if value is None else (f"{value:+.0f}%" if signed else f"{value:.0f}%")
 
 
+CHECK_COLUMNS = ("GPU", "engine", "mode", "family", "points", "sim", "TPOT med", "p90", "bias", "TTFT med", "p90",
+                 "bias")  # |error| median and p90, and the signed median, of each
+
+
+def _check_rows(summary: dict) -> list[list[str]]:
+    """One row per GPU x engine x mode x family, then all points."""
+    return [[g["gpu"], g["engine"], g["mode"], g["family"], str(g["points"]), str(g["simulated"]),
+             _pct(g["tpot_median_abs_pct_error"]), _pct(g["tpot_p90_abs_pct_error"]),
+             _pct(g["tpot_median_signed_pct_error"], True), _pct(g["ttft_median_abs_pct_error"]),
+             _pct(g["ttft_p90_abs_pct_error"]), _pct(g["ttft_median_signed_pct_error"], True)]
+            for g in [*summary["groups"], {"gpu": "all", "engine": "", "mode": "", "family": "", **summary}]]
+
+
 def check_serving_table(source: str, split: str, summary: dict, console: Console | None = None) -> None:
     """`planner check-serving`: per GPU x engine x mode x model family, the points simulated and the errors."""
     console = console or Console()
-    table = Table(title=f"{source}, {split} split: predicted against measured (p50; error = predicted / measured - 1)")
-    for col in ("GPU", "engine", "mode", "family", "points", "simulated", "TPOT |err| median", "p90", "bias",
-                "TTFT |err| median", "p90", "bias"):
+    table = Table(title=f"{source}, {split} split: predicted p50 against measured (error = predicted / measured - 1)")
+    for col in CHECK_COLUMNS:
         table.add_column(col, justify="left" if col in ("GPU", "engine", "mode", "family") else "right")
-    for g in [*summary["groups"], {"gpu": "all", "engine": "", "mode": "", "family": "", **summary}]:
-        table.add_row(g["gpu"], g["engine"], g["mode"], g["family"], str(g["points"]), str(g["simulated"]),
-                      _pct(g["tpot_median_abs_pct_error"]), _pct(g["tpot_p90_abs_pct_error"]),
-                      _pct(g["tpot_median_signed_pct_error"], True), _pct(g["ttft_median_abs_pct_error"]),
-                      _pct(g["ttft_p90_abs_pct_error"]), _pct(g["ttft_median_signed_pct_error"], True))
+    for cells in _check_rows(summary):
+        table.add_row(*cells)
     console.print(table)
     console.print(f"coverage: {summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%})")
     for reason, n in summary["skipped_reasons"].items():
         console.print(f"  skipped {n:>5}: {reason}")
+
+
+def check_serving_html(source: str, split: str, points: list[dict], summary: dict) -> str:
+    """check-serving as one page that opens without a server: the summary table, the predicted-against-
+    measured TTFT and TPOT figures, and every skipped reason."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in CHECK_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _check_rows(summary))
+    figs = "".join(figures.plot_validation(points, metric).to_html(full_html=False, include_plotlyjs=i == 0)
+                   for i, metric in enumerate(("ttft_ms", "tpot_ms")))
+    skipped = "".join(f"<li>{n}: {esc(reason)}</li>" for reason, n in summary["skipped_reasons"].items())
+    title = f"check-serving: {source}, {split} split"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{HTML_STYLE}</style></head><body><h1>{esc(title)}</h1>"
+            f"<p>{summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%}); "
+            "errors are predicted p50 / measured - 1. Made by moe-planner (planner check-serving --format html).</p>"
+            f"<table><tr>{head}</tr>{body}</table>{figs}<h2>Skipped</h2><ul>{skipped}</ul></body></html>")

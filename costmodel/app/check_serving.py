@@ -293,7 +293,7 @@ def summarise(rows: list[dict]) -> dict:
     reasons: dict[str, int] = {}
     for r in rows:
         if r["skipped"]:
-            key = re.sub(r"\d[\d.]*", "N", r["skipped"])[:120]
+            key = re.sub(r"(?<![\w#.])\d[\d.]*", "N", r["skipped"])[:160]  # counts, not names (fp4, B300, #26)
             reasons[key] = reasons.get(key, 0) + 1
     return {**_stats(rows),
             "groups": [{**dict(zip(("gpu", "engine", "mode", "family"), key, strict=True)), **_stats(g)}

@@ -147,7 +147,7 @@ def test_summary_medians_by_hand():
     assert s["ttft_median_abs_pct_error"] == pytest.approx(30) and s["ttft_median_signed_pct_error"] == pytest.approx(10)
     assert s["tpot_median_abs_pct_error"] == pytest.approx(10) and s["tpot_median_signed_pct_error"] == pytest.approx(0)
     assert s["ttft_p90_abs_pct_error"] == pytest.approx(30 + 0.8 * 20)  # numpy's linear p90 of 10, 30, 50
-    assert s["skipped_reasons"] == {"precision: fpN weights are not modelled (issue #N)": 1}
+    assert s["skipped_reasons"] == {"precision: fp4 weights are not modelled (issue #26)": 1}
     assert [g["points"] for g in s["groups"]] == [4]
 
 
@@ -183,3 +183,12 @@ def test_a_disaggregated_row_runs_its_prefill_and_decode_workers(tmp_path):
     (r,) = json.loads(check(tmp_path, [disagg], "--format", "json").output)["points"]
     assert r["skipped"] is None, r["skipped"]
     assert (r["setup"]["layout"], r["setup"]["prefill_layout"]) == ("2 x TP1 DP1 EP1", "1 x TP1 DP1 EP1")
+
+
+def test_html_is_one_page_with_the_table_and_both_figures(tmp_path):
+    result = check(tmp_path, [LLAMA, {**LLAMA, "id": "row-2", "precision": "fp4"}], "--format", "html")
+    assert result.exit_code == 0, result.output
+    page = result.output
+    assert page.startswith("<!DOCTYPE html>") and page.count("plotly.js") >= 1 and "within 20%" in page
+    assert "measured TTFT (ms)" in page and "measured TPOT (ms)" in page and "1 of 2 points simulated (50%)" in page
+    assert "fp4 weights are not modelled" in page
