@@ -15,7 +15,9 @@ deployments"):
             the NIC and TTFT includes the transfer;
   workload  the measured concurrency as a closed loop of that many users, fixed prompt and output
             lengths, REQUESTS_PER_USER requests a user (ASSUMPTION: benchmark clients send a few
-            prompts a user; the sample does not record how many).
+            prompts a user; the sample does not record how many), every user's first request sent at
+            once, as the engines' benchmark clients do (VBS, SBS in docs/sources.md: requests at an
+            unbounded rate behind a semaphore of the concurrency).
 What cannot be expressed is skipped with the reason, so coverage is a count, not a guess.
 """
 
@@ -33,6 +35,7 @@ import yaml
 from costmodel.app.serving import run_serving
 from costmodel.app.study import problems, study_from_text
 from costmodel.inputs import kernel_db
+from costmodel.inputs.bench_results import BENCH_SUFFIXES, read_bench
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.hf_import import import_hf
 from costmodel.inputs.loader import BUNDLED_DIR
@@ -42,7 +45,9 @@ from costmodel.inputs.specs import Parallelism
 
 REQUESTS_PER_USER = 2  # ASSUMPTION (see the module docstring)
 GPUS_PER_NODE = 8  # every system of the sample this planner has a GPU file for is an 8-GPU HGX node
-FAMILIES = (("deepseek", r"deepseek-(v3|r1)"), ("kimi", r"kimi-k2"), ("qwen3", r"qwen3"), ("llama-3.1", r"llama-3\.1"))
+# Qwen3.5 is its own family: a hybrid of linear and full attention, unlike Qwen3's dense and MoE models
+FAMILIES = (("deepseek", r"deepseek-(v3|r1)"), ("kimi", r"kimi-k2"), ("qwen3.5", r"qwen3\.5"), ("qwen3", r"qwen3"),
+            ("llama-3.1", r"llama-3\.1"))
 
 
 class Unsupported(Exception):
@@ -139,13 +144,13 @@ def precision_of(p: MeasuredPoint) -> dict:
 
 
 def engine_version(gpu: str, engine: str, wanted: str) -> str:
-    """The database version nearest the row's among those with a GEMM table (some versions hold only a few
-    op families): the newest not after it, else the oldest; an unnumbered one (nightly) takes current."""
+    """The database version nearest the row's among those holding a table the planner reads: the newest
+    not after it, else the oldest (each table of it is then read by the database's rule, the oldest where
+    the version predates them all: kernel_db.find_tables); an unnumbered one (nightly) takes current."""
     key = kernel_db.version_key
-    have = [v for v in kernel_db.engine_versions(gpu, engine)
-            if key(v)[0] == 0 and kernel_db.find_table(gpu, engine, v, "gemm") is not None]
+    have = [v for v in kernel_db.measured_versions(gpu, engine) if key(v)[0] == 0]
     if not have:
-        raise Unsupported(f"engine: the kernel database has no {engine} GEMM table on {gpu}")
+        raise Unsupported(f"engine: the kernel database has no {engine} table on {gpu}")
     if key(wanted)[0] == 1:
         current = kernel_db.current_version(gpu, engine)
         return current if current in have else have[-1]
@@ -302,10 +307,11 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def read_input(path: Path) -> list[MeasuredPoint]:
-    """The measured points of `path` (`aiconfigurator` names the shipped silicon sample), each naming a GPU
+    """The measured points of `path` (`aiconfigurator` names the shipped silicon sample; a .json or .jsonl
+    is a vLLM or SGLang benchmark's result with its YAML sidecar, bench_results.py), each naming a GPU
     the kernel database knows and a model whose config can be found: else one error, before any runs."""
-    source = kernel_db.systems_dir() / "silicon_sample.csv" if str(path) == "aiconfigurator" else path
-    points = read_points(source)
+    source = kernel_db.systems_dir() / "silicon_sample.csv" if str(path) == "aiconfigurator" else Path(path)
+    points = read_bench(source) if source.suffix in BENCH_SUFFIXES else read_points(source)
     known = set(kernel_db.gpus())
     for p in points:
         if p.system not in known:

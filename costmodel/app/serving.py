@@ -49,6 +49,23 @@ def prefill_pool_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | N
                        pool.instances, pool.decode_instances)
 
 
+def one_request_s(w: WorkloadSpec, steps: StepModel, inf: InferenceSpec) -> float:
+    """One request's latency at full load, as the iteration model times it: its prompt prefilled alone,
+    then its mean output decoded in a batch of every user (at most the unit's running cap) at the mean
+    context. A closed loop's users started this far apart are out of step from the first request."""
+    prompt, out = int(w.prompt_tokens.mean), max(1, int(w.output_tokens.mean))
+    batch = max(1, min(w.users or 1, inf.max_running * inf.parallelism.dp))
+    ctx = prompt + out // 2
+    return steps.time([(prompt, prompt)], 0, 0) + out * steps.time([], batch, batch * ctx)
+
+
+def with_ramp(w: WorkloadSpec, steps: StepModel, inf: InferenceSpec) -> WorkloadSpec:
+    """The workload with a `one_request` ramp in seconds (the simulator takes seconds only)."""
+    if w.ramp_s != "one_request":
+        return w
+    return w.model_copy(update={"ramp_s": one_request_s(w, steps, inf)})
+
+
 def run_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadSpec | None = None, *,
                 phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
                 base_dir: Path | None = None, requests: RequestArrays | None = None,
@@ -61,6 +78,7 @@ def run_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadS
     reqs = requests or make_requests(w, base_dir, m.max_position_embeddings)
     prefill = prefill_pool_for(m, inf, prefill_step_model) if phase == "mixed" else None
     unit = instance_for(m, inf, step_model, kv_capacity_tokens)
+    w = with_ramp(w, unit.step_model, inf)
     return simulate_serving(name, inf, w, reqs, unit, phase=phase, prefill=prefill, progress=progress)
 
 
@@ -132,6 +150,7 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
     unit, pool = instance_for(m, inf, steps), prefill_pool_for(m, inf, pre_steps)
     pre_unit = pool.unit if pool is not None else unit  # the prefill-only run's unit
     own = requests or make_requests(w, base_dir, m.max_position_embeddings)
+    w = with_ramp(w, steps, inf)
     runs = {}
     for phase, u, u_inf in (("mixed", unit, inf), ("decode", unit, inf), ("prefill", pre_unit, prefill_inf)):
         work, reqs = w, own

@@ -105,6 +105,14 @@ def engine_versions(gpu: str, engine: str) -> list[str]:
     return sorted(found, key=version_key)
 
 
+def measured_versions(gpu: str, engine: str) -> list[str]:
+    """The version folders of `engine` on `gpu` that hold a table the planner reads, oldest first."""
+    root = systems_dir() / "data" / gpu
+    found = {v.name for tk in TABLES.values() if tk.engine in (None, engine) and (root / tk.family / engine).is_dir()
+             for v in (root / tk.family / engine).iterdir() if (v / tk.file).is_file()}
+    return sorted(found, key=version_key)
+
+
 def version_key(text: str) -> tuple:
     try:
         return (0, Version(text))
@@ -151,7 +159,9 @@ def find_table(gpu: str, engine: str, version: str, kind: str) -> Table | None:
 def find_tables(gpu: str, engine: str, version: str, kind: str) -> list[Table]:
     """Every version of table `kind` usable for (gpu, engine, version), newest first: the same
     backward-fill rule as find_table, kept whole for readers that fill a shape the newest one lacks
-    (DeepEP's multi-node rows were measured in an older SGLang release only)."""
+    (DeepEP's multi-node rows were measured in an older SGLang release only). A version older than every
+    one that holds the table reads the oldest that does: the measurement nearest it in time (vLLM 0.19's
+    folder holds experts and all-reduce only; its GEMMs are 0.24's)."""
     tk = TABLES[kind]
     folder = systems_dir() / "data" / gpu / tk.family / (tk.engine or engine)
     if not folder.is_dir():
@@ -159,7 +169,7 @@ def find_tables(gpu: str, engine: str, version: str, kind: str) -> list[Table]:
     own = tk.engine in (None, engine)
     limit = version_key(version) if own else None  # another engine's folder: its newest
     versions = sorted((v.name for v in folder.iterdir() if (v / tk.file).is_file()), key=version_key)
-    usable = [v for v in versions if limit is None or version_key(v) <= limit]
+    usable = [v for v in versions if limit is None or version_key(v) <= limit] or versions[:1]
     return [Table(kind, folder / v / tk.file, v, _collected_at(folder / v, tk.file)) for v in reversed(usable)]
 
 

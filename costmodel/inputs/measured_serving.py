@@ -1,6 +1,6 @@
 """Measured serving points: one benchmark run each (engine, GPU, model, precision, layout, lengths,
 concurrency) with its measured TTFT and TPOT, read from NVIDIA's public silicon sample
-(`aiconfigurator_core/systems/silicon_sample.csv`, AIC in docs/sources.md) or a CSV of the same columns.
+(`aiconfigurator_core/systems/silicon_sample.csv`, AICS in docs/sources.md) or a CSV of the same columns.
 
 How its columns are read (and what a row must say, or it is listed as unreadable with the reason):
   - `tp_size` x `attention_dp_size` x `pp_size` GPUs run the attention (an empty or 0 DP is 1);

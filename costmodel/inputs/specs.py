@@ -377,6 +377,10 @@ class WorkloadSpec(Spec):
     rate_per_s: PosFloat | None = Field(None, description="poisson: mean requests per second")
     users: PosInt | None = Field(None, description="closed: concurrent users, each sends again on completion")
     think_time_s: float = Field(0.0, ge=0, description="closed: pause between a reply and the next request")
+    ramp_s: Annotated[float, Field(ge=0, le=1e6)] | Literal["one_request"] = Field(
+        0.0, description="closed: the users start one after another, evenly over this many seconds (out of step, "
+        "as in a long benchmark's steady state; 0: all at once); one_request: over one request's latency at "
+        "full load, as the simulator times it")
     requests: Annotated[int, Field(gt=0, le=MAX_REQUESTS), Strict()] = Field(
         1000, description="how many requests to simulate (at most 200,000: the work budget, costmodel/inputs/budget.py)")
     saturation_requests: Annotated[int, Field(gt=0, le=MAX_REQUESTS), Strict()] | None = Field(

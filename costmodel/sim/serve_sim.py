@@ -185,8 +185,11 @@ class Engine:
         self.enqueue(next(self.entry), i)
 
     def arrivals(self):
-        if self.w.arrival == "closed":
+        if self.w.arrival == "closed":  # the users start together, or one after another over ramp_s
+            gap_s = float(self.w.ramp_s) / self.next_closed if self.next_closed else 0.0
             for i in range(self.next_closed):
+                if i and gap_s:
+                    yield self.env.timeout(gap_s)
                 self.submit(i)
             return
         arrival = self.reqs.arrival_s

@@ -29,8 +29,15 @@ from costmodel.inputs.specs import ModelSpec, TrainingSpec
 from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
 from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
 from costmodel.timing.operators import Device, MeasuredBackend, Timer
-from costmodel.timing.train_costs import (PassCost, StageCost, build_stage_costs, compute_seconds, op_times, overlap_span,
-                                          training_kernel_plan)
+from costmodel.timing.train_costs import (
+    PassCost,
+    StageCost,
+    build_stage_costs,
+    compute_seconds,
+    op_times,
+    overlap_span,
+    training_kernel_plan,
+)
 
 
 class TrainingResult(BaseModel):

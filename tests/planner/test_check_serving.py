@@ -163,8 +163,8 @@ def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
     out = json.loads(result.output)
     ran, fp4, big = out["points"]
     assert ran["skipped"] is None and ran["predicted"]["ttft_ms"] > 0 and ran["predicted"]["tpot_ms"] > 0
-    # 1.0.0 predates every TensorRT-LLM version the database holds for H100 GEMMs: its oldest, 1.3.0rc20
-    assert ran["setup"] == {"engine_version": "1.3.0rc20", "weight_bits": 16, "layout": "TP1 DP1 EP1"}
+    # 1.0.0 predates every TensorRT-LLM version the database holds on H100: its oldest, 1.2.0rc5
+    assert ran["setup"] == {"engine_version": "1.2.0rc5", "weight_bits": 16, "layout": "TP1 DP1 EP1"}
     assert fp4["predicted"] is None and "fp4 weights" in fp4["skipped"]
     assert big["predicted"] is None and big["skipped"].startswith("infeasible: ")
     s = out["summary"]
@@ -192,3 +192,46 @@ def test_html_is_one_page_with_the_table_and_both_figures(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.count("plotly.js") >= 1 and "within 20%" in page
     assert "measured TTFT (ms)" in page and "measured TPOT (ms)" in page and "1 of 2 points simulated (50%)" in page
     assert "fp4 weights are not modelled" in page
+
+
+# ------------------------------------------------------------------------------- benchmark results
+
+
+SIDECAR = ("model: meta-llama/Llama-3.1-8B-Instruct\ngpu: h100_sxm\nengine: vllm\nprecision: bf16\n"
+           "layout: {tp: 1}\n")
+VLLM_RUN = {"backend": "vllm", "completed": 8, "total_input_tokens": 1024, "total_output_tokens": 128,
+            "max_concurrency": 4, "median_ttft_ms": 30.0, "median_tpot_ms": 6.0, "mean_ttft_ms": 31.0}
+
+
+def test_a_vllm_result_with_its_sidecar_is_one_point(tmp_path):
+    """Lengths from the run's totals over its completed requests (1024 / 8 = 128, 128 / 8 = 16), the
+    concurrency from max_concurrency, the medians as the measurements."""
+    (tmp_path / "run.json").write_text(json.dumps(VLLM_RUN))
+    (tmp_path / "run.yaml").write_text(SIDECAR)
+    (p,) = cs.read_input(tmp_path / "run.json")
+    assert (p.isl, p.osl, p.concurrency, p.ttft_ms, p.tpot_ms, p.engine_version) == (128, 16, 4, 30.0, 6.0, "current")
+    result = CliRunner().invoke(cli, ["check-serving", str(tmp_path / "run.json"), "--split", "all", "--format", "json"])
+    assert result.exit_code == 0 and json.loads(result.output)["points"][0]["predicted"] is not None, result.output
+
+
+def test_sglang_jsonl_is_one_point_a_line_and_the_sidecar_may_set_lengths(tmp_path):
+    runs = [VLLM_RUN, {**VLLM_RUN, "max_concurrency": 16, "median_ttft_ms": 50.0}]
+    (tmp_path / "sgl.jsonl").write_text("\n".join(json.dumps(r) for r in runs) + "\n")
+    (tmp_path / "sgl.yaml").write_text(SIDECAR.replace("vllm", "sglang") + "isl: 100\nosl: 10\n")
+    points = cs.read_input(tmp_path / "sgl.jsonl")
+    assert [(p.id, p.isl, p.osl, p.concurrency, p.ttft_ms) for p in points] == [
+        ("sgl-1", 100, 10, 4, 30.0), ("sgl-2", 100, 10, 16, 50.0)]
+
+
+@pytest.mark.parametrize("sidecar, run, words", [
+    (None, VLLM_RUN, "no sidecar run.yaml"),
+    (SIDECAR.replace("engine: vllm", "engine: tgi"), VLLM_RUN, "engine"),
+    (SIDECAR, {**VLLM_RUN, "median_tpot_ms": None}, "run 1 has no positive median_tpot_ms"),
+    (SIDECAR.replace("h100_sxm", "h900"), VLLM_RUN, "system 'h900' is not a GPU the kernel database knows"),
+])
+def test_a_bench_result_without_what_it_needs_is_one_line_and_exit_2(tmp_path, sidecar, run, words):
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    if sidecar is not None:
+        (tmp_path / "run.yaml").write_text(sidecar)
+    result = CliRunner().invoke(cli, ["check-serving", str(tmp_path / "run.json"), "--split", "all"])
+    assert result.exit_code == 2 and words in result.output and len(result.output.strip().splitlines()) == 1, result.output

@@ -144,3 +144,12 @@ def test_deepep_node_counts_the_newest_release_lacks_come_from_an_older_one(h200
                  "dtype": "deepep"}
         assert rows["deepep_ll", json.dumps(shape, sort_keys=True)] == pytest.approx(ll["dispatch_avg_t_us"][i] / 1e6)
     assert "0.5.6.post2" in profile.header["table_deepep_ll"] and "for nodes 2, 4, 8" in profile.header["table_deepep_ll"]
+
+
+def test_a_version_older_than_every_table_reads_the_oldest_measured():
+    """vLLM 0.14.0's H200 folder holds all-reduce only: its experts are 0.19.0's and its GEMMs 0.24.0's (the
+    measurements nearest in time); 0.24.0 keeps the backward fill, newest first."""
+    versions = {kind: kernel_db.find_table("h200_sxm", "vllm", "0.14.0", kind).version for kind in ("all_reduce", "moe", "gemm")}
+    assert versions == {"all_reduce": "0.14.0", "moe": "0.19.0", "gemm": "0.24.0"}
+    assert [t.version for t in kernel_db.find_tables("h200_sxm", "vllm", "0.24.0", "moe")] == ["0.24.0", "0.19.0"]
+    assert kernel_db.measured_versions("h200_sxm", "vllm") == ["0.14.0", "0.18.0", "0.19.0", "0.24.0"]

@@ -263,3 +263,23 @@ def test_prefill_and_decode_instances_share_a_units_requests_round_robin():
     assert sorted(one.samples["ttft_s"]) == pytest.approx([first] * 8 + [first + 0.5] * 8)  # the second iteration
     assert two.samples["ttft_s"] == pytest.approx([first] * 16)
     assert wide.kv_capacity_tokens == 2 * one.kv_capacity_tokens
+
+
+def test_a_closed_loops_users_start_over_the_ramp():
+    """4 users, one request each, 10 tokens (a 0.1 s prefill, then 9 decodes of 0.01 s): together they end
+    at 0.19 s; started 0.75 s apart over a 3 s ramp, the last starts at 2.25 s and ends at 2.44 s. A
+    `one_request` ramp is one request's latency at full load as the model times it: 0.1 + 10 x 0.01."""
+    from costmodel.app.serving import one_request_s
+
+    v = v2()
+    steps = FixedSteps(0.1, 0.01)
+    closed = workload(arrival="closed", users=4, requests=4)
+    ends = [run_serving("c", v.model, v.inference, closed.model_copy(update={"ramp_s": ramp}), step_model=steps,
+                        kv_capacity_tokens=10**6).sim_time_s for ramp in (0.0, 3.0)]
+    assert ends == [pytest.approx(0.19), pytest.approx(2.44)]
+    assert one_request_s(closed, steps, v.inference) == pytest.approx(0.2)
+    ramped = run_serving("c", v.model, v.inference, closed.model_copy(update={"ramp_s": "one_request"}),
+                         step_model=steps, kv_capacity_tokens=10**6)
+    explicit = run_serving("c", v.model, v.inference, closed.model_copy(update={"ramp_s": 0.2}), step_model=steps,
+                           kv_capacity_tokens=10**6)
+    assert ramped.sim_time_s == explicit.sim_time_s > ends[0]
