@@ -19,11 +19,12 @@ shown = [home, st.Page(pages.training, title="Training", url_path="training"),
          st.Page(pages.serving, title="Serving", url_path="serving"),
          st.Page(pages.kernels, title="Kernels", url_path="kernels"),
          st.Page(pages.sweeps, title="Sweeps", url_path="sweeps"),
-         st.Page(pages.plan, title="Plan", url_path="plan")]
+         st.Page(pages.plan, title="Plan", url_path="plan"),
+         st.Page(pages.validation, title="Validation", url_path="validation")]
 nav = st.navigation([*shown, st.Page(pages.overview, title="Overview (/overview)", url_path="overview")], position="hidden")
 with st.sidebar:
     for page in shown:
         st.page_link(page)
 valid = pages.scenario_bar()  # on every page, so the picked scenario stays in the URL
-if valid or nav.url_path == "plan":  # the Plan page reads plan files, not the scenario
+if valid or nav.url_path in ("plan", "validation"):  # these read plan and check files, not the scenario
     nav.run()

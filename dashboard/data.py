@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from costmodel.app import study
+from costmodel.app import check_serving, study
 from costmodel.app.fleet import usd_per_million_output_tokens
 from costmodel.app.sweep import point_overrides
 from costmodel.inputs.errors import PlannerError
@@ -190,6 +190,33 @@ def sweep_view(path: str, mtime: float) -> tuple[dict, list[dict], dict]:
     among the points that meet its constraints), as `planner best` computes them."""
     header, rows = read_journal(ROOT / path)
     return header, rows, summarise(header, rows)
+
+
+CHECK_FOLDERS = (ROOT / "benchmarks" / "results", ROOT / "results")  # committed checks, then the user's own
+
+
+def check_files() -> list[str]:
+    """`planner check-serving --format json` results: check-serving*.json in the committed results and
+    in results/."""
+    return [str(p.relative_to(ROOT)) for folder in CHECK_FOLDERS for p in sorted(folder.glob("check-serving*.json"))]
+
+
+@st.cache_data(show_spinner=False)
+def check_view(path: str, mtime: float) -> dict:
+    """A check-serving result (its points and summary); PlannerError naming the file when it is not one."""
+    try:
+        out = json.loads((ROOT / path).read_text())
+    except (OSError, ValueError) as e:
+        raise PlannerError(f"cannot read {path}: {e}", file=path, fix="write it with planner check-serving --format json") from e
+    if not isinstance(out, dict) or not isinstance(out.get("points"), list):
+        raise PlannerError("not a check-serving result (no `points` list)", file=path,
+                           fix="write it with planner check-serving --format json")
+    return out
+
+
+def check_summary(points: list[dict]) -> dict:
+    """check-serving's summary of a filtered set of points (the command's own function)."""
+    return check_serving.summarise(points)
 
 
 PLANS = SCENARIOS / "plans"

@@ -14,7 +14,7 @@ from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import decode_text, strict_dumps
 from costmodel.inputs.specs import Parallelism
 from dashboard import data
-from planner.render import coverage_line, training_coverage_line
+from planner.render import CHECK_LABELS, check_rows, coverage_line, training_coverage_line
 
 
 def active() -> tuple[str, str]:
@@ -532,3 +532,42 @@ def plan() -> None:
     st.dataframe(result["rejected"], hide_index=True)
     _download_row("plan-answer", [result])
     _download_row("plan-per-gpu", result["per_gpu_type"])
+
+
+def validation() -> None:
+    st.title("Validation")
+    st.caption("`planner check-serving`: predicted p50 TTFT and TPOT against measured serving deployments "
+               "(NVIDIA's silicon sample, or your own CSV); dev split to study, test split to report.")
+    files = data.check_files()
+    if not files:
+        st.info("No check yet: run `planner check-serving aiconfigurator --format json > results/check-serving-dev.json`.")
+        return
+    path = st.selectbox("Check", files)
+    try:
+        result = data.check_view(path, (data.ROOT / path).stat().st_mtime)
+    except PlannerError as e:
+        st.error(plain(str(e)))
+        return
+    points = _validation_filters(result["points"])
+    summary = data.check_summary(points) if points else None
+    if summary is None:
+        st.info("No point matches these filters.")
+        return
+    st.markdown(f"**{summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%})**")
+    c = st.columns(2)
+    for col, metric in zip(c, ("ttft_ms", "tpot_ms"), strict=True):
+        col.plotly_chart(figures.plot_validation(points, metric), key=f"validation-{metric}")
+    st.dataframe([dict(zip(CHECK_LABELS, row, strict=True)) for row in check_rows(summary)], hide_index=True)
+    st.markdown("**Skipped** and why")
+    st.dataframe([{"points": n, "reason": r} for r, n in summary["skipped_reasons"].items()], hide_index=True)
+    _download_row("check-serving-points", points)
+
+
+def _validation_filters(points: list[dict]) -> list[dict]:
+    """The points of the engines, model families and modes chosen."""
+    c = st.columns(3)
+    chosen = {}
+    for col, key in zip(c, ("engine", "family", "mode"), strict=True):
+        options = sorted({p["group"][key] for p in points})
+        chosen[key] = col.multiselect(key.capitalize(), options, default=options, key=f"validation-{key}")
+    return [p for p in points if all(p["group"][k] in v for k, v in chosen.items())]

@@ -539,9 +539,11 @@ def _pct(value: float | None, signed: bool = False) -> str:
 
 CHECK_COLUMNS = ("GPU", "engine", "mode", "family", "points", "sim", "TPOT med", "p90", "bias", "TTFT med", "p90",
                  "bias")  # |error| median and p90, and the signed median, of each
+CHECK_LABELS = ("GPU", "engine", "mode", "family", "points", "simulated", "TPOT |err| median", "TPOT |err| p90",
+                "TPOT bias", "TTFT |err| median", "TTFT |err| p90", "TTFT bias")  # the same, unique: for tables
 
 
-def _check_rows(summary: dict) -> list[list[str]]:
+def check_rows(summary: dict) -> list[list[str]]:
     """One row per GPU x engine x mode x family, then all points."""
     return [[g["gpu"], g["engine"], g["mode"], g["family"], str(g["points"]), str(g["simulated"]),
              _pct(g["tpot_median_abs_pct_error"]), _pct(g["tpot_p90_abs_pct_error"]),
@@ -556,7 +558,7 @@ def check_serving_table(source: str, split: str, summary: dict, console: Console
     table = Table(title=f"{source}, {split} split: predicted p50 against measured (error = predicted / measured - 1)")
     for col in CHECK_COLUMNS:
         table.add_column(col, justify="left" if col in ("GPU", "engine", "mode", "family") else "right")
-    for cells in _check_rows(summary):
+    for cells in check_rows(summary):
         table.add_row(*cells)
     console.print(table)
     console.print(f"coverage: {summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%})")
@@ -569,7 +571,7 @@ def check_serving_html(source: str, split: str, points: list[dict], summary: dic
     measured TTFT and TPOT figures, and every skipped reason."""
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in CHECK_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _check_rows(summary))
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in check_rows(summary))
     figs = "".join(figures.plot_validation(points, metric).to_html(full_html=False, include_plotlyjs=i == 0)
                    for i, metric in enumerate(("ttft_ms", "tpot_ms")))
     skipped = "".join(f"<li>{n}: {esc(reason)}</li>" for reason, n in summary["skipped_reasons"].items())

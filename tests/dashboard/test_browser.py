@@ -2,6 +2,7 @@
 driven by playwright) loads the overview, waits for the plotly charts to draw, and takes a screenshot."""
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -122,7 +123,8 @@ def test_plan_page_in_chromium(server, browser):
 
 
 @pytest.mark.parametrize("path, title", [("overview", "Overview"), ("training", "Training"),
-                                         ("serving", "Serving"), ("kernels", "Kernels"), ("sweeps", "Sweeps")])
+                                         ("serving", "Serving"), ("kernels", "Kernels"), ("sweeps", "Sweeps"),
+                                         ("validation", "Validation")])
 def test_every_page_opens_at_its_url(server, browser, path, title):
     """Each page at its own URL: its title, no exception, no "Page not found" (/overview once gave that)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
@@ -246,3 +248,24 @@ def test_a_whatif_change_waits_for_simulate_in_chromium(server, browser):
     page.close()
     assert waiting == 1 and shown_before == 0, (waiting, shown_before)
     assert ok and whatif_s > configured_s
+
+
+def test_validation_page_in_chromium(server, browser):
+    """The committed dev check: both predicted-against-measured figures, the summary table, and a filter
+    that narrows them (one engine) without an exception."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{server}/validation", timeout=60_000)
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=240_000)
+    _settle(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
+    text = page.locator("body").text_content()
+    assert "points simulated" in text and "predicted" in text and "TPOT |err| median" in text
+    counted = re.compile(r"(\d+) of (\d+) points simulated")
+    before = counted.search(text).groups()
+    page.locator('button[aria-label="Remove sglang"]:visible').first.click()
+    _settle(page)
+    page.screenshot(path=str(SCREENSHOT.with_name("validation.png")), full_page=True)
+    after = counted.search(page.locator("body").text_content()).groups()
+    assert _no_exception(page) and page.locator('[data-testid="stPlotlyChart"]').count() == 2
+    assert int(after[1]) < int(before[1])  # SGLang's points left the figures and the table
+    page.close()
