@@ -259,7 +259,8 @@ def test_validation_page_in_chromium(server, browser):
     _settle(page)
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 2
     text = page.locator("body").text_content()
-    assert "points simulated" in text and "predicted" in text and "TPOT |err| median" in text
+    assert "points simulated" in text and "predicted TTFT (ms)" in text
+    assert page.locator('[data-testid="stDataFrame"]').count() == 2  # the summary and the skipped reasons
     counted = re.compile(r"(\d+) of (\d+) points simulated")
     before = counted.search(text).groups()
     page.locator('button[aria-label="Remove sglang"]:visible').first.click()
