@@ -7,9 +7,11 @@ deployments"):
             -Instruct spellings of one checkpoint share a config) through `import-hf`, or a bundled model;
   GPU       the GPU file whose `kernel_database.gpu` is the row's system (h800's ASSUMPTION excluded);
   engine    the row's engine at the newest database version not after the row's (else its oldest);
-  precision FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16; a row without one runs
-            the checkpoint as it ships (its config's quantization_config);
-  layout    attention TP x DP, experts EP x expert TP (moe_ep x moe_tp) over the same GPUs; 8 GPUs a node;
+  precision NVFP4 (4-bit weights), FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16;
+            a row without one runs the checkpoint as it ships (its config's quantization_config); INT4
+            and MXFP4 are skipped;
+  layout    attention TP x DP, experts EP x expert TP (moe_ep x moe_tp) over the same GPUs, in NVLink
+            domains of the GPU file's nvlink_domain_gpus (an HGX node's 8, an NVL72 rack's 72);
   disagg    the prefill workers as the prefill pool, `prefill_num_workers` of them feeding
             `decode_num_workers` decode workers (the variant's own layout) round robin; the KV crosses
             the NIC and TTFT includes the transfer;
@@ -44,7 +46,6 @@ from costmodel.inputs.reading import read_text
 from costmodel.inputs.specs import Parallelism
 
 REQUESTS_PER_USER = 2  # ASSUMPTION (see the module docstring)
-GPUS_PER_NODE = 8  # every system of the sample this planner has a GPU file for is an 8-GPU HGX node
 # Qwen3.5 is its own family: a hybrid of linear and full attention, unlike Qwen3's dense and MoE models
 FAMILIES = (("deepseek", r"deepseek-(v3|r1)"), ("kimi", r"kimi-k2"), ("qwen3.5", r"qwen3\.5"), ("qwen3", r"qwen3"),
             ("llama-3.1", r"llama-3\.1"))
@@ -82,6 +83,12 @@ def gpu_files() -> dict[str, str]:
         if db.get("gpu") and not str(db.get("source", "")).startswith("ASSUMPTION"):
             out[db["gpu"]] = path.stem
     return out
+
+
+@cache
+def nvlink_domain(gpu: str) -> int:
+    """GPUs in one NVLink domain of the bundled GPU file `gpu`: an HGX node's 8, an NVL72 rack's 72."""
+    return int((yaml.safe_load((BUNDLED_DIR / "gpus" / f"{gpu}.yaml").read_text()) or {}).get("nvlink_domain_gpus", 8))
 
 
 QUANT_SUFFIX = r"-(FP8|NVFP4|FP4)$"  # a quantized checkpoint (NVIDIA's ModelOpt ones) keeps its base's architecture
@@ -131,11 +138,16 @@ def checkpoint_bits(model_path: str) -> int:
 
 
 def precision_of(p: MeasuredPoint) -> dict:
-    """weight_bits and FP8 scalings of the row's GEMMs and experts, or Unsupported for FP4 / INT4."""
+    """weight_bits and FP8 scalings of the row's GEMMs and experts: NVFP4 as 4-bit weights, or Unsupported
+    for INT4 and MXFP4, and for a row mixing NVFP4 with another precision."""
     modes = {p.gemm_quant, p.moe_quant} - {""}
-    low = {"fp4", "nvfp4", "int4", "int4_wo", "w4a8", "mxfp4"}
-    if p.precision in low or modes & low:
-        raise Unsupported(f"precision: {p.precision or '/'.join(sorted(modes))} weights are not modelled (issue #26)")
+    other_4bit = {"int4", "int4_wo", "w4a8", "mxfp4"}
+    if p.precision in other_4bit or modes & other_4bit:
+        raise Unsupported(f"precision: {p.precision or '/'.join(sorted(modes))} weights are not modelled")
+    if p.precision in ("fp4", "nvfp4") or "nvfp4" in modes:
+        if modes - {"nvfp4"}:
+            raise Unsupported(f"precision: NVFP4 mixed with {'/'.join(sorted(modes - {'nvfp4'}))} is not modelled")
+        return {"weight_bits": 4}
     if p.precision == "bf16" or (not p.precision and checkpoint_bits(p.model_path) == 16):
         return {"weight_bits": 16}
     scaling = {"fp8": "tensor", "fp8_block": "block", "": "block"}
@@ -174,9 +186,10 @@ def parallelism_of(lay: Layout | None, unreadable: str, moe: bool) -> dict:
 
 
 def cluster_of(gpu: str, par: dict) -> dict:
-    """The nodes of 8 GPUs (fewer for a smaller worker) one worker of layout `par` runs on."""
-    gpus = par["tp"] * par["dp"]
-    return {"gpus_per_node": min(gpus, GPUS_PER_NODE), "nodes": -(-gpus // GPUS_PER_NODE)}
+    """The NVLink domains (HGX nodes of 8, NVL72 racks; fewer GPUs for a smaller worker) one worker of
+    layout `par` runs on."""
+    gpus, domain = par["tp"] * par["dp"], nvlink_domain(gpu)
+    return {"gpus_per_node": min(gpus, domain), "nodes": -(-gpus // domain)}
 
 
 def prefill_pool_of(p: MeasuredPoint, gpu: str, moe: bool) -> dict:
@@ -194,7 +207,7 @@ def scenario_text(p: MeasuredPoint) -> str:
         raise Unsupported(f"engine: {p.engine!r} is not one the kernel database measures")
     gpu = gpu_files().get(p.system)
     if gpu is None:
-        raise Unsupported(f"GPU: no GPU file for {p.system} (B300, GB200 and GB300 are issue #26)")
+        raise Unsupported(f"GPU: no GPU file for {p.system}")
     if p.concurrency is None:
         raise Unsupported("workload: the row records no concurrency")
     model = model_spec(p.model_path)

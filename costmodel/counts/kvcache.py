@@ -18,9 +18,26 @@ def kv_elements_per_token(m: ModelSpec) -> int:
     return kv_elements_per_token_layer(m) * m.num_hidden_layers
 
 
+FLASHMLA_FP8_SCALE_BLOCK = 128  # FlashMLA's FP8 cache: one FP32 scale per 128 latent values (FMLA)
+
+
+def flashmla_fp8_bytes_per_layer(m: ModelSpec) -> int:
+    """FlashMLA's FP8 MLA cache, per token and layer: the latent in FP8, an FP32 scale per 128 of its
+    values, the RoPE key in BF16 (FMLA: 512 + 16 + 128 = 656 B for V3's widths, not 576)."""
+    return m.kv_lora_rank + 4 * -(-m.kv_lora_rank // FLASHMLA_FP8_SCALE_BLOCK) + 2 * m.qk_rope_head_dim
+
+
 def kv_bytes_per_token(m: ModelSpec, kv_bits: float) -> float:
-    """Bytes per token at `kv_bits` per element (fractional: V2 serves ~6 bits on average, V2P §3.2.3)."""
+    """Bytes per token at `kv_bits` per element (fractional: V2 serves ~6 bits on average, V2P §3.2.3);
+    an MLA cache at 8 bits is FlashMLA's FP8 layout."""
+    if m.attention == "mla" and kv_bits == 8:
+        return flashmla_fp8_bytes_per_layer(m) * m.num_hidden_layers
     return kv_elements_per_token(m) * kv_bits / 8
+
+
+def kv_bytes_per_element(m: ModelSpec, kv_bits: float) -> float:
+    """Bytes a cached element moves on average (the FP8 MLA layout's scales and BF16 RoPE included)."""
+    return kv_bytes_per_token(m, kv_bits) / kv_elements_per_token(m)
 
 
 def equivalent_gqa_groups(m: ModelSpec) -> float:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from costmodel.counts.kvcache import kv_bytes_per_token
 from costmodel.counts.params import all_layer_params, embedding_params, head_params, layer_params, mtp_params
 from costmodel.counts.schedules import in_flight
-from costmodel.inputs.specs import InferenceSpec, ModelSpec, TrainingSpec
+from costmodel.inputs.specs import InferenceSpec, ModelSpec, TrainingSpec, stored_bits
 
 BYTES_ACT = 2  # BF16 logits (per-parameter and cached-activation bytes: TrainingSpec.memory)
 
@@ -198,7 +198,7 @@ def serving_memory(m: ModelSpec, inf: InferenceSpec) -> ServingMemory:
     dense = (sum(lp.dense for lp in layers) + embedding_params(m) + head_params(m)) / (par.tp * par.pp)
     replicas = 1 + inf.redundant_experts / m.n_routed_experts if m.ffn == "moe" else 1  # EPLB replicas' weights
     experts = sum(lp.routed_experts for lp in layers) * replicas / (par.expert_group * par.pp)
-    weights = (dense + experts) * inf.weight_bits / 8
+    weights = (dense + experts) * stored_bits(inf.weight_bits) / 8
     cap = inf.cluster.gpu.hbm_bytes.value
     budget = kv_budget_bytes(cap, weights, inf)
     # MLA's latent cache is shared by all heads, so TP replicates it; other caches split by KV head.

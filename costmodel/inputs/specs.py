@@ -10,7 +10,7 @@ import math
 from statistics import NormalDist
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from costmodel.inputs.budget import MAX_REQUESTS, MAX_VARIANTS
 from costmodel.inputs.errors import FieldProblem
@@ -228,6 +228,17 @@ def _model_problems(m: ModelSpec) -> list[tuple[str, str, str]]:
 class PeakFlops(Spec):
     bf16: Sourced
     fp8: Sourced | None = None
+    fp4: Sourced | None = Field(None, description="NVFP4 tensor cores (Blackwell); none: 4-bit weights are "
+                                                  "dequantised to the FP8 (else BF16) math")
+
+
+NVFP4_BITS_PER_WEIGHT = 4 + 8 / 16  # NVFP4: an FP4 value, and one FP8 scale per block of 16 (NVFP4 in docs/sources.md)
+
+
+def stored_bits(weight_bits: int) -> float:
+    """Bits a weight occupies in memory: 4-bit weights are NVFP4 (4.5 with their block scales); FP8's
+    per-block scales (one FP32 per 128 x 128) and wider formats are taken as their width."""
+    return NVFP4_BITS_PER_WEIGHT if weight_bits == 4 else float(weight_bits)
 
 
 class KernelDatabaseGPU(Spec):
@@ -250,10 +261,16 @@ class GPUSpec(Spec):
     price_usd_per_hour: Sourced
     kernel_database: KernelDatabaseGPU | None = Field(
         None, description="the kernel database's GPU whose measurements time this GPU's kernels (none: roofline)")
+    nvlink_domain_gpus: PosInt = Field(8, le=576, description="the largest NVLink domain this GPU comes in: 8 for "
+                                                              "an HGX node, 72 for an NVL72 rack")
 
     def compute_precision(self, wanted: str) -> str:
-        """The tensor-core precision used for `wanted` (bf16 | fp8): FP8 only where the file gives its peak."""
-        return "fp8" if wanted == "fp8" and self.peak_flops_per_s.fp8 is not None else "bf16"
+        """The tensor-core precision used for `wanted` (bf16 | fp8 | fp4): the lowest the file gives a peak
+        for, not below `wanted` (4-bit weights on a GPU without FP4 tensor cores run FP8, else BF16, math)."""
+        peaks = self.peak_flops_per_s
+        if wanted == "fp4" and peaks.fp4 is not None:
+            return "fp4"
+        return "fp8" if wanted in ("fp8", "fp4") and peaks.fp8 is not None else "bf16"
 
     def peak_flops(self, wanted: str) -> float:
         """Dense peak FLOP/s at the precision `compute_precision(wanted)` picks."""
@@ -263,8 +280,16 @@ class GPUSpec(Spec):
 class ClusterSpec(Spec):
     name: str = ""
     gpu: GPUSpec
-    gpus_per_node: PosInt = 8
+    gpus_per_node: PosInt = Field(8, description="GPUs in one NVLink domain: an HGX node (8), an NVL72 rack (72)")
     nodes: PosInt = 1
+
+    @model_validator(mode="after")
+    def _domain(self) -> ClusterSpec:
+        if self.gpus_per_node > self.gpu.nvlink_domain_gpus:
+            raise FieldProblem("gpus_per_node", f"{self.gpus_per_node} GPUs in one NVLink domain, but {self.gpu.name} "
+                               f"comes in domains of at most {self.gpu.nvlink_domain_gpus}",
+                               f"use gpus_per_node <= {self.gpu.nvlink_domain_gpus} and more nodes")
+        return self
 
     @property
     def num_gpus(self) -> int:
@@ -281,8 +306,10 @@ class Parallelism(Spec):
     tp: PosInt = 1
     pp: PosInt = 1
     ep: PosInt = 1
-    etp: PosInt = Field(1, description="expert tensor parallelism: each routed expert's FFN width split over etp "
-                                       "GPUs, the experts over ep groups of them (serving; training: issue #28)")
+    etp: PosInt = Field(1, validation_alias=AliasChoices("etp", "moe_tp"),
+                        description="expert tensor parallelism (also `moe_tp`, the engines' name): each routed "
+                                    "expert's FFN width split over etp GPUs, the experts over ep groups of them "
+                                    "(serving; training: issue #28)")
     dp: PosInt = 1
     zero_stage: Literal[0, 1, 2, 3] = 1
     schedule: Literal["gpipe", "1f1b", "zero-bubble", "dualpipe"] = "1f1b"

@@ -351,7 +351,7 @@ def training_timers(m: ModelSpec, t: TrainingSpec, scale: dict[str, float] | Non
     if measured is None:
         return (Timer(Device.from_gpu(gpu, t.precision, stack), scale=scale),
                 Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale))  # BF16 attention under FP8 (V3P §3.3)
-    devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8")}
+    devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8", "fp4")}
     return tuple(KernelTimer(devices, measured, training_kernel_plan(m, t, attention), scale, only, 1 / stack)
                  for attention in (False, True))
 

@@ -17,7 +17,7 @@ from costmodel.timing.operators import Device, MeasuredBackend, RooflineBackend,
 ROOFLINE = "roofline"  # the family of every second no measurement covered
 COVERAGE_FAMILIES = ("gemm", "moe_experts", "mla_context", "mla_generation", "mla_bmm", "all_reduce", "deepep_ll",
                      "deepep_normal", ROOFLINE)
-_FP8 = ("fp8", "fp8_block")
+ROOFLINE_PRECISION = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4"}  # database dtype -> the roofline's (else bf16)
 
 
 class KernelTimer(Timer):
@@ -26,7 +26,7 @@ class KernelTimer(Timer):
     def __init__(self, devices: dict[str, Device], measured: MeasuredBackend, plan: KernelPlan,
                  scale: dict[str, float] | None = None, only: str | None = None, measured_slowdown: float = 1.0):
         self.device = devices["bf16"]
-        self.devices = devices  # bf16 | fp8: the GPU file's peaks for the roofline of unmeasured kernels
+        self.devices = devices  # bf16 | fp8 | fp4: the GPU file's peaks for the roofline of unmeasured kernels
         self.measured = measured
         self.rooflines = {k: RooflineBackend(d) for k, d in devices.items()}
         self.roofline = self.rooflines["bf16"]  # Timer's: its efficiencies (e.g. the memory one) as a plain timer's
@@ -54,7 +54,7 @@ class KernelTimer(Timer):
             if t is None and kshape.get("dtype") in FALLBACK_DTYPE:
                 t = self._lookup(kop, {**kshape, "dtype": FALLBACK_DTYPE[kshape["dtype"]]}, kpass)
             if t is None:
-                precision = "fp8" if kshape.get("dtype") in _FP8 else "bf16"
+                precision = ROOFLINE_PRECISION.get(kshape.get("dtype"), "bf16")
                 # no kernel of the profile ran faster than its fastest: a launch floor under unmeasured ones
                 out.append((ROOFLINE, max(self.rooflines[precision].time(kop, kshape, kpass), self.floor_s)))
             else:

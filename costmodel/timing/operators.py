@@ -15,6 +15,7 @@ import numpy as np
 
 from costmodel.counts.opcounts import BETWEEN_KEYS, SIZE_KEYS, op_counts, structure_key
 from costmodel.inputs.profiles import Profile
+from costmodel.inputs.specs import NVFP4_BITS_PER_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Device:
     name: str
     peak_flops_per_s: float
     peak_bytes_per_s: float
-    dtype_bytes: int
+    dtype_bytes: float  # bytes a weight or activation element moves at this precision
 
     @classmethod
     def from_profile(cls, p: Profile) -> Device:
@@ -30,11 +31,13 @@ class Device:
 
     @classmethod
     def from_gpu(cls, gpu, precision: str = "bf16", stack_efficiency: float = 1.0) -> Device:
-        """A GPU file's peaks at `precision` (bf16 | fp8; 1 B per element under fp8), scaled by the
-        measured fraction of kernel speed a software stack reaches end to end (1 = kernel benchmarks)."""
+        """A GPU file's peaks at `precision` (bf16 | fp8 | fp4; 1 B per element under fp8, NVFP4's 4.5 bits
+        under fp4), scaled by the measured fraction of kernel speed a software stack reaches end to end (1 =
+        kernel benchmarks)."""
         precision = gpu.compute_precision(precision)
+        nbytes = {"fp8": 1, "fp4": NVFP4_BITS_PER_WEIGHT / 8}.get(precision, 2)
         return cls(gpu.name, gpu.peak_flops(precision) * stack_efficiency,
-                   gpu.hbm_bw_bytes_per_s.value * stack_efficiency, 1 if precision == "fp8" else 2)
+                   gpu.hbm_bw_bytes_per_s.value * stack_efficiency, nbytes)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from costmodel.counts.deepep import (
 )
 from costmodel.counts.eplb import placement
 from costmodel.counts.kernels import KernelPlan
+from costmodel.counts.kvcache import kv_bytes_per_element
 from costmodel.counts.opcounts import attention_shape
 from costmodel.counts.routing import (
     Fanout,
@@ -285,23 +286,35 @@ def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | N
     `scale`: one drawn timing error per operator, for uncertainty bands."""
     stack = inf.stack_efficiency.value if inf.stack_efficiency else 1.0
     gpu = inf.cluster.gpu
-    precision = "fp8" if inf.weight_bits <= 8 else "bf16"
+    precision = weight_precision(inf.weight_bits)
     if measured is not None:
-        devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8")}
+        devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8", "fp4")}
         timer = KernelTimer(devices, measured, kernel_plan(m, inf), scale, only)
-        return StepModel(m, inf, timer, timer, kv_bytes=inf.kv_bits / 8)
+        return StepModel(m, inf, timer, timer, kv_bytes=kv_bytes_per_element(m, inf.kv_bits))
     return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
-                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=inf.kv_bits / 8)
+                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=kv_bytes_per_element(m, inf.kv_bits))
+
+
+def weight_precision(weight_bits: int) -> str:
+    """The GEMMs' precision for weights of `weight_bits`: NVFP4 at 4 or fewer, FP8 at 8 or fewer, else BF16
+    (Device.from_gpu falls back where the GPU lacks the tensor cores)."""
+    return "fp4" if weight_bits <= 4 else "fp8" if weight_bits <= 8 else "bf16"
+
+
+def db_dtype(precision: str, fp8_scaling: str) -> str:
+    """The kernel database's name of a GEMM precision (fp8: by its scaling, per block or per tensor)."""
+    if precision == "fp8":
+        return {"block": "fp8_block", "tensor": "fp8"}[fp8_scaling]
+    return {"fp4": "nvfp4", "bf16": "bfloat16"}[precision]
 
 
 def kernel_plan(m: ModelSpec, inf: InferenceSpec) -> KernelPlan:
-    """The database precisions an engine runs this instance's kernels at: FP8 GEMMs and experts when the
-    weights are 8-bit (block-scaled, DeepGEMM's (DGEMM), or per-tensor, as the instance says), else BF16;
-    the KV cache in FP8 at 8 bits or fewer; MLA's core and its absorbed matmuls in BF16."""
-    fp8 = inf.weight_bits <= 8
+    """The database precisions an engine runs this instance's kernels at: NVFP4 GEMMs and experts for
+    4-bit weights, FP8 for 8-bit ones (block-scaled, DeepGEMM's (DGEMM), or per-tensor, as the instance
+    says), else BF16; the KV cache in FP8 at 8 bits or fewer; MLA's core and its absorbed matmuls in BF16."""
+    precision = weight_precision(inf.weight_bits)
     par = inf.parallelism
-    gemm, moe = ({"block": "fp8_block", "tensor": "fp8"}[s] if fp8 else "bfloat16"
-                 for s in (inf.fp8_gemm_scaling, inf.fp8_moe_scaling))
+    gemm, moe = (db_dtype(precision, scaling) for scaling in (inf.fp8_gemm_scaling, inf.fp8_moe_scaling))
     return KernelPlan(gemm_dtype=gemm, moe_dtype=moe,
                       attn_dtype="bfloat16", kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype="bfloat16",
                       ep=par.ep, n_experts=m.n_routed_experts or 1)

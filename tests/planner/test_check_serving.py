@@ -110,9 +110,13 @@ def test_the_rows_precision(tmp_path, change, expected):
     assert cs.precision_of(point(tmp_path, **change)) == expected
 
 
-def test_four_bit_weights_are_a_reason_not_a_guess(tmp_path):
-    with pytest.raises(cs.Unsupported, match="fp4 weights are not modelled"):
-        cs.precision_of(point(tmp_path, precision="fp4"))
+def test_nvfp4_is_four_bit_weights_and_int4_a_reason_not_a_guess(tmp_path):
+    assert cs.precision_of(point(tmp_path, precision="fp4", gemm_quant_mode="nvfp4", moe_quant_mode="nvfp4")) == \
+        {"weight_bits": 4}
+    with pytest.raises(cs.Unsupported, match="int4 weights are not modelled"):
+        cs.precision_of(point(tmp_path, precision="int4"))
+    with pytest.raises(cs.Unsupported, match="NVFP4 mixed with fp8"):
+        cs.precision_of(point(tmp_path, precision="fp4", gemm_quant_mode="fp8", moe_quant_mode="nvfp4"))
 
 
 def test_expert_tp_and_ep_come_from_moe_tp_and_moe_ep(tmp_path):
@@ -155,8 +159,8 @@ def test_summary_medians_by_hand():
 
 
 def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
-    """A BF16 Llama-3.1-8B point runs; an FP4 one and one whose weights cannot fit are that row's reason."""
-    rows = [LLAMA, {**LLAMA, "id": "row-2", "precision": "fp4"},
+    """A BF16 Llama-3.1-8B point runs; an INT4 one and one whose weights cannot fit are that row's reason."""
+    rows = [LLAMA, {**LLAMA, "id": "row-2", "precision": "int4"},
             {**LLAMA, "id": "row-3", "model_path": "meta-llama/Llama-3.1-70B", "isl": "4096"}]
     result = check(tmp_path, rows, "--format", "json")
     assert result.exit_code == 0, result.output
@@ -165,7 +169,7 @@ def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
     assert ran["skipped"] is None and ran["predicted"]["ttft_ms"] > 0 and ran["predicted"]["tpot_ms"] > 0
     # 1.0.0 predates every TensorRT-LLM version the database holds on H100: its oldest, 1.2.0rc5
     assert ran["setup"] == {"engine_version": "1.2.0rc5", "weight_bits": 16, "layout": "TP1 DP1 EP1"}
-    assert fp4["predicted"] is None and "fp4 weights" in fp4["skipped"]
+    assert fp4["predicted"] is None and "int4 weights" in fp4["skipped"]
     assert big["predicted"] is None and big["skipped"].startswith("infeasible: ")
     s = out["summary"]
     assert (s["points"], s["simulated"]) == (3, 1)
@@ -186,12 +190,12 @@ def test_a_disaggregated_row_runs_its_prefill_and_decode_workers(tmp_path):
 
 
 def test_html_is_one_page_with_the_table_and_both_figures(tmp_path):
-    result = check(tmp_path, [LLAMA, {**LLAMA, "id": "row-2", "precision": "fp4"}], "--format", "html")
+    result = check(tmp_path, [LLAMA, {**LLAMA, "id": "row-2", "precision": "int4"}], "--format", "html")
     assert result.exit_code == 0, result.output
     page = result.output
     assert page.startswith("<!DOCTYPE html>") and page.count("plotly.js") >= 1 and "within 20%" in page
     assert "measured TTFT (ms)" in page and "measured TPOT (ms)" in page and "1 of 2 points simulated (50%)" in page
-    assert "fp4 weights are not modelled" in page
+    assert "int4 weights are not modelled" in page
 
 
 # ------------------------------------------------------------------------------- benchmark results
@@ -235,3 +239,16 @@ def test_a_bench_result_without_what_it_needs_is_one_line_and_exit_2(tmp_path, s
         (tmp_path / "run.yaml").write_text(sidecar)
     result = CliRunner().invoke(cli, ["check-serving", str(tmp_path / "run.json"), "--split", "all"])
     assert result.exit_code == 2 and words in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_an_nvfp4_row_on_b200_reads_the_databases_fp4_kernels(tmp_path):
+    """Llama-3.1-8B in NVFP4 on one B200 under TensorRT-LLM: 4-bit weights, the database's nvfp4 GEMMs."""
+    row = {**LLAMA, "system": "b200_sxm", "precision": "fp4", "gemm_quant_mode": "nvfp4", "moe_quant_mode": "nvfp4"}
+    (r,) = json.loads(check(tmp_path, [row], "--format", "json").output)["points"]
+    assert r["skipped"] is None and r["setup"]["weight_bits"] == 4, r["skipped"]
+
+
+def test_a_rack_part_runs_in_its_nvlink_domain():
+    """A GB200 worker of 16 GPUs is one NVLink domain of the NVL72 rack, not two 8-GPU nodes."""
+    assert cs.cluster_of("gb200", {"tp": 16, "dp": 1}) == {"gpus_per_node": 16, "nodes": 1}
+    assert cs.cluster_of("b200", {"tp": 16, "dp": 1}) == {"gpus_per_node": 8, "nodes": 2}

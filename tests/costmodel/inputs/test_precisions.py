@@ -1,0 +1,78 @@
+"""2026 parts and precisions: NVFP4 weights, FlashMLA's FP8 cache, FP4 peaks, NVLink domains."""
+
+import pytest
+
+from costmodel.counts.kvcache import flashmla_fp8_bytes_per_layer, kv_bytes_per_token
+from costmodel.counts.memory import serving_memory
+from costmodel.counts.params import params_total
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.loader import load_spec
+from costmodel.inputs.specs import ClusterSpec, InferenceSpec, stored_bits
+from costmodel.timing.operators import Device
+from costmodel.timing.serve_costs import kernel_plan
+from tests.conftest import SCENARIOS
+
+
+def gpu(name):
+    return load_spec("gpu", SCENARIOS / "gpus" / f"{name}.yaml")
+
+
+def test_nvfp4_stores_four_and_a_half_bits_a_weight():
+    """An E2M1 value a weight and an E4M3 scale a block of 16: 4 + 8 / 16 = 4.5 bits (NVFP4)."""
+    assert stored_bits(4) == 4.5 and stored_bits(8) == 8 and stored_bits(16) == 16
+
+
+def test_four_bit_weights_fill_memory_at_nvfp4s_size(models):
+    """Kimi-K2 on 8 GB200s, EP8: every parameter once over the 8 GPUs at 4.5 bits."""
+    kimi = models["kimi-k2"]
+    inf = InferenceSpec(cluster={"gpu": gpu("gb200"), "gpus_per_node": 8, "nodes": 1}, weight_bits=4,
+                        parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
+    dense_share = serving_memory(kimi, inf).weights_bytes
+    eight = serving_memory(kimi, inf.model_copy(update={"weight_bits": 8})).weights_bytes
+    assert dense_share == pytest.approx(eight * 4.5 / 8)
+    assert params_total(kimi) * 4.5 / 8 / 8 < dense_share < params_total(kimi) * 4.5 / 8  # dense layers replicated
+
+
+def test_flashmlas_fp8_cache_is_656_bytes_a_token_and_layer(models):
+    """512 FP8 latent values, four FP32 scales (one per 128), 64 BF16 RoPE values: 512 + 16 + 128 (FMLA)."""
+    v3 = models["deepseek-v3"]
+    assert flashmla_fp8_bytes_per_layer(v3) == 656
+    assert kv_bytes_per_token(v3, 8) == 656 * 61
+    assert kv_bytes_per_token(v3, 16) == 576 * 2 * 61  # BF16: 576 values of 2 bytes
+    assert kv_bytes_per_token(v3, 6) == 576 * 6 / 8 * 61  # V2's mixed 6-bit average stays per element
+
+
+def test_fp4_peaks_where_the_part_has_fp4_tensor_cores():
+    b200, h200 = gpu("b200"), gpu("h200")
+    assert b200.compute_precision("fp4") == "fp4" and h200.compute_precision("fp4") == "fp8"
+    dev = Device.from_gpu(b200, "fp4")
+    assert (dev.peak_flops_per_s, dev.dtype_bytes) == (9.0e15, 4.5 / 8)
+    assert Device.from_gpu(h200, "fp4").dtype_bytes == 1  # dequantised to FP8 math, said by compute_precision
+
+
+def test_four_bit_weights_read_the_databases_nvfp4_kernels(models):
+    inf = InferenceSpec(cluster={"gpu": gpu("b200"), "gpus_per_node": 8, "nodes": 1}, weight_bits=4,
+                        parallelism={"tp": 8, "ep": 8, "zero_stage": 0})
+    plan = kernel_plan(models["deepseek-v3"], inf)
+    assert (plan.gemm_dtype, plan.moe_dtype) == ("nvfp4", "nvfp4")
+
+
+def test_an_nvlink_domain_larger_than_the_part_comes_in_is_refused():
+    """GB200 comes in racks of 72: 72 in one domain is one NVL72; 80 is not a domain; an HGX B200's is 8."""
+    assert ClusterSpec(gpu=gpu("gb200"), gpus_per_node=72).num_gpus == 72
+    for name, gpus in (("gb200", 80), ("b200", 16)):
+        with pytest.raises(ValueError, match="gpus_per_node"):
+            ClusterSpec(gpu=gpu(name), gpus_per_node=gpus)
+
+
+def test_a_too_large_domain_in_a_cluster_file_is_one_error_naming_the_field(tmp_path):
+    (tmp_path / "rack.yaml").write_text("name: big\ngpu: gb200\ngpus_per_node: 80\nnodes: 1\n")
+    with pytest.raises(PlannerError) as e:
+        load_spec("cluster", tmp_path / "rack.yaml")
+    assert e.value.field == "gpus_per_node" and "at most 72" in e.value.problem
+
+
+def test_expert_tp_is_written_moe_tp_as_the_engines_name_it():
+    from costmodel.inputs.specs import Parallelism
+
+    assert Parallelism.model_validate({"tp": 8, "moe_tp": 8}).etp == Parallelism(tp=8, etp=8).etp == 8
