@@ -150,6 +150,9 @@ def serving_option_problems(m: ModelSpec, inf: InferenceSpec, pool: bool = False
         out.append(_expert_fill_problem(m, inf))
     if pool:
         return out
+    if m.ffn != "moe" and inf.moe_weight_bits is not None:
+        out.append(Problem("moe_weight_bits", "a dense model has no routed experts to store at their own precision",
+                           "remove moe_weight_bits (weight_bits sets every weight)"))
     if m.ffn != "moe" and (inf.two_batch_overlap or inf.all_to_all != "normal"):
         out.append(Problem("two_batch_overlap", "a dense model has no expert all-to-all to overlap or choose "
                            "kernels for", "remove two_batch_overlap and all_to_all"))

@@ -198,7 +198,7 @@ def serving_memory(m: ModelSpec, inf: InferenceSpec) -> ServingMemory:
     dense = (sum(lp.dense for lp in layers) + embedding_params(m) + head_params(m)) / (par.tp * par.pp)
     replicas = 1 + inf.redundant_experts / m.n_routed_experts if m.ffn == "moe" else 1  # EPLB replicas' weights
     experts = sum(lp.routed_experts for lp in layers) * replicas / (par.expert_group * par.pp)
-    weights = (dense + experts) * stored_bits(inf.weight_bits) / 8
+    weights = (dense * stored_bits(inf.weight_bits) + experts * stored_bits(inf.expert_bits)) / 8
     cap = inf.cluster.gpu.hbm_bytes.value
     budget = kv_budget_bytes(cap, weights, inf)
     # MLA's latent cache is shared by all heads, so TP replicates it; other caches split by KV head.

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from costmodel.counts.flops import forward_flops_per_token, train_flops_per_token
 from costmodel.counts.kvcache import equivalent_gqa_groups, kv_bytes_per_token, kv_elements_per_token
 from costmodel.counts.memory import serving_memory, training_memory
-from costmodel.counts.params import params_active, params_total
+from costmodel.counts.params import all_layer_params, params_active, params_total
 from costmodel.inputs.specs import Scenario, Variant, stored_bits
 
 DEFAULT_SEQ_LEN = 4096  # V2P §3.1: pre-training sequence length, used when a variant has no training part
@@ -64,6 +64,8 @@ def variant_report(v: Variant) -> VariantReport:
     weight_bits = v.inference.weight_bits if v.inference else m.checkpoint_weight_bits
     kv_bits = v.inference.kv_bits if v.inference else 16
     total = params_total(m)
+    expert_bits = v.inference.expert_bits if v.inference else weight_bits
+    routed = sum(lp.routed_experts for lp in all_layer_params(m))
     return VariantReport(
         name=v.name,
         model=m.name,
@@ -80,7 +82,7 @@ def variant_report(v: Variant) -> VariantReport:
         train_flops_per_token=train_flops_per_token(m, seq),
         forward_flops_per_token=forward_flops_per_token(m, seq / 2),
         weight_bits=weight_bits,
-        weight_bytes_total=total * stored_bits(weight_bits) / 8,
+        weight_bytes_total=((total - routed) * stored_bits(weight_bits) + routed * stored_bits(expert_bits)) / 8,
         train_memory=training_memory(m, v.training).as_dict() if v.training else None,
         serving_memory=serving_memory(m, v.inference).as_dict() if v.inference else None,
     )

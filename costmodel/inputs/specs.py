@@ -583,6 +583,8 @@ class InferenceSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism(zero_stage=0)
     weight_bits: PosInt = Field(16, le=32)
+    moe_weight_bits: PosInt | None = Field(None, le=32, description="the routed experts' weights when they differ "
+                                           "from weight_bits (e.g. 4: NVFP4 experts beside FP8 attention)")
     fp8_gemm_scaling: Literal["block", "tensor"] = Field(
         "block", description="8-bit weights' GEMM scales: per 128x128 block (DeepGEMM's) or one per tensor")
     fp8_moe_scaling: Literal["block", "tensor"] = Field("block", description="the same, for the routed experts")
@@ -608,6 +610,11 @@ class InferenceSpec(Spec):
     prefill_pool: PrefillPool | None = Field(None, description="disaggregated prefill instance; none = shared")
     fleet: FleetSpec | None = Field(None, description="size a fleet of these units for this traffic")
     notes: str = ""
+
+    @property
+    def expert_bits(self) -> int:
+        """The routed experts' weight bits: moe_weight_bits, else weight_bits."""
+        return self.moe_weight_bits or self.weight_bits
 
     def prefill_instance(self) -> InferenceSpec:
         """The disaggregated prefill pool as an instance of its own: same GPU, its own nodes and layout."""

@@ -54,7 +54,8 @@ class MoELayer:
 
     m: ModelSpec
     inf: InferenceSpec
-    timer: Timer
+    timer: Timer  # the routed experts' (their own precision under moe_weight_bits) and DeepEP's
+    shared_timer: Timer  # the shared experts', at the weights' precision
     shares: tuple[float, ...]  # (E,) each expert's share of the selections
     slots: tuple[tuple[int, ...], ...]  # slots[rank]: the experts (and replicas) an EP rank holds
     fan: Fanout
@@ -62,9 +63,9 @@ class MoELayer:
     ll_fixed_s: float
 
     @classmethod
-    def of(cls, m: ModelSpec, inf: InferenceSpec, timer: Timer) -> MoELayer:
+    def of(cls, m: ModelSpec, inf: InferenceSpec, timer: Timer, shared_timer: Timer | None = None) -> MoELayer:
         links, slots = links_of(inf.cluster.gpu), expert_slots(m, inf)
-        return cls(m, inf, timer, selection_shares(m, inf.routing), slots,
+        return cls(m, inf, timer, shared_timer or timer, selection_shares(m, inf.routing), slots,
                    token_fanout(m, inf.routing, slots, inf.cluster.gpus_per_node), links,
                    low_latency_fixed_s(links["nvlink"], links["nic"]))
 
@@ -86,7 +87,7 @@ class MoELayer:
                                          "inter": m.moe_intermediate_size, "shared_inter": 0,
                                          **self.expert_tp_key(), **self.total_experts_key(), **a2a}, "fwd")
         width = m.shared_ffn_width // tp
-        shared = self.timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
+        shared = self.shared_timer.time("ffn", {"tokens": tokens_rank, "hidden": m.hidden_size, "inter": width}) if width else 0.0
         return routed + shared
 
     def expert_tp_key(self) -> dict:
@@ -149,12 +150,13 @@ class MoELayer:
 
 class StepModel:
     def __init__(self, m: ModelSpec, inf: InferenceSpec, gemm_timer: Timer, attn_timer: Timer, *,
-                 kv_bytes: float | None = None):
+                 kv_bytes: float | None = None, expert_timer: Timer | None = None):
         self.m, self.inf, self.timer, self.attn_timer = m, inf, gemm_timer, attn_timer
         self.kv_bytes = kv_bytes  # bytes per cached element when they differ from the compute dtype
         self.par = inf.parallelism
         self.links = links_of(inf.cluster.gpu)
-        self.moe = MoELayer.of(m, inf, gemm_timer) if m.ffn == "moe" else None
+        # the routed experts at their own precision where it differs (moe_weight_bits), on the roofline path
+        self.moe = MoELayer.of(m, inf, expert_timer or gemm_timer, gemm_timer) if m.ffn == "moe" else None
         self.decode_q = 1 + (inf.mtp.tokens if inf.mtp else 0)  # tokens each decode verifies (MTP drafts + 1)
         self.n_moe = m.n_moe_layers
         self.n_dense = m.num_hidden_layers - self.n_moe
@@ -291,8 +293,11 @@ def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | N
         devices = {p: Device.from_gpu(gpu, p, stack) for p in ("bf16", "fp8", "fp4")}
         timer = KernelTimer(devices, measured, kernel_plan(m, inf), scale, only)
         return StepModel(m, inf, timer, timer, kv_bytes=kv_bytes_per_element(m, inf.kv_bits))
+    experts = weight_precision(inf.expert_bits)
+    expert_timer = Timer(Device.from_gpu(gpu, experts, stack), scale=scale) if experts != precision else None
     return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
-                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=kv_bytes_per_element(m, inf.kv_bits))
+                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=kv_bytes_per_element(m, inf.kv_bits),
+                     expert_timer=expert_timer)
 
 
 def weight_precision(weight_bits: int) -> str:
@@ -314,7 +319,8 @@ def kernel_plan(m: ModelSpec, inf: InferenceSpec) -> KernelPlan:
     says), else BF16; the KV cache in FP8 at 8 bits or fewer; MLA's core and its absorbed matmuls in BF16."""
     precision = weight_precision(inf.weight_bits)
     par = inf.parallelism
-    gemm, moe = (db_dtype(precision, scaling) for scaling in (inf.fp8_gemm_scaling, inf.fp8_moe_scaling))
+    gemm = db_dtype(precision, inf.fp8_gemm_scaling)
+    moe = db_dtype(weight_precision(inf.expert_bits), inf.fp8_moe_scaling)
     return KernelPlan(gemm_dtype=gemm, moe_dtype=moe,
                       attn_dtype="bfloat16", kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype="bfloat16",
                       ep=par.ep, n_experts=m.n_routed_experts or 1)

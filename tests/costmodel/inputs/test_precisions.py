@@ -76,3 +76,40 @@ def test_expert_tp_is_written_moe_tp_as_the_engines_name_it():
     from costmodel.inputs.specs import Parallelism
 
     assert Parallelism.model_validate({"tp": 8, "moe_tp": 8}).etp == Parallelism(tp=8, etp=8).etp == 8
+
+
+def test_ep48_in_an_nvl72_rack_sends_no_rdma_bytes(models):
+    """DeepSeek-V3 decode at EP48 inside one GB200 rack: every expert rank is in the NVLink domain, so
+    DeepEP's normal and low-latency kernels move no byte over the NIC; on 8-GPU B200 nodes EP48 does."""
+    from costmodel.counts.deepep import low_latency_bytes, normal_bytes
+    from costmodel.timing.serve_costs import MoELayer, step_model_for
+
+    v3 = models["deepseek-v3"]
+    def rdma(part: str, gpus_per_node: int) -> tuple[float, float]:
+        inf = InferenceSpec(cluster={"gpu": gpu(part), "gpus_per_node": gpus_per_node, "nodes": 48 // gpus_per_node},
+                            parallelism={"dp": 48, "ep": 48, "zero_stage": 0}, weight_bits=8, redundant_experts=32)
+        moe: MoELayer = step_model_for(v3, inf).moe
+        return (normal_bytes(64, 7168, 1, moe.fan, gpus_per_node)[0],
+                low_latency_bytes(64, 8, 7168, 48, gpus_per_node)[0])
+    assert rdma("gb200", 48) == (0.0, 0.0)
+    assert all(b > 0 for b in rdma("b200", 8))
+
+
+def test_nvfp4_experts_beside_fp8_attention(models):
+    """moe_weight_bits 4 with weight_bits 8: the routed experts at 4.5 bits, the rest at 8; the experts'
+    kernels are the database's nvfp4, the other GEMMs FP8; the report's bytes split the same way."""
+    from costmodel.counts.params import all_layer_params
+    from costmodel.counts.report import variant_report
+    from costmodel.inputs.specs import Variant
+
+    v3 = models["deepseek-v3"]
+    base = InferenceSpec(cluster={"gpu": gpu("b200"), "gpus_per_node": 8, "nodes": 1}, weight_bits=8,
+                         parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
+    mixed = base.model_copy(update={"moe_weight_bits": 4})
+    routed = sum(lp.routed_experts for lp in all_layer_params(v3))
+    assert serving_memory(v3, base).weights_bytes - serving_memory(v3, mixed).weights_bytes == \
+        pytest.approx(routed / 8 * (8 - 4.5) / 8)
+    plan = kernel_plan(v3, mixed)
+    assert (plan.gemm_dtype, plan.moe_dtype) == ("fp8_block", "nvfp4")
+    total = variant_report(Variant(name="v", model=v3, inference=mixed)).weight_bytes_total
+    assert total == pytest.approx((params_total(v3) - routed) + routed * 4.5 / 8)
