@@ -26,6 +26,7 @@ What cannot be expressed is skipped with the reason, so coverage is a count, not
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -132,23 +133,33 @@ def model_spec(model_path: str) -> dict:
 
 
 def checkpoint_bits(model_path: str) -> int:
-    """The weights' bits as the checkpoint ships: 8 with an FP8 quantization_config or name, else 16."""
+    """The weights' bits as the checkpoint ships: its name's quantization (-NVFP4 / -FP4: 4, -FP8: 8) first,
+    as a quantized checkpoint may borrow its base's config; else 8 with an FP8 quantization_config, or 16."""
+    name = model_path.upper()
+    if name.endswith(("-NVFP4", "-FP4")):
+        return 4
     quant = (model_spec(model_path).get("quantization_config") or {}).get("quant_method")
-    return 8 if quant == "fp8" or model_path.upper().endswith("-FP8") else 16
+    return 8 if quant == "fp8" or name.endswith("-FP8") else 16
+
+
+KNOWN_PRECISIONS = {"", "bf16", "fp16", "fp8", "fp4", "nvfp4"}  # the sample's `precision` values modelled
+KNOWN_MODES = {"bfloat16", "float16", "fp8", "fp8_block", "nvfp4"}  # its gemm_ / moe_quant_mode values modelled
 
 
 def precision_of(p: MeasuredPoint) -> dict:
-    """weight_bits and FP8 scalings of the row's GEMMs and experts: NVFP4 as 4-bit weights, or Unsupported
-    for INT4 and MXFP4, and for a row mixing NVFP4 with another precision."""
+    """weight_bits and FP8 scalings of the row's GEMMs and experts: NVFP4 as 4-bit weights, BF16 / FP16 as
+    16; a row without any, the checkpoint as it ships; any other precision (INT4, MXFP4, ...) and NVFP4
+    mixed with another is Unsupported, never read as FP8."""
     modes = {p.gemm_quant, p.moe_quant} - {""}
-    other_4bit = {"int4", "int4_wo", "w4a8", "mxfp4"}
-    if p.precision in other_4bit or modes & other_4bit:
-        raise Unsupported(f"precision: {p.precision or '/'.join(sorted(modes))} weights are not modelled")
-    if p.precision in ("fp4", "nvfp4") or "nvfp4" in modes:
+    unknown = ({p.precision} - KNOWN_PRECISIONS) | (modes - KNOWN_MODES)
+    if unknown:
+        raise Unsupported(f"precision: {'/'.join(sorted(unknown))} weights are not modelled")
+    shipped = checkpoint_bits(p.model_path) if not p.precision and not modes else None
+    if p.precision in ("fp4", "nvfp4") or "nvfp4" in modes or shipped == 4:
         if modes - {"nvfp4"}:
             raise Unsupported(f"precision: NVFP4 mixed with {'/'.join(sorted(modes - {'nvfp4'}))} is not modelled")
         return {"weight_bits": 4}
-    if p.precision == "bf16" or (not p.precision and checkpoint_bits(p.model_path) == 16):
+    if p.precision in ("bf16", "fp16") or (modes and modes <= {"bfloat16", "float16"}) or shipped == 16:
         return {"weight_bits": 16}
     scaling = {"fp8": "tensor", "fp8_block": "block", "": "block"}
     return {"weight_bits": 8, "fp8_gemm_scaling": scaling.get(p.gemm_quant, "block"),
@@ -158,12 +169,14 @@ def precision_of(p: MeasuredPoint) -> dict:
 def engine_version(gpu: str, engine: str, wanted: str) -> str:
     """The database version nearest the row's among those holding a table the planner reads: the newest
     not after it, else the oldest (each table of it is then read by the database's rule, the oldest where
-    the version predates them all: kernel_db.find_tables); an unnumbered one (nightly) takes current."""
+    the version predates them all: kernel_db.find_tables); an unnumbered one (nightly) takes current, and so
+    does a TensorRT-LLM "version" below 1.0, which is the Dynamo runtime's (ai-dynamo/tensorrtllm-runtime:0.8.1
+    images): which TensorRT-LLM it bundles the row does not say."""
     key = kernel_db.version_key
     have = [v for v in kernel_db.measured_versions(gpu, engine) if key(v)[0] == 0]
     if not have:
         raise Unsupported(f"engine: the kernel database has no {engine} table on {gpu}")
-    if key(wanted)[0] == 1:
+    if key(wanted)[0] == 1 or (engine == "trtllm" and key(wanted) < key("1.0")):
         current = kernel_db.current_version(gpu, engine)
         return current if current in have else have[-1]
     before = [v for v in have if key(v) <= key(wanted)]
@@ -260,6 +273,9 @@ def check_point(p: MeasuredPoint) -> PointResult:
     except PlannerError as e:  # a point that fails is that point's error; the others still run
         out.skipped = f"error: {e.problem}"
         return out
+    if r.finished < r.requests:  # e.g. a prompt no prefill rank can hold: its TTFT is undefined
+        out.skipped = f"error: {r.requests - r.finished} of {r.requests} requests never finished"
+        return out
     lat = r.latency
     out.predicted = {"ttft_ms": 1e3 * lat.ttft_p50_s, "tpot_ms": 1e3 * lat.tpot_p50_s if lat.tpot_p50_s else None,
                      "generation_tok_s": r.generation_throughput_tok_s}
@@ -296,7 +312,7 @@ def _stats(rows: list[dict]) -> dict:
     out = {"points": len(rows), "simulated": len(done), "coverage": len(done) / len(rows) if rows else 0.0}
     for metric in ("ttft", "tpot"):
         errs = [e for e in (pct_error(r["predicted"][f"{metric}_ms"], r["measured"][f"{metric}_ms"]) for r in done)
-                if e is not None]
+                if e is not None and math.isfinite(e)]
         out |= {f"{metric}_median_abs_pct_error": float(np.median(np.abs(errs))) if errs else None,
                 f"{metric}_p90_abs_pct_error": float(np.percentile(np.abs(errs), 90)) if errs else None,
                 f"{metric}_median_signed_pct_error": float(np.median(errs)) if errs else None}

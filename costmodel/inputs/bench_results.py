@@ -35,11 +35,17 @@ SIDECAR_FIX = "write FILE.yaml beside it with model, gpu, engine and layout (see
 
 
 class BenchLayout(Spec):
+    """Attention TP x DP (x PP); the experts' EP, and their TP (default: the rest of the attention GPUs,
+    as the engines shard experts without an EP flag)."""
+
     tp: PosInt = 1
     attention_dp: PosInt = 1
     pp: PosInt = 1
-    moe_tp: PosInt = 1
+    moe_tp: PosInt | None = None
     moe_ep: PosInt = 1
+
+    def experts_tp(self) -> int:
+        return self.moe_tp or max(1, self.tp * self.attention_dp // self.moe_ep)
 
 
 class BenchSidecar(Spec):
@@ -49,7 +55,7 @@ class BenchSidecar(Spec):
     gpu: str = Field(min_length=1)
     engine: Literal["sglang", "vllm", "trtllm"]
     engine_version: str = "current"
-    precision: Literal["fp8", "bf16", ""] = ""
+    precision: Literal["fp4", "fp8", "bf16", ""] = ""
     layout: BenchLayout
     isl: PosInt | None = None
     osl: PosInt | None = None
@@ -91,6 +97,11 @@ def _number(run: dict, key: str, path: Path, n: int) -> float:
 
 
 def _point(run: dict, side: BenchSidecar, path: Path, n: int) -> MeasuredPoint:
+    rate = run.get("request_rate")
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate):
+        raise PlannerError(f"run {n} sent requests at {rate:g}/s (an open loop); check-serving replays runs of a "
+                           "fixed concurrency", file=str(path), field="request_rate",
+                           fix="benchmark with --max-concurrency and an unbounded --request-rate")
     done = _number(run, "completed", path, n)
     isl = side.isl or round(_number(run, "total_input_tokens", path, n) / done)
     osl = side.osl or round(_number(run, "total_output_tokens", path, n) / done)
@@ -99,7 +110,7 @@ def _point(run: dict, side: BenchSidecar, path: Path, n: int) -> MeasuredPoint:
     return MeasuredPoint(
         id=f"{path.stem}-{n}", engine=side.engine, engine_version=side.engine_version, model_path=side.model,
         system=side.gpu, precision=side.precision, gemm_quant="", moe_quant="", mode="agg", isl=isl, osl=osl,
-        concurrency=concurrency, layout=Layout(lay.tp, lay.pp, lay.attention_dp, lay.moe_tp, lay.moe_ep),
+        concurrency=concurrency, layout=Layout(lay.tp, lay.pp, lay.attention_dp, lay.experts_tp(), lay.moe_ep),
         ttft_ms=_number(run, "median_ttft_ms", path, n), tpot_ms=_number(run, "median_tpot_ms", path, n),
         source=str(path))
 

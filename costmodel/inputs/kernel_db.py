@@ -151,7 +151,8 @@ def resolve(gpu: str, engine: str, version: str = "current") -> str:
 
 def find_table(gpu: str, engine: str, version: str, kind: str) -> Table | None:
     """The table `kind` for (gpu, engine, version): from that version's folder, else backward-filled from
-    the newest older version that holds it; None when no version up to `version` has it."""
+    the newest older version that holds it, else the oldest that holds it (find_tables); None when no
+    version holds it."""
     found = find_tables(gpu, engine, version, kind)
     return found[0] if found else None
 

@@ -113,7 +113,10 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
 
 def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:
     """The layout of the row's (or its prefill_/decode_ worker's) fields, or None and why it cannot be read."""
-    vals = {c: _size(row.get(prefix + c)) for c in LAYOUT}
+    try:
+        vals = {c: _size(row.get(prefix + c)) for c in LAYOUT}
+    except ValueError as e:
+        return None, f"{prefix}{e}"
     if vals["tp_size"] is None:
         return None, f"no {prefix}tp_size"
     lay = Layout(vals["tp_size"], vals["pp_size"] or 1, vals["attention_dp_size"] or 1, vals["moe_tp_size"] or 0,
@@ -146,8 +149,10 @@ def concurrency_of(row: dict) -> int | None:
     found = re.search(r"silicon_concurrency=(\d+)", row.get("silicon_data_source") or "")
     if found:
         return int(found.group(1))
-    size = _size(row.get("batch_size"))
-    return size or None
+    try:
+        return _size(row.get("batch_size"))
+    except ValueError:
+        return None
 
 
 def _blank(value: str | None) -> bool:
@@ -159,14 +164,16 @@ def _text(value: str | None) -> str:
 
 
 def _size(value: str | None) -> int | None:
-    """A layout size: empty, NaN or 0 is None (not recorded)."""
-    if _blank(value):
+    """A layout size: empty, NaN or 0 is None (not recorded); anything but a whole number is a ValueError."""
+    if _blank(value) or value.strip() in ("0", "0.0"):
         return None
     try:
         number = float(value)
     except ValueError:
-        return None
-    return int(number) if number >= 1 and number == int(number) else None
+        number = math.nan
+    if not (math.isfinite(number) and number >= 1 and number == int(number)):
+        raise ValueError(f"size {value!r} is not a whole number of GPUs")
+    return int(number)
 
 
 def _int(row: dict, col: str, path: Path, line: int) -> int:

@@ -423,6 +423,9 @@ class WorkloadSpec(Spec):
         need = {"poisson": "rate_per_s", "closed": "users", "trace": "trace_csv"}.get(self.arrival)
         if need and getattr(self, need) is None:
             raise FieldProblem(need, f"is required for arrival: {self.arrival}", f"set {need}")
+        if self.ramp_s != 0 and self.arrival != "closed":
+            raise FieldProblem("ramp_s", f"ramps a closed loop's users, but arrival is {self.arrival}",
+                               "remove ramp_s, or use arrival: closed")
         return self
 
 

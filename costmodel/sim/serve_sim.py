@@ -1,4 +1,5 @@
-"""Discrete-event simulation (simpy) of one serving instance with iteration-level scheduling.
+"""Discrete-event simulation (simpy) of one serving unit with iteration-level scheduling: one instance, or
+(disaggregated) prefill instances handing their requests round robin to decode instances.
 
 Processes: `arrivals` puts requests into a pool's waiting queue; each pool's `engine` process runs one
 iteration per simpy event. An iteration is a sequence of named steps (`Engine`):
@@ -6,7 +7,7 @@ iteration per simpy event. An iteration is a sequence of named steps (`Engine`):
   plan_chunks    — continue unfinished prefills within the token budget (chunked prefill);
   admit          — admit waiting requests while blocks, budget and the running cap allow;
   advance        — after the iteration's time (StepModel), one token per decode, chunks into the cache;
-  finish         — release finished requests (a prefill pool hands them to the decode pool instead).
+  finish         — release finished requests (a prefill pool hands them to a decode pool instead).
 Request state lives in numpy arrays of shape (n,) (`RequestState`); the running set is an int array in
 admission order, so an iteration costs a few vector operations whatever the batch. `serving_metrics`
 turns the final state into a `ServeResult`. The simulator assumes a feasible input (app/feasibility.py)

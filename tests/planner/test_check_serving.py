@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from costmodel.app import check_serving as cs
+from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.measured_serving import REQUIRED, read_points, split_of
 from planner.cli import cli
 
@@ -105,6 +106,9 @@ def point(tmp_path, **change):
      {"weight_bits": 8, "fp8_gemm_scaling": "tensor", "fp8_moe_scaling": "block"}),
     ({"precision": "", "model_path": "nvidia/Llama-3.1-8B-Instruct-FP8"},  # the checkpoint as it ships
      {"weight_bits": 8, "fp8_gemm_scaling": "block", "fp8_moe_scaling": "block"}),
+    ({"precision": "", "model_path": "nvidia/Qwen3-32B-NVFP4"}, {"weight_bits": 4}),  # its base's config is BF16
+    ({"precision": "fp16"}, {"weight_bits": 16}),
+    ({"precision": "", "gemm_quant_mode": "bfloat16", "moe_quant_mode": "bfloat16"}, {"weight_bits": 16}),
 ])
 def test_the_rows_precision(tmp_path, change, expected):
     assert cs.precision_of(point(tmp_path, **change)) == expected
@@ -252,3 +256,37 @@ def test_a_rack_part_runs_in_its_nvlink_domain():
     """A GB200 worker of 16 GPUs is one NVLink domain of the NVL72 rack, not two 8-GPU nodes."""
     assert cs.cluster_of("gb200", {"tp": 16, "dp": 1}) == {"gpus_per_node": 16, "nodes": 1}
     assert cs.cluster_of("b200", {"tp": 16, "dp": 1}) == {"gpus_per_node": 8, "nodes": 2}
+
+
+@pytest.mark.parametrize("change", [{"precision": "w4afp8"}, {"gemm_quant_mode": "int8"}, {"precision": "mxfp4"}])
+def test_an_unknown_precision_is_a_reason_never_fp8(tmp_path, change):
+    with pytest.raises(cs.Unsupported, match="weights are not modelled"):
+        cs.precision_of(point(tmp_path, **change))
+
+
+def test_a_dynamo_runtimes_version_is_not_tensorrt_llms():
+    """TensorRT-LLM rows run from ai-dynamo/tensorrtllm-runtime:0.8.1 images record Dynamo's 0.8.1: which
+    TensorRT-LLM it bundles is unknown, so the database's current one, as for a nightly."""
+    from costmodel.inputs import kernel_db
+
+    current = kernel_db.current_version("h200_sxm", "trtllm")
+    assert cs.engine_version("h200_sxm", "trtllm", "0.8.1.post1") == current
+    assert cs.engine_version("h200_sxm", "trtllm", "1.2.0rc6") == "1.2.0rc5"  # a real one: the newest not after
+
+
+@pytest.mark.parametrize("value", ["2.5", "abc", "inf"])
+def test_a_layout_size_that_is_not_a_whole_number_makes_the_row_unreadable(tmp_path, value):
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [{**LLAMA, "attention_dp_size": value}]))
+    assert p.layout is None and f"size {value!r} is not a whole number of GPUs" in p.unreadable
+
+
+def test_an_open_loop_benchmark_is_refused_and_expert_tp_defaults_to_the_rest(tmp_path):
+    """A run at a finite request rate is not a fixed concurrency; a sidecar naming tp 8 alone means the
+    engines' default: experts sharded over the 8 GPUs (MoE TP 8, EP 1)."""
+    (tmp_path / "run.json").write_text(json.dumps({**VLLM_RUN, "request_rate": 4.0}))
+    (tmp_path / "run.yaml").write_text(SIDECAR.replace("{tp: 1}", "{tp: 8}"))
+    with pytest.raises(PlannerError, match="an open loop"):
+        cs.read_input(tmp_path / "run.json")
+    (tmp_path / "run.json").write_text(json.dumps(VLLM_RUN))
+    (p,) = cs.read_input(tmp_path / "run.json")
+    assert (p.layout.moe_tp, p.layout.moe_ep) == (8, 1)

@@ -283,3 +283,8 @@ def test_a_closed_loops_users_start_over_the_ramp():
     explicit = run_serving("c", v.model, v.inference, closed.model_copy(update={"ramp_s": 0.2}), step_model=steps,
                            kv_capacity_tokens=10**6)
     assert ramped.sim_time_s == explicit.sim_time_s > ends[0]
+
+
+def test_a_ramp_outside_a_closed_loop_is_refused():
+    with pytest.raises(ValueError, match="ramp_s"):
+        workload(arrival="poisson", rate_per_s=1.0, ramp_s=2.0)
