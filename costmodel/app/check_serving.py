@@ -9,7 +9,8 @@ deployments"):
   engine    the row's engine at the newest database version not after the row's (else its oldest);
   precision NVFP4 (4-bit weights), FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16;
             a row without one runs the checkpoint as it ships (its config's quantization_config); INT4
-            and MXFP4 are skipped;
+            and MXFP4 are skipped; the KV cache in BF16 (ASSUMPTION: the engines' default cache dtype,
+            `auto`, is the model's activation dtype; the sample records none);
   layout    attention TP x DP, experts EP x expert TP (moe_ep x moe_tp) over the same GPUs, in NVLink
             domains of the GPU file's nvlink_domain_gpus (an HGX node's 8, an NVL72 rack's 72);
   disagg    the prefill workers as the prefill pool, `prefill_num_workers` of them feeding

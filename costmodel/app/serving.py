@@ -45,8 +45,16 @@ def prefill_pool_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | N
     # each prefill rank sends the KV it holds over its own NIC: a GQA cache is split by KV head over TP,
     # MLA's latent is replicated (counts/memory.py: serving_memory), so one rank's NIC carries it all
     shards = 1 if m.attention == "mla" else min(pool.parallelism.tp, m.kv_heads)
-    return PrefillPool(unit, links_of(inf.cluster.gpu)["nic"], kv_bytes_per_token(m, inf.kv_bits) / shards,
+    return PrefillPool(unit, links_of(inf.cluster.gpu)[kv_link(inf)], kv_bytes_per_token(m, inf.kv_bits) / shards,
                        pool.instances, pool.decode_instances)
+
+
+def kv_link(inf: InferenceSpec) -> str:
+    """The link a disaggregated unit's KV crosses: NVLink when all its prefill and decode instances fit in
+    one NVLink domain of their part (an NVL72 rack), else the NIC."""
+    pool, gpu = inf.prefill_pool, inf.cluster.gpu
+    gpus = pool.instances * pool.gpus_per_node * pool.nodes + pool.decode_instances * inf.cluster.num_gpus
+    return "nvlink" if gpus <= gpu.nvlink_domain_gpus else "nic"
 
 
 def one_request_s(w: WorkloadSpec, steps: StepModel, inf: InferenceSpec) -> float:

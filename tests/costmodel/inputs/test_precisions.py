@@ -113,3 +113,16 @@ def test_nvfp4_experts_beside_fp8_attention(models):
     assert (plan.gemm_dtype, plan.moe_dtype) == ("fp8_block", "nvfp4")
     total = variant_report(Variant(name="v", model=v3, inference=mixed)).weight_bytes_total
     assert total == pytest.approx((params_total(v3) - routed) + routed * 4.5 / 8)
+
+
+def test_a_disaggregated_unit_inside_a_rack_moves_its_kv_over_nvlink():
+    """1 prefill instance of 4 GB200s and 2 decode instances of 8: 20 GPUs of one NVL72 rack, so the KV
+    crosses NVLink; the same unit of B200 HGX nodes (domains of 8) crosses the NIC."""
+    from costmodel.app.serving import kv_link
+    from costmodel.inputs.specs import PrefillPool
+
+    def unit(part: str) -> InferenceSpec:
+        pool = PrefillPool(gpus_per_node=4, parallelism={"dp": 4, "ep": 4, "zero_stage": 0}, decode_instances=2)
+        return InferenceSpec(cluster={"gpu": gpu(part), "gpus_per_node": 8, "nodes": 1}, prefill_pool=pool,
+                             parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
+    assert (kv_link(unit("gb200")), kv_link(unit("b200"))) == ("nvlink", "nic")
