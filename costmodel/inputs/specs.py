@@ -592,6 +592,8 @@ class InferenceSpec(Spec):
         "block", description="8-bit weights' GEMM scales: per 128x128 block (DeepGEMM's) or one per tensor")
     fp8_moe_scaling: Literal["block", "tensor"] = Field("block", description="the same, for the routed experts")
     kv_bits: PosFloat = Field(16, ge=1, le=32, description="average bits per cached element; fractional allowed")
+    attention_bits: Literal[16, 8] = Field(16, description="attention's math: 16 (BF16) or 8 (FP8: MLA's absorbed "
+                                                           "matmuls and attention core in FP8)")
     workload: WorkloadSpec | None = None
     max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")
     chunked_prefill: bool = Field(True, description="split prompts across iterations; else admit whole prompts")

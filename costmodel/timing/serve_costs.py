@@ -295,8 +295,9 @@ def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | N
         return StepModel(m, inf, timer, timer, kv_bytes=kv_bytes_per_element(m, inf.kv_bits))
     experts = weight_precision(inf.expert_bits)
     expert_timer = Timer(Device.from_gpu(gpu, experts, stack), scale=scale) if experts != precision else None
+    attention = "fp8" if inf.attention_bits == 8 else "bf16"
     return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
-                     Timer(Device.from_gpu(gpu, "bf16", stack), scale=scale), kv_bytes=kv_bytes_per_element(m, inf.kv_bits),
+                     Timer(Device.from_gpu(gpu, attention, stack), scale=scale), kv_bytes=kv_bytes_per_element(m, inf.kv_bits),
                      expert_timer=expert_timer)
 
 
@@ -316,13 +317,15 @@ def db_dtype(precision: str, fp8_scaling: str) -> str:
 def kernel_plan(m: ModelSpec, inf: InferenceSpec) -> KernelPlan:
     """The database precisions an engine runs this instance's kernels at: NVFP4 GEMMs and experts for
     4-bit weights, FP8 for 8-bit ones (block-scaled, DeepGEMM's (DGEMM), or per-tensor, as the instance
-    says), else BF16; the KV cache in FP8 at 8 bits or fewer; MLA's core and its absorbed matmuls in BF16."""
+    says), else BF16; the KV cache in FP8 at 8 bits or fewer; MLA's core and its absorbed matmuls in BF16,
+    or in FP8 at attention_bits 8 (the database measures the matmuls so; the core's FP8 takes the roofline)."""
     precision = weight_precision(inf.weight_bits)
     par = inf.parallelism
     gemm = db_dtype(precision, inf.fp8_gemm_scaling)
     moe = db_dtype(weight_precision(inf.expert_bits), inf.fp8_moe_scaling)
+    attention = "fp8" if inf.attention_bits == 8 else "bfloat16"
     return KernelPlan(gemm_dtype=gemm, moe_dtype=moe,
-                      attn_dtype="bfloat16", kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype="bfloat16",
+                      attn_dtype=attention, kv_dtype="fp8" if inf.kv_bits <= 8 else "bfloat16", bmm_dtype=attention,
                       ep=par.ep, n_experts=m.n_routed_experts or 1)
 
 

@@ -126,3 +126,17 @@ def test_a_disaggregated_unit_inside_a_rack_moves_its_kv_over_nvlink():
         return InferenceSpec(cluster={"gpu": gpu(part), "gpus_per_node": 8, "nodes": 1}, prefill_pool=pool,
                              parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
     assert (kv_link(unit("gb200")), kv_link(unit("b200"))) == ("nvlink", "nic")
+
+
+def test_fp8_attention_math(models):
+    """attention_bits 8: MLA's absorbed matmuls and core in FP8 in the kernel plan (the database's fp8
+    matmul rows), and the roofline's attention at the FP8 peak and 1 byte an element."""
+    from costmodel.timing.serve_costs import step_model_for
+
+    v3 = models["deepseek-v3"]
+    inf = InferenceSpec(cluster={"gpu": gpu("h200"), "gpus_per_node": 8, "nodes": 1}, weight_bits=8,
+                        attention_bits=8, parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
+    plan = kernel_plan(v3, inf)
+    assert (plan.attn_dtype, plan.bmm_dtype) == ("fp8", "fp8")
+    assert kernel_plan(v3, inf.model_copy(update={"attention_bits": 16})).bmm_dtype == "bfloat16"
+    assert step_model_for(v3, inf).attn_timer.device.dtype_bytes == 1
