@@ -30,12 +30,14 @@ class Device:
         return cls(p.header.get("device_name", "profiled"), p.peak_flops_per_s, p.peak_bytes_per_s, p.dtype_bytes)
 
     @classmethod
-    def from_gpu(cls, gpu, precision: str = "bf16", stack_efficiency: float = 1.0) -> Device:
+    def from_gpu(cls, gpu, precision: str = "bf16", stack_efficiency: float = 1.0,
+                 element_bytes: float | None = None) -> Device:
         """A GPU file's peaks at `precision` (bf16 | fp8 | fp4; 1 B per element under fp8, NVFP4's 4.5 bits
         under fp4), scaled by the measured fraction of kernel speed a software stack reaches end to end (1 =
-        kernel benchmarks)."""
+        kernel benchmarks). `element_bytes`: what an element moves when it is stored narrower than the math
+        runs (NVFP4 weights dequantised to FP8 math on a GPU without FP4 tensor cores)."""
         precision = gpu.compute_precision(precision)
-        nbytes = {"fp8": 1, "fp4": NVFP4_BITS_PER_WEIGHT / 8}.get(precision, 2)
+        nbytes = element_bytes or {"fp8": 1, "fp4": NVFP4_BITS_PER_WEIGHT / 8}.get(precision, 2)
         return cls(gpu.name, gpu.peak_flops(precision) * stack_efficiency,
                    gpu.hbm_bw_bytes_per_s.value * stack_efficiency, nbytes)
 

@@ -33,7 +33,7 @@ from costmodel.counts.routing import (
     selection_shares,
     token_fanout,
 )
-from costmodel.inputs.specs import InferenceSpec, ModelSpec
+from costmodel.inputs.specs import InferenceSpec, ModelSpec, stored_bits
 from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
 from costmodel.timing.operators import Device, MeasuredBackend, Timer
 
@@ -294,11 +294,18 @@ def step_model_for(m: ModelSpec, inf: InferenceSpec, scale: dict[str, float] | N
         timer = KernelTimer(devices, measured, kernel_plan(m, inf), scale, only)
         return StepModel(m, inf, timer, timer, kv_bytes=kv_bytes_per_element(m, inf.kv_bits))
     experts = weight_precision(inf.expert_bits)
-    expert_timer = Timer(Device.from_gpu(gpu, experts, stack), scale=scale) if experts != precision else None
+    expert_timer = Timer(Device.from_gpu(gpu, experts, stack, stored_bytes(inf.expert_bits)),
+                         scale=scale) if inf.expert_bits != inf.weight_bits else None
     attention = "fp8" if inf.attention_bits == 8 else "bf16"
-    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack), scale=scale),
+    return StepModel(m, inf, Timer(Device.from_gpu(gpu, precision, stack, stored_bytes(inf.weight_bits)), scale=scale),
                      Timer(Device.from_gpu(gpu, attention, stack), scale=scale), kv_bytes=kv_bytes_per_element(m, inf.kv_bits),
                      expert_timer=expert_timer)
+
+
+def stored_bytes(weight_bits: int) -> float | None:
+    """Bytes a weight moves when it is 8-bit or narrower (NVFP4's 4.5 bits whatever the math), else None:
+    the math's own width (BF16)."""
+    return stored_bits(weight_bits) / 8 if weight_bits <= 8 else None
 
 
 def weight_precision(weight_bits: int) -> str:

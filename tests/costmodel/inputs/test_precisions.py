@@ -140,3 +140,13 @@ def test_fp8_attention_math(models):
     assert (plan.attn_dtype, plan.bmm_dtype) == ("fp8", "fp8")
     assert kernel_plan(v3, inf.model_copy(update={"attention_bits": 16})).bmm_dtype == "bfloat16"
     assert step_model_for(v3, inf).attn_timer.device.dtype_bytes == 1
+
+
+def test_nvfp4_weights_on_a_gpu_without_fp4_move_their_stored_bytes(models):
+    """On an H200 (no FP4 tensor cores) 4-bit weights run FP8 math but are read at NVFP4's 4.5 bits."""
+    from costmodel.timing.serve_costs import step_model_for
+
+    inf = InferenceSpec(cluster={"gpu": gpu("h200"), "gpus_per_node": 8, "nodes": 1}, weight_bits=4,
+                        parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
+    dev = step_model_for(models["deepseek-v3"], inf).timer.device
+    assert (dev.peak_flops_per_s, dev.dtype_bytes) == (gpu("h200").peak_flops_per_s.fp8.value, 4.5 / 8)
