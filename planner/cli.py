@@ -388,8 +388,13 @@ def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, 
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local cluster worker processes.")
 def check_serving_cmd(source: Path, split: str, model_re: str | None, gpu: str | None, fmt: str, address, sequential,
                       workers) -> None:
-    """Replay measured serving points (a silicon-sample CSV, or `aiconfigurator` for the shipped one) and
-    report the predicted TTFT and TPOT against the measured ones."""
+    """Replay measured serving points and report the predicted TTFT and TPOT against the measured ones.
+
+    SOURCE: `aiconfigurator` (NVIDIA's silicon sample, shipped with the kernel database), a CSV of its
+    columns, or a benchmark's result (`vllm bench serve --save-result` JSON, `sglang.bench_serving
+    --output-file` JSONL) with a YAML sidecar of the same name: model (ORG/NAME or a bundled model),
+    gpu (e.g. h200_sxm), engine (sglang | vllm | trtllm), layout ({tp, attention_dp, moe_tp, moe_ep}),
+    and optionally engine_version, precision (fp4 | fp8 | bf16), isl, osl, concurrency."""
     points = check_serving.select(check_serving.read_input(source), split, model_re, gpu)
     if not points:
         raise PlannerError(f"no point of {source} is in split {split!r} with those filters", field="--model/--gpu",
