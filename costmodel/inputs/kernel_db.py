@@ -93,6 +93,14 @@ def systems_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "systems"
 
 
+@cache
+def node_gpus(gpu: str) -> int:
+    """GPUs of one node as the database measured `gpu` (its system file's num_gpus_per_node: 8 for HGX, 4
+    for a GB200 / GB300 compute tray)."""
+    system = yaml.safe_load((systems_dir() / f"{gpu}.yaml").read_text()) or {}
+    return int((system.get("node") or {}).get("num_gpus_per_node", 8))
+
+
 def gpus() -> list[str]:
     """The GPUs the database has measurements for (folder names, e.g. h200_sxm)."""
     return sorted(p.name for p in (systems_dir() / "data").iterdir() if p.is_dir())

@@ -69,8 +69,9 @@ class KernelTimer(Timer):
             t = self.measured.lookup(kop, kshape, kpass)
         return t
 
-    def collective(self, op: str, shape: dict, fallback_s: float) -> float:
-        """A collective's measured time where the profile has it, else `fallback_s` (the link model)."""
-        t = self.measured.lookup(op, shape)
+    def collective(self, op: str, shape: dict, fallback_s: float, measurable: bool = True) -> float:
+        """A collective's measured time where the profile has it (and `measurable`: its measurements
+        describe this group), else `fallback_s` (the link model)."""
+        t = self.measured.lookup(op, shape) if measurable else None
         fam = ROOFLINE if t is None else op
         return (fallback_s if t is None else t) if self.only in (None, fam) else 0.0

@@ -276,7 +276,7 @@ class Timer:
             self._memo[key] = t
         return t
 
-    def collective(self, op: str, shape: dict, fallback_s: float) -> float:
+    def collective(self, op: str, shape: dict, fallback_s: float, measurable: bool = True) -> float:
         """A collective's time: the link model's `fallback_s` (a kernel profile's timer measures some)."""
         return fallback_s
 

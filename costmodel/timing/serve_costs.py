@@ -33,6 +33,7 @@ from costmodel.counts.routing import (
     selection_shares,
     token_fanout,
 )
+from costmodel.inputs import kernel_db
 from costmodel.inputs.specs import InferenceSpec, ModelSpec, stored_bits
 from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
 from costmodel.timing.operators import Device, MeasuredBackend, Timer
@@ -131,8 +132,15 @@ class MoELayer:
         else:
             model = normal_dispatch_combine_s(tokens, h, FP8_BYTES_PER_ELEMENT if fp8 else 2, self.fan, gpn, self.links)
         op, shape = self.deepep_kernel(tokens, low_latency)
-        return sum(self.timer.collective(op, {**shape, "phase": phase}, s)
+        return sum(self.timer.collective(op, {**shape, "phase": phase}, s, self.deepep_measurable(gpn))
                    for phase, s in zip(("dispatch", "combine"), model, strict=True))
+
+    def deepep_measurable(self, gpus_in_node: int) -> bool:
+        """Whether the database's DeepEP rows describe this group: they were measured on its nodes of
+        `num_gpus_per_node` (AICSYS: an HGX node's 8, a GB200/GB300 tray's 4), so an EP group wider than
+        that inside one NVLink domain (EP48 in an NVL72 rack) takes the link model."""
+        db = self.inf.cluster.gpu.kernel_database
+        return db is None or gpus_in_node <= kernel_db.node_gpus(db.gpu)
 
     def deepep_kernel(self, tokens: float, low_latency: bool) -> tuple[str, dict]:
         """The DeepEP kernel (counts/kernels.py) that moves `tokens` per rank over this EP group."""

@@ -150,3 +150,18 @@ def test_nvfp4_weights_on_a_gpu_without_fp4_move_their_stored_bytes(models):
                         parallelism={"dp": 8, "ep": 8, "zero_stage": 0})
     dev = step_model_for(models["deepseek-v3"], inf).timer.device
     assert (dev.peak_flops_per_s, dev.dtype_bytes) == (gpu("h200").peak_flops_per_s.fp8.value, 4.5 / 8)
+
+
+def test_deepep_rows_describe_only_groups_as_wide_as_the_nodes_they_were_measured_on(models):
+    """The database measured DeepEP on HGX nodes of 8 and on GB200 trays of 4 (its system files): EP48
+    inside an NVL72 rack takes the link model, EP4 in the rack and EP8 on a B200 node the measurements."""
+    from costmodel.inputs import kernel_db
+    from costmodel.timing.serve_costs import step_model_for
+
+    assert (kernel_db.node_gpus("gb200"), kernel_db.node_gpus("b200_sxm")) == (4, 8)
+    def moe(part: str, ep: int):
+        inf = InferenceSpec(cluster={"gpu": gpu(part), "gpus_per_node": ep, "nodes": 1}, weight_bits=8,
+                            parallelism={"dp": ep, "ep": ep, "zero_stage": 0}, redundant_experts=(-256) % ep)
+        return step_model_for(models["deepseek-v3"], inf).moe
+    assert [moe(p, ep).deepep_measurable(ep) for p, ep in (("gb200", 48), ("gb200", 4), ("b200", 8))] == \
+        [False, True, True]
