@@ -377,8 +377,9 @@ def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, 
 
 @cli.command("check-serving")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--split", type=click.Choice(list(SPLITS)), default="dev", show_default=True,
-              help="dev: rows whose sha1(id) is not divisible by 4 (to study); test: the rest (to report only).")
+@click.option("--split", type=click.Choice(list(SPLITS)), default=None,
+              help="The shipped sample's dev rows (sha1(id) not divisible by 4: to study; its default) or test rows "
+                   "(the rest: to report only), or all. Default for your own files: all.")
 @click.option("--model", "model_re", default=None, help="Only model paths matching this regex, e.g. 'deepseek|kimi'.")
 @click.option("--gpu", default=None, help="Only this system, e.g. h200_sxm.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table",
@@ -386,8 +387,10 @@ def import_profile_cmd(source: str, gpu: str, engine: str, engine_version: str, 
 @click.option("--address", default=None, help="Dask scheduler to join (tcp://host:8786); default: a local cluster.")
 @click.option("--sequential", is_flag=True, help="Run in this process, one point after another (no Dask).")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local cluster worker processes.")
-def check_serving_cmd(source: Path, split: str, model_re: str | None, gpu: str | None, fmt: str, address, sequential,
-                      workers) -> None:
+@click.option("--per-point/--no-per-point", default=None,
+              help=f"The table lists every point (default: when {render.PER_POINT_MAX} or fewer).")
+def check_serving_cmd(source: Path, split: str | None, model_re: str | None, gpu: str | None, fmt: str, address,
+                      sequential, workers, per_point: bool | None) -> None:
     """Replay measured serving points and report the predicted TTFT and TPOT against the measured ones.
 
     SOURCE: `aiconfigurator` (NVIDIA's silicon sample, shipped with the kernel database), a CSV of its
@@ -395,6 +398,7 @@ def check_serving_cmd(source: Path, split: str, model_re: str | None, gpu: str |
     --output-file` JSONL) with a YAML sidecar of the same name: model (ORG/NAME or a bundled model),
     gpu (e.g. h200_sxm), engine (sglang | vllm | trtllm), layout ({tp, attention_dp, moe_tp, moe_ep}),
     and optionally engine_version, precision (fp4 | fp8 | bf16), isl, osl, concurrency."""
+    split = split or check_serving.default_split(source)
     points = check_serving.select(check_serving.read_input(source), split, model_re, gpu)
     if not points:
         raise PlannerError(f"no point of {source} is in split {split!r} with those filters", field="--model/--gpu",
@@ -409,7 +413,8 @@ def check_serving_cmd(source: Path, split: str, model_re: str | None, gpu: str |
     elif fmt == "html":
         click.echo(render.check_serving_html(str(source), split, rows, summary))
     else:
-        render.check_serving_table(str(source), split, summary)
+        listed = per_point if per_point is not None else len(rows) <= render.PER_POINT_MAX
+        render.check_serving_table(str(source), split, summary, rows if listed else None)
 
 
 @cli.command("check-comm")

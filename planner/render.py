@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 
 from rich.console import Console
 from rich.progress import (
@@ -16,7 +17,18 @@ from rich.progress import (
 from rich.table import Table
 
 from charts import figures  # pure plotly builders, shared with the dashboard
+from costmodel.app import check_serving
 from costmodel.counts.report import ScenarioReport, compare
+
+
+PIPE_WIDTH = 200  # columns of a table written to a file or a pipe: rich's 80 would fold every wide table
+
+
+def stdout_console() -> Console:
+    """The console of a command's result: the terminal's width, or PIPE_WIDTH when stdout is redirected
+    (COLUMNS, when set, wins as rich reads it)."""
+    console = Console()
+    return console if console.is_terminal or "COLUMNS" in os.environ else Console(width=PIPE_WIDTH)
 
 
 def progress_bar(**kwargs) -> Progress:
@@ -105,7 +117,7 @@ def _header(rep: ScenarioReport) -> list[str]:
 
 
 def report_table(rep: ScenarioReport, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or stdout_console()
     table = Table(title=f"{rep.scenario}: ratios vs {rep.baseline}", title_justify="left")
     table.add_column("metric")
     for h in _header(rep):
@@ -168,7 +180,7 @@ def _report_figures(rep: ScenarioReport, train: list | None, serve: list | None)
 
 def timing_table(result: dict, title: str, console: Console | None = None) -> None:
     """Held-out absolute % errors of the measured and roofline backends, per operator and overall."""
-    console = console or Console()
+    console = console or stdout_console()
     table = Table(title=f"{title}: held-out error ({result['held_out_points']} of "
                         f"{result['held_out_points'] + result['train_points']} points)", title_justify="left")
     for col in ("operator", "measured median", "measured p90", "roofline median", "roofline p90", "points"):
@@ -253,7 +265,7 @@ def _stage_range(memory: dict) -> str:
 
 
 def train_table(results: list, base, title: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or stdout_console()
     table = _variant_table(f"{title}: one training step, simulated", results, base)
     change = {(c["variant"], c["metric"]): c["change_pct"] for c in train_comparisons(results, base)
               if c["change_pct"] is not None}
@@ -322,7 +334,7 @@ def _serve_cell(r, field, unit: str, ratio: dict) -> str:
 
 
 def serve_table(results: list, base, title: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or stdout_console()
     table = _variant_table(f"{title}: one serving instance, simulated", results, base)
     ratio = {(c["variant"], c["metric"]): c["ratio"] for c in serve_comparisons(results, base) if c["ratio"] is not None}
     for label, field, unit in SERVE_ROWS:
@@ -431,7 +443,7 @@ def validate_sim_markdown(r: dict) -> str:
 
 
 def sweep_summary(header: dict, summary: dict, where: str, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or stdout_console()
     metrics = [o["metric"] for o in header["objectives"]]
     console.print(f"[bold]{header['sweep']}[/]: {summary['points']} points, {summary['valid']} valid, "
                   f"{summary['invalid']} dropped; results in {where}")
@@ -454,7 +466,7 @@ def sweep_summary(header: dict, summary: dict, where: str, console: Console | No
 
 def comm_table(result: dict, console: Console | None = None) -> None:
     """`planner check-comm`: one row per published DeepEP case."""
-    console = console or Console()
+    console = console or stdout_console()
     table = Table(title="DeepEP published vs predicted (H800)", title_justify="left")
     for col in ("case", "published", "predicted", "error"):
         table.add_column(col, justify="left" if col == "case" else "right")
@@ -485,7 +497,7 @@ def _plan_cell(p: dict, key: str, fmt: str) -> str:
 
 def plan_answer(result: dict, console: Console | None = None) -> None:
     """`planner plan`: the recommendation, the cheapest verified plan per GPU, the front, the rejections."""
-    console = console or Console()
+    console = console or stdout_console()
     slo, traffic = result["slo"], result["traffic"]
     console.print(f"[bold]{result['plan']}[/]: {traffic['requests_per_s']:,.4g} requests/s, TTFT p99 <= "
                   f"{slo['ttft_p99_s']:g} s, TPOT p50 <= {1e3 * slo['tpot_p50_s']:.1f} ms; "
@@ -517,7 +529,7 @@ def plan_answer(result: dict, console: Console | None = None) -> None:
 def sources_table(rows: list[dict], assumption_notes: int = 0, console: Console | None = None) -> None:
     """`planner report --sources`: each sourced number, its source and whether it is published, measured
     or assumed (keys are explained in docs/sources.md)."""
-    console = console or Console()
+    console = console or stdout_console()
     table = Table(title="Where the numbers come from (keys: docs/sources.md)", title_justify="left")
     for col in ("variant", "field", "value", "kind", "source"):
         table.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
@@ -552,32 +564,72 @@ def check_rows(summary: dict) -> list[list[str]]:
             for g in [*summary["groups"], {"gpu": "all", "engine": "", "mode": "", "family": "", **summary}]]
 
 
-def check_serving_table(source: str, split: str, summary: dict, console: Console | None = None) -> None:
-    """`planner check-serving`: per GPU x engine x mode x model family, the points simulated and the errors."""
-    console = console or Console()
+PER_POINT_MAX = 30  # a check of this many points or fewer lists them by default
+
+
+def point_cells(r: dict) -> list[str]:
+    """One point: id, how it ran, measured and predicted TTFT and TPOT (ms), their errors, or why skipped."""
+    meas, pred = r["measured"], r["predicted"] or {}
+    ran = r["setup"].get("layout", "")
+    cells = [r["id"], ran, f"{meas['ttft_ms']:.1f}", f"{meas['tpot_ms']:.2f}"]
+    if not pred:
+        return [*cells, "—", "—", "—", "—", r["skipped"] or ""]
+    ttft, tpot = pred["ttft_ms"], pred["tpot_ms"]
+    err = [check_serving.pct_error(ttft, meas["ttft_ms"]), check_serving.pct_error(tpot, meas["tpot_ms"])]
+    return [*cells, f"{ttft:.1f}", "—" if tpot is None else f"{tpot:.2f}", _pct(err[0], True), _pct(err[1], True), ""]
+
+
+POINT_COLUMNS = ("id", "ran as", "TTFT ms", "TPOT ms", "pred TTFT", "pred TPOT", "TTFT err", "TPOT err", "skipped")
+
+
+def check_serving_table(source: str, split: str, summary: dict, points: list[dict] | None = None,
+                        console: Console | None = None) -> None:
+    """`planner check-serving`: per GPU x engine x mode x model family, the points simulated and the errors;
+    then `points` one by one, when given; then each skip reason (word for word where one point has it)."""
+    console = console or stdout_console()
     table = Table(title=f"{source}, {split} split: predicted p50 against measured (error = predicted / measured - 1)")
     for col in CHECK_COLUMNS:
         table.add_column(col, justify="left" if col in ("GPU", "engine", "mode", "family") else "right")
     for cells in check_rows(summary):
         table.add_row(*cells)
     console.print(table)
+    if points:
+        each = Table(title="each point (measured and predicted p50)")
+        for col in POINT_COLUMNS:
+            each.add_column(col, justify="right" if "TTFT" in col or "TPOT" in col else "left")
+        for r in points:
+            each.add_row(*point_cells(r))
+        console.print(each)
     console.print(f"coverage: {summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%})")
     for reason, n in summary["skipped_reasons"].items():
-        console.print(f"  skipped {n:>5}: {reason}")
+        console.print(f"  skipped {n:>5}: {skip_text(summary, reason, n)}", soft_wrap=True)
+
+
+def skip_text(summary: dict, reason: str, n: int) -> str:
+    """A skip reason as shown: the one point's own words, or the shared reason and its first point."""
+    example = summary.get("skipped_examples", {}).get(reason)
+    if example is None:
+        return reason
+    return example if n == 1 else f"{reason} (first: {example.split(': ', 1)[0]})"
 
 
 def check_serving_html(source: str, split: str, points: list[dict], summary: dict) -> str:
     """check-serving as one page that opens without a server: the summary table, the predicted-against-
-    measured TTFT and TPOT figures, and every skipped reason."""
+    measured TTFT and TPOT figures, every point, and every skipped reason."""
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in CHECK_COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in check_rows(summary))
     figs = "".join(figures.plot_validation(points, metric).to_html(full_html=False, include_plotlyjs=i == 0)
                    for i, metric in enumerate(("ttft_ms", "tpot_ms")))
-    skipped = "".join(f"<li>{n}: {esc(reason)}</li>" for reason, n in summary["skipped_reasons"].items())
+    each = ("<details><summary>each point</summary><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in POINT_COLUMNS)
+            + "</tr>" + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in point_cells(r)) + "</tr>"
+                                for r in points) + "</table></details>")
+    skipped = "".join(f"<li>{n}: {esc(skip_text(summary, reason, n))}</li>"
+                      for reason, n in summary["skipped_reasons"].items())
     title = f"check-serving: {source}, {split} split"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<style>{HTML_STYLE}</style></head><body><h1>{esc(title)}</h1>"
             f"<p>{summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%}); "
             "errors are predicted p50 / measured - 1. Made by moe-planner (planner check-serving --format html).</p>"
-            f"<table><tr>{head}</tr>{body}</table>{figs}<h2>Skipped</h2><ul>{skipped}</ul></body></html>")
+            f"<table><tr>{head}</tr>{body}</table>{figs}<h2>Each point</h2>{each}<h2>Skipped</h2><ul>{skipped}</ul>"
+            "</body></html>")

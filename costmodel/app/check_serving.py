@@ -261,6 +261,9 @@ def check_point(p: MeasuredPoint) -> PointResult:
             raise Unsupported(f"infeasible: {found[0].problem}")
         v = study.scenario.variants[0]
         inf = v.inference
+        if inf.weight_bits == 4 and inf.cluster.gpu.compute_precision("fp4") != "fp4":
+            raise Unsupported(f"precision: NVFP4 weights on {p.system}, which has no FP4 tensor cores (engines run "
+                              "them there through weight-only kernels the planner does not model)")
         out.setup = {"engine_version": inf.engine.version, "weight_bits": inf.weight_bits,
                      "layout": layout_name(inf.parallelism)}
         if inf.prefill_pool is not None:
@@ -289,14 +292,41 @@ def check_points(points: list[MeasuredPoint]) -> list[dict]:
 
 
 def select(points: list[MeasuredPoint], split: str, model: str | None, gpu: str | None) -> list[MeasuredPoint]:
-    """The points of `split` whose model path matches the regex `model` and whose system is `gpu`."""
+    """The points of `split` whose model path matches the regex `model` and whose system is `gpu` (the
+    database's name, h200_sxm, or a bundled GPU file's, h200)."""
     try:
         pattern = re.compile(model, re.IGNORECASE) if model else None
     except re.error as e:
         raise PlannerError(f"--model {model!r} is not a regular expression: {e}", field="--model",
                            fix="pass a Python regular expression, e.g. 'deepseek|kimi'") from e
+    system = database_gpu(gpu) if gpu else None
     return [p for p in points if (split == "all" or p.split == split) and (pattern is None or pattern.search(p.model_path))
-            and (gpu is None or p.system == gpu)]
+            and (system is None or p.system == system)]
+
+
+def database_gpu(name: str) -> str:
+    """The kernel database's name of GPU `name` (h200_sxm as it is; h200, a bundled GPU file, as its
+    database GPU), or an error listing both kinds of name."""
+    by_file = {file: db for db, file in gpu_files().items()}
+    if name in kernel_db.gpus():
+        return name
+    if name in by_file:
+        return by_file[name]
+    raise PlannerError(f"--gpu {name!r} is neither a kernel-database GPU nor a bundled GPU file", field="--gpu",
+                       fix=f"use one of: {', '.join(sorted(kernel_db.gpus()))} (or a GPU file's name: "
+                           f"{', '.join(sorted(by_file))})")
+
+
+def is_sample(path: Path) -> bool:
+    """Whether `path` is the shipped silicon sample (by name, `aiconfigurator`, or its file's path)."""
+    shipped = kernel_db.systems_dir() / "silicon_sample.csv"
+    return str(path) == "aiconfigurator" or (Path(path).is_file() and Path(path).resolve() == shipped.resolve())
+
+
+def default_split(path: Path) -> str:
+    """`dev` for the shipped sample (its test quarter is for reporting only); `all` for a user's own
+    measurements, whose ids carry no such meaning."""
+    return "dev" if is_sample(path) else "all"
 
 
 # ---------------------------------------------------------------------------------------- summary
@@ -326,14 +356,22 @@ def summarise(rows: list[dict]) -> dict:
     for r in rows:
         groups.setdefault(tuple(r["group"].values()), []).append(r)
     reasons: dict[str, int] = {}
+    examples: dict[str, str] = {}  # a reason's first point, word for word: the numbers the key hides
     for r in rows:
         if r["skipped"]:
-            key = re.sub(r"(?<![\w#.])\d[\d.]*", "N", r["skipped"])[:160]  # counts, not names (fp4, B300, #26)
+            key = reason_key(r["skipped"])
             reasons[key] = reasons.get(key, 0) + 1
+            examples.setdefault(key, f"{r['id']}: {r['skipped']}")
+    order = sorted(reasons, key=lambda k: -reasons[k])
     return {**_stats(rows),
             "groups": [{**dict(zip(("gpu", "engine", "mode", "family"), key, strict=True)), **_stats(g)}
                        for key, g in sorted(groups.items())],
-            "skipped_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}
+            "skipped_reasons": {k: reasons[k] for k in order}, "skipped_examples": {k: examples[k] for k in order}}
+
+
+def reason_key(reason: str) -> str:
+    """A skip reason with its numbers as N, so that one cause counts once (names keep theirs: fp4, B300)."""
+    return re.sub(r"(?<![\w#.])\d[\d.]*", "N", reason)[:160]
 
 
 def read_input(path: Path) -> list[MeasuredPoint]:
@@ -341,18 +379,26 @@ def read_input(path: Path) -> list[MeasuredPoint]:
     is a vLLM or SGLang benchmark's result with its YAML sidecar, bench_results.py), each naming a GPU
     the kernel database knows and a model whose config can be found: else one error, before any runs."""
     source = kernel_db.systems_dir() / "silicon_sample.csv" if str(path) == "aiconfigurator" else Path(path)
-    points = read_bench(source) if source.suffix in BENCH_SUFFIXES else read_points(source)
+    if source.suffix in (".yaml", ".yml"):
+        raise PlannerError("a YAML file is a benchmark's sidecar, not its measurements", file=str(source),
+                           fix="pass the benchmark's .json or .jsonl (the sidecar beside it is found by its name), "
+                               "or a CSV of the silicon sample's columns")
+    bench = source.suffix in BENCH_SUFFIXES
+    points = read_bench(source) if bench else read_points(source)
+    # a benchmark's GPU and model come from its sidecar: an error there names the sidecar's fields
+    where, gpu_field, model_field = ((str(source.with_suffix(".yaml")), "gpu", "model") if bench
+                                     else (str(source), "system", "model_path"))
     known = set(kernel_db.gpus())
     for p in points:
         if p.system not in known:
-            raise PlannerError(f"point {p.id!r}: system {p.system!r} is not a GPU the kernel database knows",
-                               file=str(source), field="system", fix=f"use one of: {', '.join(sorted(known))}")
+            raise PlannerError(f"point {p.id!r}: {gpu_field} {p.system!r} is not a GPU the kernel database knows",
+                               file=where, field=gpu_field, fix=f"use one of: {', '.join(sorted(known))}")
     for model_path in sorted({p.model_path for p in points}):
-        known_model(model_path, source)
+        known_model(model_path, where, model_field)
     return points
 
 
-def known_model(model_path: str, source: Path) -> None:
+def known_model(model_path: str, where: str, field_name: str = "model_path") -> None:
     """Raise unless `model_path` is a bundled model or has a shipped config (a refusal of its architecture
     is that row's skip reason, not an input error)."""
     if "/" not in model_path and (BUNDLED_DIR / "models" / f"{model_path}.yaml").is_file():
@@ -360,7 +406,6 @@ def known_model(model_path: str, source: Path) -> None:
     try:
         config_path(model_path)
     except Unsupported as e:
-        raise PlannerError(f"model_path {model_path!r}: {str(e).removeprefix('model: ')}", file=str(source),
-                           field="model_path", fix="use ORG/NAME of a config in aiconfigurator_core/model_configs/, "
-                                                   "or a bundled model's name (scenarios/models/)") from e
-
+        raise PlannerError(f"{field_name} {model_path!r}: {str(e).removeprefix('model: ')}", file=where,
+                           field=field_name, fix="use ORG/NAME of a config in aiconfigurator_core/model_configs/, "
+                                                 "or a bundled model's name (scenarios/models/)") from e

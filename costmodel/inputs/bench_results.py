@@ -6,7 +6,7 @@ beside it (same name, `.yaml`) for what those files do not record:
     gpu: h200_sxm                      # the kernel database's name of the GPU
     engine: sglang                     # sglang | vllm | trtllm
     engine_version: 0.5.6              # optional: the database's current version otherwise
-    precision: fp8                     # optional: fp8 | bf16 (else the checkpoint as it ships)
+    precision: fp8                     # optional: fp4 (NVFP4) | fp8 | bf16 (else the checkpoint as it ships)
     layout: {tp: 8, attention_dp: 1, moe_tp: 1, moe_ep: 8}     # pp: 1 unless given
     isl: 1024                          # optional: else the run's total_input_tokens / completed
     osl: 1024                          # optional: else total_output_tokens / completed
@@ -31,7 +31,6 @@ from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
 from costmodel.inputs.specs import PosInt, Spec
 
 BENCH_SUFFIXES = (".json", ".jsonl")
-SIDECAR_FIX = "write FILE.yaml beside it with model, gpu, engine and layout (see `planner check-serving --help`)"
 
 
 class BenchLayout(Spec):
@@ -66,7 +65,8 @@ def sidecar_of(path: Path) -> BenchSidecar:
     side = path.with_suffix(".yaml")
     if not side.is_file():
         raise PlannerError(f"no sidecar {side.name}: a benchmark's JSON records no model, GPU, engine or layout",
-                           file=str(path), fix=SIDECAR_FIX)
+                           file=str(path), fix=f"write {side} with model, gpu, engine and layout (see `planner "
+                                               "check-serving --help`)")
     data, node = read_yaml(side)
     return validate(BenchSidecar, data, side, node)
 
@@ -90,8 +90,11 @@ def runs_of(path: Path) -> list[dict]:
 
 def _number(run: dict, key: str, path: Path, n: int) -> float:
     value = run.get(key)
+    if value is None:
+        raise PlannerError(f"run {n} has no {key}", file=str(path), field=key,
+                           fix="pass the benchmark's result file as it wrote it")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise PlannerError(f"run {n} has no positive {key} (got {value!r})", file=str(path), field=key,
+        raise PlannerError(f"run {n}: {key} {value!r} is not a positive number", file=str(path), field=key,
                            fix="pass the benchmark's result file as it wrote it")
     return float(value)
 

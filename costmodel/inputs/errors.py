@@ -23,7 +23,8 @@ class PlannerError(Exception):
         super().__init__(self.message())
 
     def message(self) -> str:
-        where = self.file or "<input>"
+        # a problem with no file is in a command-line option (--gpu) or in what the caller passed
+        where = self.file or ("command line" if (self.field or "").startswith("--") else "<input>")
         if self.line is not None:
             where += f", line {self.line}"
         parts = [f"{where}:"]

@@ -34,7 +34,7 @@ REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precisi
 NEVER_EMPTY = ("id", "backend", "model_path", "system", "mode", "isl", "osl", "silicon_ttft_ms", "silicon_tpot_ms")
 LAYOUT = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
 SPLITS = ("dev", "test", "all")
-FIX = "pass the silicon sample's CSV (aiconfigurator_core/systems/silicon_sample.csv) or one with its columns"
+FIX = "pass `aiconfigurator` (the sample shipped with the kernel database) or a CSV with its columns"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ def read_points(path: Path) -> list[MeasuredPoint]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
-        raise PlannerError(f"the CSV has no column {missing[0]!r}", file=str(path), field=missing[0], fix=FIX)
+        raise PlannerError(f"the CSV lacks {len(missing)} of the {len(REQUIRED)} columns check-serving reads: "
+                           f"{', '.join(missing)}", file=str(path), field=missing[0],
+                           fix=FIX + f" ({', '.join(REQUIRED)})")
     return [_point(row, path, n) for n, row in enumerate(reader, start=2)]
 
 

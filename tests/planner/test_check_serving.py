@@ -80,7 +80,8 @@ def test_a_disaggregated_row_needs_both_layouts_and_its_worker_counts(tmp_path):
 
 
 @pytest.mark.parametrize("change, columns, words", [
-    ({}, [c for c in COLUMNS if c != "moe_ep_size"], "no column 'moe_ep_size'"),
+    ({}, [c for c in COLUMNS if c not in ("moe_ep_size", "isl")], "lacks 2 of the 19 columns check-serving reads: "
+                                                                  "isl, moe_ep_size"),
     ({"silicon_ttft_ms": "nan"}, COLUMNS, "row 1 has no silicon_ttft_ms"),
     ({"silicon_tpot_ms": "-3"}, COLUMNS, "silicon_tpot_ms '-3' is not a positive number"),
     ({"system": "h900_sxm"}, COLUMNS, "system 'h900_sxm' is not a GPU the kernel database knows"),
@@ -233,9 +234,13 @@ def test_sglang_jsonl_is_one_point_a_line_and_the_sidecar_may_set_lengths(tmp_pa
 
 @pytest.mark.parametrize("sidecar, run, words", [
     (None, VLLM_RUN, "no sidecar run.yaml"),
+    (None, VLLM_RUN, "Fix: write /"),  # the sidecar's own path, not a placeholder
     (SIDECAR.replace("engine: vllm", "engine: tgi"), VLLM_RUN, "engine"),
-    (SIDECAR, {**VLLM_RUN, "median_tpot_ms": None}, "run 1 has no positive median_tpot_ms"),
-    (SIDECAR.replace("h100_sxm", "h900"), VLLM_RUN, "system 'h900' is not a GPU the kernel database knows"),
+    (SIDECAR, {**VLLM_RUN, "median_tpot_ms": None}, "run 1 has no median_tpot_ms."),
+    (SIDECAR, {**VLLM_RUN, "median_tpot_ms": -1}, "run 1: median_tpot_ms -1 is not a positive number"),
+    # what the sidecar says is blamed on the sidecar, by its own field names
+    (SIDECAR.replace("h100_sxm", "h900"), VLLM_RUN, "run.yaml: field `gpu`: point 'run-1': gpu 'h900' is not a GPU"),
+    (SIDECAR.replace("meta-llama/Llama-3.1-8B-Instruct", "nobody/X"), VLLM_RUN, "run.yaml: field `model`: model 'nobody/X'"),
 ])
 def test_a_bench_result_without_what_it_needs_is_one_line_and_exit_2(tmp_path, sidecar, run, words):
     (tmp_path / "run.json").write_text(json.dumps(run))
@@ -290,3 +295,64 @@ def test_an_open_loop_benchmark_is_refused_and_expert_tp_defaults_to_the_rest(tm
     (tmp_path / "run.json").write_text(json.dumps(VLLM_RUN))
     (p,) = cs.read_input(tmp_path / "run.json")
     assert (p.layout.moe_tp, p.layout.moe_ep) == (8, 1)
+
+
+# ------------------------------------------------------------------------------- what a new user meets
+
+
+def test_a_users_own_file_is_checked_whole_and_the_sample_by_its_dev_split(tmp_path):
+    """The split belongs to the shipped sample: a user's own rows are all checked unless --split says
+    otherwise (of ids row-1 .. row-8, sha1 puts some in test, and none may vanish)."""
+    rows = [{**LLAMA, "id": f"row-{i}"} for i in range(1, 9)]
+    assert {split_of(r["id"]) for r in rows} == {"dev", "test"}
+    path = write_csv(tmp_path / "mine.csv", rows)
+    assert cs.default_split(path) == "all" and cs.default_split("aiconfigurator") == "dev"
+    shipped = cs.kernel_db.systems_dir() / "silicon_sample.csv"
+    assert cs.default_split(shipped) == "dev"  # the sample by its path is still the sample
+    result = CliRunner().invoke(cli, ["check-serving", str(path), "--sequential", "--format", "json"])
+    out = json.loads(result.output)
+    assert out["split"] == "all" and len(out["points"]) == 8, result.output
+
+
+def test_the_gpu_filter_takes_a_gpu_files_name_and_lists_both_kinds_when_unknown():
+    points = cs.read_input("aiconfigurator")
+    assert cs.select(points, "all", None, "h200") == cs.select(points, "all", None, "h200_sxm") != []
+    with pytest.raises(PlannerError) as err:
+        cs.select(points, "all", None, "h900")
+    assert "h200_sxm, l4" in err.value.fix and "GPU file's name: a100-80gb, b200" in err.value.fix
+    assert err.value.message().startswith("command line: field `--gpu`")
+
+
+def test_a_sidecar_passed_instead_of_its_result_is_one_line(tmp_path):
+    (tmp_path / "run.yaml").write_text(SIDECAR)
+    result = CliRunner().invoke(cli, ["check-serving", str(tmp_path / "run.yaml")])
+    assert result.exit_code == 2 and "a YAML file is a benchmark's sidecar" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_nvfp4_on_a_gpu_without_fp4_tensor_cores_is_a_reason_not_a_replay(tmp_path):
+    """Hopper has no FP4 math: an NVFP4 point there would be the roofline's guess at weight-only kernels."""
+    row = {**LLAMA, "precision": "fp4", "gemm_quant_mode": "nvfp4", "moe_quant_mode": "nvfp4"}
+    r = cs.check_point(point(tmp_path, **row))
+    assert r.predicted is None and r.skipped.startswith("precision: NVFP4 weights on h100_sxm, which has no FP4")
+
+
+def test_the_table_lists_each_point_and_a_lone_reason_word_for_word(tmp_path):
+    """Few points: each with its measured and predicted values; a reason one point has keeps its numbers;
+    the table is not folded to 80 columns when written to a pipe."""
+    rows = [LLAMA, {**LLAMA, "id": "row-2", "model_path": "meta-llama/Llama-3.1-70B", "isl": "4096"}]
+    result = check(tmp_path, rows)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    line = next(ln for ln in out.splitlines() if ln.startswith("│ row-1"))
+    assert "20.0" in line and "5.00" in line and "TP1 DP1 EP1" in line and len(line) > 80
+    lone = next(ln for ln in out.splitlines() if "skipped     1:" in ln)
+    assert "row-2: infeasible:" in lone and " N " not in lone and "GB" in lone
+
+
+def test_a_shared_reason_counts_once_with_its_first_point():
+    rows = [{**row(None, None), "id": f"p{i}", "skipped": f"infeasible: tp {i} does not divide 7 heads"}
+            for i in (2, 4)]
+    s = cs.summarise(rows)
+    assert s["skipped_reasons"] == {"infeasible: tp N does not divide N heads": 2}
+    assert s["skipped_examples"] == {"infeasible: tp N does not divide N heads": "p2: infeasible: tp 2 does not divide 7 heads"}
