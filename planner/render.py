@@ -20,7 +20,6 @@ from charts import figures  # pure plotly builders, shared with the dashboard
 from costmodel.app import check_serving
 from costmodel.counts.report import ScenarioReport, compare
 
-
 PIPE_WIDTH = 200  # columns of a table written to a file or a pipe: rich's 80 would fold every wide table
 
 
