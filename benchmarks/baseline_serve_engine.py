@@ -54,7 +54,7 @@ def simulate_serving_baseline(arrival: np.ndarray, prompt: np.ndarray, output: n
     state = {"preempt": 0, "iters": 0, "max_running": 0, "done": 0, "prompt_tok": 0, "gen_tok": 0}
     samples: list[tuple[float, int, float]] = []
     gen_events: list[tuple[float, int]] = []
-    main = _Pool(phase, step_model, blocks_total, inf.max_batch_tokens * par.dp, inf.max_running * par.dp,
+    main = _Pool(phase, step_model, blocks_total, inf.batch_tokens * par.dp, inf.max_running * par.dp,
                  blocks_total)
     pools, entry = [main], main
     for pool in pools:

@@ -27,7 +27,7 @@ def stdout_console() -> Console:
     """The console of a command's result: the terminal's width, or PIPE_WIDTH when stdout is redirected
     (COLUMNS, when set, wins as rich reads it)."""
     console = Console()
-    return console if console.is_terminal or "COLUMNS" in os.environ else Console(width=PIPE_WIDTH)
+    return console if console.is_terminal or "COLUMNS" in os.environ else Console(width=PIPE_WIDTH, soft_wrap=True)
 
 
 def progress_bar(**kwargs) -> Progress:

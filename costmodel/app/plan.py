@@ -225,7 +225,7 @@ def decode_role(plan: PlanSpec, engine: InferenceSpec, steps: StepModel, inf: In
                     f"{1e3 * plan.slo.tpot_s:.1f} ms TPOT target")
     curve = [(b, decode_breakdown(steps, b, shape.ctx)["iteration_s"] / per_step)
              for b in sorted({max(1, batch // k) for k in CURVE_SHARES})]
-    return Role("", batch, tpot, batch / tpot, budget_tokens=inf.max_batch_tokens, curve=curve)
+    return Role("", batch, tpot, batch / tpot, budget_tokens=inf.batch_tokens, curve=curve)
 
 
 def batch_limit(steps: StepModel, inf: InferenceSpec, ctx: int) -> int:
@@ -255,9 +255,9 @@ def prefill_role(plan: PlanSpec, steps: StepModel, inf: InferenceSpec, shape: Sh
     if p99_s > plan.slo.ttft_p99_s:
         return Role(f"a p99 prompt of {shape.p99:,} tokens alone takes {p99_s:.2f} s to prefill, over the "
                     f"{plan.slo.ttft_p99_s:g} s TTFT target")
-    per_rank = max(1, inf.max_batch_tokens // shape.computed)
+    per_rank = max(1, inf.batch_tokens // shape.computed)
     chunks = [(shape.computed, shape.prompt)] * (per_rank * inf.parallelism.dp)
-    return Role("", prefill_tok_s=shape.prompt * len(chunks) / steps.time(chunks, 0, 0), budget_tokens=inf.max_batch_tokens)
+    return Role("", prefill_tok_s=shape.prompt * len(chunks) / steps.time(chunks, 0, 0), budget_tokens=inf.batch_tokens)
 
 
 def aggregated_role(plan: PlanSpec, engine: InferenceSpec, steps: StepModel, inf: InferenceSpec, shape: Shape) -> Role:
@@ -278,7 +278,7 @@ def aggregated_role(plan: PlanSpec, engine: InferenceSpec, steps: StepModel, inf
         if batch == 0:
             continue
         budget = -(-(prefill + batch * steps.decode_q) // dp)
-        if budget > inf.max_batch_tokens:  # the engine's token budget per rank caps what an iteration carries
+        if budget > inf.batch_tokens:  # the engine's token budget per rank caps what an iteration carries
             continue
         role = Role("", batch, tpot, batch / tpot, prefill / (tpot * per_step) * shape.prompt / shape.computed, budget)
         if best is None or units_needed(role, prompt_tok_s, out_tok_s) < units_needed(best, prompt_tok_s, out_tok_s):
@@ -407,7 +407,7 @@ def simulate(plan: PlanSpec, engine: InferenceSpec, c: Candidate) -> dict:
     if c.prefill is None:
         r = run_serving(c.layout, m, d)
         return {"ttft_p99_s": r.latency.ttft_p99_s, "tpot_p50_s": r.latency.tpot_p50_s, "requests": r.requests,
-                "max_running_per_rank": d.max_running, "budget_tokens_per_rank": d.max_batch_tokens}
+                "max_running_per_rank": d.max_running, "budget_tokens_per_rank": d.batch_tokens}
     p = unit(plan, engine, c.prefill.layout, t.rate_per_s / c.prefill_units, plan.search.simulated_requests)
     pre = run_serving(c.layout, m, p, phase="prefill")
     dec = run_serving(c.layout, m, d, phase="decode")
@@ -415,7 +415,7 @@ def simulate(plan: PlanSpec, engine: InferenceSpec, c: Candidate) -> dict:
     ttft = None if pre.latency.ttft_p99_s is None else pre.latency.ttft_p99_s + wait
     return {"ttft_p99_s": ttft, "tpot_p50_s": dec.latency.tpot_p50_s, "prefill_ttft_p99_s": pre.latency.ttft_p99_s,
             "decode_wait_p99_s": wait, "requests": pre.requests + dec.requests, "max_running_per_rank": d.max_running,
-            "budget_tokens_per_rank": d.max_batch_tokens}
+            "budget_tokens_per_rank": d.batch_tokens}
 
 
 # ------------------------------------------------------------------------------------------ answer

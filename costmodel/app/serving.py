@@ -34,7 +34,7 @@ def instance_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | None 
     capacity from the instance's memory (each attention-DP rank holds its own requests' cache)."""
     dp = inf.parallelism.dp
     kv = int(serving_memory(m, inf).kv_capacity_tokens) * dp if kv_capacity_tokens is None else kv_capacity_tokens
-    return Instance(step_model or steps_for(m, inf), kv, inf.max_batch_tokens * dp, inf.max_running * dp)
+    return Instance(step_model or steps_for(m, inf), kv, inf.batch_tokens * dp, inf.max_running * dp)
 
 
 def prefill_pool_for(m: ModelSpec, inf: InferenceSpec, step_model: StepModel | None = None) -> PrefillPool | None:
@@ -172,7 +172,7 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
     ctx = int(w.prompt_tokens.mean + w.output_tokens.mean / 2)
     measured = steps.timer.measured  # the profile this unit's iteration model was built from, if any
     coverage = None if measured is None else timing_coverage(
-        m, inf, measured, gen.max_concurrent_requests, ctx, min(int(w.prompt_tokens.mean), inf.max_batch_tokens))
+        m, inf, measured, gen.max_concurrent_requests, ctx, min(int(w.prompt_tokens.mean), inf.batch_tokens))
     d_gpus, p_gpus = inf.cluster.num_gpus, prefill_inf.cluster.num_gpus
     gen_tok_s, pre_tok_s = gen.max_generation_throughput_tok_s, pre.prompt_throughput_tok_s
     return ServeVariantResult(

@@ -183,7 +183,8 @@ def sglang_reserved_bytes(cap_bytes: float, inf: InferenceSpec) -> float:
     GPU of more than 60 GiB. ASSUMPTION: the CUDA graphs are captured up to the instance's max_running
     per rank (SGLang sizes cuda_graph_max_bs by GPU memory; the planner does not model those buckets)."""
     par, graph_bs = inf.parallelism, inf.max_running
-    reserved = 512 + max(inf.max_batch_tokens, 2048) * 1.5 + graph_bs * 2 + par.tp * par.pp / 8 * 1024
+    chunked_prefill_size = inf.batch_tokens * par.dp  # the launcher's, before it divides it among DP ranks
+    reserved = 512 + max(chunked_prefill_size, 2048) * 1.5 + graph_bs * 2 + par.tp * par.pp / 8 * 1024
     if par.dp > 1:
         reserved += graph_bs * par.dp * (4.5 if graph_bs > 300 else 3)
     if cap_bytes > 60 * 1024 * MIB:

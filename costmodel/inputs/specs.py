@@ -582,6 +582,24 @@ class FleetSpec(Spec):
         return self.requests_per_s or self.tokens_per_day / 86400 / (mean_prompt + mean_output)
 
 
+DEFAULT_BATCH_TOKENS = 8192  # TensorRT-LLM's max_num_tokens (TRTA in docs/sources.md); the planner's without an engine
+MIB = 2**20
+
+
+def engine_batch_tokens(engine: str | None, gpu: GPUSpec, dp: int) -> int:
+    """An engine's default token budget per attention rank and iteration, as its launcher sets it (SGLS, VLLMA,
+    TRTA in docs/sources.md): SGLang's chunked_prefill_size is 8,192 on a GPU under 160 GiB of HBM (H100,
+    H200) and 16,384 above (B200, B300, GB200), divided among its DP-attention ranks; vLLM's API server
+    takes 8,192 on a GPU of at least 70 GiB that is not an A100, else 2,048, per engine core (DP rank);
+    TensorRT-LLM's max_num_tokens is 8,192 per rank."""
+    hbm_mib = gpu.hbm_bytes.value / MIB
+    if engine == "sglang":
+        return (8192 if hbm_mib < 160 * 1024 else 16384) // dp
+    if engine == "vllm":
+        return 8192 if hbm_mib >= 70 * 1024 and "a100" not in gpu.name.lower() else 2048
+    return DEFAULT_BATCH_TOKENS
+
+
 class InferenceSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism(zero_stage=0)
@@ -595,8 +613,14 @@ class InferenceSpec(Spec):
     attention_bits: Literal[16, 8] = Field(16, description="attention's math: 16 (BF16) or 8 (FP8: MLA's absorbed "
                                                            "matmuls and attention core in FP8)")
     workload: WorkloadSpec | None = None
-    max_batch_tokens: PosInt = Field(8192, description="tokens per iteration per attention rank (chunked prefill)")
+    max_batch_tokens: PosInt | None = Field(
+        None, description="tokens per iteration per attention rank (chunked prefill); default: the engine's "
+                          "(engine_batch_tokens), 8,192 without one")
     chunked_prefill: bool = Field(True, description="split prompts across iterations; else admit whole prompts")
+    mixed_batches: bool | None = Field(
+        None, description="prefill chunks share an iteration with the running decodes; false: a prefill batch runs "
+                          "alone, first (SGLang without --enable-mixed-chunk). Default: the engine's (SGLS in "
+                          "docs/sources.md): false for sglang; true for vllm, trtllm and no engine")
     max_running: PosInt = Field(4096, description="requests in flight per attention rank")
     block_tokens: PosInt = Field(64, description="paged KV block size (FlashMLA uses 64: FMLA in docs/sources.md)")
     routing: RoutingSpec = RoutingSpec()
@@ -615,6 +639,21 @@ class InferenceSpec(Spec):
     prefill_pool: PrefillPool | None = Field(None, description="disaggregated prefill instance; none = shared")
     fleet: FleetSpec | None = Field(None, description="size a fleet of these units for this traffic")
     notes: str = ""
+
+    @property
+    def batch_tokens(self) -> int:
+        """Tokens an iteration carries per attention rank: max_batch_tokens, else the engine's default."""
+        if self.max_batch_tokens is not None:
+            return self.max_batch_tokens
+        return engine_batch_tokens(self.engine.name if self.engine else None, self.cluster.gpu, self.parallelism.dp)
+
+    @property
+    def mixes_batches(self) -> bool:
+        """Whether prefill chunks share iterations with decodes: mixed_batches, else the engine's default
+        (SGLang's scheduler runs a new prefill batch alone, before the decodes: enable_mixed_chunk is off)."""
+        if self.mixed_batches is not None:
+            return self.mixed_batches
+        return self.engine is None or self.engine.name != "sglang"
 
     @property
     def expert_bits(self) -> int:

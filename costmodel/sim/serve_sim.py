@@ -158,10 +158,12 @@ class Engine:
 
     def __init__(self, env: simpy.Environment, reqs: RequestArrays, state: RequestState, pools: list[Pool],
                  block_tokens: int, w: WorkloadSpec, prefill: PrefillPool | None,
-                 progress: Callable[[int, int], None] | None, chunked_prefill: bool, mtp: MTPSpec | None = None):
+                 progress: Callable[[int, int], None] | None, chunked_prefill: bool, mtp: MTPSpec | None = None,
+                 mixed: bool = True):
         self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
         self.block, self.w, self.prefill = block_tokens, w, prefill  # its NIC and KV bytes when disaggregated
         self.progress, self.chunked_prefill = progress, chunked_prefill
+        self.mixed = mixed  # prefill chunks share iterations with decodes (else a prefill batch runs alone)
         # requests enter the prefill instances (else the unit) and move on to the decode ones, round robin
         # (ASSUMPTION: a router without load or cache awareness; measured deployments record none)
         self.finals = [p for p in pools if p.final]
@@ -343,10 +345,13 @@ class Engine:
     def iterate(self, pool: Pool):
         """One iteration: preempt, plan chunks, admit, run, advance, finish. Returns False when idle."""
         dec, needs = self.preempt(pool)
-        chunks, budget = self.plan_chunks(pool, pool.unit.budget_tokens - len(dec) * self.q)
+        alone = not self.mixed and pool.phase == "mixed"  # a prefill batch runs without the decodes
+        chunks, budget = self.plan_chunks(pool, pool.unit.budget_tokens - (0 if alone else len(dec) * self.q))
         self.admit(pool, budget, needs, chunks)
         if pool.phase == "decode":  # admitted requests decode in this very iteration
             dec = self.decoding(pool)
+        elif alone and chunks:  # prefill first: the decodes wait for the next iteration
+            dec = dec[:0]
         if not chunks and not len(dec):
             return False
         d_ctx = int(self.s.ctx[dec].sum())
@@ -443,7 +448,7 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
              for _ in range(prefill.instances)] + mains if disaggregated else mains
     env = simpy.Environment()
     eng = Engine(env, reqs, state, pools, inf.block_tokens, w, prefill if disaggregated else None, progress,
-                 inf.chunked_prefill, inf.mtp)
+                 inf.chunked_prefill, inf.mtp, inf.mixes_batches)
     for pool in pools:
         pool.wake = env.event()
         env.process(eng.engine(pool))

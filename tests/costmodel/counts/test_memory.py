@@ -85,7 +85,7 @@ def _r1_instance(gpu: str, gpus: int, tp: int, dp: int, ep: int, engine: str | N
     spec = load_spec("gpu", SCENARIOS / "gpus" / f"{gpu}.yaml")
     return InferenceSpec(cluster={"gpu": spec, "gpus_per_node": gpus, "nodes": 1},
                          parallelism={"tp": tp, "dp": dp, "ep": ep, "zero_stage": 0}, weight_bits=8, max_running=128,
-                         max_batch_tokens=8192, **({"engine": {"name": engine}} if engine else {}))
+                         **({"engine": {"name": engine}} if engine else {}))
 
 
 def test_sglang_reserve_by_hand():
@@ -93,6 +93,16 @@ def test_sglang_reserve_by_hand():
     + 128 x 8 x 3 = 16,256 MiB, above the 10 GiB floor."""
     inf = _r1_instance("h200", 8, 1, 8, 8, "sglang")
     assert sglang_reserved_bytes(inf.cluster.gpu.hbm_bytes.value, inf) == 16_256 * 2**20
+
+
+def test_sglang_reserve_counts_the_launchers_chunk_not_a_ranks():
+    """SGLang divides its chunked_prefill_size among DP-attention ranks after it sizes the reserve: a per-rank
+    budget of 2,048 at DP8 is a launcher's 16,384, 8,192 x 1.5 MiB more than the default's 8,192."""
+    inf = _r1_instance("h200", 8, 1, 8, 8, "sglang")
+    assert inf.batch_tokens == 1024  # SGLang's 8,192 on an H200 (under 160 GiB), over 8 DP ranks
+    wide = inf.model_copy(update={"max_batch_tokens": 2048})
+    extra = sglang_reserved_bytes(141e9, wide) - sglang_reserved_bytes(141e9, inf)
+    assert extra == 8192 * 1.5 * 2**20
 
 
 def test_each_engine_memory_rule_on_r1_fp8_over_4_b200():

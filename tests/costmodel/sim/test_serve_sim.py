@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from costmodel.app.feasibility import saturation_note
 from costmodel.app.serving import run_serving
 from costmodel.inputs.loader import load_scenario
-from costmodel.inputs.specs import LengthDist, WorkloadSpec
+from costmodel.inputs.specs import EngineSpec, LengthDist, WorkloadSpec
 from planner.cli import cli
 from tests.conftest import SCENARIOS
 
@@ -288,3 +288,44 @@ def test_a_closed_loops_users_start_over_the_ramp():
 def test_a_ramp_outside_a_closed_loop_is_refused():
     with pytest.raises(ValueError, match="ramp_s"):
         workload(arrival="poisson", rate_per_s=1.0, ramp_s=2.0)
+
+
+class BatchLog(FixedSteps):
+    """FixedSteps that remember each iteration's (prefill chunks, decode batch)."""
+
+    def __init__(self):
+        super().__init__(0.1, 0.01)
+        self.seen = []
+
+    def time(self, chunks, decode_batch, decode_ctx_sum):
+        self.seen.append((len(chunks), decode_batch))
+        return super().time(chunks, decode_batch, decode_ctx_sum)
+
+
+@pytest.mark.parametrize("mixed, expected", [
+    # request 0 (600 tokens) prefills whole with 200 of request 1 in an 800-token budget (8 ranks x 100); then
+    (True, [(2, 0), (1, 1), (0, 2), (0, 1)]),  # mixed: request 1's last 400 ride beside request 0's decode
+    (False, [(2, 0), (1, 0), (0, 2), (0, 2)]),  # SGLang's prefill first: the decode waits for the prefill batch
+])
+def test_a_prefill_batch_runs_alone_when_batches_are_not_mixed(mixed, expected):
+    v = v2()
+    inf = v.inference.model_copy(update={"max_batch_tokens": 100, "mixed_batches": mixed})
+    steps = BatchLog()
+    w = workload(requests=2, prompt_tokens=LengthDist(value=600), output_tokens=LengthDist(value=3))
+    r = run_serving("pf", v.model, inf, w, step_model=steps, kv_capacity_tokens=10_000)
+    assert r.finished == 2 and steps.seen == expected
+
+
+def test_each_engines_default_token_budget():
+    """SGLS, VLLMA, TRTA in docs/sources.md: SGLang 8,192 under 160 GiB of HBM, else 16,384, over its DP
+    ranks; vLLM's API server 8,192 at 70 GiB or more unless an A100, else 2,048; TensorRT-LLM 8,192."""
+    from costmodel.inputs.loader import load_spec
+    from costmodel.inputs.specs import engine_batch_tokens
+
+    gpu = {name: load_spec("gpu", SCENARIOS / "gpus" / f"{name}.yaml") for name in ("h200", "b200", "h100-sxm", "a100-80gb")}
+    assert engine_batch_tokens("sglang", gpu["h200"], 8) == 1024 and engine_batch_tokens("sglang", gpu["b200"], 1) == 16384
+    assert engine_batch_tokens("vllm", gpu["h100-sxm"], 4) == 8192 and engine_batch_tokens("vllm", gpu["a100-80gb"], 1) == 2048
+    assert engine_batch_tokens("trtllm", gpu["b200"], 8) == engine_batch_tokens(None, gpu["h200"], 1) == 8192
+    inf = v2().inference
+    assert inf.engine is None and inf.batch_tokens == 8192 and inf.mixes_batches
+    assert not inf.model_copy(update={"engine": EngineSpec(name="sglang")}).mixes_batches
