@@ -53,17 +53,24 @@ CURVE_SHARES = (1, 2, 4, 8)  # the front: each decode layout also at its batch d
 
 @dataclass(frozen=True)
 class Layout:
-    """One serving unit's shape: `nodes` of the GPU, attention TP (DP fills the unit, EP spans it)."""
+    """One serving unit's shape: `nodes` of the GPU, attention TP (DP fills the unit, EP spans it); a rack
+    unit (`rack_gpus` set) is that many GPUs of one NVLink domain larger than a node (an NVL72 rack's)."""
 
     gpu: str
     nodes: int
     tp: int
     redundant_experts: int
+    rack_gpus: int | None = None
 
     @property
     def label(self) -> str:
-        """e.g. "4n TP1 +32r": nodes, attention TP, redundant experts (the GPU is named beside it)."""
-        return f"{self.nodes}n TP{self.tp}" + (f" +{self.redundant_experts}r" if self.redundant_experts else "")
+        """e.g. "4n TP1 +32r" (nodes) or "48g rack TP1" (GPUs of one rack), attention TP, redundant experts."""
+        size = f"{self.rack_gpus}g rack" if self.rack_gpus else f"{self.nodes}n"
+        return f"{size} TP{self.tp}" + (f" +{self.redundant_experts}r" if self.redundant_experts else "")
+
+    def domain_gpus(self, gpus_per_node: int) -> int:
+        """GPUs of one NVLink domain of the unit: the rack's share, else one node's."""
+        return self.rack_gpus or gpus_per_node
 
 
 @dataclass
@@ -150,17 +157,21 @@ def checked_plan(path: Path, text: str | None = None) -> tuple[PlanSpec, Inferen
 def layouts(plan: PlanSpec) -> list[Layout]:
     """Every layout of `search:` on every GPU (plan_spec checks that some fit the node limit)."""
     s = plan.search
-    return [Layout(g.name, n, tp, r) for g in plan.gpus for n in s.nodes if n <= plan.limits.max_nodes
-            for tp in s.tp for r in s.redundant_experts]
+    nodes = [Layout(g.name, n, tp, r) for g in plan.gpus for n in s.nodes if n <= plan.limits.max_nodes
+             for tp in s.tp for r in s.redundant_experts]
+    racks = [Layout(g.name, 1, tp, r, size) for g in plan.gpus for size in s.rack_gpus
+             if plan.limits.gpus_per_node < size <= g.nvlink_domain_gpus for tp in s.tp for r in s.redundant_experts]
+    return nodes + racks
 
 
 def unit(plan: PlanSpec, engine: InferenceSpec, lay: Layout, rate_per_s: float = 1.0, requests: int = 1,
          max_running: int | None = None, budget_tokens: int | None = None) -> InferenceSpec:
     """The layout as an inference part: the engine settings, this GPU, TP x DP = the unit's GPUs, EP over all."""
     gpu = next(g for g in plan.gpus if g.name == lay.gpu)
-    gpus = lay.nodes * plan.limits.gpus_per_node
-    cluster = ClusterSpec(name=f"{lay.gpu}-{lay.nodes}-nodes", gpu=gpu, gpus_per_node=plan.limits.gpus_per_node,
-                          nodes=lay.nodes)
+    domain = lay.domain_gpus(plan.limits.gpus_per_node)
+    gpus = lay.nodes * domain
+    name = f"{lay.gpu}-{lay.rack_gpus}-gpu-rack" if lay.rack_gpus else f"{lay.gpu}-{lay.nodes}-nodes"
+    cluster = ClusterSpec(name=name, gpu=gpu, gpus_per_node=domain, nodes=lay.nodes)
     par = Parallelism(tp=lay.tp, dp=max(1, gpus // lay.tp), ep=gpus if plan.model.ffn == "moe" else 1, zero_stage=0)
     t = plan.traffic
     workload = WorkloadSpec(prompt_tokens=t.prompt_tokens, output_tokens=t.output_tokens, arrival="poisson",
@@ -202,7 +213,7 @@ def traffic_shape(plan: PlanSpec) -> Shape:
 def screen(plan: PlanSpec, engine: InferenceSpec, lay: Layout) -> Screened:
     """One layout: does it fit, and what it sustains as a decode, a prefill and an aggregated unit."""
     m, t = plan.model, plan.traffic
-    gpus = lay.nodes * plan.limits.gpus_per_node
+    gpus = lay.nodes * lay.domain_gpus(plan.limits.gpus_per_node)
     if gpus % lay.tp:
         return Screened(lay, gpus, f"TP{lay.tp} does not divide the unit's {gpus} GPUs", "layout")
     inf = unit(plan, engine, lay)

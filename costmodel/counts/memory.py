@@ -178,18 +178,28 @@ def kv_budget_bytes(cap_bytes: float, weights_bytes: float, inf: InferenceSpec) 
 def sglang_reserved_bytes(cap_bytes: float, inf: InferenceSpec) -> float:
     """SGLang's default mem_fraction_static (SGL: server_args.py, _handle_gpu_memory_settings) leaves this
     much of HBM outside its static pool, in MiB: 512 of metadata, 1.5 per token of the chunked-prefill
-    budget (at least 2,048) for its activations, 2 per CUDA-graph batch slot, 1,024 per 8 GPUs of TP x PP,
-    and with DP attention 3 more per graph slot and DP rank (4.5 beyond 300 slots); at least 10 GiB on a
-    GPU of more than 60 GiB. ASSUMPTION: the CUDA graphs are captured up to the instance's max_running
-    per rank (SGLang sizes cuda_graph_max_bs by GPU memory; the planner does not model those buckets)."""
-    par, graph_bs = inf.parallelism, inf.max_running
+    budget (at least 2,048) for its activations, 2 per CUDA-graph batch slot, 1,024 per 8 GPUs of its
+    tp_size x pp_size (SGLang's tp_size is every GPU of the instance, DP-attention ranks included), and with
+    DP attention 3 more per graph slot and DP rank (4.5 beyond 300 slots); at least 10 GiB on a GPU of more
+    than 60 GiB. Graph slots: SGLang's cuda_graph_max_bs (sglang_graph_slots)."""
+    par, graph_bs = inf.parallelism, sglang_graph_slots(inf)
     chunked_prefill_size = inf.batch_tokens * par.dp  # the launcher's, before it divides it among DP ranks
-    reserved = 512 + max(chunked_prefill_size, 2048) * 1.5 + graph_bs * 2 + par.tp * par.pp / 8 * 1024
+    tp_size = par.tp * par.dp
+    reserved = 512 + max(chunked_prefill_size, 2048) * 1.5 + graph_bs * 2 + tp_size * par.pp / 8 * 1024
     if par.dp > 1:
         reserved += graph_bs * par.dp * (4.5 if graph_bs > 300 else 3)
     if cap_bytes > 60 * 1024 * MIB:
         reserved = max(reserved, 10 * 1024)
     return reserved * MIB
+
+
+def sglang_graph_slots(inf: InferenceSpec) -> int:
+    """CUDA-graph batch slots per rank: SGLang's default cuda_graph_max_bs (SGLS: 256 below 4 GPUs and 512
+    from 4 on a GPU under 160 GiB, 512 above), or the rank's max_running where that is smaller (ASSUMPTION:
+    a launcher capped at fewer running requests captures no larger graphs)."""
+    gpus = inf.parallelism.tp * inf.parallelism.dp
+    default = 256 if gpus < 4 and inf.cluster.gpu.hbm_bytes.value < 160 * 1024 * MIB else 512
+    return min(inf.max_running, default)
 
 
 def serving_memory(m: ModelSpec, inf: InferenceSpec) -> ServingMemory:

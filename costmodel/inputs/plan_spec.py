@@ -71,6 +71,9 @@ class Search(Spec):
     """The layouts tried for each GPU type (every combination that the model and GPU allow)."""
 
     nodes: list[PosInt] = Field([1, 2, 4, 8], min_length=1, description="nodes per serving unit")
+    rack_gpus: list[PosInt] = Field([], description="units of this many GPUs in one NVLink domain larger than a node, "
+                                    "tried on each GPU whose nvlink_domain_gpus holds them (48 of a GB200 NVL72 rack); "
+                                    "a rack unit counts as one node against limits.max_nodes")
     tp: list[PosInt] = Field([1, 8], min_length=1, description="tensor parallelism of attention; DP fills the unit")
     redundant_experts: list[NonNegInt] = Field([0], min_length=1, description="extra expert replicas (EPLB)")
     disaggregated: list[bool] = Field([False, True], min_length=1, description="prefill and decode on separate units")
@@ -79,7 +82,7 @@ class Search(Spec):
 
     @model_validator(mode="after")
     def _distinct(self) -> Search:
-        for key in ("nodes", "tp", "redundant_experts", "disaggregated"):
+        for key in ("nodes", "rack_gpus", "tp", "redundant_experts", "disaggregated"):
             values = getattr(self, key)
             for i, v in enumerate(values):
                 if v in values[:i]:
@@ -103,6 +106,17 @@ class PlanSpec(Spec):
         if min(self.search.nodes) > self.limits.max_nodes:
             raise FieldProblem("search.nodes", f"every unit size is over limits.max_nodes ({self.limits.max_nodes}), "
                                "so there is nothing to search", "list unit sizes of at most max_nodes nodes")
+        return self
+
+    @model_validator(mode="after")
+    def _racks(self) -> PlanSpec:
+        widest = max(g.nvlink_domain_gpus for g in self.gpus)
+        for i, size in enumerate(self.search.rack_gpus):
+            if not self.limits.gpus_per_node < size <= widest:
+                raise FieldProblem(f"search.rack_gpus.{i}", f"{size} GPUs is not a rack unit of these GPUs: more than a "
+                                   f"node's {self.limits.gpus_per_node} and at most the widest NVLink domain listed "
+                                   f"({widest}, the GPU files' nvlink_domain_gpus)",
+                                   "list sizes between them, or add a rack GPU (gb200, gb300) to gpus:")
         return self
 
     @model_validator(mode="after")

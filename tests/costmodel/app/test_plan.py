@@ -167,3 +167,34 @@ def test_aggregated_units_keep_the_engines_token_budget():
     small = engine.model_copy(update={"max_batch_tokens": 600})
     s = screen(plan, small, Layout("b200", 2, 1, 0))
     assert s.aggregated.reason or s.aggregated.budget_tokens <= 600
+
+
+NVL72_PLAN = SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml"
+
+
+def test_rack_units_are_searched_only_where_the_nvlink_domain_holds_them():
+    """B200 comes in 8-GPU nodes, GB200 in 72-GPU racks: rack_gpus [16, 32, 48, 72] are GB200 units of one
+    NVLink domain each; nodes [1, 4] are tried on both."""
+    from costmodel.app.plan import layouts
+
+    plan, engine = load_plan(NVL72_PLAN)
+    got = sorted((lay.gpu, lay.label) for lay in layouts(plan) if not lay.redundant_experts)
+    assert got == sorted([("b200", "1n TP1"), ("b200", "4n TP1"), ("gb200", "1n TP1"), ("gb200", "4n TP1"),
+                          ("gb200", "16g rack TP1"), ("gb200", "32g rack TP1"), ("gb200", "48g rack TP1"),
+                          ("gb200", "72g rack TP1")])
+    rack = unit(plan, engine, Layout("gb200", 1, 1, 0, 48))
+    assert (rack.cluster.gpus_per_node, rack.cluster.nodes, rack.parallelism.dp, rack.parallelism.ep) == (48, 1, 48, 48)
+    hgx = unit(plan, engine, Layout("b200", 4, 1, 0))
+    assert (hgx.cluster.gpus_per_node, hgx.cluster.nodes, hgx.parallelism.ep) == (8, 4, 32)
+
+
+@pytest.mark.parametrize("change, words", [("rack_gpus: [16, 32, 48, 72]", "rack_gpus: [16, 80]"),
+                                           ("gpus: [b200, gb200]", "gpus: [b200]")])
+def test_a_rack_unit_no_listed_gpu_holds_is_refused_naming_the_field(tmp_path, change, words):
+    text = NVL72_PLAN.read_text()
+    assert change in text
+    path = tmp_path / "rack.yaml"
+    path.write_text(text.replace(change, words, 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "search.rack_gpus" in result.output and "not a rack unit" in result.output, \
+        result.output
