@@ -594,7 +594,7 @@ def engine_batch_tokens(engine: str | None, gpu: GPUSpec, dp: int) -> int:
     TensorRT-LLM's max_num_tokens is 8,192 per rank."""
     hbm_mib = gpu.hbm_bytes.value / MIB
     if engine == "sglang":
-        return (8192 if hbm_mib < 160 * 1024 else 16384) // dp
+        return max(1, (8192 if hbm_mib < 160 * 1024 else 16384) // dp)
     if engine == "vllm":
         return 8192 if hbm_mib >= 70 * 1024 and "a100" not in gpu.name.lower() else 2048
     return DEFAULT_BATCH_TOKENS
