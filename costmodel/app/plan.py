@@ -266,9 +266,15 @@ def prefill_role(plan: PlanSpec, steps: StepModel, inf: InferenceSpec, shape: Sh
     if p99_s > plan.slo.ttft_p99_s:
         return Role(f"a p99 prompt of {shape.p99:,} tokens alone takes {p99_s:.2f} s to prefill, over the "
                     f"{plan.slo.ttft_p99_s:g} s TTFT target")
-    per_rank = max(1, inf.batch_tokens // shape.computed)
-    chunks = [(shape.computed, shape.prompt)] * (per_rank * inf.parallelism.dp)
-    return Role("", prefill_tok_s=shape.prompt * len(chunks) / steps.time(chunks, 0, 0), budget_tokens=inf.batch_tokens)
+    if inf.batch_tokens >= shape.computed:  # whole prompts: as many as a rank's budget holds
+        chunks = [(shape.computed, shape.prompt)] * (inf.batch_tokens // shape.computed * inf.parallelism.dp)
+        return Role("", prefill_tok_s=shape.prompt * len(chunks) / steps.time(chunks, 0, 0),
+                    budget_tokens=inf.batch_tokens)
+    # a budget under one prompt: each rank carries one chunk of it an iteration, at the prompt's middle
+    chunk = inf.batch_tokens
+    chunks = [(chunk, shape.prompt - shape.computed + max(chunk, shape.computed // 2))] * inf.parallelism.dp
+    computed_s = steps.time(chunks, 0, 0) * shape.computed / chunk  # iterations a prompt takes, each this long
+    return Role("", prefill_tok_s=shape.prompt * inf.parallelism.dp / computed_s, budget_tokens=inf.batch_tokens)
 
 
 def aggregated_role(plan: PlanSpec, engine: InferenceSpec, steps: StepModel, inf: InferenceSpec, shape: Shape) -> Role:

@@ -194,9 +194,11 @@ def sglang_reserved_bytes(cap_bytes: float, inf: InferenceSpec) -> float:
 
 
 def sglang_graph_slots(inf: InferenceSpec) -> int:
-    """CUDA-graph batch slots per rank: SGLang's default cuda_graph_max_bs (SGLS: 256 below 4 GPUs and 512
-    from 4 on a GPU under 160 GiB, 512 above), or the rank's max_running where that is smaller (ASSUMPTION:
-    a launcher capped at fewer running requests captures no larger graphs)."""
+    """CUDA-graph batch slots per rank the reserve is sized for: SGLang's default cuda_graph_max_bs (SGL:
+    server_args.py, _handle_gpu_memory_settings: 256 below 4 GPUs of tp_size and 512 from 4 on a GPU of 60
+    to 160 GiB, 512 above), or the rank's max_running where that is smaller. ASSUMPTION: a launch that caps
+    running requests sets --cuda-graph-max-bs to the same cap; SGLang left at its default reserves for 512
+    slots whatever the cap (33 GiB per GPU at DP8, 147 GiB at DP64: such launches must set it)."""
     gpus = inf.parallelism.tp * inf.parallelism.dp
     default = 256 if gpus < 4 and inf.cluster.gpu.hbm_bytes.value < 160 * 1024 * MIB else 512
     return min(inf.max_running, default)

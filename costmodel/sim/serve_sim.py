@@ -433,11 +433,12 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
                      progress: Callable[[int, int], None] | None = None) -> ServeResult:
     """Serve `reqs` (the requests of workload `w`) on `unit`; returns latency and throughput metrics.
 
-    phase: "mixed" — prefill and decode share the iterations (chunked prefill); with a `prefill` pool
+    phase: "mixed" — prefill and decode on one instance (chunked prefill): in shared iterations, or, where
+           inf.mixes_batches is false (SGLang), a prefill batch alone before the decodes; with a `prefill` pool
            the prompts run there and their KV crosses the NIC to `unit`, which only decodes;
            "decode" — prompts arrive already in the cache (a disaggregated decode pool: no prefill work);
            "prefill" — every request stops after its first token (a prefill pool).
-    `inf` gives the scheduler's settings (KV block size, chunked prefill, MTP drafts)."""
+    `inf` gives the scheduler's settings (KV block size, chunked prefill, mixed batches, MTP drafts)."""
     t_wall = time.perf_counter()
     output = np.ones_like(reqs.output_tokens) if phase == "prefill" else reqs.output_tokens
     state = RequestState(reqs.prompt_tokens.astype(np.int64), output.astype(np.int64), reqs.arrival_s.astype(float))

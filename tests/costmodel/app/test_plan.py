@@ -198,3 +198,18 @@ def test_a_rack_unit_no_listed_gpu_holds_is_refused_naming_the_field(tmp_path, c
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2 and "search.rack_gpus" in result.output and "not a rack unit" in result.output, \
         result.output
+
+
+def test_a_prefill_budget_under_one_prompt_chunks_it_across_iterations():
+    """Time = 10 us a prefill token. 4 ranks, 250 tokens a rank, 1,000-token prompts: 4 chunks of 250 an
+    iteration (10 ms), 4 iterations a prompt, so 4 prompts / 40 ms = 100K tok/s, as with whole prompts."""
+    from types import SimpleNamespace
+
+    from costmodel.app.plan import Shape, prefill_role
+
+    steps = SimpleNamespace(time=lambda chunks, b, ctx: 1e-5 * sum(t for t, _ in chunks))
+    plan = SimpleNamespace(slo=SimpleNamespace(ttft_p99_s=10.0))
+    shape = Shape(ctx=1500, prompt=1000, computed=1000, p99=1000, p99_computed=1000)
+    for budget in (250, 2000):
+        inf = SimpleNamespace(batch_tokens=budget, parallelism=SimpleNamespace(dp=4))
+        assert prefill_role(plan, steps, inf, shape).prefill_tok_s == pytest.approx(1e5)

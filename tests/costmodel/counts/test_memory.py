@@ -91,11 +91,14 @@ def _r1_instance(gpu: str, gpus: int, tp: int, dp: int, ep: int, engine: str | N
 def test_sglang_reserve_by_hand():
     """SGL's rule, H200, DP8 attention (SGLang's tp_size 8), 128 graph slots, 8K chunks: 512 + 8192 x 1.5 +
     128 x 2 + 8/8 x 1024 + 128 x 8 x 3 = 17,152 MiB, above the 10 GiB floor. At 4,096 running a rank the
-    graphs stop at SGLang's 512 slots: 512 + 12,288 + 1,024 + 1,024 + 512 x 8 x 4.5 = 33,280 MiB."""
+    graphs stop at SGLang's 512 slots: 512 + 12,288 + 1,024 + 1,024 + 512 x 8 x 4.5 = 33,280 MiB. TP2 alone
+    at 4,096 (256 slots, no DP term): 512 + 12,288 + 512 + 2/8 x 1024 = 13,568 MiB."""
     inf = _r1_instance("h200", 8, 1, 8, 8, "sglang")
     assert sglang_reserved_bytes(inf.cluster.gpu.hbm_bytes.value, inf) == 17_152 * 2**20
     busy = inf.model_copy(update={"max_running": 4096})
     assert sglang_reserved_bytes(inf.cluster.gpu.hbm_bytes.value, busy) == 33_280 * 2**20
+    tp2 = _r1_instance("h200", 2, 2, 1, 2, "sglang").model_copy(update={"max_running": 4096})
+    assert sglang_reserved_bytes(141e9, tp2) == 13_568 * 2**20
 
 
 def test_sglang_reserve_counts_the_launchers_chunk_not_a_ranks():
