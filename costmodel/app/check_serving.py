@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from costmodel.app.kernel_import import bundled_database_gpus, database_gpu
 from costmodel.app.serving import run_serving
 from costmodel.app.study import problems, study_from_text
 from costmodel.inputs import kernel_db
@@ -79,12 +80,8 @@ def family_of(model_path: str) -> str:
 @cache
 def gpu_files() -> dict[str, str]:
     """Database GPU -> the bundled GPU file measured as it (the H800's file borrows H100's: excluded)."""
-    out = {}
-    for path in sorted((BUNDLED_DIR / "gpus").glob("*.yaml")):
-        db = (yaml.safe_load(path.read_text()) or {}).get("kernel_database") or {}
-        if db.get("gpu") and not str(db.get("source", "")).startswith("ASSUMPTION"):
-            out[db["gpu"]] = path.stem
-    return out
+    return {db["gpu"]: stem for stem, db in bundled_database_gpus().items()
+            if not str(db.get("source", "")).startswith("ASSUMPTION")}
 
 
 @cache
@@ -302,19 +299,6 @@ def select(points: list[MeasuredPoint], split: str, model: str | None, gpu: str 
     system = database_gpu(gpu) if gpu else None
     return [p for p in points if (split == "all" or p.split == split) and (pattern is None or pattern.search(p.model_path))
             and (system is None or p.system == system)]
-
-
-def database_gpu(name: str) -> str:
-    """The kernel database's name of GPU `name` (h200_sxm as it is; h200, a bundled GPU file, as its
-    database GPU), or an error listing both kinds of name."""
-    by_file = {file: db for db, file in gpu_files().items()}
-    if name in kernel_db.gpus():
-        return name
-    if name in by_file:
-        return by_file[name]
-    raise PlannerError(f"--gpu {name!r} is neither a kernel-database GPU nor a bundled GPU file", field="--gpu",
-                       fix=f"use one of: {', '.join(sorted(kernel_db.gpus()))} (or a GPU file's name: "
-                           f"{', '.join(sorted(by_file))})")
 
 
 def is_sample(path: Path) -> bool:

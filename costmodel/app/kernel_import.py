@@ -29,7 +29,7 @@ from costmodel.counts.opcounts import attention_shape
 from costmodel.inputs import kernel_db
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.kernel_db import Table
-from costmodel.inputs.loader import load_spec, model_on_command_line, named_on_command_line
+from costmodel.inputs.loader import BUNDLED_DIR, load_spec, model_on_command_line, named_on_command_line
 from costmodel.inputs.profiles import COLUMNS, load_profile
 from costmodel.inputs.specs import EngineSpec, GPUSpec, InferenceSpec, ModelSpec, TrainingSpec
 from costmodel.timing.operators import MeasuredBackend
@@ -273,6 +273,17 @@ def write_atomically(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@cache
+def bundled_database_gpus() -> dict[str, dict]:
+    """Bundled GPU file -> its `kernel_database` mapping (gpu, source), for the files that name one."""
+    out = {}
+    for path in sorted((BUNDLED_DIR / "gpus").glob("*.yaml")):
+        db = (yaml.safe_load(path.read_text()) or {}).get("kernel_database") or {}
+        if db.get("gpu"):
+            out[path.stem] = db
+    return out
+
+
 def database_gpu(name: str) -> str:
     """The database GPU meant by `name`: a database folder (h200_sxm), or a GPU file (h200) that names one."""
     if name in kernel_db.gpus():
@@ -280,7 +291,8 @@ def database_gpu(name: str) -> str:
     path = named_on_command_line("gpu", name)
     if path is None:
         raise PlannerError(f"no GPU named {name!r} in scenarios/gpus or the kernel database", field="--gpu",
-                           fix=f"use a GPU file's name or one of the database's: {', '.join(kernel_db.gpus())}")
+                           fix=f"use one of: {', '.join(sorted(kernel_db.gpus()))} (or a GPU file's name: "
+                               f"{', '.join(bundled_database_gpus())})")
     gpu = load_spec("gpu", path)
     if gpu.kernel_database is None:
         raise PlannerError("the GPU file names no `kernel_database` GPU", file=str(path), field="kernel_database",
