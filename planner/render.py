@@ -139,20 +139,27 @@ HTML_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em
               "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f4f6}")
 
 
+def html_table(header, rows) -> str:
+    """A header row and rows of cells as one escaped HTML table."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def report_html(rep: ScenarioReport, train: list | None = None, serve: list | None = None) -> str:
     """The report as one HTML page that opens without a server: the table, then plotly figures with
     plotly.js inline (training and serving memory per GPU; with `train` and `serve` results, the
     Figure 1(b) comparison of GPU-hours, KV cache and maximum generation throughput)."""
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in ["metric", *_header(rep)])
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in [label, *cells]) + "</tr>" for label, cells in _cells(rep))
+    table = html_table(["metric", *_header(rep)], [[label, *cells] for label, cells in _cells(rep)])
     figs = _report_figures(rep, train, serve)
     parts = [f"<h2>{esc(title)}</h2>" + fig.to_html(full_html=False, include_plotlyjs=i == 0)
              for i, (title, fig) in enumerate(figs)]
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(rep.scenario)}</title>"
             f"<style>{HTML_STYLE}</style></head><body><h1>{esc(rep.scenario)}</h1><p>{esc(rep.description)}</p>"
             f"<p>Ratios against {esc(rep.baseline)}. Made by moe-planner (planner report --format html).</p>"
-            f"<table><tr>{head}</tr>{body}</table>{''.join(parts)}</body></html>")
+            f"{table}{''.join(parts)}</body></html>")
 
 
 def _report_figures(rep: ScenarioReport, train: list | None, serve: list | None) -> list[tuple[str, object]]:
@@ -616,13 +623,9 @@ def check_serving_html(source: str, split: str, points: list[dict], summary: dic
     """check-serving as one page that opens without a server: the summary table, the predicted-against-
     measured TTFT and TPOT figures, every point, and every skipped reason."""
     esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in CHECK_COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in check_rows(summary))
     figs = "".join(figures.plot_validation(points, metric).to_html(full_html=False, include_plotlyjs=i == 0)
                    for i, metric in enumerate(("ttft_ms", "tpot_ms")))
-    each = ("<details><summary>each point</summary><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in POINT_COLUMNS)
-            + "</tr>" + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in point_cells(r)) + "</tr>"
-                                for r in points) + "</table></details>")
+    each = f"<details><summary>each point</summary>{html_table(POINT_COLUMNS, map(point_cells, points))}</details>"
     skipped = "".join(f"<li>{n}: {esc(skip_text(summary, reason, n))}</li>"
                       for reason, n in summary["skipped_reasons"].items())
     title = f"check-serving: {source}, {split} split"
@@ -630,5 +633,5 @@ def check_serving_html(source: str, split: str, points: list[dict], summary: dic
             f"<style>{HTML_STYLE}</style></head><body><h1>{esc(title)}</h1>"
             f"<p>{summary['simulated']} of {summary['points']} points simulated ({summary['coverage']:.0%}); "
             "errors are predicted p50 / measured - 1. Made by moe-planner (planner check-serving --format html).</p>"
-            f"<table><tr>{head}</tr>{body}</table>{figs}<h2>Each point</h2>{each}<h2>Skipped</h2><ul>{skipped}</ul>"
+            f"{html_table(CHECK_COLUMNS, check_rows(summary))}{figs}<h2>Each point</h2>{each}<h2>Skipped</h2><ul>{skipped}</ul>"
             "</body></html>")
