@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from costmodel.counts.kvcache import kv_bytes_per_token
 from costmodel.counts.params import all_layer_params, embedding_params, head_params, layer_params, mtp_params
 from costmodel.counts.schedules import in_flight
-from costmodel.inputs.specs import InferenceSpec, ModelSpec, TrainingSpec, stored_bits
+from costmodel.inputs.specs import MIB, InferenceSpec, ModelSpec, TrainingSpec, sglang_large_gpu, stored_bits
 
 BYTES_ACT = 2  # BF16 logits (per-parameter and cached-activation bytes: TrainingSpec.memory)
 
@@ -159,7 +159,6 @@ SERVING_MEMORY_FRACTION = 0.9
 
 
 TRTLLM_FREE_FRACTION = 0.9  # SGL: TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction default: 90% of what is free
-MIB = 2**20
 
 
 def kv_budget_bytes(cap_bytes: float, weights_bytes: float, inf: InferenceSpec) -> float:
@@ -200,7 +199,7 @@ def sglang_graph_slots(inf: InferenceSpec) -> int:
     running requests sets --cuda-graph-max-bs to the same cap; SGLang left at its default reserves for 512
     slots whatever the cap (33 GiB per GPU at DP8, 147 GiB at DP64: such launches must set it)."""
     gpus = inf.parallelism.tp * inf.parallelism.dp
-    default = 256 if gpus < 4 and inf.cluster.gpu.hbm_bytes.value < 160 * 1024 * MIB else 512
+    default = 256 if gpus < 4 and not sglang_large_gpu(inf.cluster.gpu) else 512
     return min(inf.max_running, default)
 
 

@@ -586,6 +586,12 @@ DEFAULT_BATCH_TOKENS = 8192  # TensorRT-LLM's max_num_tokens (TRTA in docs/sourc
 MIB = 2**20
 
 
+def sglang_large_gpu(gpu: GPUSpec) -> bool:
+    """SGLang's top memory tier (SGLS: server_args.py sizes its chunk and CUDA graphs by it): 160 GiB of HBM
+    or more (B200, B300, GB200), against H100 and H200 below."""
+    return gpu.hbm_bytes.value >= 160 * 1024 * MIB
+
+
 def engine_batch_tokens(engine: str | None, gpu: GPUSpec, dp: int) -> int:
     """An engine's default token budget per attention rank and iteration, as its launcher sets it (SGLS, VLLMA,
     TRTA in docs/sources.md): SGLang's chunked_prefill_size is 8,192 on a GPU under 160 GiB of HBM (H100,
@@ -594,7 +600,7 @@ def engine_batch_tokens(engine: str | None, gpu: GPUSpec, dp: int) -> int:
     TensorRT-LLM's max_num_tokens is 8,192 per rank."""
     hbm_mib = gpu.hbm_bytes.value / MIB
     if engine == "sglang":
-        return max(1, (8192 if hbm_mib < 160 * 1024 else 16384) // dp)
+        return max(1, (16384 if sglang_large_gpu(gpu) else 8192) // dp)
     if engine == "vllm":
         return 8192 if hbm_mib >= 70 * 1024 and "a100" not in gpu.name.lower() else 2048
     return DEFAULT_BATCH_TOKENS
