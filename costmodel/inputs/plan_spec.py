@@ -109,6 +109,16 @@ class PlanSpec(Spec):
         return self
 
     @model_validator(mode="after")
+    def _node_size(self) -> PlanSpec:
+        small = [g.name for g in self.gpus if g.nvlink_domain_gpus < self.limits.gpus_per_node]
+        if small:
+            domain = min(g.nvlink_domain_gpus for g in self.gpus)
+            raise FieldProblem("limits.gpus_per_node", f"{self.limits.gpus_per_node} GPUs a node, but {', '.join(small)} "
+                               f"comes in NVLink domains of at most {domain} (its nvlink_domain_gpus)",
+                               f"use gpus_per_node <= {domain}; units larger than a node go under search.rack_gpus")
+        return self
+
+    @model_validator(mode="after")
     def _racks(self) -> PlanSpec:
         widest = max(g.nvlink_domain_gpus for g in self.gpus)
         for i, size in enumerate(self.search.rack_gpus):

@@ -200,6 +200,18 @@ def test_a_rack_unit_no_listed_gpu_holds_is_refused_naming_the_field(tmp_path, c
         result.output
 
 
+def test_a_node_larger_than_a_gpus_nvlink_domain_is_refused_naming_the_field(tmp_path):
+    """limits.gpus_per_node 16 with B200 (8-GPU HGX domains) is one line naming the field, not pydantic's
+    traceback from the engine's cluster."""
+    text = NVL72_PLAN.read_text()
+    path = tmp_path / "node.yaml"
+    path.write_text(text.replace("limits: {max_nodes: 64}", "limits: {max_nodes: 64, gpus_per_node: 16}", 1)
+                    .replace("  rack_gpus: [16, 32, 48, 72]", "  rack_gpus: [32, 48, 72]", 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "limits.gpus_per_node" in result.output and "b200" in result.output \
+        and "Traceback" not in result.output, result.output
+
+
 def test_a_prefill_budget_under_one_prompt_chunks_it_across_iterations():
     """Time = 10 us a prefill token. 4 ranks, 250 tokens a rank, 1,000-token prompts: 4 chunks of 250 an
     iteration (10 ms), 4 iterations a prompt, so 4 prompts / 40 ms = 100K tok/s, as with whole prompts."""
