@@ -419,10 +419,12 @@ def check_serving_cmd(source: Path, split: str | None, model_re: str | None, gpu
 
 @cli.command("check-comm")
 @click.option("--gpu", "gpu_name", default="h800", show_default=True,
-              help="GPU file whose NVLink and NIC give the links (DeepEP's tables were measured on H800).")
+              help="GPU file for the domain and database tables: its NVLink domain (nvlink_domain_gpus), links and "
+                   "kernel database. DeepEP's published tables are always checked on H800's links, where they were measured.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def check_comm_cmd(gpu_name: str, fmt: str) -> None:
-    """DeepEP's published all-to-all tables against this tool's communication model."""
+    """DeepEP's published all-to-all tables against this tool's communication model; then one part's EP groups
+    over its NVLink domains, and the kernel database's measurements of that part."""
     result = study.check_comm(gpu_name)
     if fmt == "json":
         click.echo(strict_dumps(result, indent=2))

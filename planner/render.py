@@ -483,6 +483,39 @@ def comm_table(result: dict, console: Console | None = None) -> None:
     console.print(f"median error {result['median_abs_pct_error']:.1f}% "
                   f"({result['median_abs_pct_error_excluding_anchors']:.1f}% without the anchor row), "
                   f"max {result['max_abs_pct_error']:.1f}%")
+    _comm_domain_table(result, console)
+    _comm_database_table(result, console)
+
+
+def _comm_domain_table(result: dict, console: Console) -> None:
+    """The low-latency benchmark call on the chosen part, in its NVLink domains against 8-GPU nodes."""
+    table = Table(title=f"DeepEP low-latency call (128 tokens, top-8, hidden 7168) on {result['gpu']}: "
+                  f"NVLink domains of {result['nvlink_domain_gpus']} GPUs against 8-GPU nodes", title_justify="left")
+    for col in ("EP", "domains", "RDMA MB/GPU", "NVLink MB/GPU", "dispatch us", "combine us", "8-GPU nodes: dispatch us",
+                "combine us "):
+        table.add_column(col, justify="right")
+    for r in result["domain"]:
+        table.add_row(str(r["ep"]), str(r["domains"]), f"{r['dispatch_rdma_bytes'] / 1e6:.2f}",
+                      f"{r['dispatch_nvlink_bytes'] / 1e6:.2f}", f"{r['dispatch_us']:.0f}", f"{r['combine_us']:.0f}",
+                      f"{r['hgx_dispatch_us']:.0f}", f"{r['hgx_combine_us']:.0f}")
+    console.print(table)
+
+
+def _comm_database_table(result: dict, console: Console) -> None:
+    """The same call as the kernel database measured it on this part, against the model on its layout."""
+    rows = result["database"]
+    if not rows:
+        console.print(f"the kernel database holds no DeepEP low-latency rows for {result['gpu']}")
+        return
+    table = Table(title=f"measured in the kernel database ({rows[0]['database_gpu']}, SGLang's DeepEP) vs predicted",
+                  title_justify="left")
+    for col in ("nodes x GPUs", "EP", "release", "dispatch measured", "predicted", "combine measured", "predicted "):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(f"{r['nodes']} x {r['gpus_per_node']}", str(r["ep"]), r["version"],
+                      f"{r['measured_dispatch_us']:.0f} us", f"{r['predicted_dispatch_us']:.0f} us",
+                      f"{r['measured_combine_us']:.0f} us", f"{r['predicted_combine_us']:.0f} us")
+    console.print(table)
 
 
 PLAN_COLUMNS = (("GPU", "gpu", "{}"), ("mode", "mode", "mode"), ("layout", "layout", "{}"), ("units D+P", "units", "{}"),

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from costmodel.counts import deepep
+from costmodel.counts.comm import Link
 from costmodel.counts.deepep import DEEPEP_SMS
 from costmodel.counts.kernels import DB_MLA, KernelPlan
 from costmodel.counts.opcounts import attention_shape
@@ -246,6 +248,35 @@ def _deepep_rows(table: Table, m: ModelSpec, out: Imported, skip_nodes: frozense
             us = cols[f"{phase}_transmit_us" if normal else f"{phase}_avg_t_us"][i]
             _add(out, seen, table.kind, "deepep", {**base, "phase": phase}, us / 1e6)
     return {int(cols["node_num"][i]) for i in rows}
+
+
+def _ll_benchmark_rows(table: Table) -> dict[int, tuple[float, float]]:
+    """node count -> (dispatch, combine) us of the table's rows at DeepEP's own benchmark shape."""
+    cols, D = table.read(), deepep
+    shape = {"hidden_size": D.HIDDEN, "num_topk": D.TOP_K, "num_experts": D.EXPERTS, "num_token": D.LL_TOKENS}
+    rows = _select(cols, lambda i: all(cols[c][i] == v for c, v in shape.items()))
+    return {int(cols["node_num"][i]): (cols["dispatch_avg_t_us"][i], cols["combine_avg_t_us"][i]) for i in rows}
+
+
+def deepep_ll_check(gpu: GPUSpec, nvlink: Link, nic: Link) -> list[dict]:
+    """DeepEP's low-latency benchmark call as the kernel database measured it on this part (each node
+    count from the newest SGLang release that holds it, the import's rule), beside the link model on the
+    database's own layout: its nodes of `node_gpus` GPUs. Empty where the part names no database or the
+    database holds no SGLang DeepEP rows for it."""
+    db = gpu.kernel_database.gpu if gpu.kernel_database else None
+    if db is None or db not in kernel_db.gpus() or not kernel_db.engine_versions(db, "sglang"):
+        return []
+    per_node, fixed, out = kernel_db.node_gpus(db), deepep.low_latency_fixed_s(nvlink, nic), []
+    seen: dict[int, tuple] = {}
+    for table in kernel_db.find_tables(db, "sglang", kernel_db.resolve(db, "sglang"), "deepep_ll"):
+        for nodes, us in _ll_benchmark_rows(table).items():
+            seen.setdefault(nodes, (*us, table.version))
+    for nodes, (dispatch_us, combine_us, version) in sorted(seen.items()):
+        model = deepep.ll_benchmark_call(nodes * per_node, per_node, nvlink, nic, fixed)
+        out.append({"database_gpu": db, "version": version, "nodes": nodes, "gpus_per_node": per_node,
+                    "ep": nodes * per_node, "measured_dispatch_us": dispatch_us, "measured_combine_us": combine_us,
+                    "predicted_dispatch_us": model["dispatch_us"], "predicted_combine_us": model["combine_us"]})
+    return out
 
 
 _FILLED_BY_NODES = ("deepep_ll", "deepep_normal")

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from costmodel.app.feasibility import SATURATION_MAX_REQUESTS, variant_problems
 from costmodel.app.fleet import plan_fleet
-from costmodel.app.kernel_import import training_backend
+from costmodel.app.kernel_import import deepep_ll_check, training_backend
 from costmodel.app.plan import checked_plan
 from costmodel.app.serving import ServeVariantResult, run_serving, serve_variant, steps_for
 from costmodel.counts import deepep
@@ -177,10 +177,16 @@ def validate_file(path: Path) -> tuple[str, str]:
 
 
 def check_comm(gpu_name: str = "h800") -> dict:
-    """`planner check-comm`: DeepEP's published tables against deepep.py over this GPU file's links."""
-    gpu = load_named("gpu", gpu_name, BUNDLED_DIR / "x", referer=Path("--gpu"), node=None, loc=("gpu",))
-    links = links_of(gpu)
-    return deepep.check_comm(links["nvlink"], links["nic"])
+    """`planner check-comm`: DeepEP's published tables (measured on H800) against deepep.py over H800's
+    links; then, on the part `gpu_name`, the benchmark call laid over its NVLink domains and over 8-GPU
+    nodes, and against the kernel database's measurements of that part where it has them."""
+    h800, gpu = (load_named("gpu", name, BUNDLED_DIR / "x", referer=Path("--gpu"), node=None, loc=("gpu",))
+                 for name in ("h800", gpu_name))
+    published, links = links_of(h800), links_of(gpu)
+    return deepep.check_comm(published["nvlink"], published["nic"]) | {
+        "gpu": gpu.name, "nvlink_domain_gpus": gpu.nvlink_domain_gpus,
+        "domain": deepep.domain_cases(links["nvlink"], links["nic"], gpu.nvlink_domain_gpus),
+        "database": deepep_ll_check(gpu, links["nvlink"], links["nic"])}
 
 
 def report(study: Study) -> ScenarioReport:

@@ -124,6 +124,33 @@ def _low_latency_cases(nvlink: Link, nic: Link) -> list[dict]:
     return out
 
 
+DOMAIN_EPS = (8, 16, 32, 48, 64, 72, 128, 256)  # EP groups the domain table lays out: HGX, and NVL72's sizes
+
+
+def ll_benchmark_call(ep: int, gpus_per_domain: int, nvlink: Link, nic: Link, fixed_s: float) -> dict:
+    """DeepEP's low-latency benchmark call (128 tokens a rank, top-8, hidden 7168) on an EP group of `ep`
+    GPUs laid over NVLink domains of `gpus_per_domain`: the bytes one GPU sends over RDMA and NVLink in
+    its dispatch, and both kernels' predicted time. Inside one domain nothing crosses the NIC."""
+    in_domain = min(gpus_per_domain, ep)
+    rdma, nvl = low_latency_bytes(LL_TOKENS, TOP_K, LL_DISPATCH_BYTES, ep, in_domain)
+    dispatch, combine = (low_latency_time(LL_TOKENS, TOP_K, b, ep, in_domain, nvlink, nic, fixed_s)
+                         for b in (LL_DISPATCH_BYTES, LL_COMBINE_BYTES))
+    return {"ep": ep, "domains": -(-ep // in_domain), "dispatch_rdma_bytes": rdma, "dispatch_nvlink_bytes": nvl,
+            "dispatch_us": dispatch * 1e6, "combine_us": combine * 1e6}
+
+
+def domain_cases(nvlink: Link, nic: Link, domain_gpus: int) -> list[dict]:
+    """The benchmark call at each of DOMAIN_EPS, in this part's NVLink domains and in 8-GPU nodes of the
+    same links (the HGX layout), with the fixed cost derived on these links as serving derives it."""
+    fixed = low_latency_fixed_s(nvlink, nic)
+    out = []
+    for ep in DOMAIN_EPS:
+        row = ll_benchmark_call(ep, domain_gpus, nvlink, nic, fixed)
+        hgx = ll_benchmark_call(ep, GPUS_PER_NODE, nvlink, nic, fixed)
+        out.append(row | {"hgx_dispatch_us": hgx["dispatch_us"], "hgx_combine_us": hgx["combine_us"]})
+    return out
+
+
 def check_comm(nvlink: Link, nic: Link) -> dict:
     """Every published DeepEP row against this model: per-case and median absolute % error. The one row
     a constant is fitted to (the low-latency fixed cost: EP8 dispatch) is marked `anchor`. The NVLink and

@@ -133,6 +133,45 @@ def test_check_comm_reproduces_deepep_within_15_percent():
     assert sum(c["anchor"] for c in out["cases"]) == 1
 
 
+def test_check_comm_on_an_nvl72_rack_sends_no_rdma_bytes_inside_the_domain():
+    """GB200's domain is 72 GPUs: EP8-EP72 stay on NVLink; EP128 spans 2 domains, each GPU sending the
+    pairs bound for the 56 ranks outside its own: 128 tokens x 8 x (7168 x (1 + 4/128) + 16) B x 56/128."""
+    import json
+
+    result = CliRunner().invoke(cli, ["check-comm", "--gpu", "gb200", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    rows = {r["ep"]: r for r in out["domain"]}
+    assert out["nvlink_domain_gpus"] == 72 and set(rows) == {8, 16, 32, 48, 64, 72, 128, 256}
+    assert all(rows[ep]["dispatch_rdma_bytes"] == 0 and rows[ep]["domains"] == 1 for ep in (8, 16, 32, 48, 64, 72))
+    assert rows[128]["domains"] == 2 and rows[256]["domains"] == 4
+    assert rows[128]["dispatch_rdma_bytes"] == pytest.approx(128 * 8 * (7168 * (1 + 4 / 128) + 16) * 56 / 128)
+    assert rows[48]["dispatch_us"] < rows[48]["hgx_dispatch_us"]  # six 8-GPU nodes cross the NIC
+    assert rows[8]["dispatch_us"] == pytest.approx(rows[8]["hgx_dispatch_us"])
+
+
+def test_check_comm_database_rows_are_the_kernel_tables_own():
+    """H200's measured DeepEP low-latency call at the benchmark shape, read straight from the parquet files:
+    one node from SGLang 0.5.12, 2-8 nodes from 0.5.6.post2 (the release that measured them)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from costmodel.inputs.kernel_db import systems_dir
+
+    out = json.loads(CliRunner().invoke(cli, ["check-comm", "--gpu", "h200", "--format", "json"]).stdout)
+    got = {r["nodes"]: (r["version"], r["measured_dispatch_us"], r["measured_combine_us"]) for r in out["database"]}
+    want = {}
+    for version in ("0.5.12", "0.5.6.post2"):
+        t = pq.read_table(systems_dir() / "data" / "h200_sxm" / "comm" / "sglang" / version /
+                          "wideep_deepep_ll_perf.parquet").to_pylist()
+        for r in t:
+            if (r["hidden_size"], r["num_topk"], r["num_experts"], r["num_token"]) == (7168, 8, 256, 128):
+                want.setdefault(r["node_num"], (version, r["dispatch_avg_t_us"], r["combine_avg_t_us"]))
+    assert got == want and sorted(got) == [1, 2, 4, 8]
+    assert {r["ep"] for r in out["database"]} == {8, 16, 32, 64}
+
+
 def v3_instance(ep: int, redundant: int = 0, **kw) -> InferenceSpec:
     gpn = min(8, ep)
     return InferenceSpec(cluster=ClusterSpec(gpu=H800, gpus_per_node=gpn, nodes=max(1, ep // 8)),
