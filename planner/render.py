@@ -353,10 +353,24 @@ def serve_table(results: list, base, title: str, console: Console | None = None)
         console.print(coverage_line(r.name, r.timing_coverage))
         if r.fleet:
             console.print(fleet_line(r.name, r.fleet))
+        console.print(steady_line(r.name, r.max_generation_steady_state))
         if r.saturation_note:
             console.print(f"{r.name}: {r.saturation_note}")
         if r.overload_note:
             console.print(f"{r.name}: warning: {r.overload_note}")
+
+
+def steady_line(name: str, ss) -> str:
+    """How the maximum generation throughput was read off its saturated run."""
+    if ss is None:
+        return f"{name}: max generation: saturated stretch too short for a steady state; 10th-90th percentile window"
+    interval = f"{ss.rate_tok_s:,.0f} tok/s, 95% interval {ss.low_tok_s:,.0f}-{ss.high_tok_s:,.0f}"
+    if ss.converged:
+        where = "stopped there" if ss.stopped_early else "ran to its end"
+        return (f"{name}: max generation: steady state {interval} after a {ss.warmup_iterations:,}-iteration "
+                f"warm-up (MSER-5, batch means; {where})")
+    return (f"{name}: max generation: the saturated stretch did not settle (its MSER-5 warm-up had not ended, or "
+            f"the interval is wider than +-0.5%: {interval}); figure from the completions' 10th-90th percentile window")
 
 
 def coverage_line(name: str, coverage: dict | None) -> str:

@@ -18,6 +18,7 @@ from costmodel.counts.memory import serving_memory
 from costmodel.inputs.requests import RequestArrays, make_requests
 from costmodel.inputs.specs import InferenceSpec, ModelSpec, WorkloadSpec
 from costmodel.sim.serve_sim import Instance, LatencyStats, PrefillPool, ServeResult, simulate_serving
+from costmodel.sim.steady_state import SteadyState
 from costmodel.timing.serve_costs import StepModel, decode_breakdown, step_model_for, timing_coverage
 
 
@@ -78,16 +79,20 @@ def run_serving(name: str, m: ModelSpec, inf: InferenceSpec, workload: WorkloadS
                 phase: str = "mixed", step_model: StepModel | None = None, kv_capacity_tokens: int | None = None,
                 base_dir: Path | None = None, requests: RequestArrays | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                prefill_step_model: StepModel | None = None) -> ServeResult:
+                prefill_step_model: StepModel | None = None, fast_forward: bool = True,
+                steady: bool = False) -> ServeResult:
     """One run of `workload` (the instance's own by default) on `inf`: its requests (given, or built from
     the workload), its units, then the simulator. step_model / kv_capacity_tokens replace the
-    instance's own (tests and validation use them); prefill_step_model, the prefill pool's."""
+    instance's own (tests and validation use them); prefill_step_model, the prefill pool's;
+    fast_forward False steps every iteration (the simulator's own check of its fast-forward); steady
+    stops a saturated run at its steady state (simulate_serving)."""
     w = workload or inf.workload
     reqs = requests or make_requests(w, base_dir, m.max_position_embeddings)
     prefill = prefill_pool_for(m, inf, prefill_step_model) if phase == "mixed" else None
     unit = instance_for(m, inf, step_model, kv_capacity_tokens)
     w = with_ramp(w, unit.step_model, inf)
-    return simulate_serving(name, inf, w, reqs, unit, phase=phase, prefill=prefill, progress=progress)
+    return simulate_serving(name, inf, w, reqs, unit, phase=phase, prefill=prefill, progress=progress,
+                            fast_forward=fast_forward, steady=steady)
 
 
 class ServeVariantResult(BaseModel):
@@ -106,6 +111,10 @@ class ServeVariantResult(BaseModel):
     preemptions: int
     requests: int
     saturation_requests: int  # requests queued at t = 0 for the two maximum-throughput runs
+    # the decode-only run's steady state (rate, 95% interval, warm-up dropped, whether it stopped there);
+    # None when its saturated stretch was too short to judge (max_generation_throughput_tok_s then comes
+    # from the completions' 10th-90th percentile window)
+    max_generation_steady_state: SteadyState | None = None
     saturation_note: str | None = None  # None when those runs saturate the instance, else why their figures are low
     carried_rate_per_s: float | None = None  # Poisson workloads: the request rate the instance carries with them
     overload_note: str | None = None  # None unless the offered rate is above what the instance carries
@@ -167,7 +176,8 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
             reqs = make_requests(work, base_dir, m.max_position_embeddings)
         cb = (lambda done, total, phase=phase: progress(phase, done, total)) if progress else None
         runs[phase] = simulate_serving(name, u_inf, work, reqs, u, phase=phase,
-                                       prefill=pool if phase == "mixed" else None, progress=cb)
+                                       prefill=pool if phase == "mixed" else None, progress=cb,
+                                       steady=phase == "decode" and work.arrival == "burst")
     mixed, gen, pre = runs["mixed"], runs["decode"], runs["prefill"]
     ctx = int(w.prompt_tokens.mean + w.output_tokens.mean / 2)
     measured = steps.timer.measured  # the profile this unit's iteration model was built from, if any
@@ -180,6 +190,7 @@ def serve_variant(name: str, m: ModelSpec, inf: InferenceSpec, *, base_dir: Path
         generation_throughput_tok_s=mixed.generation_throughput_tok_s, latency=mixed.latency,
         max_concurrent_requests=gen.max_concurrent_requests, kv_capacity_tokens=mixed.kv_capacity_tokens,
         preemptions=mixed.preemptions, requests=mixed.requests, saturation_requests=gen.requests,
+        max_generation_steady_state=gen.steady_state,
         saturation_note=saturation_note(m, inf, w) or saturation_note(m, prefill_inf, w),
         **overload(w, mixed),
         decode_gpus=d_gpus, prefill_gpus=p_gpus, generation_tok_s_per_gpu=gen_tok_s / d_gpus,

@@ -29,10 +29,12 @@ from pydantic import BaseModel
 from costmodel.counts.comm import Link, p2p_time
 from costmodel.inputs.requests import RequestArrays
 from costmodel.inputs.specs import InferenceSpec, MTPSpec, WorkloadSpec
+from costmodel.sim.steady_state import SteadyState, steady_state
 from costmodel.timing.serve_costs import StepModel
 
 WATERMARK = 0.01  # vLLM's default: keep 1% of KV blocks free at admission, so decodes rarely preempt
 SATURATED_WINDOW = (10, 90)  # percentiles of completions between which the instance counts as saturated
+FAST_FORWARD_MAX = 4096  # decode iterations one fast-forward covers at most (it bounds its arrays)
 
 
 class LatencyStats(BaseModel):
@@ -56,9 +58,12 @@ class ServeResult(BaseModel):
     preemptions: int
     sim_time_s: float
     iterations: int
+    iterations_stepped: int  # of `iterations`, those run one at a time; the rest were fast-forwarded
     generation_throughput_tok_s: float
     prompt_throughput_tok_s: float
-    max_generation_throughput_tok_s: float  # generation tok/s while saturated (SATURATED_WINDOW)
+    max_generation_throughput_tok_s: float  # generation tok/s while saturated: the steady state where it
+    # converged (steady_state.py), else between the SATURATED_WINDOW percentiles of completions
+    steady_state: SteadyState | None = None  # a saturated run's steady-state rate and 95% interval
     latency: LatencyStats
     max_concurrent_requests: int
     kv_capacity_tokens: int
@@ -98,6 +103,7 @@ class Counters:
     prompt_tokens: int = 0
     generated_tokens: int = 0
     max_running: int = 0
+    stepped: int = 0  # iterations run one by one (the rest were fast-forwarded)
 
 
 # --------------------------------------------------------------------------------------------- pools
@@ -133,6 +139,18 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class QuietRun:
+    """k decode-only iterations from now in which nothing changes but the contexts (Engine.quiet_run)."""
+
+    end_s: np.ndarray  # (k,) when each ends
+    blocks: np.ndarray  # (k,) KV blocks the decodes have taken by the end of each, cumulative
+
+    @property
+    def k(self) -> int:
+        return len(self.end_s)
+
+
+@dataclass(frozen=True)
 class PrefillPool:
     """A disaggregated prefill unit, and the NIC its requests' KV crosses to the decode unit; `instances`
     prefill and `decode_instances` decode units of the same layouts behind one round-robin router."""
@@ -159,11 +177,16 @@ class Engine:
     def __init__(self, env: simpy.Environment, reqs: RequestArrays, state: RequestState, pools: list[Pool],
                  block_tokens: int, w: WorkloadSpec, prefill: PrefillPool | None,
                  progress: Callable[[int, int], None] | None, chunked_prefill: bool, mtp: MTPSpec | None = None,
-                 mixed: bool = True):
+                 mixed: bool = True, fast_forward: bool = True, steady: bool = False):
         self.env, self.reqs, self.s, self.pools = env, reqs, state, pools
         self.block, self.w, self.prefill = block_tokens, w, prefill  # its NIC and KV bytes when disaggregated
         self.progress, self.chunked_prefill = progress, chunked_prefill
         self.mixed = mixed  # prefill chunks share iterations with decodes (else a prefill batch runs alone)
+        self.fast_forward = fast_forward  # run quiet decode stretches in one step (same results as stepping)
+        self.steady = steady  # a saturated run: stop once its steady-state rate is known (steady_state.py)
+        self.saturated_log: int | None = None  # gen_log entries logged while requests still waited
+        self.next_look, self.steady_result = 0, None
+        self.stopped = False
         # requests enter the prefill instances (else the unit) and move on to the decode ones, round robin
         # (ASSUMPTION: a router without load or cache awareness; measured deployments record none)
         self.finals = [p for p in pools if p.final]
@@ -341,6 +364,110 @@ class Engine:
         for i in done.tolist():
             self.on_finish(i) if pool.final else self.hand_off(i)
 
+    # ------------------------------------------------------------------------- fast-forward
+    def quiet_run(self, pool: Pool, dec: np.ndarray) -> QuietRun | None:
+        """The decode-only iterations from now that stepping would run with nothing changing but the
+        contexts: each ends before the next simpy event (an arrival, a hand-off, another pool's
+        iteration), so no admission can differ; none finishes a request; every block they take is free, so
+        none preempts. The caller has found no prefill chunk and admitted what fits, and what waits stays
+        refused (the free blocks only shrink, the running count is fixed). The iteration after them is
+        stepped as usual. None when fewer than two qualify, or with MTP (its drafts draw random numbers
+        each step)."""
+        if not self.fast_forward or self.acceptance is not None or not pool.final or pool.prefilling or not len(dec):
+            return None
+        s, horizon_s = self.s, self.env.peek()
+        k = min(int((s.output[dec] - s.generated[dec]).min()) - 1, self.iterations_before(pool, dec, horizon_s))
+        if k < 2:
+            return None
+        blocks = np.cumsum(self.block_crossings(dec, k))
+        k = min(k, int(np.searchsorted(blocks, pool.free, side="right")))
+        end_s = self.end_times(pool, dec, k) if k >= 2 else blocks[:0]
+        k = int(np.searchsorted(end_s, horizon_s, side="left"))  # those ending before the next event
+        return QuietRun(end_s[:k], blocks[:k]) if k >= 2 else None
+
+    def iterations_before(self, pool: Pool, dec: np.ndarray, horizon_s: float) -> int:
+        """How many decode-only iterations from now can end before `horizon_s`, if none is shorter than the
+        first (contexts only grow); a longer run found later is simply not taken in one step."""
+        if horizon_s == float("inf"):
+            return FAST_FORWARD_MAX
+        first_s = pool.unit.step_model.time([], len(dec), int(self.s.ctx[dec].sum()))
+        return min(FAST_FORWARD_MAX, int((horizon_s - self.env.now) / first_s) + 1)
+
+    def block_crossings(self, dec: np.ndarray, k: int) -> np.ndarray:
+        """(k,) new KV blocks the decodes take in each of the next k iterations: a decode takes one when
+        its context passes a block's end, then every `block` iterations (bincount of each one's first,
+        summed along a stride of `block`)."""
+        s, b = self.s, self.block
+        first = np.maximum(s.held[dec] * b - s.ctx[dec] + 1, 1)
+        rows = -(-k // b)
+        starts = np.bincount(first[first <= k] - 1, minlength=rows * b)
+        return starts[:k] if rows == 1 else np.cumsum(starts.reshape(rows, b), axis=0).reshape(-1)[:k]
+
+    def end_times(self, pool: Pool, dec: np.ndarray, k: int) -> np.ndarray:
+        """When each of the next k decode-only iterations ends, added one after another as simpy adds
+        each timeout."""
+        n, steps = len(dec), pool.unit.step_model
+        ctx_sums = int(self.s.ctx[dec].sum()) + n * np.arange(k, dtype=np.int64)
+        times = getattr(steps, "decode_times", None)
+        many = times is not None and k > 16  # a few iterations: their own calls are cheaper than the bucketing
+        dt = times(n, ctx_sums) if many else [steps.time([], n, int(c)) for c in ctx_sums]
+        return np.add.accumulate(np.concatenate(([self.env.now], dt)))[1:]
+
+    def land_quiet(self, pool: Pool, dec: np.ndarray, run: QuietRun) -> None:
+        """A quiet run's iterations land at once, with the log entries stepping writes after each."""
+        s, c, k, n = self.s, self.c, run.k, len(dec)
+        s.ctx[dec] += k
+        s.generated[dec] += k
+        held = np.maximum(-(-s.ctx[dec] // self.block), s.held[dec])
+        pool.free -= int((held - s.held[dec]).sum())
+        s.held[dec] = held
+        g0, c.generated_tokens = c.generated_tokens, c.generated_tokens + n * k
+        times = run.end_s.tolist()
+        self.gen_log.extend(zip(times, range(g0 + n, c.generated_tokens + 1, n)))
+        finals = self.finals
+        total, others = sum(p.blocks_total for p in finals), sum(p.free for p in finals if p is not pool)
+        free = others + pool.free + int(run.blocks[-1]) - run.blocks  # free after each iteration
+        running = sum(len(p.running) for p in finals)
+        c.max_running = max(c.max_running, running)
+        self.samples.extend(zip(times, itertools.repeat(running), (1 - free / total).tolist()))
+        before, c.iterations = c.iterations, c.iterations + k
+        if self.progress is not None and before // 200 != c.iterations // 200:
+            self.progress(c.finished, self.n)
+
+    # ------------------------------------------------------------------------- steady state
+    def look(self, pool: Pool) -> None:
+        """A saturated run, before each iteration: while requests still wait, look at the steady state at
+        geometrically spaced iterations and stop once it converged; once nothing waits, the drain begins
+        and the saturated stretch of the log ends there."""
+        if self.saturated_log is not None:
+            return
+        if not pool.waiting:
+            self.saturated_log = len(self.gen_log)
+            return
+        if self.c.iterations < self.next_look:
+            return
+        self.next_look = max(self.c.iterations * 5 // 4, self.c.iterations + 200)
+        found = self.saturated_state(len(self.gen_log))
+        if found is not None and found.converged:
+            self.steady_result, self.stopped = found.model_copy(update={"stopped_early": True}), True
+
+    def saturated_state(self, entries: int) -> SteadyState | None:
+        """steady_state over the first `entries` iterations of the log."""
+        if entries < 2:
+            return None
+        t_s, generated = np.array(self.gen_log[:entries]).T
+        return steady_state(np.diff(generated, prepend=0.0), np.diff(t_s, prepend=0.0))
+
+    def timeout_until(self, t_s: float) -> simpy.Timeout:
+        """A timeout ending exactly at t_s (simpy adds the delay to now; the nearest delay may be off by
+        one unit in the last place)."""
+        now, delay = self.env.now, t_s - self.env.now
+        for _ in range(4):
+            if now + delay == t_s:
+                break
+            delay = float(np.nextafter(delay, np.inf if now + delay < t_s else -np.inf))
+        return self.env.timeout(delay)
+
     # --------------------------------------------------------------------------- process
     def iterate(self, pool: Pool):
         """One iteration: preempt, plan chunks, admit, run, advance, finish. Returns False when idle."""
@@ -354,10 +481,17 @@ class Engine:
             dec = dec[:0]
         if not chunks and not len(dec):
             return False
-        d_ctx = int(self.s.ctx[dec].sum())
+        if self.steady:
+            self.look(pool)
+        run = None if chunks else self.quiet_run(pool, dec)
+        if run is not None:
+            yield self.timeout_until(float(run.end_s[-1]))
+            self.land_quiet(pool, dec, run)
+            return True
         yield self.env.timeout(pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
-                                                    len(dec), d_ctx))
+                                                    len(dec), int(self.s.ctx[dec].sum())))
         self.c.iterations += 1
+        self.c.stepped += 1
         self.advance(pool, dec, chunks)
         self.gen_log.append((self.env.now, self.c.generated_tokens))
         self.finish(pool)
@@ -370,7 +504,7 @@ class Engine:
         return True
 
     def engine(self, pool: Pool):
-        while self.c.finished < self.n:
+        while self.c.finished < self.n and not self.stopped:
             busy = len(pool.running) or pool.waiting
             if not busy or not (yield from self.iterate(pool)):
                 pool.wake = self.env.event()
@@ -414,11 +548,16 @@ def serving_metrics(name: str, eng: Engine, capacity_tokens: int, wall_s: float)
     multi = s.output > 1
     tpot = (s.finish_s[multi] - s.first_token_s[multi]) / (s.output[multi] - 1)
     end = float(np.nanmax(s.finish_s))
+    steady = eng.steady_result
+    if eng.steady and steady is None:  # it ran to its end: the saturated stretch's state, converged or not
+        steady = eng.saturated_state(len(eng.gen_log) if eng.saturated_log is None else eng.saturated_log)
+    window = saturated_throughput(s.finish_s, eng.gen_log)
     return ServeResult(
         name=name, requests=eng.n, finished=c.finished, preemptions=c.preemptions, sim_time_s=end,
-        iterations=c.iterations, generation_throughput_tok_s=c.generated_tokens / end,
+        iterations=c.iterations, iterations_stepped=c.stepped, generation_throughput_tok_s=c.generated_tokens / end,
         prompt_throughput_tok_s=c.prompt_tokens / end,
-        max_generation_throughput_tok_s=saturated_throughput(s.finish_s, eng.gen_log),
+        max_generation_throughput_tok_s=steady.rate_tok_s if steady is not None and steady.converged else window,
+        steady_state=steady,
         latency=latency_stats(ttft, tpot, e2e), max_concurrent_requests=c.max_running,
         kv_capacity_tokens=capacity_tokens, peak_kv_utilisation=max((u for _, _, u in eng.samples), default=0.0),
         samples={"ttft_s": ttft[:: max(1, eng.n // 2000)].tolist(), "tpot_s": tpot[:: max(1, len(tpot) // 2000)].tolist()},
@@ -430,7 +569,8 @@ def serving_metrics(name: str, eng: Engine, capacity_tokens: int, wall_s: float)
 
 def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: RequestArrays, unit: Instance, *,
                      phase: str = "mixed", prefill: PrefillPool | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> ServeResult:
+                     progress: Callable[[int, int], None] | None = None, fast_forward: bool = True,
+                     steady: bool = False) -> ServeResult:
     """Serve `reqs` (the requests of workload `w`) on `unit`; returns latency and throughput metrics.
 
     phase: "mixed" — prefill and decode on one instance (chunked prefill): in shared iterations, or, where
@@ -438,7 +578,10 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
            the prompts run there and their KV crosses the NIC to `unit`, which only decodes;
            "decode" — prompts arrive already in the cache (a disaggregated decode pool: no prefill work);
            "prefill" — every request stops after its first token (a prefill pool).
-    `inf` gives the scheduler's settings (KV block size, chunked prefill, mixed batches, MTP drafts)."""
+    `inf` gives the scheduler's settings (KV block size, chunked prefill, mixed batches, MTP drafts).
+    fast_forward: quiet decode stretches in one step (Engine.quiet_run); False steps every iteration,
+    with the same results (tests/costmodel/sim/test_fast_forward.py). steady: a saturated run (every request
+    queued at once) that stops once its steady-state generation rate is known to +-0.5% (steady_state.py)."""
     t_wall = time.perf_counter()
     output = np.ones_like(reqs.output_tokens) if phase == "prefill" else reqs.output_tokens
     state = RequestState(reqs.prompt_tokens.astype(np.int64), output.astype(np.int64), reqs.arrival_s.astype(float))
@@ -449,7 +592,7 @@ def simulate_serving(name: str, inf: InferenceSpec, w: WorkloadSpec, reqs: Reque
              for _ in range(prefill.instances)] + mains if disaggregated else mains
     env = simpy.Environment()
     eng = Engine(env, reqs, state, pools, inf.block_tokens, w, prefill if disaggregated else None, progress,
-                 inf.chunked_prefill, inf.mtp, inf.mixes_batches)
+                 inf.chunked_prefill, inf.mtp, inf.mixes_batches, fast_forward, steady)
     for pool in pools:
         pool.wake = env.event()
         env.process(eng.engine(pool))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import numpy as np
+
 from costmodel.counts.comm import all_reduce_time, links_of
 from costmodel.counts.deepep import (
     COMM_SM_FRACTION,
@@ -189,6 +191,14 @@ class StepModel:
         if mine:  # prefill attention (with its projections) per chunk, as engines run it
             t += sum(self._prefill_attention(tok, -(-c // CTX_BUCKET)) for tok, c in mine) * self.m.num_hidden_layers
         return t
+
+    def decode_times(self, decode_batch: int, ctx_sums: np.ndarray) -> np.ndarray:
+        """time([], decode_batch, c) for each c of `ctx_sums` (decode-only iterations), bit for bit: the
+        contexts share few memo buckets, so each bucket is timed once, by the same call."""
+        buckets = np.rint(ctx_sums / decode_batch / CTX_BUCKET)  # round-half-even, as time()'s round()
+        values, first, index = np.unique(buckets, return_index=True, return_inverse=True)
+        per_bucket = np.array([self.time([], decode_batch, int(ctx_sums[i])) for i in first])
+        return per_bucket[index.reshape(-1)]
 
     def _prefill_attention(self, tokens: int, ctx_buckets: int) -> float:
         """One layer's attention for a chunk of `tokens` ending at ctx_buckets * CTX_BUCKET (memoised)."""
