@@ -324,10 +324,14 @@ class Engine:
         """The iteration's work lands: one token per decode, each chunk into the cache."""
         s, c = self.s, self.c
         if len(dec):
+            # one token each, or MTP's accepted drafts, up to the end (none for a one-token answer a
+            # decode pool has just admitted with its first token)
             emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - s.generated[dec]) if pool.final else 1
-            s.ctx[dec] += emitted
-            grow = np.maximum(-(-s.ctx[dec] // self.block) - s.held[dec], 0)
-            s.held[dec] += grow
+            ctx = s.ctx[dec] + emitted
+            s.ctx[dec] = ctx
+            held = s.held[dec]
+            grow = np.maximum(-(-ctx // self.block) - held, 0)
+            s.held[dec] = held + grow
             pool.free -= int(grow.sum())
             s.generated[dec] += emitted
             c.generated_tokens += int(np.sum(emitted)) if pool.final else len(dec)
@@ -367,16 +371,15 @@ class Engine:
     # ------------------------------------------------------------------------- fast-forward
     def quiet_run(self, pool: Pool, dec: np.ndarray) -> QuietRun | None:
         """The decode-only iterations from now that stepping would run with nothing changing but the
-        contexts: each ends before the next simpy event (an arrival, a hand-off, another pool's
-        iteration), so no admission can differ; none finishes a request; every block they take is free, so
-        none preempts. The caller has found no prefill chunk and admitted what fits, and what waits stays
-        refused (the free blocks only shrink, the running count is fixed). The iteration after them is
-        stepped as usual. None when fewer than two qualify, or with MTP (its drafts draw random numbers
-        each step)."""
+        contexts until the last: each ends before the next simpy event (an arrival, a hand-off, another
+        pool's iteration), so no admission can differ; none but the last finishes a request; every block
+        they take is free, so none preempts. The caller has found no prefill chunk and admitted what
+        fits, and what waits stays refused (the free blocks only shrink, the running count is fixed).
+        None when fewer than two qualify, or with MTP (its drafts draw random numbers each step)."""
         if not self.fast_forward or self.acceptance is not None or not pool.final or pool.prefilling or not len(dec):
             return None
         s, horizon_s = self.s, self.env.peek()
-        k = min(int((s.output[dec] - s.generated[dec]).min()) - 1, self.iterations_before(pool, dec, horizon_s))
+        k = min(int((s.output[dec] - s.generated[dec]).min()), self.iterations_before(pool, dec, horizon_s))
         if k < 2:
             return None
         blocks = np.cumsum(self.block_crossings(dec, k))
@@ -414,25 +417,24 @@ class Engine:
         return np.add.accumulate(np.concatenate(([self.env.now], dt)))[1:]
 
     def land_quiet(self, pool: Pool, dec: np.ndarray, run: QuietRun) -> None:
-        """A quiet run's iterations land at once, with the log entries stepping writes after each."""
-        s, c, k, n = self.s, self.c, run.k, len(dec)
-        s.ctx[dec] += k
-        s.generated[dec] += k
+        """All but the last of a quiet run's iterations land at once, with the log entries stepping writes
+        after each; the last lands as any iteration does (it may finish requests)."""
+        s, c, m, n = self.s, self.c, run.k - 1, len(dec)
+        s.ctx[dec] += m
+        s.generated[dec] += m
         held = np.maximum(-(-s.ctx[dec] // self.block), s.held[dec])
         pool.free -= int((held - s.held[dec]).sum())
         s.held[dec] = held
-        g0, c.generated_tokens = c.generated_tokens, c.generated_tokens + n * k
-        times = run.end_s.tolist()
+        g0, c.generated_tokens = c.generated_tokens, c.generated_tokens + n * m
+        times = run.end_s[:m].tolist()
         self.gen_log.extend(zip(times, range(g0 + n, c.generated_tokens + 1, n)))
         finals = self.finals
         total, others = sum(p.blocks_total for p in finals), sum(p.free for p in finals if p is not pool)
-        free = others + pool.free + int(run.blocks[-1]) - run.blocks  # free after each iteration
+        free = others + pool.free + int(run.blocks[m - 1]) - run.blocks[:m]  # free after each iteration
         running = sum(len(p.running) for p in finals)
         c.max_running = max(c.max_running, running)
         self.samples.extend(zip(times, itertools.repeat(running), (1 - free / total).tolist()))
-        before, c.iterations = c.iterations, c.iterations + k
-        if self.progress is not None and before // 200 != c.iterations // 200:
-            self.progress(c.finished, self.n)
+        c.iterations += m
 
     # ------------------------------------------------------------------------- steady state
     def look(self, pool: Pool) -> None:
@@ -484,14 +486,20 @@ class Engine:
         if self.steady:
             self.look(pool)
         run = None if chunks else self.quiet_run(pool, dec)
-        if run is not None:
+        if run is None:
+            yield self.env.timeout(pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
+                                                        len(dec), int(self.s.ctx[dec].sum())))
+            self.c.stepped += 1
+        else:
             yield self.timeout_until(float(run.end_s[-1]))
             self.land_quiet(pool, dec, run)
-            return True
-        yield self.env.timeout(pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
-                                                    len(dec), int(self.s.ctx[dec].sum())))
+        self.land(pool, dec, chunks, before=self.c.iterations - (run.k - 1 if run else 0))
+        return True
+
+    def land(self, pool: Pool, dec: np.ndarray, chunks: list[tuple[int, int]], before: int) -> None:
+        """An iteration's work lands: tokens, chunks, finished requests, the logs; progress every 200
+        iterations since `before` (the count before a quiet run's iterations landed)."""
         self.c.iterations += 1
-        self.c.stepped += 1
         self.advance(pool, dec, chunks)
         self.gen_log.append((self.env.now, self.c.generated_tokens))
         self.finish(pool)
@@ -499,9 +507,8 @@ class Engine:
             finals = self.finals
             used = 1 - sum(p.free for p in finals) / sum(p.blocks_total for p in finals)
             self.samples.append((self.env.now, sum(len(p.running) for p in finals), used))
-        if self.progress is not None and self.c.iterations % 200 == 0:
+        if self.progress is not None and before // 200 != self.c.iterations // 200:
             self.progress(self.c.finished, self.n)
-        return True
 
     def engine(self, pool: Pool):
         while self.c.finished < self.n and not self.stopped:
