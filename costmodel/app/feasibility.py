@@ -115,11 +115,33 @@ def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
     if ramp is not None and (ramp.start_seqs >= t.global_batch_seqs or ramp.tokens >= t.tokens):
         out.append(Problem("batch_ramp", f"the ramp must start below global_batch_seqs ({t.global_batch_seqs}) "
                            f"and end before the run's {t.tokens:g} tokens", "lower start_seqs or tokens"))
+    out += _interleaving_problems(m, par)
     if par.schedule == "dualpipe" and (par.pp % 2 or par.micro_batches % 2):
         out.append(Problem("parallelism.micro_batches", "dualpipe needs an even pp and an even number of "
                            f"micro-batches (half enter from each end; got pp {par.pp}, micro_batches "
                            f"{par.micro_batches})", "use even pp and micro_batches"))
     return out if out else _training_memory_problems(m, t)
+
+
+def _interleaving_problems(m: ModelSpec, par: Parallelism) -> list[Problem]:
+    """Megatron's interleaved 1F1B: on 1F1B only, across more than one stage, with micro-batches in groups
+    of pp (MCORE: the micro-batches must divide into groups of the pipeline size) and a layer or more in
+    each of the pp x virtual_stages model chunks."""
+    v = par.virtual_stages
+    if v == 1:
+        return []
+    if par.schedule != "1f1b" or par.pp == 1:
+        return [Problem("parallelism.virtual_stages", f"{v} virtual stages need schedule 1f1b over pp > 1 "
+                        f"(got schedule {par.schedule}, pp {par.pp})", "use schedule: 1f1b and pp >= 2, or virtual_stages: 1")]
+    out = []
+    if par.micro_batches % par.pp:
+        out.append(Problem("parallelism.micro_batches", f"interleaved 1F1B runs micro-batches in groups of pp "
+                           f"{par.pp}; {par.micro_batches} is not a multiple", f"use a multiple of {par.pp}"))
+    if par.pp * v > m.num_hidden_layers:
+        out.append(Problem("parallelism.virtual_stages", f"pp {par.pp} x virtual_stages {v} = {par.pp * v} model "
+                           f"chunks, more than the model's {m.num_hidden_layers} layers",
+                           f"use virtual_stages <= {m.num_hidden_layers // par.pp}"))
+    return out
 
 
 def _training_memory_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 
 from costmodel.counts.kvcache import kv_bytes_per_token
 from costmodel.counts.params import all_layer_params, embedding_params, head_params, layer_params, mtp_params
-from costmodel.counts.schedules import in_flight
+from costmodel.counts.schedules import in_flight, interleaved_warmup
 from costmodel.inputs.specs import MIB, InferenceSpec, ModelSpec, TrainingSpec, sglang_large_gpu, stored_bits
 
 BYTES_ACT = 2  # BF16 logits (per-parameter and cached-activation bytes: TrainingSpec.memory)
@@ -35,6 +35,18 @@ def stage_layers(num_layers: int, pp: int) -> list[range]:
         out.append(range(start, start + n))
         start += n
     return out
+
+
+def virtual_stage_layers(num_layers: int, pp: int, chunks: int) -> list[range]:
+    """Consecutive layers per virtual stage (pp x chunks of them; chunk c of rank r is virtual stage
+    c * pp + r), split as stage_layers splits them."""
+    return stage_layers(num_layers, pp * chunks)
+
+
+def rank_layers(num_layers: int, pp: int, chunks: int, rank: int) -> list[int]:
+    """The layers pipeline rank `rank` holds: its model chunks' (one range without interleaving)."""
+    virtual = virtual_stage_layers(num_layers, pp, chunks)
+    return [i for g in range(rank, pp * chunks, pp) for i in virtual[g]]
 
 
 def activation_elements_per_token(m: ModelSpec, layer: int, recompute: str) -> float:
@@ -69,12 +81,16 @@ def activation_elements_per_token(m: ModelSpec, layer: int, recompute: str) -> f
     return attn + ffn
 
 
-def in_flight_microbatches(schedule: str, pp: int, micro_batches: int) -> int:
-    """Micro-batches whose activations stage 0 holds at its peak."""
+def in_flight_microbatches(schedule: str, pp: int, micro_batches: int, chunks: int = 1) -> float:
+    """Micro-batches whose activations stage 0 holds at its peak, in units of the whole stage's layers.
+    Interleaved (chunks > 1): its warm-up forwards plus the one before the first backward, each of one
+    chunk (MCORE), = pp (1 + (pp - 1) / (pp chunks)) when m > pp (SAR §4.2.3's factor over 1F1B)."""
     if schedule == "gpipe":
         return micro_batches
     if schedule == "dualpipe":
         return min(pp + 1, micro_batches)  # V3P Table 2: PP + 1
+    if chunks > 1:
+        return min(interleaved_warmup(0, pp, micro_batches, chunks) + 1, micro_batches * chunks) / chunks
     return min(in_flight(0, pp), micro_batches)  # 1F1B and zero-bubble (ZB-H1 keeps 1F1B's memory)
 
 
@@ -94,14 +110,14 @@ class TrainingMemory:
         return asdict(self)
 
 
-def stage_params(m: ModelSpec, t: TrainingSpec, s: int, layers: range) -> tuple[float, float]:
-    """(dense, routed-expert) parameters one rank of stage s holds: its layers split by TP and EP, the
-    embedding on the first stage, the head and the MTP modules that share it on the last (V3P §2.2)."""
+def stage_params(m: ModelSpec, t: TrainingSpec, layers, first: bool, last: bool) -> tuple[float, float]:
+    """(dense, routed-expert) parameters one rank of a (virtual) stage holds: its layers split by TP and EP,
+    the embedding on the first stage, the head and the MTP modules that share it on the last (V3P §2.2)."""
     par = t.parallelism
     dense = sum(layer_params(m, i).dense for i in layers) / par.tp
     experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
-    dense += embedding_params(m) / par.tp if s == 0 else 0
-    if s == par.pp - 1:
+    dense += embedding_params(m) / par.tp if first else 0
+    if last:
         dense += (head_params(m) + mtp_params(m).dense) / par.tp
         experts += mtp_params(m).routed_experts / par.ep
     return dense, experts
@@ -111,14 +127,14 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     """Peak memory per GPU over pipeline stages (the heaviest stage decides whether the layout fits)."""
     par = t.parallelism
     tokens_per_mb = t.seq_len * t.global_batch_seqs / (par.dp * par.micro_batches)
-    in_flight = in_flight_microbatches(par.schedule, par.pp, par.micro_batches)
+    in_flight = in_flight_microbatches(par.schedule, par.pp, par.micro_batches, par.virtual_stages)
     copies = 2 if par.schedule == "dualpipe" else 1  # DualPipe keeps two parameter copies (V3P Table 2)
     expert_dp = max(1, par.dp // par.ep)
-    stages = stage_layers(m.num_hidden_layers, par.pp)
+    stages = [rank_layers(m.num_hidden_layers, par.pp, par.virtual_stages, r) for r in range(par.pp)]
     best: TrainingMemory | None = None
     totals: list[float] = []
     for s, layers in enumerate(stages):
-        dense, experts = (x * copies for x in stage_params(m, t, s, layers))
+        dense, experts = (x * copies for x in stage_params(m, t, layers, s == 0, s == par.pp - 1))
         shard_w = (par.dp, expert_dp) if par.zero_stage >= 3 else (1, 1)
         shard_g = (par.dp, expert_dp) if par.zero_stage >= 2 else (1, 1)
         shard_o = (par.dp, expert_dp) if par.zero_stage >= 1 else (1, 1)

@@ -1,12 +1,15 @@
 """Pipeline schedules as the order in which each stage runs its passes.
 
-A pass is (kind, micro_batch) with kind F (forward) or B (backward, weight gradient included). The
-simulator runs each stage's list in order, each pass waiting for its inputs from the neighbouring stage.
+A pass is (kind, micro_batch) with kind F (forward) or B (backward, weight gradient included); under
+interleaving (Megatron's virtual stages) it is (kind, micro_batch, model chunk), chunk c of rank r being
+virtual stage c * pp + r. The simulator runs each stage's list in order, each pass waiting for its inputs
+from the neighbouring (virtual) stage.
 """
 
 from __future__ import annotations
 
 Pass = tuple[str, int]
+ChunkPass = tuple[str, int, int]
 
 
 def gpipe(stage: int, pp: int, m: int) -> list[Pass]:
@@ -21,6 +24,31 @@ def one_f_one_b(stage: int, pp: int, m: int) -> list[Pass]:
     for i in range(m - warm):
         order += [("F", warm + i), ("B", i)]
     return order + [("B", i) for i in range(m - warm, m)]
+
+
+def interleaved_warmup(stage: int, pp: int, m: int, chunks: int) -> int:
+    """Forward passes (of model chunks) rank `stage` runs before its first backward in Megatron-Core's
+    interleaved 1F1B (MCORE): 2(pp - stage - 1) + (chunks - 1) pp, every one when m equals pp."""
+    total = m * chunks
+    return total if m == pp else min(2 * (pp - stage - 1) + (chunks - 1) * pp, total)
+
+
+def interleaved_1f1b(stage: int, pp: int, m: int, chunks: int) -> list[ChunkPass]:
+    """Megatron-Core's interleaved 1F1B (MCORE; Narayanan et al. 2021, MLM §2.2.2): each rank holds
+    `chunks` model chunks; micro-batches go through the chunks in groups of pp (forward k runs chunk
+    (k mod pp*chunks) // pp on micro-batch k // (pp*chunks) * pp + k mod pp, backwards through the chunks
+    in reverse), after interleaved_warmup forwards, one forward and one backward alternate.
+    Needs m a multiple of pp (feasibility.py)."""
+    total, warm = m * chunks, interleaved_warmup(stage, pp, m, chunks)
+
+    def at(k: int, forward: bool) -> tuple[int, int]:
+        chunk = k % (pp * chunks) // pp
+        return k // (pp * chunks) * pp + k % pp, chunk if forward else chunks - 1 - chunk
+
+    order = [("F", *at(k, True)) for k in range(warm)]
+    for j in range(total - warm):
+        order += [("F", *at(warm + j, True)), ("B", *at(j, False))]
+    return order + [("B", *at(j, False)) for j in range(total - warm, total)]
 
 
 def in_flight(stage: int, pp: int) -> int:

@@ -313,6 +313,8 @@ class Parallelism(Spec):
     dp: PosInt = 1
     zero_stage: Literal[0, 1, 2, 3] = 1
     schedule: Literal["gpipe", "1f1b", "zero-bubble", "dualpipe"] = "1f1b"
+    virtual_stages: PosInt = Field(1, le=64, description="model chunks per pipeline rank (Megatron's interleaved "
+                                   "1F1B, --num-virtual-stages-per-pipeline-rank); more than 1 needs schedule 1f1b")
     micro_batches: PosInt = 1
     recompute: Literal["none", "selective", "full"] = "none"
     placement: tuple[Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"]] = Field(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import simpy
@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from costmodel.counts.deepep import COMM_SM_FRACTION
 from costmodel.counts.flops import train_flops_per_token
 from costmodel.counts.memory import training_memory
-from costmodel.counts.schedules import LIST_SCHEDULED, SCHEDULES, in_flight
+from costmodel.counts.schedules import LIST_SCHEDULED, SCHEDULES, in_flight, interleaved_1f1b
 from costmodel.inputs.specs import ModelSpec, TrainingSpec
 from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
 from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
@@ -169,12 +169,14 @@ class Pipeline:
     """The simpy processes of one training step: one per stage, each with a compute and a comm stream.
     Cross-stage dependencies are simpy events keyed (direction, kind, stage, micro-batch)."""
 
-    def __init__(self, costs: list[StageCost], schedule: str, m: int, overlap_grad_sync: bool, trace: _Trace | None):
-        self.costs, self.schedule, self.m, self.pp = costs, schedule, m, len(costs)
+    def __init__(self, costs: list[StageCost], schedule: str, m: int, overlap_grad_sync: bool, trace: _Trace | None,
+                 chunks: int = 1):
+        self.costs, self.schedule, self.m = costs, schedule, m  # costs: one per virtual stage (chunk c, rank r: c*pp + r)
+        self.chunks, self.pp = chunks, len(costs) // chunks
         self.overlap_grad_sync, self.trace = overlap_grad_sync, trace
         self.env = simpy.Environment()
         self.done: dict[tuple, simpy.Event] = {}
-        self.stats = [StageStats() for _ in costs]
+        self.stats = [StageStats() for _ in range(self.pp)]
         self.events = 0
 
     def event(self, key: tuple) -> simpy.Event:
@@ -204,25 +206,33 @@ class Pipeline:
         if self.trace is not None:
             self.trace.record(s, kind, mb, start, pc)
 
+    def order(self, s: int) -> list[tuple[str, int, int]]:
+        """Rank s's passes as (kind, micro-batch, model chunk)."""
+        if self.chunks > 1:
+            return interleaved_1f1b(s, self.pp, self.m, self.chunks)
+        return [(kind, mb, 0) for kind, mb in SCHEDULES[self.schedule](s, self.pp, self.m)]
+
     def fixed_order(self, s: int, compute: simpy.Resource):
-        """gpipe and 1f1b: the schedule's order, each pass waiting for its input; B includes W."""
-        cost, last = self.costs[s], s == self.pp - 1
-        whole = {"F": cost.F, "B": cost.B + cost.W}
-        for kind, mb in SCHEDULES[self.schedule](s, self.pp, self.m):
+        """gpipe, 1f1b and interleaved 1f1b: the schedule's order, each pass waiting for its input from the
+        neighbouring virtual stage (chunk c of rank s is virtual stage g = c * pp + s); B includes W."""
+        stages = len(self.costs)
+        for kind, mb, chunk in self.order(s):
+            g = chunk * self.pp + s
+            cost, last = self.costs[g], g == stages - 1
             dep = None
-            if kind == "F" and s > 0:
-                dep = self.event((0, "F", s - 1, mb))
+            if kind == "F" and g > 0:
+                dep = self.event((0, "F", g - 1, mb))
             elif kind == "B":
-                dep = self.event((0, "Fdone", s, mb)) if last else self.event((0, "B", s + 1, mb))
+                dep = self.event((0, "Fdone", g, mb)) if last else self.event((0, "B", g + 1, mb))
             if dep is not None:
                 yield dep
-            yield from self.run_pass(s, compute, kind, mb, whole[kind])
+            yield from self.run_pass(s, compute, kind, mb, cost.F if kind == "F" else cost.B + cost.W)
             if kind == "F":
-                self.deliver((0, "Fdone", s, mb), 0.0)
+                self.deliver((0, "Fdone", g, mb), 0.0)
                 if not last:
-                    self.deliver((0, "F", s, mb), cost.p2p_s)
-            elif s > 0:
-                self.deliver((0, "B", s, mb), self.costs[s - 1].p2p_s)
+                    self.deliver((0, "F", g, mb), cost.p2p_s)
+            elif g > 0:
+                self.deliver((0, "B", g, mb), self.costs[g - 1].p2p_s)
 
     def lanes(self, s: int) -> list[_Lane]:
         """Zero-bubble: one lane of all micro-batches. DualPipe: half from each end of the pipeline."""
@@ -276,7 +286,7 @@ class Pipeline:
     def sync_and_step(self, s: int, compute: simpy.Resource, comm: simpy.Resource):
         """ZeRO gradient sync, then the optimizer step. With overlap the parameter all-gather of the next
         step hides under its first forwards, so only the reduce-scatter half stays on the critical path."""
-        cost = self.costs[s]
+        cost = rank_cost(self.costs, self.pp, s)
         sync = cost.dp_sync_s / 2 if self.overlap_grad_sync else cost.dp_sync_s
         with comm.request() as req:
             yield req
@@ -311,6 +321,16 @@ class Pipeline:
             events=self.events, pipeline_s=pipeline_end)
 
 
+def rank_cost(costs: list[StageCost], pp: int, rank: int) -> StageCost:
+    """What rank `rank` syncs and steps: its model chunks' DP sync and optimizer times summed (its first
+    chunk's passes; without interleaving, the stage's own cost)."""
+    mine = costs[rank::pp]
+    if len(mine) == 1:
+        return mine[0]
+    return replace(mine[0], dp_sync_s=sum(c.dp_sync_s for c in mine), optimizer_s=sum(c.optimizer_s for c in mine),
+                   layers=sum(c.layers for c in mine))
+
+
 def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0) -> tuple[PassCost, bool]:
     """A DualPipe forward-backward pair on one rank: the two chunks' compute back to back on the compute
     stream while their all-to-alls run on the communication stream beside it, at `comm_efficiency` of
@@ -326,9 +346,10 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
 
 
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
-                 trace: _Trace | None = None) -> PipelineRun:
-    """Simulate one step of `schedule` over `m` micro-batches (the layout is assumed feasible)."""
-    return Pipeline(costs, schedule, m, overlap_grad_sync, trace).run()
+                 trace: _Trace | None = None, chunks: int = 1) -> PipelineRun:
+    """Simulate one step of `schedule` over `m` micro-batches (the layout is assumed feasible); `costs` has
+    one entry per virtual stage, `chunks` model chunks per rank (interleaved 1F1B when more than one)."""
+    return Pipeline(costs, schedule, m, overlap_grad_sync, trace, chunks).run()
 
 
 def stack_efficiency_of(t: TrainingSpec) -> float:
@@ -382,13 +403,14 @@ def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: P
     par = t.parallelism
     costs = stage_costs_for(m, t, scale, measured)
     trace = _Trace(segments=trace_path is not None) if trace_path is not None or passes is not None else None
-    sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace)
+    sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace,
+                       chunks=par.virtual_stages)
     if trace_path is not None:
         trace.write(trace_path, par.pp)
     if passes is not None:
         passes.extend(trace.passes)
     ramp_gpu_s = ramp_gpu_seconds(t, costs, sim)
-    r = training_result(name, m, t, sim, costs[sim.busiest], time.perf_counter() - t0, ramp_gpu_s)
+    r = training_result(name, m, t, sim, rank_cost(costs, par.pp, sim.busiest), time.perf_counter() - t0, ramp_gpu_s)
     r.timing_coverage = None if measured is None or scale is not None else training_coverage(m, t, measured)
     return r
 
@@ -404,12 +426,14 @@ def ramp_gpu_seconds(t: TrainingSpec, costs: list[StageCost], full: PipelineRun)
         return 0.0
     gpus, full_tokens = t.cluster.num_gpus, t.global_batch_seqs * t.seq_len
     seqs_per_mb = t.global_batch_seqs / (par.dp * par.micro_batches)
-    step_unit = 2 if par.schedule == "dualpipe" else 1  # DualPipe feeds half the micro-batches from each end
+    # DualPipe feeds half the micro-batches from each end; interleaving runs them in groups of pp
+    step_unit = 2 if par.schedule == "dualpipe" else par.pp if par.virtual_stages > 1 else 1
     extra = 0.0
     for i in range(RAMP_POINTS):
         batch = ramp.start_seqs + (t.global_batch_seqs - ramp.start_seqs) * (i + 0.5) / RAMP_POINTS
         m = max(step_unit, round(batch / (par.dp * seqs_per_mb) / step_unit) * step_unit)
-        step = run_pipeline(costs, par.schedule, m, overlap_grad_sync=par.overlap_grad_sync).step_time_s
+        step = run_pipeline(costs, par.schedule, m, overlap_grad_sync=par.overlap_grad_sync,
+                            chunks=par.virtual_stages).step_time_s
         per_token = step * gpus / (m * par.dp * seqs_per_mb * t.seq_len)
         extra += ramp.tokens / RAMP_POINTS * (per_token - full.step_time_s * gpus / full_tokens)
     return extra

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from costmodel.counts.comm import all_gather_time, links_of, p2p_time, reduce_scatter_time
 from costmodel.counts.deepep import COMM_SM_FRACTION, FP8_BYTES_PER_ELEMENT, normal_dispatch_combine_s
 from costmodel.counts.kernels import KernelPlan
-from costmodel.counts.memory import stage_layers, stage_params
+from costmodel.counts.memory import stage_params, virtual_stage_layers
 from costmodel.counts.opcounts import attention_flop_split, attention_shape
 from costmodel.counts.placement import groups, stage_node
 from costmodel.counts.routing import (
@@ -296,19 +296,22 @@ def training_kernel_plan(m: ModelSpec, t: TrainingSpec, attention: bool) -> Kern
 
 def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer,
                       a2a_efficiency: float = 1.0) -> list[StageCost]:
-    """Each pipeline stage's F, B and W pass costs, p2p, DP sync and optimizer times; communication that
-    runs beside the other chunk's compute (DualPipe pairs) at `a2a_efficiency` of its standalone rate."""
+    """Each (virtual) pipeline stage's F, B and W pass costs, p2p, DP sync and optimizer times (pp x
+    virtual_stages of them); communication that runs beside the other chunk's compute (DualPipe pairs) at
+    `a2a_efficiency` of its standalone rate."""
     par, cl = t.parallelism, t.cluster
     o = op_times(m, t, gemm_timer, attn_timer)
     links = links_of(cl.gpu)
     act_bytes = t.global_batch_seqs // (par.dp * par.micro_batches) * t.seq_len * m.hidden_size * 2
     out = []
-    for s, layers in enumerate(stage_layers(m.num_hidden_layers, par.pp)):
-        F, B, W = _stage_passes(m, t, o, layers, s == par.pp - 1)
-        nxt = min(s + 1, par.pp - 1)  # pipeline neighbour: NVLink when the next stage shares the node
-        link = links["nvlink"] if stage_node(par, cl, s) == stage_node(par, cl, nxt) else links["nic"]
+    virtual = virtual_stage_layers(m.num_hidden_layers, par.pp, par.virtual_stages)
+    for g, layers in enumerate(virtual):  # chunk c of rank r is virtual stage c * pp + r
+        last = g == len(virtual) - 1
+        F, B, W = _stage_passes(m, t, o, layers, last)
+        rank, nxt = g % par.pp, min(g + 1, len(virtual) - 1) % par.pp  # the next stage's rank: NVLink in a node
+        link = links["nvlink"] if stage_node(par, cl, rank) == stage_node(par, cl, nxt) else links["nic"]
         p2p = p2p_time(act_bytes / par.tp, link) if par.pp > 1 else 0.0
-        dense, experts = stage_params(m, t, s, layers)
+        dense, experts = stage_params(m, t, layers, g == 0, last)
         optim = optimizer_time(t, dense, experts, gemm_timer.roofline.efficiency["gemm"].memory)
         out.append(StageCost(fold(F), fold(B), fold(W), p2p, dp_sync_time(m, t, dense, experts), optim, len(layers),
                              a2a_efficiency))

@@ -1,0 +1,55 @@
+"""Megatron's interleaved 1F1B (virtual stages): the order by hand, the bubble's closed form, the
+in-flight activations' factor, and the layout checks."""
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.counts.memory import in_flight_microbatches, rank_layers
+from costmodel.counts.schedules import interleaved_1f1b
+from costmodel.sim.train_sim import run_pipeline
+from tests.costmodel.sim.test_train_sim import uniform
+
+
+def test_the_order_is_megatrons():
+    """pp 2, 4 micro-batches, 2 chunks, rank 0: 2(2-0-1) + (2-1)2 = 4 warm-up forwards, micro-batches in
+    groups of pp through chunk 0 then chunk 1; backwards through the chunks in reverse."""
+    F = [("F", mb, c) for mb, c in ((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0), (2, 1), (3, 1))]
+    B = [("B", mb, c) for mb, c in ((0, 1), (1, 1), (0, 0), (1, 0), (2, 1), (3, 1), (2, 0), (3, 0))]
+    assert interleaved_1f1b(0, 2, 4, 2) == F[:4] + [F[4], B[0], F[5], B[1], F[6], B[2], F[7], B[3]] + B[4:]
+    last = interleaved_1f1b(1, 2, 4, 2)  # 2 warm-up forwards on the last rank
+    assert last[:3] == [F[0], F[1], F[2]] and last[3] == B[0]
+
+
+@pytest.mark.parametrize("pp, chunks, m", [(4, 2, 16), (8, 3, 24), (2, 4, 2)])
+def test_each_rank_runs_every_chunk_of_every_micro_batch_once_each_way(pp, chunks, m):
+    for rank in range(pp):
+        order = interleaved_1f1b(rank, pp, m, chunks)
+        want = {(mb, c) for mb in range(m) for c in range(chunks)}
+        assert sorted((mb, c) for k, mb, c in order if k == "F") == sorted(want)
+        assert sorted((mb, c) for k, mb, c in order if k == "B") == sorted(want)
+
+
+@pytest.mark.parametrize("pp", [4, 8])
+@pytest.mark.parametrize("chunks", [1, 2, 4])
+def test_the_bubble_is_pp_minus_one_over_v_m(pp, chunks):
+    """Equal chunks (F 1 s, B 2 s of a whole stage, so 1/V and 2/V a chunk), no p2p: the bubble is
+    (pp - 1)/(V m) of the passes (MLM §2.2.2)."""
+    m = 2 * pp
+    costs = uniform(pp * chunks, 1.0 / chunks, 2.0 / chunks, 0.0)
+    r = run_pipeline(costs, "1f1b", m, chunks=chunks)
+    passes_s = m * 3.0  # per rank: m micro-batches through all its chunks
+    assert r.bubble_s / passes_s == pytest.approx((pp - 1) / (chunks * m), rel=0.02)
+
+
+def test_interleaving_holds_more_activations_by_megatrons_factor():
+    """Rank 0 holds 2(pp - 1) + (V - 1) pp + 1 chunks in flight = pp (1 + (pp - 1)/(pp V)) stages' worth
+    (SAR §4.2.3): pp 8, V 4 -> 8 x (1 + 7/32) = 9.75, against 1F1B's 8."""
+    assert in_flight_microbatches("1f1b", 8, 64, 4) == pytest.approx(8 * (1 + 7 / 32))
+    assert in_flight_microbatches("1f1b", 8, 64, 1) == 8
+    assert in_flight_microbatches("1f1b", 4, 4, 2) == 4  # m = pp: every forward first, all m in flight
+
+
+def test_a_rank_holds_every_pp_th_chunk():
+    # 16 layers, pp 2, 4 chunks of 2 layers: rank 0 holds chunks 0, 2, 4, 6 -> layers 0-1, 4-5, 8-9, 12-13
+    assert rank_layers(16, 2, 4, 0) == [0, 1, 4, 5, 8, 9, 12, 13]
+    assert rank_layers(16, 2, 1, 1) == list(range(8, 16))
