@@ -53,3 +53,27 @@ def test_a_rank_holds_every_pp_th_chunk():
     # 16 layers, pp 2, 4 chunks of 2 layers: rank 0 holds chunks 0, 2, 4, 6 -> layers 0-1, 4-5, 8-9, 12-13
     assert rank_layers(16, 2, 4, 0) == [0, 1, 4, 5, 8, 9, 12, 13]
     assert rank_layers(16, 2, 1, 1) == list(range(8, 16))
+
+
+@pytest.mark.parametrize("change, field", [
+    (("        schedule: zero-bubble # V2P §3.1.3 (Qi et al. 2023)\n",
+      "        schedule: zero-bubble\n        virtual_stages: 2\n"), "variants.0.training.parallelism.virtual_stages"),
+    (("        micro_batches: 288    # micro-batch of 1 sequence (4608 / 16 replicas)\n",
+      "        micro_batches: 288\n        virtual_stages: 2\n"), None),
+])
+def test_megatrons_interleaving_rules_are_checked(tmp_path, change, field):
+    """Interleaving on zero-bubble is refused naming virtual_stages; on the 67B's 1F1B (pp 8, 288
+    micro-batches, a multiple of 8) it runs."""
+    from planner.cli import cli
+    from tests.conftest import SCENARIOS
+
+    text = (SCENARIOS / "deepseek-v2-paper.yaml").read_text()
+    old, new = change[0], change[1]
+    assert old in text
+    path = tmp_path / "v.yaml"
+    path.write_text(text.replace(old, new, 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    if field is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 2 and field in result.output and "1f1b" in result.output, result.output
