@@ -115,7 +115,7 @@ def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
     if ramp is not None and (ramp.start_seqs >= t.global_batch_seqs or ramp.tokens >= t.tokens):
         out.append(Problem("batch_ramp", f"the ramp must start below global_batch_seqs ({t.global_batch_seqs}) "
                            f"and end before the run's {t.tokens:g} tokens", "lower start_seqs or tokens"))
-    out += _interleaving_problems(m, par)
+    out += _interleaving_problems(m, par) + _combined_1f1b_problems(m, t)
     if par.schedule == "dualpipe" and (par.pp % 2 or par.micro_batches % 2):
         out.append(Problem("parallelism.micro_batches", "dualpipe needs an even pp and an even number of "
                            f"micro-batches (half enter from each end; got pp {par.pp}, micro_batches "
@@ -142,6 +142,24 @@ def _interleaving_problems(m: ModelSpec, par: Parallelism) -> list[Problem]:
                            f"chunks, more than the model's {m.num_hidden_layers} layers",
                            f"use virtual_stages <= {m.num_hidden_layers // par.pp}"))
     return out
+
+
+def _combined_1f1b_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
+    """Megatron-Core's rules for combined 1F1B (MCA2A): an MoE model over EP > 1, 1F1B with virtual
+    stages when pp > 1, no full recompute, and shared-expert overlap off (the pair hides the all-to-all)."""
+    par = t.parallelism
+    if not par.overlap_moe_a2a:
+        return []
+    rules = [(m.ffn != "moe" or par.ep == 1, "parallelism.ep", "it overlaps the EP all-to-all: an MoE model over ep > 1",
+              "use ep > 1, or overlap_moe_a2a: false"),
+             (par.schedule != "1f1b" or (par.pp > 1 and par.virtual_stages == 1), "parallelism.virtual_stages",
+              f"it runs on 1F1B with virtual stages when pp > 1 (got schedule {par.schedule}, pp {par.pp}, "
+              f"virtual_stages {par.virtual_stages})", "use schedule: 1f1b and virtual_stages >= 2 (or pp 1)"),
+             (par.recompute == "full", "parallelism.recompute", "it does not run with full recompute",
+              "use recompute: selective or none"),
+             (t.overlap_shared_experts, "overlap_shared_experts", "Megatron-Core turns shared-expert overlap off "
+              "under it (the pair hides the dispatch instead)", "set overlap_shared_experts: false")]
+    return [Problem(field, f"overlap_moe_a2a (combined 1F1B): {why}", fix) for bad, field, why, fix in rules if bad]
 
 
 def _training_memory_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:

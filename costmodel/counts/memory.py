@@ -81,16 +81,18 @@ def activation_elements_per_token(m: ModelSpec, layer: int, recompute: str) -> f
     return attn + ffn
 
 
-def in_flight_microbatches(schedule: str, pp: int, micro_batches: int, chunks: int = 1) -> float:
+def in_flight_microbatches(schedule: str, pp: int, micro_batches: int, chunks: int = 1, overlap: bool = False) -> float:
     """Micro-batches whose activations stage 0 holds at its peak, in units of the whole stage's layers.
     Interleaved (chunks > 1): its warm-up forwards plus the one before the first backward, each of one
-    chunk (MCORE), = pp (1 + (pp - 1) / (pp chunks)) when m > pp (SAR §4.2.3's factor over 1F1B)."""
+    chunk (MCORE), = pp (1 + (pp - 1) / (pp chunks)) when m > pp (SAR §4.2.3's factor over 1F1B); combined
+    1F1B (`overlap`) holds one chunk more."""
     if schedule == "gpipe":
         return micro_batches
     if schedule == "dualpipe":
         return min(pp + 1, micro_batches)  # V3P Table 2: PP + 1
-    if chunks > 1:
-        return min(interleaved_warmup(0, pp, micro_batches, chunks) + 1, micro_batches * chunks) / chunks
+    if chunks > 1 or overlap:
+        warm = interleaved_warmup(0, pp, micro_batches, chunks, overlap)
+        return min(warm + 1, micro_batches * chunks) / chunks
     return min(in_flight(0, pp), micro_batches)  # 1F1B and zero-bubble (ZB-H1 keeps 1F1B's memory)
 
 
@@ -127,7 +129,8 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     """Peak memory per GPU over pipeline stages (the heaviest stage decides whether the layout fits)."""
     par = t.parallelism
     tokens_per_mb = t.seq_len * t.global_batch_seqs / (par.dp * par.micro_batches)
-    in_flight = in_flight_microbatches(par.schedule, par.pp, par.micro_batches, par.virtual_stages)
+    in_flight = in_flight_microbatches(par.schedule, par.pp, par.micro_batches, par.virtual_stages,
+                                       par.overlap_moe_a2a)
     copies = 2 if par.schedule == "dualpipe" else 1  # DualPipe keeps two parameter copies (V3P Table 2)
     expert_dp = max(1, par.dp // par.ep)
     stages = [rank_layers(m.num_hidden_layers, par.pp, par.virtual_stages, r) for r in range(par.pp)]

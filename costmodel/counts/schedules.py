@@ -26,20 +26,24 @@ def one_f_one_b(stage: int, pp: int, m: int) -> list[Pass]:
     return order + [("B", i) for i in range(m - warm, m)]
 
 
-def interleaved_warmup(stage: int, pp: int, m: int, chunks: int) -> int:
+def interleaved_warmup(stage: int, pp: int, m: int, chunks: int, overlap: bool = False) -> int:
     """Forward passes (of model chunks) rank `stage` runs before its first backward in Megatron-Core's
-    interleaved 1F1B (MCORE): 2(pp - stage - 1) + (chunks - 1) pp, every one when m equals pp."""
+    interleaved 1F1B (MCORE): 2(pp - stage - 1) + (chunks - 1) pp, every one when m equals pp; one more
+    under combined 1F1B (`overlap`), so that each steady-phase forward pairs with an earlier backward."""
     total = m * chunks
-    return total if m == pp else min(2 * (pp - stage - 1) + (chunks - 1) * pp, total)
+    if m == pp and pp > 1:
+        return total
+    return min(2 * (pp - stage - 1) + (chunks - 1) * pp + overlap, total)
 
 
-def interleaved_1f1b(stage: int, pp: int, m: int, chunks: int) -> list[ChunkPass]:
+def interleaved_1f1b(stage: int, pp: int, m: int, chunks: int, overlap: bool = False) -> list[ChunkPass]:
     """Megatron-Core's interleaved 1F1B (MCORE; Narayanan et al. 2021, MLM §2.2.2): each rank holds
     `chunks` model chunks; micro-batches go through the chunks in groups of pp (forward k runs chunk
     (k mod pp*chunks) // pp on micro-batch k // (pp*chunks) * pp + k mod pp, backwards through the chunks
     in reverse), after interleaved_warmup forwards, one forward and one backward alternate.
-    Needs m a multiple of pp (feasibility.py)."""
-    total, warm = m * chunks, interleaved_warmup(stage, pp, m, chunks)
+    Needs m a multiple of pp (feasibility.py). With one chunk and `overlap` it is combined 1F1B without
+    pipelining (pp 1: forward i + 1 beside backward i)."""
+    total, warm = m * chunks, interleaved_warmup(stage, pp, m, chunks, overlap)
 
     def at(k: int, forward: bool) -> tuple[int, int]:
         chunk = k % (pp * chunks) // pp

@@ -316,6 +316,9 @@ class Parallelism(Spec):
     virtual_stages: PosInt = Field(1, le=64, description="model chunks per pipeline rank (Megatron's interleaved "
                                    "1F1B, --num-virtual-stages-per-pipeline-rank); more than 1 needs schedule 1f1b")
     micro_batches: PosInt = 1
+    overlap_moe_a2a: bool = Field(False, description="Megatron-Core's combined 1F1B (--overlap-moe-expert-parallel-comm): "
+                                  "in 1F1B's steady phase one micro-batch's forward and another's backward run as one "
+                                  "pair, each one's EP all-to-all under the other's compute")
     recompute: Literal["none", "selective", "full"] = "none"
     placement: tuple[Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"]] = Field(
         ("tp", "dp", "pp"), strict=False, description="rank order, innermost first: which groups share a node (EP = inner DP)")

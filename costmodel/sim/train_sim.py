@@ -170,9 +170,10 @@ class Pipeline:
     Cross-stage dependencies are simpy events keyed (direction, kind, stage, micro-batch)."""
 
     def __init__(self, costs: list[StageCost], schedule: str, m: int, overlap_grad_sync: bool, trace: _Trace | None,
-                 chunks: int = 1):
+                 chunks: int = 1, overlap_a2a: bool = False):
         self.costs, self.schedule, self.m = costs, schedule, m  # costs: one per virtual stage (chunk c, rank r: c*pp + r)
         self.chunks, self.pp = chunks, len(costs) // chunks
+        self.overlap_a2a = overlap_a2a  # combined 1F1B: steady-phase F and B run as one pair
         self.overlap_grad_sync, self.trace = overlap_grad_sync, trace
         self.env = simpy.Environment()
         self.done: dict[tuple, simpy.Event] = {}
@@ -208,31 +209,60 @@ class Pipeline:
 
     def order(self, s: int) -> list[tuple[str, int, int]]:
         """Rank s's passes as (kind, micro-batch, model chunk)."""
-        if self.chunks > 1:
-            return interleaved_1f1b(s, self.pp, self.m, self.chunks)
+        if self.chunks > 1 or self.overlap_a2a:
+            return interleaved_1f1b(s, self.pp, self.m, self.chunks, self.overlap_a2a)
         return [(kind, mb, 0) for kind, mb in SCHEDULES[self.schedule](s, self.pp, self.m)]
 
+    def steps(self, s: int) -> list[list[tuple[str, int, int]]]:
+        """Rank s's order cut into what runs as one pass: a lone F or B, or under combined 1F1B a forward
+        and the backward right after it (the steady phase) as one pair."""
+        out, order = [], self.order(s)
+        i = 0
+        while i < len(order):
+            pair = self.overlap_a2a and order[i][0] == "F" and i + 1 < len(order) and order[i + 1][0] == "B"
+            out.append(order[i:i + 2] if pair else order[i:i + 1])
+            i += 2 if pair else 1
+        return out
+
+    def input_of(self, kind: str, g: int, mb: int) -> simpy.Event | None:
+        """What a pass of virtual stage g on micro-batch mb waits for: the previous stage's forward, the
+        next stage's backward (the last stage's backward: its own forward)."""
+        if kind == "F":
+            return self.event((0, "F", g - 1, mb)) if g > 0 else None
+        return self.event((0, "Fdone", g, mb)) if g == len(self.costs) - 1 else self.event((0, "B", g + 1, mb))
+
+    def output_of(self, kind: str, g: int, mb: int) -> None:
+        """A finished pass hands its activations (or gradients) to the neighbouring virtual stage."""
+        if kind == "F":
+            self.deliver((0, "Fdone", g, mb), 0.0)
+            if g < len(self.costs) - 1:
+                self.deliver((0, "F", g, mb), self.costs[g].p2p_s)
+        elif g > 0:
+            self.deliver((0, "B", g, mb), self.costs[g - 1].p2p_s)
+
+    def step_cost(self, s: int, step: list[tuple[str, int, int]]) -> PassCost:
+        """One pass's cost (B includes W), or a combined-1F1B pair's: the forward and the backward beside
+        each other, each one's all-to-all under the other's compute (fb_pair, as DualPipe's pairs), the
+        weight gradients after the pair unless they ran inside it."""
+        costs = [self.costs[chunk * self.pp + s] for _, _, chunk in step]
+        if len(step) == 1:
+            return costs[0].F if step[0][0] == "F" else costs[0].B + costs[0].W
+        f, b = costs
+        pair, carry_w = fb_pair(f.F, b.B, b.W, b.overlapped_comm_efficiency)
+        return pair if carry_w else pair + b.W
+
     def fixed_order(self, s: int, compute: simpy.Resource):
-        """gpipe, 1f1b and interleaved 1f1b: the schedule's order, each pass waiting for its input from the
-        neighbouring virtual stage (chunk c of rank s is virtual stage g = c * pp + s); B includes W."""
-        stages = len(self.costs)
-        for kind, mb, chunk in self.order(s):
-            g = chunk * self.pp + s
-            cost, last = self.costs[g], g == stages - 1
-            dep = None
-            if kind == "F" and g > 0:
-                dep = self.event((0, "F", g - 1, mb))
-            elif kind == "B":
-                dep = self.event((0, "Fdone", g, mb)) if last else self.event((0, "B", g + 1, mb))
-            if dep is not None:
-                yield dep
-            yield from self.run_pass(s, compute, kind, mb, cost.F if kind == "F" else cost.B + cost.W)
-            if kind == "F":
-                self.deliver((0, "Fdone", g, mb), 0.0)
-                if not last:
-                    self.deliver((0, "F", g, mb), cost.p2p_s)
-            elif g > 0:
-                self.deliver((0, "B", g, mb), self.costs[g - 1].p2p_s)
+        """gpipe, 1f1b and interleaved 1f1b (combined or not): the schedule's order, each pass waiting for
+        its inputs from the neighbouring virtual stages (chunk c of rank s is virtual stage g = c * pp + s)."""
+        for step in self.steps(s):
+            for kind, mb, chunk in step:
+                dep = self.input_of(kind, chunk * self.pp + s, mb)
+                if dep is not None:
+                    yield dep
+            name = "F&B" if len(step) == 2 else step[0][0]
+            yield from self.run_pass(s, compute, name, step[0][1], self.step_cost(s, step))
+            for kind, mb, chunk in step:
+                self.output_of(kind, chunk * self.pp + s, mb)
 
     def lanes(self, s: int) -> list[_Lane]:
         """Zero-bubble: one lane of all micro-batches. DualPipe: half from each end of the pipeline."""
@@ -346,10 +376,11 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
 
 
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,
-                 trace: _Trace | None = None, chunks: int = 1) -> PipelineRun:
+                 trace: _Trace | None = None, chunks: int = 1, overlap_a2a: bool = False) -> PipelineRun:
     """Simulate one step of `schedule` over `m` micro-batches (the layout is assumed feasible); `costs` has
-    one entry per virtual stage, `chunks` model chunks per rank (interleaved 1F1B when more than one)."""
-    return Pipeline(costs, schedule, m, overlap_grad_sync, trace, chunks).run()
+    one entry per virtual stage, `chunks` model chunks per rank (interleaved 1F1B when more than one);
+    `overlap_a2a`: combined 1F1B."""
+    return Pipeline(costs, schedule, m, overlap_grad_sync, trace, chunks, overlap_a2a).run()
 
 
 def stack_efficiency_of(t: TrainingSpec) -> float:
@@ -404,7 +435,7 @@ def simulate_training(name: str, m: ModelSpec, t: TrainingSpec, *, trace_path: P
     costs = stage_costs_for(m, t, scale, measured)
     trace = _Trace(segments=trace_path is not None) if trace_path is not None or passes is not None else None
     sim = run_pipeline(costs, par.schedule, par.micro_batches, overlap_grad_sync=par.overlap_grad_sync, trace=trace,
-                       chunks=par.virtual_stages)
+                       chunks=par.virtual_stages, overlap_a2a=par.overlap_moe_a2a)
     if trace_path is not None:
         trace.write(trace_path, par.pp)
     if passes is not None:
@@ -433,7 +464,7 @@ def ramp_gpu_seconds(t: TrainingSpec, costs: list[StageCost], full: PipelineRun)
         batch = ramp.start_seqs + (t.global_batch_seqs - ramp.start_seqs) * (i + 0.5) / RAMP_POINTS
         m = max(step_unit, round(batch / (par.dp * seqs_per_mb) / step_unit) * step_unit)
         step = run_pipeline(costs, par.schedule, m, overlap_grad_sync=par.overlap_grad_sync,
-                            chunks=par.virtual_stages).step_time_s
+                            chunks=par.virtual_stages, overlap_a2a=par.overlap_moe_a2a).step_time_s
         per_token = step * gpus / (m * par.dp * seqs_per_mb * t.seq_len)
         extra += ramp.tokens / RAMP_POINTS * (per_token - full.step_time_s * gpus / full_tokens)
     return extra

@@ -194,7 +194,9 @@ def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer
     links = links_of(t.cluster.gpu)
     tp_link = links["nic"] if groups(par)["tp"].spans_nodes(t.cluster.gpus_per_node) else links["nvlink"]
     tp = reduce_scatter_time(tokens * h * 2, par.tp, tp_link)  # BF16 activations; 0 without TP
-    moe = _moe_times(m, t, tokens, gemm_timer) if m.ffn == "moe" else (0.0,) * 4
+    # under TP the layer runs sequence-parallel, so each TP rank routes its own 1/tp of the tokens through
+    # whole experts (Megatron-Core requires sequence parallelism for MoE with TP, MCMOE)
+    moe = _moe_times(m, t, -(-tokens // par.tp), gemm_timer) if m.ffn == "moe" else (0.0,) * 4
     dense = _ffn_pair(gemm_timer, h, (m.intermediate_size or 0) // par.tp, tokens)
     shared = _ffn_pair(gemm_timer, h, m.shared_ffn_width // par.tp, tokens)
     head_f = gemm_timer.time("gemm", {"m": tokens, "n": m.vocab_size // par.tp, "k": h})

@@ -77,3 +77,57 @@ def test_megatrons_interleaving_rules_are_checked(tmp_path, change, field):
         assert result.exit_code == 0, result.output
     else:
         assert result.exit_code == 2 and field in result.output and "1f1b" in result.output, result.output
+
+
+def test_combined_1f1b_pairs_each_steady_forward_with_the_backward_before_it():
+    """No pipelining, 4 micro-batches; F = 1 s compute + 0.2 s all-to-all, B = 2 s + 0.2 s. Combined 1F1B
+    runs F0, then (F1, B0), (F2, B1), (F3, B2) as pairs, then B3. A pair's 3 s of compute runs beside its
+    0.4 s of all-to-all, slowed by the SMs that holds (fraction f): 3 + 0.4 f (overlap_span)."""
+    from costmodel.counts.deepep import COMM_SM_FRACTION as f
+    from costmodel.timing.train_costs import PassCost, StageCost
+
+    F, B, W = PassCost(1.2, 1.0, 0.2, 0.2, ()), PassCost(2.2, 2.0, 0.2, 0.2, ()), PassCost(0.0, 0.0, 0.0, 0.0, ())
+    costs = [StageCost(F, B, W, 0.0, 0.0, 0.0, 1)]
+    plain, paired = (run_pipeline(costs, "1f1b", 4, overlap_a2a=o) for o in (False, True))
+    assert plain.step_time_s == pytest.approx(4 * 3.4)
+    assert paired.step_time_s == pytest.approx(1.2 + 3 * (3.0 + 0.4 * f) + 2.2)
+    assert interleaved_1f1b(0, 1, 4, 1, overlap=True) == [("F", 0, 0), ("F", 1, 0), ("B", 0, 0), ("F", 2, 0),
+                                                          ("B", 1, 0), ("F", 3, 0), ("B", 2, 0), ("B", 3, 0)]
+
+
+def test_sequence_parallel_experts_see_a_tp_ranks_share_of_the_tokens():
+    """V3 with tp 2: each TP rank routes 2,048 of a micro-batch's 4,096 tokens (sequence parallel,
+    MCMOE), so its experts and all-to-all are the tp 1 model's at 2,048 tokens."""
+    from costmodel.inputs.loader import load_spec
+    from costmodel.inputs.specs import ClusterSpec, Parallelism, TrainingSpec
+    from costmodel.sim.train_sim import training_timers
+    from costmodel.timing.train_costs import _moe_times, op_times
+    from tests.conftest import SCENARIOS
+
+    m, gpu = load_spec("model", SCENARIOS / "models" / "deepseek-v3.yaml"), load_spec("gpu", SCENARIOS / "gpus" / "h100-sxm.yaml")
+    t = TrainingSpec(cluster=ClusterSpec(gpu=gpu, gpus_per_node=8, nodes=16), tokens=1e12, seq_len=4096,
+                     global_batch_seqs=64, precision="fp8",
+                     parallelism=Parallelism(tp=2, pp=1, dp=64, ep=64, micro_batches=1, recompute="selective"))
+    timers = training_timers(m, t)
+    o = op_times(m, t, *timers)
+    routed_f, _, dispatch, combine = _moe_times(m, t, 2048, timers[0])
+    assert (o.routed_f, o.dispatch, o.combine) == pytest.approx((routed_f, dispatch, combine))
+    assert o.dispatch < _moe_times(m, t, 4096, timers[0])[2]
+
+
+@pytest.mark.parametrize("full, field", [(False, "parallelism.virtual_stages"), (True, "parallelism.recompute")])
+def test_combined_1f1b_follows_megatrons_rules(tmp_path, full, field):
+    """V2's zero-bubble layout with overlap_moe_a2a: refused for want of virtual stages on 1F1B (and, with
+    full recompute, for that too), each naming its field; shared-expert overlap must be off as well."""
+    from planner.cli import cli
+    from tests.conftest import SCENARIOS
+
+    text = (SCENARIOS / "deepseek-v2-paper.yaml").read_text()
+    old = "        schedule: zero-bubble # V2P §3.1.3 (Qi et al. 2023)\n"
+    path = tmp_path / "v.yaml"
+    text = text.replace(old, old + "        overlap_moe_a2a: true\n", 1)
+    if full:
+        text = text.replace("        recompute: selective  # V2P", "        recompute: full  # V2P", 1)
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and field in result.output and "overlap_shared_experts" in result.output, result.output
