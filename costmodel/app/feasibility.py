@@ -73,9 +73,13 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
     if training and model.n_routed_experts % par.ep:  # serving: experts + redundant ones fill the ranks
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {model.n_routed_experts} routed experts",
                            "use an ep that divides n_routed_experts"))
-    pool, what = (par.dp, "dp") if training else (par.dp * par.tp, "tp x dp")
+    folded = training and par.moe_folding
+    pool, what = (par.dp, "dp") if training and not folded else (par.dp * par.tp, "tp x dp")
+    if folded and list(par.placement).index("dp") != list(par.placement).index("tp") + 1:
+        out.append(Problem("parallelism.placement", f"moe_folding lays EP over tp x dp, so tp must sit just inside dp "
+                           f"(got {list(par.placement)})", "use placement: [tp, dp, pp]"))
     if pool % par.ep:
-        ranks = "data-parallel" if training else "attention"
+        ranks = "data-parallel" if training and not folded else "attention"
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {what} = {pool}; expert-parallel ranks "
                            f"are carved out of the {ranks} ranks", f"use an ep that divides {pool}"))
     return out
@@ -129,19 +133,29 @@ def _interleaving_problems(m: ModelSpec, par: Parallelism) -> list[Problem]:
     each of the pp x virtual_stages model chunks."""
     v = par.virtual_stages
     if v == 1:
-        return []
+        return _split_problems(m, par)
     if par.schedule != "1f1b" or par.pp == 1:
         return [Problem("parallelism.virtual_stages", f"{v} virtual stages need schedule 1f1b over pp > 1 "
                         f"(got schedule {par.schedule}, pp {par.pp})", "use schedule: 1f1b and pp >= 2, or virtual_stages: 1")]
-    out = []
+    out = _split_problems(m, par)
     if par.micro_batches % par.pp:
         out.append(Problem("parallelism.micro_batches", f"interleaved 1F1B runs micro-batches in groups of pp "
                            f"{par.pp}; {par.micro_batches} is not a multiple", f"use a multiple of {par.pp}"))
-    if par.pp * v > m.num_hidden_layers:
+    if par.pp * v > m.num_hidden_layers and par.layer_split is None:
         out.append(Problem("parallelism.virtual_stages", f"pp {par.pp} x virtual_stages {v} = {par.pp * v} model "
                            f"chunks, more than the model's {m.num_hidden_layers} layers",
                            f"use virtual_stages <= {m.num_hidden_layers // par.pp}"))
     return out
+
+
+def _split_problems(m: ModelSpec, par: Parallelism) -> list[Problem]:
+    """An explicit layer split: one count per virtual stage, adding up to the model's layers."""
+    split, stages = par.layer_split, par.pp * par.virtual_stages
+    if split is None or (len(split) == stages and sum(split) == m.num_hidden_layers):
+        return []
+    return [Problem("parallelism.layer_split", f"{len(split)} counts adding up to {sum(split)} layers, but the layout "
+                    f"has pp {par.pp} x virtual_stages {par.virtual_stages} = {stages} virtual stages and the model "
+                    f"{m.num_hidden_layers} layers", f"give {stages} counts adding up to {m.num_hidden_layers}")]
 
 
 def _combined_1f1b_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:

@@ -37,15 +37,19 @@ def stage_layers(num_layers: int, pp: int) -> list[range]:
     return out
 
 
-def virtual_stage_layers(num_layers: int, pp: int, chunks: int) -> list[range]:
+def virtual_stage_layers(num_layers: int, pp: int, chunks: int, split: list[int] | None = None) -> list[range]:
     """Consecutive layers per virtual stage (pp x chunks of them; chunk c of rank r is virtual stage
-    c * pp + r), split as stage_layers splits them."""
-    return stage_layers(num_layers, pp * chunks)
+    c * pp + r): `split`'s counts where the scenario gives them (feasibility.py checks they add up), else
+    as stage_layers splits them."""
+    if split is None:
+        return stage_layers(num_layers, pp * chunks)
+    ends = [sum(split[: i + 1]) for i in range(len(split))]
+    return [range(end - n, end) for n, end in zip(split, ends, strict=True)]
 
 
-def rank_layers(num_layers: int, pp: int, chunks: int, rank: int) -> list[int]:
+def rank_layers(num_layers: int, pp: int, chunks: int, rank: int, split: list[int] | None = None) -> list[int]:
     """The layers pipeline rank `rank` holds: its model chunks' (one range without interleaving)."""
-    virtual = virtual_stage_layers(num_layers, pp, chunks)
+    virtual = virtual_stage_layers(num_layers, pp, chunks, split)
     return [i for g in range(rank, pp * chunks, pp) for i in virtual[g]]
 
 
@@ -132,8 +136,8 @@ def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     in_flight = in_flight_microbatches(par.schedule, par.pp, par.micro_batches, par.virtual_stages,
                                        par.overlap_moe_a2a)
     copies = 2 if par.schedule == "dualpipe" else 1  # DualPipe keeps two parameter copies (V3P Table 2)
-    expert_dp = max(1, par.dp // par.ep)
-    stages = [rank_layers(m.num_hidden_layers, par.pp, par.virtual_stages, r) for r in range(par.pp)]
+    expert_dp = par.expert_data_parallel
+    stages = [rank_layers(m.num_hidden_layers, par.pp, par.virtual_stages, r, par.layer_split) for r in range(par.pp)]
     best: TrainingMemory | None = None
     totals: list[float] = []
     for s, layers in enumerate(stages):

@@ -40,13 +40,16 @@ def strides(par: Parallelism) -> dict[str, int]:
 
 
 def groups(par: Parallelism) -> dict[str, Group]:
+    """Each parallel group's size and stride. EP is the innermost part of DP, or, folded (Megatron-Core's
+    parallel folding: tp just inside dp, checked in feasibility.py), the innermost part of tp x dp."""
     s = strides(par)
+    ep_stride = s["tp"] if par.moe_folding else s["dp"]
     return {
         "tp": Group(par.tp, s["tp"]),
         "pp": Group(par.pp, s["pp"]),
         "dp": Group(par.dp, s["dp"]),  # dense-weight data parallelism (all dp ranks)
-        "ep": Group(par.ep, s["dp"]),  # EP is the innermost part of DP
-        "edp": Group(par.dp // par.ep, s["dp"] * par.ep),  # replicas of one expert
+        "ep": Group(par.ep, ep_stride),
+        "edp": Group(par.expert_data_parallel, ep_stride * par.ep),  # replicas of one expert
     }
 
 

@@ -316,9 +316,15 @@ class Parallelism(Spec):
     virtual_stages: PosInt = Field(1, le=64, description="model chunks per pipeline rank (Megatron's interleaved "
                                    "1F1B, --num-virtual-stages-per-pipeline-rank); more than 1 needs schedule 1f1b")
     micro_batches: PosInt = 1
+    layer_split: list[NonNegInt] | None = Field(None, max_length=1024, description="layers of each virtual stage in "
+                                                "order (pp x virtual_stages counts; Megatron-Core's pipeline layout): "
+                                                "the first also holds the embedding, the last the head and MTP")
     overlap_moe_a2a: bool = Field(False, description="Megatron-Core's combined 1F1B (--overlap-moe-expert-parallel-comm): "
                                   "in 1F1B's steady phase one micro-batch's forward and another's backward run as one "
                                   "pair, each one's EP all-to-all under the other's compute")
+    moe_folding: bool = Field(False, description="training: EP over the tp x dp GPUs of a stage (Megatron-Core's MoE "
+                              "parallel folding, expert TP 1), not carved out of DP alone; needs tp just inside dp "
+                              "in placement")
     recompute: Literal["none", "selective", "full"] = "none"
     placement: tuple[Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"], Literal["tp", "pp", "dp"]] = Field(
         ("tp", "dp", "pp"), strict=False, description="rank order, innermost first: which groups share a node (EP = inner DP)")
@@ -336,6 +342,12 @@ class Parallelism(Spec):
     @property
     def world_size(self) -> int:
         return self.tp * self.pp * self.dp
+
+    @property
+    def expert_data_parallel(self) -> int:
+        """Replicas of one routed expert in a training stage: the GPUs EP is carved from (dp, or tp x dp when
+        folded) over ep."""
+        return max(1, (self.tp * self.dp if self.moe_folding else self.dp) // self.ep)
 
     @property
     def expert_group(self) -> int:

@@ -259,7 +259,7 @@ def dp_sync_time(m: ModelSpec, t: TrainingSpec, dense_params: float, expert_para
 def optimizer_time(t: TrainingSpec, dense_params: float, expert_params: float, memory_efficiency: float) -> float:
     """The optimizer step reads and writes OPTIMIZER_BYTES_PER_PARAM for each parameter of its ZeRO shard."""
     par = t.parallelism
-    shard = (dense_params / par.dp + expert_params / (par.dp // par.ep)) if par.zero_stage >= 1 \
+    shard = (dense_params / par.dp + expert_params / par.expert_data_parallel) if par.zero_stage >= 1 \
         else dense_params + expert_params
     return OPTIMIZER_BYTES_PER_PARAM * shard / (t.cluster.gpu.hbm_bw_bytes_per_s.value * memory_efficiency)
 
@@ -306,7 +306,7 @@ def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_tim
     links = links_of(cl.gpu)
     act_bytes = t.global_batch_seqs // (par.dp * par.micro_batches) * t.seq_len * m.hidden_size * 2
     out = []
-    virtual = virtual_stage_layers(m.num_hidden_layers, par.pp, par.virtual_stages)
+    virtual = virtual_stage_layers(m.num_hidden_layers, par.pp, par.virtual_stages, par.layer_split)
     for g, layers in enumerate(virtual):  # chunk c of rank r is virtual stage c * pp + r
         last = g == len(virtual) - 1
         F, B, W = _stage_passes(m, t, o, layers, last)

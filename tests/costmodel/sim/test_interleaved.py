@@ -131,3 +131,35 @@ def test_combined_1f1b_follows_megatrons_rules(tmp_path, full, field):
     path.write_text(text)
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2 and field in result.output and "overlap_shared_experts" in result.output, result.output
+
+
+def test_folding_lays_ep_over_tp_x_dp():
+    """tp 2, dp 64, ep 64, placement [tp, dp, pp]: carved out of DP, EP members are tp = 2 ranks apart (4 a
+    node, 16 nodes); folded over tp x dp they are neighbours (8 a node, 8 nodes) and each expert has
+    tp x dp / ep = 2 replicas instead of dp / ep = 1."""
+    from costmodel.counts.placement import groups
+    from costmodel.inputs.specs import Parallelism
+
+    carved, folded = (Parallelism(tp=2, pp=8, dp=64, ep=64, moe_folding=f) for f in (False, True))
+    assert (groups(carved)["ep"].stride, groups(carved)["ep"].peers_in_node(8) + 1, groups(carved)["edp"].size) == (2, 4, 1)
+    assert (groups(folded)["ep"].stride, groups(folded)["ep"].peers_in_node(8) + 1, groups(folded)["edp"].size) == (1, 8, 2)
+    assert folded.expert_data_parallel == 2 and Parallelism(tp=2, dp=32, ep=64, moe_folding=True).expert_data_parallel == 1
+
+
+def test_an_explicit_layer_split_places_the_layers():
+    from costmodel.counts.memory import virtual_stage_layers
+
+    assert virtual_stage_layers(7, 2, 2, [1, 2, 4, 0]) == [range(0, 1), range(1, 3), range(3, 7), range(7, 7)]
+    assert virtual_stage_layers(7, 2, 2) == [range(0, 2), range(2, 4), range(4, 6), range(6, 7)]
+
+
+def test_a_layer_split_that_does_not_add_up_is_refused(tmp_path):
+    from planner.cli import cli
+    from tests.conftest import SCENARIOS
+
+    text = (SCENARIOS / "deepseek-v2-paper.yaml").read_text()
+    old = "        micro_batches: 288    # micro-batch of 1 sequence (4608 / 16 replicas)\n"
+    path = tmp_path / "v.yaml"
+    path.write_text(text.replace(old, old + "        layer_split: [10, 10, 10, 10, 10, 10, 10, 10]\n", 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "parallelism.layer_split" in result.output and "95" in result.output, result.output
