@@ -297,6 +297,16 @@ def train_table(results: list, base, title: str, console: Console | None = None)
     for r in results:
         if r.timing_coverage is not None:
             console.print(training_coverage_line(r.name, r.timing_coverage))
+        if r.reliability is not None:
+            console.print(goodput_line(r.name, r.reliability))
+
+
+def goodput_line(name: str, g) -> str:
+    """What failures and checkpoints add to the whole run (already in its GPU-hours, $ and days)."""
+    return (f"{name}: goodput {100 * g.goodput:.1f}%: {g.expected_interruptions:,.0f} interruptions expected, a "
+            f"{g.checkpoint_write_s:.1f} s checkpoint every {g.checkpoint_interval_s / 60:.1f} min; "
+            f"{g.lost_s / 86400:.1f} days lost and {g.checkpoints_s / 86400:.1f} days writing checkpoints, "
+            "counted in the whole-run rows above")
 
 
 SERVE_ROWS = (

@@ -16,6 +16,7 @@ from costmodel.counts.memory import (
     serving_memory,
     training_memory,
 )
+from costmodel.counts.reliability import recovery_load
 from costmodel.inputs import kernel_db
 from costmodel.inputs.budget import MAX_ITERATIONS, MAX_REQUESTS
 from costmodel.inputs.errors import PlannerError
@@ -120,6 +121,10 @@ def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
         out.append(Problem("batch_ramp", f"the ramp must start below global_batch_seqs ({t.global_batch_seqs}) "
                            f"and end before the run's {t.tokens:g} tokens", "lower start_seqs or tokens"))
     out += _interleaving_problems(m, par) + _combined_1f1b_problems(m, t)
+    if t.reliability is not None and recovery_load(m, t, t.reliability) >= 1:
+        out.append(Problem("reliability.gpu_mtbf_hours", f"{t.cluster.num_gpus:,} GPUs at {t.reliability.gpu_mtbf_hours:g} "
+                           "GPU-hours between interruptions lose the job faster than it recovers, so the run never ends",
+                           "raise gpu_mtbf_hours, or shorten restart_s or the checkpoint interval"))
     if par.schedule == "dualpipe" and (par.pp % 2 or par.micro_batches % 2):
         out.append(Problem("parallelism.micro_batches", "dualpipe needs an even pp and an even number of "
                            f"micro-batches (half enter from each end; got pp {par.pp}, micro_batches "

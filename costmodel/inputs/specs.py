@@ -20,6 +20,7 @@ from costmodel.inputs.errors import FieldProblem
 PosInt = Annotated[int, Field(gt=0), Strict()]
 NonNegInt = Annotated[int, Field(ge=0), Strict()]
 PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
 
 
 MAX_TOKENS = 10_000_000  # a length beyond any model's context: larger ones are typos (and overflow int64 sums)
@@ -521,6 +522,28 @@ class BatchRampSpec(Spec):
     tokens: PosFloat
 
 
+# LL3 §3.3.4: 419 unexpected interruptions in a 54-day snapshot of Llama 3 405B's pre-training on 16,384
+# H100, so one GPU interrupts the job every 16,384 x 54 x 24 / 419 = 50,677 GPU-hours
+LLAMA3_GPU_MTBF_HOURS = 16_384 * 54 * 24 / 419
+LLAMA3_STORAGE_BYTES_PER_S = 2e12  # LL3 §3.3.1: Tectonic sustains 2 TB/s (7 TB/s peak) for checkpoints
+
+
+class ReliabilitySpec(Spec):
+    """What failures and checkpoints cost a whole run (counts/reliability.py). Unset values follow from
+    sourced rates: the interruption rate and checkpoint storage bandwidth of Llama 3's run, the checkpoint
+    interval that minimises the expected loss (Young/Daly)."""
+
+    gpu_mtbf_hours: PosFloat = Field(LLAMA3_GPU_MTBF_HOURS, description="GPU-hours between job interruptions a GPU causes "
+                                     "(LL3: 50,677 = 16,384 H100 x 54 days / 419 unexpected interruptions)")
+    storage_bytes_per_s: PosFloat = Field(LLAMA3_STORAGE_BYTES_PER_S, description="checkpoint write and read bandwidth "
+                                          "of the whole job (LL3: 2 TB/s sustained)")
+    checkpoint_write_s: PosFloat | None = Field(None, description="default: weights and optimizer state over "
+                                                "storage_bytes_per_s")
+    checkpoint_interval_s: PosFloat | None = Field(None, description="default: Young/Daly, sqrt(2 x write x job MTBF)")
+    restart_s: NonNegFloat = Field(600, description="relaunching the job after an interruption, before the "
+                                   "checkpoint is read back (ASSUMPTION: 10 minutes; LL3 gives no figure)")
+
+
 class EngineSpec(Spec):
     """The serving engine whose measured kernels time the instance (the kernel database, kernel_db.py)."""
 
@@ -541,6 +564,8 @@ class TrainingSpec(Spec):
     memory: TrainingMemorySpec = TrainingMemorySpec()
     batch_ramp: BatchRampSpec | None = Field(None, description="a smaller batch early in the run, counted in its cost")
     overlap_shared_experts: bool = Field(True, description="shared-expert compute hides the dispatch (V2P §3.1.3)")
+    reliability: ReliabilitySpec | None = Field(None, description="failures, checkpoints and restarts in the whole-run "
+                                                "cost (goodput); none: a run that never fails")
     stack_efficiency: Sourced | None = Field(
         None, description="measured fraction of the kernel benchmarks' speed the training software reaches; "
                           "default: calibration.TRAINING_STACK_EFFICIENCY, derived from DeepSeek's V3 profile")

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from costmodel.counts.deepep import COMM_SM_FRACTION
 from costmodel.counts.flops import train_flops_per_token
 from costmodel.counts.memory import training_memory
+from costmodel.counts.reliability import Goodput, goodput
 from costmodel.counts.schedules import LIST_SCHEDULED, SCHEDULES, in_flight, interleaved_1f1b
 from costmodel.inputs.specs import ModelSpec, TrainingSpec
 from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK_EFFICIENCY
@@ -65,6 +66,8 @@ class TrainingResult(BaseModel):
     ramp_gpu_hours: float  # what the batch ramp adds over running its tokens at the full batch
     cost_usd_total: float
     days_total: float
+    goodput: float | None = None  # useful step time over the run's wall time (training.reliability), else None
+    reliability: Goodput | None = None  # interruptions, checkpoints and lost work behind it
     events: int
     sim_wall_s: float
     bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
@@ -481,6 +484,9 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
     price = gpu.price_usd_per_hour.value
     busiest = sim.stages[sim.busiest]
     run_gpu_hours = gpu_hours_per_token * t.tokens + ramp_gpu_s / 3600
+    good = None if t.reliability is None else goodput(m, t, run_gpu_hours * 3600 / gpus, t.reliability)
+    if good is not None:  # failures, checkpoints and restarts lengthen the run, never the step
+        run_gpu_hours = good.wall_s * gpus / 3600
     return TrainingResult(
         name=name, num_gpus=gpus, step_time_s=step, tokens_per_step=tokens, tokens_per_s_per_gpu=1 / gpu_s_per_token,
         mfu=train_flops_per_token(m, t.seq_len) / (gpu_s_per_token * gpu.peak_flops(t.precision)),
@@ -493,4 +499,5 @@ def training_result(name: str, m: ModelSpec, t: TrainingSpec, sim: PipelineRun, 
         memory_capacity_bytes=mem.capacity_bytes, fits=mem.fits,
         gpu_hours_per_trillion_tokens=gpu_hours_per_token * 1e12, cost_usd_per_trillion_tokens=gpu_hours_per_token * 1e12 * price,
         gpu_hours_total=run_gpu_hours, cost_usd_total=run_gpu_hours * price, ramp_gpu_hours=ramp_gpu_s / 3600,
-        days_total=run_gpu_hours * 3600 / gpus / 86400, events=sim.events, sim_wall_s=wall_s)
+        days_total=run_gpu_hours * 3600 / gpus / 86400, events=sim.events, sim_wall_s=wall_s,
+        goodput=None if good is None else good.goodput, reliability=good)
