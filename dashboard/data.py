@@ -117,7 +117,10 @@ serving_one = st.cache_data(show_spinner=False)(compute_serving_one)
 
 WHATIF_PATHS = {"schedule": "training.parallelism.schedule", "micro_batches": "training.parallelism.micro_batches",
                 "ep": "training.parallelism.ep", "dp": "training.parallelism.dp",
-                "recompute": "training.parallelism.recompute", "precision": "training.precision"}
+                "recompute": "training.parallelism.recompute", "precision": "training.precision",
+                "virtual_stages": "training.parallelism.virtual_stages", "moe_folding": "training.parallelism.moe_folding",
+                "overlap_moe_a2a": "training.parallelism.overlap_moe_a2a",
+                "overlap_shared_experts": "training.overlap_shared_experts"}
 
 
 @st.cache_data(show_spinner=False)

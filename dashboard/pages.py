@@ -245,9 +245,11 @@ def training() -> None:
     precision = url_select(c[3], "Precision", ["bf16", "fp8"], ["bf16", "fp8"].index(t.precision), f"{v.name}.precision")
     recompute = url_select(c[4], "Recompute", ["none", "selective", "full"],
                            ["none", "selective", "full"].index(par.recompute), f"{v.name}.recompute")
-    overrides = {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision, "recompute": recompute}
+    overrides = {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision, "recompute": recompute,
+                 **_megatron_choices(v)}
     configured = {"schedule": par.schedule, "micro_batches": par.micro_batches, "ep": par.ep, "precision": t.precision,
-                  "recompute": par.recompute}
+                  "recompute": par.recompute, "virtual_stages": par.virtual_stages, "moe_folding": par.moe_folding,
+                  "overlap_moe_a2a": par.overlap_moe_a2a, "overlap_shared_experts": t.overlap_shared_experts}
     result = _training_result(text, name, v.name, overrides) if asked(f"train-whatif-{v.name}", overrides, configured) else None
     if result is not None:
         result, passes = result
@@ -265,6 +267,25 @@ def training() -> None:
     st.subheader("Where the step goes (as configured in the scenario)")
     rows = [r for r in with_progress("training", text, name) if "step_time_s" in r]
     st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
+
+
+def _megatron_choices(v) -> dict:
+    """The what-if's Megatron-Core options: virtual stages (interleaved 1F1B), EP folded over TP x DP, and
+    combined 1F1B, which turns shared-expert overlap off as Megatron-Core does (README, training)."""
+    par, t = v.training.parallelism, v.training
+    c = st.columns(3)
+    stages = sorted({1, 2, 4, 8, par.virtual_stages})
+    virtual = url_select(c[0], "Virtual stages", stages, stages.index(par.virtual_stages), f"{v.name}.virtual_stages",
+                         help="model chunks a pipeline rank holds (interleaved 1F1B); needs 1F1B and micro-batches "
+                              "in groups of pp")
+    onoff = ["off", "on"]
+    folding = url_select(c[1], "EP over TP x DP (folding)", onoff, int(par.moe_folding), f"{v.name}.moe_folding")
+    overlap = url_select(c[2], "Combined 1F1B (EP overlap)", onoff, int(par.overlap_moe_a2a), f"{v.name}.overlap_moe_a2a",
+                         help="each steady forward paired with a backward, all-to-alls under compute; turns "
+                              "shared-expert overlap off")
+    combined = overlap == "on"
+    return {"virtual_stages": int(virtual), "moe_folding": folding == "on", "overlap_moe_a2a": combined,
+            "overlap_shared_experts": t.overlap_shared_experts and not combined}
 
 
 def _training_result(text: str, name: str, variant: str, overrides: dict) -> tuple[dict, list] | None:

@@ -89,6 +89,14 @@ def test_training_whatif_matches_the_cli(cli_json):
     at.button(key="train-whatif-deepseek-v2-simulate").click().run()
     assert not at.exception and float(at.metric[0].value.split()[0]) > float(shown["Step time"].split()[0])
     widget = {s.label: s for s in at.selectbox}
+    widget["Schedule"].select("zero-bubble").run()
+    widget = {s.label: s for s in at.selectbox}
+    widget["Virtual stages"].select(2).run()  # interleaving on zero-bubble: refused inline, naming the field
+    at.button(key="train-whatif-deepseek-v2-simulate").click().run()
+    assert not at.exception and "virtual" in at.error[0].value and "1f1b" in at.error[0].value
+    widget = {s.label: s for s in at.selectbox}
+    widget["Virtual stages"].select(1).run()
+    widget = {s.label: s for s in at.selectbox}
     widget["EP"].select(1).run()  # all 160 experts on every GPU: does not fit, said inline
     at.button(key="train-whatif-deepseek-v2-simulate").click().run()
     assert not at.exception and "needs" in at.error[0].value and "GB per GPU" in at.error[0].value
@@ -215,7 +223,7 @@ def scenario_page(page: str, scenario: str) -> None:
         getattr(pages, page)()
 
 
-@pytest.mark.parametrize("scenario", ["deepseek-v2-paper.yaml", "deepseek-v3-pretrain.yaml"])
+@pytest.mark.parametrize("scenario", ["deepseek-v2-paper.yaml", "deepseek-v3-pretrain.yaml", "deepseek-v3-megatron-h100.yaml"])
 def test_training_page_opens_as_configured(scenario):
     """The what-if controls start at the scenario's own layout, so the page's step time is the CLI's
     (V3's DualPipe once fell back to 1F1B: 27.0 s instead of 17.8 s)."""
