@@ -50,10 +50,12 @@ def layout_problems(model: ModelSpec, cluster: ClusterSpec, par: Parallelism, *,
     if par.world_size != cluster.num_gpus:
         out.append(Problem(
             "parallelism.dp",
-            f"tp x pp x dp = {par.tp} x {par.pp} x {par.dp} = {par.world_size} GPUs, but the cluster has "
-            f"{cluster.nodes} nodes x {cluster.gpus_per_node} = {cluster.num_gpus}",
-            f"make tp x pp x dp equal {cluster.num_gpus} (e.g. dp = {max(1, cluster.num_gpus // (par.tp * par.pp))}) "
-            "or change the cluster's nodes"))
+            f"tp x cp x pp x dp = {par.tp} x {par.cp} x {par.pp} x {par.dp} = {par.world_size} GPUs, but the cluster "
+            f"has {cluster.nodes} nodes x {cluster.gpus_per_node} = {cluster.num_gpus}",
+            f"make tp x cp x pp x dp equal {cluster.num_gpus} (e.g. dp = "
+            f"{max(1, cluster.num_gpus // (par.tp * par.cp * par.pp))}) or change the cluster's nodes"))
+    if par.cp > 1 and not training:
+        out.append(Problem("parallelism.cp", "context parallelism is modelled in training only", "set cp: 1"))
     if par.pp > model.num_hidden_layers:
         out.append(Problem("parallelism.pp", f"pp {par.pp} exceeds the model's {model.num_hidden_layers} layers",
                            f"use pp <= {model.num_hidden_layers}"))
@@ -121,6 +123,10 @@ def training_problems(m: ModelSpec, t: TrainingSpec) -> list[Problem]:
         out.append(Problem("batch_ramp", f"the ramp must start below global_batch_seqs ({t.global_batch_seqs}) "
                            f"and end before the run's {t.tokens:g} tokens", "lower start_seqs or tokens"))
     out += _interleaving_problems(m, par) + _combined_1f1b_problems(m, t)
+    if par.cp > 1 and t.seq_len % (2 * par.cp):
+        out.append(Problem("parallelism.cp", f"cp {par.cp} splits each sequence into 2 x cp = {2 * par.cp} chunks "
+                           f"(the causal load balance, MCCP), which {t.seq_len} tokens do not divide",
+                           f"use a cp with 2 x cp dividing seq_len {t.seq_len}"))
     if t.reliability is not None and recovery_load(m, t, t.reliability) >= 1:
         out.append(Problem("reliability.gpu_mtbf_hours", f"{t.cluster.num_gpus:,} GPUs at {t.reliability.gpu_mtbf_hours:g} "
                            "GPU-hours between interruptions lose the job faster than it recovers, so the run never ends",

@@ -132,19 +132,20 @@ def stage_params(m: ModelSpec, t: TrainingSpec, layers, first: bool, last: bool)
 def training_memory(m: ModelSpec, t: TrainingSpec) -> TrainingMemory:
     """Peak memory per GPU over pipeline stages (the heaviest stage decides whether the layout fits)."""
     par = t.parallelism
-    tokens_per_mb = t.seq_len * t.global_batch_seqs / (par.dp * par.micro_batches)
+    # a context-parallel rank holds 1/cp of each sequence's tokens and their activations
+    tokens_per_mb = t.seq_len * t.global_batch_seqs / (par.dp * par.micro_batches * par.cp)
     in_flight = in_flight_microbatches(par.schedule, par.pp, par.micro_batches, par.virtual_stages,
                                        par.overlap_moe_a2a)
     copies = 2 if par.schedule == "dualpipe" else 1  # DualPipe keeps two parameter copies (V3P Table 2)
-    expert_dp = par.expert_data_parallel
+    dense_dp, expert_dp = par.weight_data_parallel, par.expert_data_parallel
     stages = [rank_layers(m.num_hidden_layers, par.pp, par.virtual_stages, r, par.layer_split) for r in range(par.pp)]
     best: TrainingMemory | None = None
     totals: list[float] = []
     for s, layers in enumerate(stages):
         dense, experts = (x * copies for x in stage_params(m, t, layers, s == 0, s == par.pp - 1))
-        shard_w = (par.dp, expert_dp) if par.zero_stage >= 3 else (1, 1)
-        shard_g = (par.dp, expert_dp) if par.zero_stage >= 2 else (1, 1)
-        shard_o = (par.dp, expert_dp) if par.zero_stage >= 1 else (1, 1)
+        shard_w = (dense_dp, expert_dp) if par.zero_stage >= 3 else (1, 1)
+        shard_g = (dense_dp, expert_dp) if par.zero_stage >= 2 else (1, 1)
+        shard_o = (dense_dp, expert_dp) if par.zero_stage >= 1 else (1, 1)
         b = t.memory
         weights = b.weight_bytes * (dense / shard_w[0] + experts / shard_w[1])
         grads = b.grad_bytes * (dense / shard_g[0] + experts / shard_g[1])

@@ -30,12 +30,13 @@ class Group:
 
 
 def strides(par: Parallelism) -> dict[str, int]:
-    """Rank distance between neighbours of each dim."""
-    sizes = {"tp": par.tp, "pp": par.pp, "dp": par.dp}
+    """Rank distance between neighbours of each dim; cp sits just outside tp (Megatron's tp-cp-dp-pp)."""
+    sizes = {"tp": par.tp * par.cp, "pp": par.pp, "dp": par.dp}
     out, stride = {}, 1
     for dim in par.placement:
         out[dim] = stride
         stride *= sizes[dim]
+    out["cp"] = out["tp"] * par.tp
     return out
 
 
@@ -47,7 +48,10 @@ def groups(par: Parallelism) -> dict[str, Group]:
     return {
         "tp": Group(par.tp, s["tp"]),
         "pp": Group(par.pp, s["pp"]),
-        "dp": Group(par.dp, s["dp"]),  # dense-weight data parallelism (all dp ranks)
+        "dp": Group(par.dp, s["dp"]),  # the data-parallel ranks
+        "cp": Group(par.cp, s["cp"]),
+        # dense weights' replicas: DP x CP, contiguous from cp's stride when dp sits just outside tp (and cp)
+        "wdp": Group(par.weight_data_parallel, s["cp"] if par.cp > 1 else s["dp"]),
         "ep": Group(par.ep, ep_stride),
         "edp": Group(par.expert_data_parallel, ep_stride * par.ep),  # replicas of one expert
     }

@@ -301,7 +301,7 @@ class ClusterSpec(Spec):
 
 
 class Parallelism(Spec):
-    """How the GPUs are split: world = tp * pp * dp; EP is carved out of the DP ranks (ep divides dp) in
+    """How the GPUs are split: world = tp * cp * pp * dp; EP is carved out of the DP ranks (ep divides dp) in
     training, out of the attention ranks (ep x etp divides tp x dp) in serving."""
 
     tp: PosInt = 1
@@ -312,6 +312,8 @@ class Parallelism(Spec):
                                     "expert's FFN width split over etp GPUs, the experts over ep groups of them "
                                     "(serving; training: issue #28)")
     dp: PosInt = 1
+    cp: PosInt = Field(1, le=64, description="training: context parallelism, each sequence split over cp GPUs "
+                       "(ring attention; Megatron's order puts cp just outside tp)")
     zero_stage: Literal[0, 1, 2, 3] = 1
     schedule: Literal["gpipe", "1f1b", "zero-bubble", "dualpipe"] = "1f1b"
     virtual_stages: PosInt = Field(1, le=64, description="model chunks per pipeline rank (Megatron's interleaved "
@@ -342,13 +344,19 @@ class Parallelism(Spec):
 
     @property
     def world_size(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.cp * self.pp * self.dp
+
+    @property
+    def weight_data_parallel(self) -> int:
+        """GPUs of a stage holding the same dense weights: the data-parallel ranks and, within each, the
+        context-parallel ones (Megatron-Core shards the optimizer over DP x CP)."""
+        return self.dp * self.cp
 
     @property
     def expert_data_parallel(self) -> int:
         """Replicas of one routed expert in a training stage: the GPUs EP is carved from (dp, or tp x dp when
         folded) over ep."""
-        return max(1, (self.tp * self.dp if self.moe_folding else self.dp) // self.ep)
+        return max(1, (self.tp * self.cp * self.dp if self.moe_folding else self.cp * self.dp) // self.ep)
 
     @property
     def expert_group(self) -> int:

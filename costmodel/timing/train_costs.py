@@ -122,6 +122,7 @@ class OpTimes:
     combine: float
     tp: float  # one sequence-parallel all-gather or reduce-scatter
     head_f: float  # the LM head GEMM
+    cp_ring: float = 0.0  # context parallelism: the forward's K/V ring exchange (the backward's is twice it)
 
 
 def _attention_times(m: ModelSpec, t: TrainingSpec, mbs: int, attn_timer: Timer,
@@ -187,10 +188,25 @@ def training_load_factor(m: ModelSpec, t: TrainingSpec, tokens: int) -> float:
     return factor if t.capacity_factor is None else min(factor, t.capacity_factor)
 
 
+def cp_ring_bytes(m: ModelSpec, t: TrainingSpec) -> float:
+    """BF16 bytes one context-parallel rank sends around the ring in one layer's forward: its 1/cp of the
+    micro-batch's K and V (MLA: after the up-projection, its TP rank's heads), passed on cp - 1 times
+    (RING; the backward sends K and V again with their gradients: twice this)."""
+    par = t.parallelism
+    if par.cp == 1:
+        return 0.0
+    mbs = t.global_batch_seqs // (par.dp * par.micro_batches)
+    heads = (m.num_attention_heads if m.attention == "mla" else m.kv_heads) // par.tp or 1
+    v_dim = m.v_head_dim if m.attention == "mla" else m.attn_head_dim
+    return (par.cp - 1) * mbs * t.seq_len / par.cp * heads * (m.qk_head_dim + v_dim) * 2
+
+
 def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer) -> OpTimes:
+    """One layer's operators for a rank's micro-batch: under context parallelism its 1/cp of each
+    sequence, attention's work spread evenly over the cp ranks (the causal mask load-balanced, MCCP)."""
     par, h = t.parallelism, m.hidden_size
     mbs = t.global_batch_seqs // (par.dp * par.micro_batches)
-    tokens = mbs * t.seq_len
+    tokens = -(-mbs * t.seq_len // par.cp)
     links = links_of(t.cluster.gpu)
     tp_link = links["nic"] if groups(par)["tp"].spans_nodes(t.cluster.gpus_per_node) else links["nvlink"]
     tp = reduce_scatter_time(tokens * h * 2, par.tp, tp_link)  # BF16 activations; 0 without TP
@@ -200,7 +216,10 @@ def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer
     dense = _ffn_pair(gemm_timer, h, (m.intermediate_size or 0) // par.tp, tokens)
     shared = _ffn_pair(gemm_timer, h, m.shared_ffn_width // par.tp, tokens)
     head_f = gemm_timer.time("gemm", {"m": tokens, "n": m.vocab_size // par.tp, "k": h})
-    return OpTimes(*_attention_times(m, t, mbs, attn_timer, gemm_timer), *dense, *shared, *moe, tp, head_f)
+    attention = (x / par.cp for x in _attention_times(m, t, mbs, attn_timer, gemm_timer))
+    cp_link = links["nic"] if groups(par)["cp"].spans_nodes(t.cluster.gpus_per_node) else links["nvlink"]
+    ring = p2p_time(cp_ring_bytes(m, t), cp_link) if par.cp > 1 else 0.0
+    return OpTimes(*attention, *dense, *shared, *moe, tp, head_f, ring)
 
 
 def _with_tp(name: str, compute_s: float, tp_s: float, overlap: bool) -> list:
@@ -209,6 +228,16 @@ def _with_tp(name: str, compute_s: float, tp_s: float, overlap: bool) -> list:
         # NCCL's SMs are not sourced here: the TP collectives are taken to leave compute its SMs
         return [("overlap", ("tp all-gather + reduce-scatter", 2 * tp_s), (name, compute_s), 0.0)]
     return [("comm", "tp all-gather", tp_s), ("compute", name, compute_s), ("comm", "tp reduce-scatter", tp_s)]
+
+
+def _attention_block(name: str, compute_s: float, ring_s: float, tp_s: float, overlap_tp: bool) -> list:
+    """Attention between its TP collectives; under context parallelism the K/V ring runs beside the
+    attention compute (each step's transfer under the previous block's attention, MCCP), its SMs not
+    sourced here (as the TP collectives'), and the TP collectives then not overlapped."""
+    if ring_s <= 0:
+        return _with_tp(name, compute_s, tp_s, overlap_tp)
+    return [("comm", "tp all-gather", tp_s), ("overlap", ("cp ring", ring_s), (name, compute_s), 0.0),
+            ("comm", "tp reduce-scatter", tp_s)]
 
 
 def _moe_segments(o: OpTimes, hide_shared: bool) -> tuple[list, list]:
@@ -228,8 +257,8 @@ def _moe_segments(o: OpTimes, hide_shared: bool) -> tuple[list, list]:
 def layer_segments(m: ModelSpec, t: TrainingSpec, o: OpTimes, i: int) -> tuple[list, list, list]:
     """(F, B, W) segments of layer i for one micro-batch."""
     par = t.parallelism
-    f = _with_tp("attention", o.attn_f, o.tp, par.overlap_tp_comm)
-    b = _with_tp("attention dX", o.attn_dx, o.tp, par.overlap_tp_comm)
+    f = _attention_block("attention", o.attn_f, o.cp_ring, o.tp, par.overlap_tp_comm)
+    b = _attention_block("attention dX", o.attn_dx, 2 * o.cp_ring, o.tp, par.overlap_tp_comm)
     w = [("compute", "attention dW", o.attn_dw)]
     if m.is_moe_layer(i):
         f_moe, b_moe = _moe_segments(o, t.overlap_shared_experts)
@@ -249,9 +278,10 @@ def dp_sync_time(m: ModelSpec, t: TrainingSpec, dense_params: float, expert_para
     dense weights over all dp ranks, routed experts over their dp / ep replicas."""
     par, gpn = t.parallelism, t.cluster.gpus_per_node
     links, g = links_of(t.cluster.gpu), groups(par)
-    dp_link = links["nic"] if g["dp"].spans_nodes(gpn) else links["nvlink"]
+    dp_link = links["nic"] if g["wdp"].spans_nodes(gpn) else links["nvlink"]
     edp_link = links["nic"] if g["edp"].spans_nodes(gpn) else links["nvlink"]
-    return (reduce_scatter_time(2 * dense_params, par.dp, dp_link) + all_gather_time(2 * dense_params, par.dp, dp_link)
+    dp = par.weight_data_parallel  # DP x CP hold the same dense weights
+    return (reduce_scatter_time(2 * dense_params, dp, dp_link) + all_gather_time(2 * dense_params, dp, dp_link)
             + reduce_scatter_time(2 * expert_params, g["edp"].size, edp_link)
             + all_gather_time(2 * expert_params, g["edp"].size, edp_link))
 
@@ -259,7 +289,7 @@ def dp_sync_time(m: ModelSpec, t: TrainingSpec, dense_params: float, expert_para
 def optimizer_time(t: TrainingSpec, dense_params: float, expert_params: float, memory_efficiency: float) -> float:
     """The optimizer step reads and writes OPTIMIZER_BYTES_PER_PARAM for each parameter of its ZeRO shard."""
     par = t.parallelism
-    shard = (dense_params / par.dp + expert_params / par.expert_data_parallel) if par.zero_stage >= 1 \
+    shard = (dense_params / par.weight_data_parallel + expert_params / par.expert_data_parallel) if par.zero_stage >= 1 \
         else dense_params + expert_params
     return OPTIMIZER_BYTES_PER_PARAM * shard / (t.cluster.gpu.hbm_bw_bytes_per_s.value * memory_efficiency)
 

@@ -1,0 +1,49 @@
+"""Context parallelism: the ring's bytes and a rank's activations by hand, and the layout checks."""
+
+import pytest
+from click.testing import CliRunner
+
+from costmodel.counts.memory import training_memory
+from costmodel.inputs.loader import load_scenario
+from costmodel.timing.train_costs import cp_ring_bytes
+from planner.cli import cli
+from tests.conftest import SCENARIOS
+
+MEGATRON = SCENARIOS / "deepseek-v3-megatron-h100.yaml"
+
+
+def v3(cp: int, dp: int = 64):
+    v = load_scenario(MEGATRON).variants[0]
+    par = v.training.parallelism.model_copy(update={"cp": cp, "dp": dp})
+    return v.model, v.training.model_copy(update={"parallelism": par})
+
+
+def test_the_ring_sends_its_kv_chunk_cp_minus_one_times():
+    """V3, TP2, CP4, one 4K sequence a micro-batch: a rank holds 1,024 tokens; MLA's K and V after the
+    up-projection are 64 heads (128 / tp 2) x (192 + 128) BF16 values a token; passed on 3 times:
+    3 x 1,024 x 64 x 320 x 2 B = 125.8 MB a layer's forward."""
+    m, t = v3(4)
+    assert cp_ring_bytes(m, t) == pytest.approx(3 * 1024 * 64 * 320 * 2)
+    assert cp_ring_bytes(*v3(1)) == 0
+
+
+def test_a_context_parallel_rank_holds_its_share_of_the_activations():
+    """CP2 at the same DP: each rank keeps half of each micro-batch's activations (and logits); the dense
+    weights' optimizer state is sharded over DP x CP, so that halves too."""
+    (m, one), (_, two) = v3(1), v3(2)
+    a, b = training_memory(m, one), training_memory(m, two)
+    assert b.activations_bytes == pytest.approx(a.activations_bytes / 2)
+    assert b.optimizer_bytes < a.optimizer_bytes
+
+
+def test_the_world_counts_cp_and_a_sequence_must_split_into_2cp_chunks(tmp_path):
+    text = MEGATRON.read_text()
+    old = "        dp: 64                  # = 1024 / (2 x 8)\n"
+    assert old in text
+    path = tmp_path / "cp.yaml"
+    path.write_text(text.replace(old, "        dp: 64\n        cp: 2\n", 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "tp x cp x pp x dp = 2 x 2 x 8 x 64 = 2048" in result.output, result.output
+    path.write_text(text.replace(old, "        dp: 32\n        cp: 2\n", 1).replace("seq_len: 4096 ", "seq_len: 4098 ", 1))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2 and "parallelism.cp" in result.output and "4098" in result.output, result.output
