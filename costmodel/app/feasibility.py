@@ -56,6 +56,10 @@ def layout_problems(model: ModelSpec, cluster: ClusterSpec, par: Parallelism, *,
             f"{max(1, cluster.num_gpus // (par.tp * par.cp * par.pp))}) or change the cluster's nodes"))
     if par.cp > 1 and not training:
         out.append(Problem("parallelism.cp", "context parallelism is modelled in training only", "set cp: 1"))
+    order = list(par.placement)
+    if par.cp > 1 and order.index("dp") != order.index("tp") + 1:
+        out.append(Problem("parallelism.placement", f"with cp the DP x CP group is laid out with dp just outside tp "
+                           f"and cp (Megatron's tp-cp-dp order; got {order})", "use placement: [tp, dp, pp]"))
     if par.pp > model.num_hidden_layers:
         out.append(Problem("parallelism.pp", f"pp {par.pp} exceeds the model's {model.num_hidden_layers} layers",
                            f"use pp <= {model.num_hidden_layers}"))
@@ -77,7 +81,8 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {model.n_routed_experts} routed experts",
                            "use an ep that divides n_routed_experts"))
     folded = training and par.moe_folding
-    pool, what = (par.dp, "dp") if training and not folded else (par.dp * par.tp, "tp x dp")
+    pool, what = ((par.dp, "dp") if not folded else (par.dp * par.tp * par.cp, "tp x cp x dp")) if training \
+        else (par.dp * par.tp, "tp x dp")
     if folded and list(par.placement).index("dp") != list(par.placement).index("tp") + 1:
         out.append(Problem("parallelism.placement", f"moe_folding lays EP over tp x dp, so tp must sit just inside dp "
                            f"(got {list(par.placement)})", "use placement: [tp, dp, pp]"))

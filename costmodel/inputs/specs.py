@@ -354,9 +354,10 @@ class Parallelism(Spec):
 
     @property
     def expert_data_parallel(self) -> int:
-        """Replicas of one routed expert in a training stage: the GPUs EP is carved from (dp, or tp x dp when
-        folded) over ep."""
-        return max(1, (self.tp * self.cp * self.dp if self.moe_folding else self.cp * self.dp) // self.ep)
+        """Replicas of one routed expert in a training stage: whole experts on every GPU (expert TP 1), so
+        the tp x cp x dp GPUs of a stage over ep, folded or carved out of DP (the layout differs, not the
+        count: a TP rank's experts see its own tokens and need their gradients reduced with its peers')."""
+        return max(1, self.tp * self.cp * self.dp // self.ep)
 
     @property
     def expert_group(self) -> int:

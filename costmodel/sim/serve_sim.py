@@ -382,6 +382,12 @@ class Engine:
         k = min(int((s.output[dec] - s.generated[dec]).min()), self.iterations_before(pool, dec, horizon_s))
         if k < 2:
             return None
+        if self.stopped:  # the steady state is known: this iteration is the run's last, as when stepping
+            return None
+        if self.steady and self.saturated_log is None:  # land no further than the next look (as stepping)
+            k = min(k, self.next_look - self.c.iterations)
+            if k < 2:
+                return None
         blocks = np.cumsum(self.block_crossings(dec, k))
         k = min(k, int(np.searchsorted(blocks, pool.free, side="right")))
         end_s = self.end_times(pool, dec, k) if k >= 2 else blocks[:0]

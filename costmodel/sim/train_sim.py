@@ -371,11 +371,21 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
     outlasts that compute, the backward's weight gradients join the pair (returned True); else they
     wait for a gap."""
     compute_s = f.full_sm_compute_s + b.full_sm_compute_s
-    comm_s = (f.comm_s + b.comm_s) / comm_efficiency
+    serial_s = in_layer_comm_s(f) + in_layer_comm_s(b)  # TP collectives and the CP ring stay in each layer's chain
+    comm_s = (f.comm_s + b.comm_s - serial_s) / comm_efficiency
     carry_w = comm_s > compute_s / (1 - COMM_SM_FRACTION)
     compute_s += w.full_sm_compute_s if carry_w else 0.0
     span, busy = overlap_span(comm_s, compute_s, COMM_SM_FRACTION)
-    return PassCost(span, busy, comm_s, span - busy, (), compute_s), carry_w
+    return PassCost(span + serial_s, busy, comm_s + serial_s, span - busy + serial_s, (), compute_s), carry_w
+
+
+IN_LAYER_COMM = ("tp all-gather", "tp reduce-scatter", "tp all-gather + reduce-scatter", "cp ring")
+
+
+def in_layer_comm_s(pc: PassCost) -> float:
+    """A pass's communication that a pair cannot hide under the other micro-batch: its TP collectives and
+    CP ring, which each layer waits on (only the EP all-to-all crosses over, MCA2A)."""
+    return sum(d for stream, name, _, d in pc.segments if stream == "comm" and name in IN_LAYER_COMM)
 
 
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,

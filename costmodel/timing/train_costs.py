@@ -334,7 +334,7 @@ def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_tim
     par, cl = t.parallelism, t.cluster
     o = op_times(m, t, gemm_timer, attn_timer)
     links = links_of(cl.gpu)
-    act_bytes = t.global_batch_seqs // (par.dp * par.micro_batches) * t.seq_len * m.hidden_size * 2
+    act_bytes = t.global_batch_seqs // (par.dp * par.micro_batches) * t.seq_len / par.cp * m.hidden_size * 2
     out = []
     virtual = virtual_stage_layers(m.num_hidden_layers, par.pp, par.virtual_stages, par.layer_split)
     for g, layers in enumerate(virtual):  # chunk c of rank r is virtual stage c * pp + r

@@ -43,7 +43,9 @@ def same(a, b, path=""):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
             same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and not (math.isnan(a) and math.isnan(b)):
+    elif isinstance(a, float) and math.isnan(a):
+        assert isinstance(b, float) and math.isnan(b), path
+    elif isinstance(a, float):
         assert a == pytest.approx(b, rel=1e-12, abs=1e-15), path
     else:
         assert a == b, path
@@ -108,3 +110,14 @@ def test_mtp_steps_every_iteration_and_gives_the_same():
     inf = v.inference.model_copy(update={"mtp": MTPSpec(tokens=1, acceptance=0.8)})
     r = both_ways("mtp", v.model, inf, lengths(arrival="poisson", rate_per_s=12, requests=300))
     assert r.iterations_stepped == r.iterations
+
+
+def test_a_saturated_run_stops_at_the_same_iteration_either_way():
+    """The steady-state stop looks before an iteration; a quiet run lands no further than the next look,
+    so fast-forward stops where stepping stops, with the same interval."""
+    v = v2()
+    inf = v.inference.model_copy(update={"max_running": 16})
+    w = lengths(arrival="burst", requests=5000, prompt_tokens=LengthDist(value=100), output_tokens=LengthDist(value=50))
+    r = both_ways("sat", v.model, inf, w, phase="decode", steady=True, step_model=FixedSteps(0.02, 0.01),
+                  kv_capacity_tokens=10**7)
+    assert r.steady_state.stopped_early and r.finished < 5000 and r.iterations_stepped < r.iterations

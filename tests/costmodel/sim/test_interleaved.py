@@ -135,13 +135,13 @@ def test_combined_1f1b_follows_megatrons_rules(tmp_path, full, field):
 
 def test_folding_lays_ep_over_tp_x_dp():
     """tp 2, dp 64, ep 64, placement [tp, dp, pp]: carved out of DP, EP members are tp = 2 ranks apart (4 a
-    node, 16 nodes); folded over tp x dp they are neighbours (8 a node, 8 nodes) and each expert has
-    tp x dp / ep = 2 replicas instead of dp / ep = 1."""
+    node, 16 nodes); folded over tp x dp they are neighbours (8 a node, 8 nodes). Either way every GPU holds
+    whole experts, so each expert has tp x dp / ep = 2 replicas whose gradients are reduced together."""
     from costmodel.counts.placement import groups
     from costmodel.inputs.specs import Parallelism
 
     carved, folded = (Parallelism(tp=2, pp=8, dp=64, ep=64, moe_folding=f) for f in (False, True))
-    assert (groups(carved)["ep"].stride, groups(carved)["ep"].peers_in_node(8) + 1, groups(carved)["edp"].size) == (2, 4, 1)
+    assert (groups(carved)["ep"].stride, groups(carved)["ep"].peers_in_node(8) + 1, groups(carved)["edp"].size) == (2, 4, 2)
     assert (groups(folded)["ep"].stride, groups(folded)["ep"].peers_in_node(8) + 1, groups(folded)["edp"].size) == (1, 8, 2)
     assert folded.expert_data_parallel == 2 and Parallelism(tp=2, dp=32, ep=64, moe_folding=True).expert_data_parallel == 1
 
