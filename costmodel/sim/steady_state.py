@@ -18,6 +18,7 @@ from pydantic import BaseModel
 MSER_BATCH = 5  # iterations a MSER observation averages (MSER-5)
 BATCHES = 20  # batch means of the truncated series
 T_975_19 = 2.093  # BATCHMEANS: Student t, two-sided 95%, 19 degrees of freedom (BATCHES - 1)
+MAX_LAG1 = 0.2  # ASSUMPTION: batch means taken as independent below this lag-1 correlation (a common screen)
 REL_HALF_WIDTH = 0.005  # ASSUMPTION: stop once the rate is known to +-0.5%, the golden files' tolerance
 MIN_KEPT = 5 * BATCHES  # MSER observations left after the warm-up before a verdict: 25 iterations a batch mean
 
@@ -43,6 +44,14 @@ def mser_truncation(y: np.ndarray) -> int:
     return int(np.argmin(ss / tail**2))
 
 
+def lag1_correlation(x: np.ndarray) -> float:
+    """The lag-1 autocorrelation of a series (0 for one constant to rounding)."""
+    dev = x - x.mean()
+    if np.abs(dev).max() <= 1e-9 * abs(x.mean()):
+        return 0.0
+    return float((dev[1:] * dev[:-1]).sum() / (dev * dev).sum())
+
+
 def steady_state(tokens: np.ndarray, seconds: np.ndarray) -> SteadyState | None:
     """The steady state of a saturated run's iterations (`tokens` generated and `seconds` taken by each),
     or None while there are too few to judge."""
@@ -57,8 +66,9 @@ def steady_state(tokens: np.ndarray, seconds: np.ndarray) -> SteadyState | None:
     bt, bs = (x[d : d + kept].reshape(BATCHES, -1).sum(axis=1) for x in (tok, sec))
     rate, rates = bt.sum() / bs.sum(), bt / bs
     half = T_975_19 * rates.std(ddof=1) / np.sqrt(BATCHES)
-    # MSER5: a minimum at the edge of the half searched means the warm-up has not ended (the run is too short)
-    settled = d < n // 2 - 1 and n - d >= MIN_KEPT
+    # MSER5: a minimum at the edge of the half searched means the warm-up has not ended (the run is too short);
+    # BATCHMEANS: correlated batch means make the t interval too narrow, so their lag-1 correlation must be small
+    settled = d < n // 2 - 1 and n - d >= MIN_KEPT and lag1_correlation(rates) < MAX_LAG1
     return SteadyState(rate_tok_s=rate, low_tok_s=rate - half, high_tok_s=rate + half,
                        warmup_iterations=d * MSER_BATCH, iterations=kept * MSER_BATCH,
                        converged=bool(settled and half <= REL_HALF_WIDTH * rate))

@@ -81,3 +81,14 @@ def test_the_rate_is_tokens_over_seconds_not_a_mean_of_rates():
     kept = slice(ss.warmup_iterations, ss.warmup_iterations + ss.iterations)
     assert ss.rate_tok_s == pytest.approx(ss.iterations / seconds[kept].sum())
     assert ss.rate_tok_s < 60
+
+
+def test_correlated_batch_means_give_no_verdict():
+    """Batch rates drifting in a slow wave (lag-1 correlation near 1) are not independent: however tight
+    their t interval, the run goes on."""
+    import numpy as np
+
+    seconds = np.full(1000, 0.01)
+    tokens = 1 + 0.001 * np.sin(np.linspace(0, np.pi, 1000))  # within +-0.1%, but one slow swell
+    ss = steady_state(tokens, seconds)
+    assert ss is not None and not ss.converged
