@@ -69,3 +69,16 @@ def _torch_device(request):
     torch.set_default_device(device)
     yield
     torch.set_default_device("cpu")
+
+
+def validate_edit(tmp_path: Path, source: Path, old: str, new: str):
+    """`planner validate` on a copy of `source` with `old` replaced by `new` once (which must be there)."""
+    from click.testing import CliRunner
+
+    from planner.cli import cli
+
+    text = source.read_text()
+    assert old in text, old
+    path = tmp_path / source.name
+    path.write_text(text.replace(old, new, 1))
+    return CliRunner().invoke(cli, ["validate", str(path)])

@@ -1,13 +1,11 @@
 """Context parallelism: the ring's bytes and a rank's activations by hand, and the layout checks."""
 
 import pytest
-from click.testing import CliRunner
 
 from costmodel.counts.memory import training_memory
 from costmodel.inputs.loader import load_scenario
 from costmodel.timing.train_costs import cp_ring_bytes
-from planner.cli import cli
-from tests.conftest import SCENARIOS
+from tests.conftest import SCENARIOS, validate_edit
 
 MEGATRON = SCENARIOS / "deepseek-v3-megatron-h100.yaml"
 
@@ -37,13 +35,11 @@ def test_a_context_parallel_rank_holds_its_share_of_the_activations():
 
 
 def test_the_world_counts_cp_and_a_sequence_must_split_into_2cp_chunks(tmp_path):
-    text = MEGATRON.read_text()
     old = "        dp: 64                  # = 1024 / (2 x 8)\n"
-    assert old in text
-    path = tmp_path / "cp.yaml"
-    path.write_text(text.replace(old, "        dp: 64\n        cp: 2\n", 1))
-    result = CliRunner().invoke(cli, ["validate", str(path)])
+    result = validate_edit(tmp_path, MEGATRON, old, "        dp: 64\n        cp: 2\n")
     assert result.exit_code == 2 and "tp x cp x pp x dp = 2 x 2 x 8 x 64 = 2048" in result.output, result.output
-    path.write_text(text.replace(old, "        dp: 32\n        cp: 2\n", 1).replace("seq_len: 4096 ", "seq_len: 4098 ", 1))
-    result = CliRunner().invoke(cli, ["validate", str(path)])
+    (tmp_path / "half").mkdir()
+    edited = tmp_path / "half" / MEGATRON.name
+    edited.write_text(MEGATRON.read_text().replace("seq_len: 4096 ", "seq_len: 4098 ", 1))
+    result = validate_edit(tmp_path, edited, old, "        dp: 32\n        cp: 2\n")
     assert result.exit_code == 2 and "parallelism.cp" in result.output and "4098" in result.output, result.output

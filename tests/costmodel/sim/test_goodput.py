@@ -4,14 +4,12 @@ its place in the whole-run cost and nowhere in the step."""
 import math
 
 import pytest
-from click.testing import CliRunner
 
 from costmodel.counts.reliability import checkpoint_bytes, goodput
 from costmodel.inputs.loader import load_scenario
 from costmodel.inputs.specs import LLAMA3_GPU_MTBF_HOURS, ReliabilitySpec
 from costmodel.sim.train_sim import simulate_training
-from planner.cli import cli
-from tests.conftest import SCENARIOS
+from tests.conftest import SCENARIOS, validate_edit
 
 MEGATRON = SCENARIOS / "deepseek-v3-megatron-h100.yaml"
 
@@ -57,10 +55,5 @@ def test_failures_lengthen_the_run_not_the_step():
 
 
 def test_a_job_that_fails_faster_than_it_recovers_is_refused(tmp_path):
-    text = MEGATRON.read_text()
-    old = "      reliability: {}"
-    assert old in text
-    path = tmp_path / "m.yaml"
-    path.write_text(text.replace(old, "      reliability: {gpu_mtbf_hours: 100}", 1))
-    result = CliRunner().invoke(cli, ["validate", str(path)])
+    result = validate_edit(tmp_path, MEGATRON, "      reliability: {}", "      reliability: {gpu_mtbf_hours: 100}")
     assert result.exit_code == 2 and "reliability.gpu_mtbf_hours" in result.output, result.output
