@@ -93,12 +93,24 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
     return out
 
 
+def _training_expert_tp_problem(model: ModelSpec, par: Parallelism) -> Problem | None:
+    """Expert TP in training is Megatron-Core's folded expert grid: etp x ep dividing tp x cp x dp."""
+    pool = par.tp * par.cp * par.dp
+    if not par.moe_folding:
+        return Problem("parallelism.etp", "expert tensor parallelism in training is modelled with the folded expert "
+                       "grid only", "set moe_folding: true, or etp: 1")
+    if pool % par.expert_group or model.moe_intermediate_size % par.etp or model.n_routed_experts % par.ep:
+        return Problem("parallelism.etp", f"ep {par.ep} x etp {par.etp} must divide tp x cp x dp = {pool}, etp the "
+                       f"expert width {model.moe_intermediate_size} and ep the {model.n_routed_experts} experts",
+                       "choose ep and etp that do")
+    return None
+
+
 def _expert_tp_problem(model: ModelSpec, par: Parallelism, training: bool) -> Problem | None:
     """Expert tensor parallelism is modelled in serving with the expert group inside the attention TP group,
     where it moves no tokens (serve_costs.MoELayer.all_to_all)."""
     if training:
-        return Problem("parallelism.etp", "expert tensor parallelism in training is not modelled yet (issue #28)",
-                       "set etp: 1 and spread the experts with ep")
+        return _training_expert_tp_problem(model, par)
     if par.tp % par.expert_group:
         return Problem("parallelism.etp", f"ep {par.ep} x etp {par.etp} = {par.expert_group} GPUs does not divide tp "
                        f"{par.tp}: expert TP across attention-DP ranks is not modelled",

@@ -121,11 +121,11 @@ def stage_params(m: ModelSpec, t: TrainingSpec, layers, first: bool, last: bool)
     the embedding on the first stage, the head and the MTP modules that share it on the last (V3P §2.2)."""
     par = t.parallelism
     dense = sum(layer_params(m, i).dense for i in layers) / par.tp
-    experts = sum(layer_params(m, i).routed_experts for i in layers) / par.ep
+    experts = sum(layer_params(m, i).routed_experts for i in layers) / (par.ep * par.etp)  # each expert's width over etp
     dense += embedding_params(m) / par.tp if first else 0
     if last:
         dense += (head_params(m) + mtp_params(m).dense) / par.tp
-        experts += mtp_params(m).routed_experts / par.ep
+        experts += mtp_params(m).routed_experts / (par.ep * par.etp)
     return dense, experts
 
 

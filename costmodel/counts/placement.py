@@ -44,8 +44,10 @@ def groups(par: Parallelism) -> dict[str, Group]:
     """Each parallel group's size and stride. EP is the innermost part of DP, or, folded (Megatron-Core's
     parallel folding: tp just inside dp, checked in feasibility.py), the innermost part of tp x dp."""
     s = strides(par)
-    ep_stride = s["tp"] if par.moe_folding else s["dp"]
+    # folded, the expert grid is etp innermost, then ep (Megatron-Core's expert rank order)
+    ep_stride = s["tp"] * par.etp if par.moe_folding else s["dp"]
     return {
+        "etp": Group(par.etp, s["tp"]),
         "tp": Group(par.tp, s["tp"]),
         "pp": Group(par.pp, s["pp"]),
         "dp": Group(par.dp, s["dp"]),  # the data-parallel ranks

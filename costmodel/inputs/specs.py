@@ -310,7 +310,7 @@ class Parallelism(Spec):
     etp: PosInt = Field(1, validation_alias=AliasChoices("etp", "moe_tp"),
                         description="expert tensor parallelism (also `moe_tp`, the engines' name): each routed "
                                     "expert's FFN width split over etp GPUs, the experts over ep groups of them "
-                                    "(serving; training: issue #28)")
+                                    "(serving; training: with moe_folding)")
     dp: PosInt = 1
     cp: PosInt = Field(1, le=64, description="training: context parallelism, each sequence split over cp GPUs "
                        "(ring attention; Megatron's order puts cp just outside tp)")
@@ -357,7 +357,7 @@ class Parallelism(Spec):
         """Replicas of one routed expert in a training stage: whole experts on every GPU (expert TP 1), so
         the tp x cp x dp GPUs of a stage over ep, folded or carved out of DP (the layout differs, not the
         count: a TP rank's experts see its own tokens and need their gradients reduced with its peers')."""
-        return max(1, self.tp * self.cp * self.dp // self.ep)
+        return max(1, self.tp * self.cp * self.dp // (self.ep * self.etp))
 
     @property
     def expert_group(self) -> int:

@@ -163,8 +163,9 @@ def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) ->
     node-limited routing (V3P §2.1.2: at most 4 nodes a token) bounds the InfiniBand bytes."""
     par, h = t.parallelism, m.hidden_size
     load = training_load_factor(m, t, tokens)
-    shape = {"tokens": max(1, round(tokens * load)), "hidden": h, "experts": m.n_routed_experts // par.ep,
-             "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size, "shared_inter": 0,
+    # expert TP: each GPU runs its ETP group's gathered tokens through 1/etp of each local expert's width
+    shape = {"tokens": max(1, round(tokens * load * par.etp)), "hidden": h, "experts": m.n_routed_experts // par.ep,
+             "top_k": m.num_experts_per_tok, "inter": m.moe_intermediate_size // par.etp, "shared_inter": 0,
              # DeepEP's normal kernels feed the experts (a kernel profile times DeepGEMM's contiguous GEMM)
              **({"total_experts": m.n_routed_experts, "a2a": "normal"} if par.ep > 1 else {})}
     r_f = gemm_timer.time("moe", shape, "fwd")
@@ -175,7 +176,20 @@ def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) ->
     fan = token_fanout(m, t.routing, contiguous_slots(m.n_routed_experts, par.ep), ep_per_node)
     bpe = FP8_BYTES_PER_ELEMENT if t.dispatch_bits == 8 else 2
     dispatch, combine = normal_dispatch_combine_s(tokens * load, h, bpe, fan, ep_per_node, links_of(t.cluster.gpu))
-    return r_f, r_half, dispatch, combine
+    etp_s = expert_tp_collective_s(t, tokens * load * fan.ranks, h)
+    return r_f, r_half, dispatch + etp_s, combine + etp_s
+
+
+def expert_tp_collective_s(t: TrainingSpec, received_tokens: float, hidden: int) -> float:
+    """Expert TP (MCMOE's folding): after the dispatch the ETP group all-gathers the tokens its GPUs
+    received, and before the combine it reduce-scatters the experts' partial outputs; one of the two (a
+    ring over etp GPUs of the group's gathered BF16 tokens). `received_tokens`: one GPU's, a hidden vector
+    each."""
+    par = t.parallelism
+    if par.etp == 1:
+        return 0.0
+    link = links_of(t.cluster.gpu)["nic" if groups(par)["etp"].spans_nodes(t.cluster.gpus_per_node) else "nvlink"]
+    return all_gather_time(par.etp * received_tokens * hidden * 2, par.etp, link)
 
 
 def training_load_factor(m: ModelSpec, t: TrainingSpec, tokens: int) -> float:

@@ -43,3 +43,24 @@ def test_the_world_counts_cp_and_a_sequence_must_split_into_2cp_chunks(tmp_path)
     edited.write_text(MEGATRON.read_text().replace("seq_len: 4096 ", "seq_len: 4098 ", 1))
     result = validate_edit(tmp_path, edited, old, "        dp: 32\n        cp: 2\n")
     assert result.exit_code == 2 and "parallelism.cp" in result.output and "4098" in result.output, result.output
+
+
+def test_expert_tp_holds_a_slice_of_each_expert_and_gathers_its_groups_tokens(tmp_path):
+    """Folded EP32 x ETP2 holds what EP64 holds: 256 / 32 experts at half width = 256 / 64 whole ones.
+    The ETP pair all-gathers the tokens its GPUs received: a ring over 2 GPUs of 2 x R hidden vectors in
+    BF16, half of it crossing NVLink."""
+    from costmodel.counts.comm import links_of
+    from costmodel.timing.train_costs import expert_tp_collective_s
+
+    m, t = v3(1)
+    folded = {"moe_folding": True, "overlap_moe_a2a": False}
+    ep64 = t.model_copy(update={"parallelism": t.parallelism.model_copy(update=folded)})
+    etp2 = t.model_copy(update={"parallelism": t.parallelism.model_copy(update={**folded, "ep": 32, "etp": 2})})
+    assert training_memory(m, etp2).weights_bytes == pytest.approx(training_memory(m, ep64).weights_bytes)
+    nv = links_of(t.cluster.gpu)["nvlink"]
+    R = 10_000
+    assert expert_tp_collective_s(etp2, R, 7168) == pytest.approx(nv.latency_s + 0.5 * 2 * R * 7168 * 2 / nv.effective_bw)
+    assert expert_tp_collective_s(ep64, R, 7168) == 0
+    result = validate_edit(tmp_path, MEGATRON, "        ep: 64                  # 64-way expert parallelism, 4 routed experts a GPU\n",
+                           "        ep: 32\n        etp: 2\n")
+    assert result.exit_code == 2 and "parallelism.etp" in result.output and "moe_folding" in result.output, result.output
