@@ -190,6 +190,7 @@ class Engine:
         # requests enter the prefill instances (else the unit) and move on to the decode ones, round robin
         # (ASSUMPTION: a router without load or cache awareness; measured deployments record none)
         self.finals = [p for p in pools if p.final]
+        self.final_blocks = sum(p.blocks_total for p in self.finals)  # the KV blocks requests leave from
         self.entry, self.exit = itertools.cycle([p for p in pools if not p.final] or pools), itertools.cycle(self.finals)
         self.q = 1 + (mtp.tokens if mtp else 0)  # tokens a decode step verifies: its own plus the drafts
         self.acceptance = np.array(mtp.position_acceptance()) if mtp else None  # (drafts,) per position
@@ -376,13 +377,13 @@ class Engine:
         they take is free, so none preempts. The caller has found no prefill chunk and admitted what
         fits, and what waits stays refused (the free blocks only shrink, the running count is fixed).
         None when fewer than two qualify, or with MTP (its drafts draw random numbers each step)."""
-        if not self.fast_forward or self.acceptance is not None or not pool.final or pool.prefilling or not len(dec):
+        # once the steady state is known (stopped), this iteration is the run's last, as when stepping
+        if not self.fast_forward or self.acceptance is not None or self.stopped or not pool.final \
+                or pool.prefilling or not len(dec):
             return None
         s, horizon_s = self.s, self.env.peek()
         k = min(int((s.output[dec] - s.generated[dec]).min()), self.iterations_before(pool, dec, horizon_s))
         if k < 2:
-            return None
-        if self.stopped:  # the steady state is known: this iteration is the run's last, as when stepping
             return None
         if self.steady and self.saturated_log is None:  # land no further than the next look (as stepping)
             k = min(k, self.next_look - self.c.iterations)
@@ -435,11 +436,11 @@ class Engine:
         times = run.end_s[:m].tolist()
         self.gen_log.extend(zip(times, range(g0 + n, c.generated_tokens + 1, n)))
         finals = self.finals
-        total, others = sum(p.blocks_total for p in finals), sum(p.free for p in finals if p is not pool)
+        others = sum(p.free for p in finals if p is not pool)
         free = others + pool.free + int(run.blocks[m - 1]) - run.blocks[:m]  # free after each iteration
         running = sum(len(p.running) for p in finals)
         c.max_running = max(c.max_running, running)
-        self.samples.extend(zip(times, itertools.repeat(running), (1 - free / total).tolist()))
+        self.samples.extend(zip(times, itertools.repeat(running), (1 - free / self.final_blocks).tolist()))
         c.iterations += m
 
     # ------------------------------------------------------------------------- steady state
@@ -491,7 +492,7 @@ class Engine:
             return False
         if self.steady:
             self.look(pool)
-        run = None if chunks else self.quiet_run(pool, dec)
+        run, before = None if chunks else self.quiet_run(pool, dec), self.c.iterations
         if run is None:
             yield self.env.timeout(pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
                                                         len(dec), int(self.s.ctx[dec].sum())))
@@ -499,7 +500,7 @@ class Engine:
         else:
             yield self.timeout_until(float(run.end_s[-1]))
             self.land_quiet(pool, dec, run)
-        self.land(pool, dec, chunks, before=self.c.iterations - (run.k - 1 if run else 0))
+        self.land(pool, dec, chunks, before)
         return True
 
     def land(self, pool: Pool, dec: np.ndarray, chunks: list[tuple[int, int]], before: int) -> None:
@@ -511,7 +512,7 @@ class Engine:
         self.finish(pool)
         if pool.final:
             finals = self.finals
-            used = 1 - sum(p.free for p in finals) / sum(p.blocks_total for p in finals)
+            used = 1 - sum(p.free for p in finals) / self.final_blocks
             self.samples.append((self.env.now, sum(len(p.running) for p in finals), used))
         if self.progress is not None and before // 200 != self.c.iterations // 200:
             self.progress(self.c.finished, self.n)
