@@ -56,10 +56,11 @@ def layout_problems(model: ModelSpec, cluster: ClusterSpec, par: Parallelism, *,
             f"{max(1, cluster.num_gpus // (par.tp * par.cp * par.pp))}) or change the cluster's nodes"))
     if par.cp > 1 and not training:
         out.append(Problem("parallelism.cp", "context parallelism is modelled in training only", "set cp: 1"))
-    order = list(par.placement)
-    if par.cp > 1 and order.index("dp") != order.index("tp") + 1:
-        out.append(Problem("parallelism.placement", f"with cp the DP x CP group is laid out with dp just outside tp "
-                           f"and cp (Megatron's tp-cp-dp order; got {order})", "use placement: [tp, dp, pp]"))
+    needs = [why for why, on in (("cp", par.cp > 1), ("moe_folding", training and par.moe_folding)) if on]
+    if needs and not par.dp_just_outside_tp:
+        out.append(Problem("parallelism.placement", f"{' and '.join(needs)} lay their groups over tp x cp x dp, so dp "
+                           f"must sit just outside tp (Megatron's tp-cp-dp order; got {list(par.placement)})",
+                           "use placement: [tp, dp, pp]"))
     if par.pp > model.num_hidden_layers:
         out.append(Problem("parallelism.pp", f"pp {par.pp} exceeds the model's {model.num_hidden_layers} layers",
                            f"use pp <= {model.num_hidden_layers}"))
@@ -81,11 +82,8 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {model.n_routed_experts} routed experts",
                            "use an ep that divides n_routed_experts"))
     folded = training and par.moe_folding
-    pool, what = ((par.dp, "dp") if not folded else (par.dp * par.tp * par.cp, "tp x cp x dp")) if training \
+    pool, what = ((par.dp, "dp") if not folded else (par.stage_gpus, "tp x cp x dp")) if training \
         else (par.dp * par.tp, "tp x dp")
-    if folded and list(par.placement).index("dp") != list(par.placement).index("tp") + 1:
-        out.append(Problem("parallelism.placement", f"moe_folding lays EP over tp x dp, so tp must sit just inside dp "
-                           f"(got {list(par.placement)})", "use placement: [tp, dp, pp]"))
     if pool % par.ep:
         ranks = "data-parallel" if training and not folded else "attention"
         out.append(Problem("parallelism.ep", f"ep {par.ep} does not divide {what} = {pool}; expert-parallel ranks "
@@ -95,7 +93,7 @@ def _expert_layout_problems(model: ModelSpec, par: Parallelism, *, training: boo
 
 def _training_expert_tp_problem(model: ModelSpec, par: Parallelism) -> Problem | None:
     """Expert TP in training is Megatron-Core's folded expert grid: etp x ep dividing tp x cp x dp."""
-    pool = par.tp * par.cp * par.dp
+    pool = par.stage_gpus
     if not par.moe_folding:
         return Problem("parallelism.etp", "expert tensor parallelism in training is modelled with the folded expert "
                        "grid only", "set moe_folding: true, or etp: 1")

@@ -16,6 +16,7 @@ sequence parallelism under TP (everything divides by tp). Recompute levels:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, replace
 
 from costmodel.counts.kvcache import kv_bytes_per_token
@@ -43,8 +44,7 @@ def virtual_stage_layers(num_layers: int, pp: int, chunks: int, split: list[int]
     as stage_layers splits them."""
     if split is None:
         return stage_layers(num_layers, pp * chunks)
-    ends = [sum(split[: i + 1]) for i in range(len(split))]
-    return [range(end - n, end) for n, end in zip(split, ends, strict=True)]
+    return [range(end - n, end) for n, end in zip(split, itertools.accumulate(split), strict=True)]
 
 
 def rank_layers(num_layers: int, pp: int, chunks: int, rank: int, split: list[int] | None = None) -> list[int]:

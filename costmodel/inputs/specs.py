@@ -353,11 +353,22 @@ class Parallelism(Spec):
         return self.dp * self.cp
 
     @property
+    def stage_gpus(self) -> int:
+        """GPUs of one pipeline stage (tp x cp x dp): the grid a folded expert layout spreads over."""
+        return self.tp * self.cp * self.dp
+
+    @property
+    def dp_just_outside_tp(self) -> bool:
+        """Whether `placement` puts dp right outside tp (Megatron's tp-cp-dp order), as folding and cp need."""
+        order = list(self.placement)
+        return order.index("dp") == order.index("tp") + 1
+
+    @property
     def expert_data_parallel(self) -> int:
         """Replicas of one routed expert in a training stage: whole experts on every GPU (expert TP 1), so
         the tp x cp x dp GPUs of a stage over ep, folded or carved out of DP (the layout differs, not the
         count: a TP rank's experts see its own tokens and need their gradients reduced with its peers')."""
-        return max(1, self.tp * self.cp * self.dp // (self.ep * self.etp))
+        return max(1, self.stage_gpus // (self.ep * self.etp))
 
     @property
     def expert_group(self) -> int:
@@ -585,6 +596,11 @@ class TrainingSpec(Spec):
         None, description="time the GEMMs (forward, input and weight gradients) with NVIDIA's kernel database "
                           "as measured under this engine's GEMM libraries; the rest keeps the roofline")
     notes: str = ""
+
+    @property
+    def micro_batch_seqs(self) -> int:
+        """Sequences in one micro-batch of one data-parallel replica."""
+        return self.global_batch_seqs // (self.parallelism.dp * self.parallelism.micro_batches)
 
 
 class PrefillPool(Spec):

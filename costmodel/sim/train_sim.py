@@ -31,6 +31,7 @@ from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK
 from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
 from costmodel.timing.operators import Device, MeasuredBackend, Timer
 from costmodel.timing.train_costs import (
+    IN_LAYER_COMM,
     PassCost,
     StageCost,
     build_stage_costs,
@@ -377,9 +378,6 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
     compute_s += w.full_sm_compute_s if carry_w else 0.0
     span, busy = overlap_span(comm_s, compute_s, COMM_SM_FRACTION)
     return PassCost(span + serial_s, busy, comm_s + serial_s, span - busy + serial_s, (), compute_s), carry_w
-
-
-IN_LAYER_COMM = ("tp all-gather", "tp reduce-scatter", "tp all-gather + reduce-scatter", "cp ring")
 
 
 def in_layer_comm_s(pc: PassCost) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.counts.comm import all_gather_time, links_of, p2p_time, reduce_scatter_time
+from costmodel.counts.comm import Link, all_gather_time, links_of, p2p_time, reduce_scatter_time
 from costmodel.counts.deepep import COMM_SM_FRACTION, FP8_BYTES_PER_ELEMENT, normal_dispatch_combine_s
 from costmodel.counts.kernels import KernelPlan
 from costmodel.counts.memory import stage_params, virtual_stage_layers
@@ -157,6 +157,18 @@ def _ffn_pair(gemm_timer: Timer, hidden: int, width: int, tokens: int) -> tuple[
     return f, (gemm_timer.time("ffn", shape, "fwd_bwd") - f) / 2
 
 
+# names of the communication segments that stay inside a layer's chain (a pair cannot hide them)
+TP_GATHER, TP_SCATTER, TP_OVERLAPPED, CP_RING = "tp all-gather", "tp reduce-scatter", "tp all-gather + reduce-scatter", \
+    "cp ring"
+IN_LAYER_COMM = (TP_GATHER, TP_SCATTER, TP_OVERLAPPED, CP_RING)
+
+
+def group_link(t: TrainingSpec, group: str) -> Link:
+    """The link a parallel group's collectives cross: the NIC when its members span nodes, else NVLink."""
+    spans = groups(t.parallelism)[group].spans_nodes(t.cluster.gpus_per_node)
+    return links_of(t.cluster.gpu)["nic" if spans else "nvlink"]
+
+
 def _moe_times(m: ModelSpec, t: TrainingSpec, tokens: int, gemm_timer: Timer) -> tuple[float, ...]:
     """(routed F, routed half, dispatch, combine) of one MoE layer at the busiest EP rank's load. The
     all-to-all is DeepEP's normal kernels (deepep.py) over the token fan-out of the routing model, so
@@ -188,8 +200,7 @@ def expert_tp_collective_s(t: TrainingSpec, received_tokens: float, hidden: int)
     par = t.parallelism
     if par.etp == 1:
         return 0.0
-    link = links_of(t.cluster.gpu)["nic" if groups(par)["etp"].spans_nodes(t.cluster.gpus_per_node) else "nvlink"]
-    return all_gather_time(par.etp * received_tokens * hidden * 2, par.etp, link)
+    return all_gather_time(par.etp * received_tokens * hidden * 2, par.etp, group_link(t, "etp"))
 
 
 def training_load_factor(m: ModelSpec, t: TrainingSpec, tokens: int) -> float:
@@ -209,7 +220,7 @@ def cp_ring_bytes(m: ModelSpec, t: TrainingSpec) -> float:
     par = t.parallelism
     if par.cp == 1:
         return 0.0
-    mbs = t.global_batch_seqs // (par.dp * par.micro_batches)
+    mbs = t.micro_batch_seqs
     heads = (m.num_attention_heads if m.attention == "mla" else m.kv_heads) // par.tp or 1
     v_dim = m.v_head_dim if m.attention == "mla" else m.attn_head_dim
     return (par.cp - 1) * mbs * t.seq_len / par.cp * heads * (m.qk_head_dim + v_dim) * 2
@@ -219,11 +230,9 @@ def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer
     """One layer's operators for a rank's micro-batch: under context parallelism its 1/cp of each
     sequence, attention's work spread evenly over the cp ranks (the causal mask load-balanced, MCCP)."""
     par, h = t.parallelism, m.hidden_size
-    mbs = t.global_batch_seqs // (par.dp * par.micro_batches)
+    mbs = t.micro_batch_seqs
     tokens = -(-mbs * t.seq_len // par.cp)
-    links = links_of(t.cluster.gpu)
-    tp_link = links["nic"] if groups(par)["tp"].spans_nodes(t.cluster.gpus_per_node) else links["nvlink"]
-    tp = reduce_scatter_time(tokens * h * 2, par.tp, tp_link)  # BF16 activations; 0 without TP
+    tp = reduce_scatter_time(tokens * h * 2, par.tp, group_link(t, "tp"))  # BF16 activations; 0 without TP
     # under TP the layer runs sequence-parallel, so each TP rank routes its own 1/tp of the tokens through
     # whole experts (Megatron-Core requires sequence parallelism for MoE with TP, MCMOE)
     moe = _moe_times(m, t, -(-tokens // par.tp), gemm_timer) if m.ffn == "moe" else (0.0,) * 4
@@ -231,8 +240,7 @@ def op_times(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_timer: Timer
     shared = _ffn_pair(gemm_timer, h, m.shared_ffn_width // par.tp, tokens)
     head_f = gemm_timer.time("gemm", {"m": tokens, "n": m.vocab_size // par.tp, "k": h})
     attention = (x / par.cp for x in _attention_times(m, t, mbs, attn_timer, gemm_timer))
-    cp_link = links["nic"] if groups(par)["cp"].spans_nodes(t.cluster.gpus_per_node) else links["nvlink"]
-    ring = p2p_time(cp_ring_bytes(m, t), cp_link) if par.cp > 1 else 0.0
+    ring = p2p_time(cp_ring_bytes(m, t), group_link(t, "cp")) if par.cp > 1 else 0.0
     return OpTimes(*attention, *dense, *shared, *moe, tp, head_f, ring)
 
 
@@ -240,8 +248,8 @@ def _with_tp(name: str, compute_s: float, tp_s: float, overlap: bool) -> list:
     """A block's compute between its sequence-parallel all-gather and reduce-scatter."""
     if overlap:
         # NCCL's SMs are not sourced here: the TP collectives are taken to leave compute its SMs
-        return [("overlap", ("tp all-gather + reduce-scatter", 2 * tp_s), (name, compute_s), 0.0)]
-    return [("comm", "tp all-gather", tp_s), ("compute", name, compute_s), ("comm", "tp reduce-scatter", tp_s)]
+        return [("overlap", (TP_OVERLAPPED, 2 * tp_s), (name, compute_s), 0.0)]
+    return [("comm", TP_GATHER, tp_s), ("compute", name, compute_s), ("comm", TP_SCATTER, tp_s)]
 
 
 def _attention_block(name: str, compute_s: float, ring_s: float, tp_s: float, overlap_tp: bool) -> list:
@@ -250,8 +258,8 @@ def _attention_block(name: str, compute_s: float, ring_s: float, tp_s: float, ov
     sourced here (as the TP collectives'), and the TP collectives then not overlapped."""
     if ring_s <= 0:
         return _with_tp(name, compute_s, tp_s, overlap_tp)
-    return [("comm", "tp all-gather", tp_s), ("overlap", ("cp ring", ring_s), (name, compute_s), 0.0),
-            ("comm", "tp reduce-scatter", tp_s)]
+    return [("comm", TP_GATHER, tp_s), ("overlap", (CP_RING, ring_s), (name, compute_s), 0.0),
+            ("comm", TP_SCATTER, tp_s)]
 
 
 def _moe_segments(o: OpTimes, hide_shared: bool) -> tuple[list, list]:
@@ -264,7 +272,7 @@ def _moe_segments(o: OpTimes, hide_shared: bool) -> tuple[list, list]:
     b = [("overlap", ("combine grad", o.dispatch), ("shared experts dX", h_f), COMM_SM_FRACTION),
          ("compute", "shared experts dX", h_b),
          ("compute", "routed experts dX", o.routed_half), ("comm", "dispatch grad", o.combine)]
-    tp_in, tp_out = ("comm", "tp all-gather", o.tp), ("comm", "tp reduce-scatter", o.tp)
+    tp_in, tp_out = ("comm", TP_GATHER, o.tp), ("comm", TP_SCATTER, o.tp)
     return [tp_in, *f, tp_out], [tp_in, *b, tp_out]
 
 
@@ -290,10 +298,8 @@ def layer_segments(m: ModelSpec, t: TrainingSpec, o: OpTimes, i: int) -> tuple[l
 def dp_sync_time(m: ModelSpec, t: TrainingSpec, dense_params: float, expert_params: float) -> float:
     """ZeRO reduce-scatter of BF16 gradients and all-gather of BF16 parameters of one stage's weights:
     dense weights over all dp ranks, routed experts over their dp / ep replicas."""
-    par, gpn = t.parallelism, t.cluster.gpus_per_node
-    links, g = links_of(t.cluster.gpu), groups(par)
-    dp_link = links["nic"] if g["wdp"].spans_nodes(gpn) else links["nvlink"]
-    edp_link = links["nic"] if g["edp"].spans_nodes(gpn) else links["nvlink"]
+    par, g = t.parallelism, groups(t.parallelism)
+    dp_link, edp_link = group_link(t, "wdp"), group_link(t, "edp")
     dp = par.weight_data_parallel  # DP x CP hold the same dense weights
     return (reduce_scatter_time(2 * dense_params, dp, dp_link) + all_gather_time(2 * dense_params, dp, dp_link)
             + reduce_scatter_time(2 * expert_params, g["edp"].size, edp_link)
@@ -348,7 +354,7 @@ def build_stage_costs(m: ModelSpec, t: TrainingSpec, gemm_timer: Timer, attn_tim
     par, cl = t.parallelism, t.cluster
     o = op_times(m, t, gemm_timer, attn_timer)
     links = links_of(cl.gpu)
-    act_bytes = t.global_batch_seqs // (par.dp * par.micro_batches) * t.seq_len / par.cp * m.hidden_size * 2
+    act_bytes = t.micro_batch_seqs * t.seq_len / par.cp * m.hidden_size * 2
     out = []
     virtual = virtual_stage_layers(m.num_hidden_layers, par.pp, par.virtual_stages, par.layer_split)
     for g, layers in enumerate(virtual):  # chunk c of rank r is virtual stage c * pp + r
