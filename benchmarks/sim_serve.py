@@ -68,8 +68,7 @@ def tree_of(commit: str, into: Path) -> Path | None:
 def cli_wall_s(tree: Path) -> float:
     """One `planner simulate serve` of the paper scenario in `tree`, its table to a pipe."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", RUN_CLI], cwd=tree, check=True, stdout=subprocess.PIPE,
-                   stderr=subprocess.PIPE)
+    subprocess.run([sys.executable, "-c", RUN_CLI], cwd=tree, check=True, capture_output=True)
     return time.perf_counter() - t0
 
 

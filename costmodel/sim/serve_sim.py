@@ -434,7 +434,7 @@ class Engine:
         s.held[dec] = held
         g0, c.generated_tokens = c.generated_tokens, c.generated_tokens + n * m
         times = run.end_s[:m].tolist()
-        self.gen_log.extend(zip(times, range(g0 + n, c.generated_tokens + 1, n)))
+        self.gen_log.extend(zip(times, range(g0 + n, c.generated_tokens + 1, n), strict=True))
         finals = self.finals
         others = sum(p.free for p in finals if p is not pool)
         free = others + pool.free + int(run.blocks[m - 1]) - run.blocks[:m]  # free after each iteration

@@ -41,7 +41,7 @@ def same(a, b, path=""):
             same(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, list):
         assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             same(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and math.isnan(a):
         assert isinstance(b, float) and math.isnan(b), path
@@ -61,7 +61,7 @@ def both_ways(*args, **kw):
 
 def trace(tmp_path, n=300) -> WorkloadSpec:
     rng = np.random.default_rng(5)
-    rows = zip(np.cumsum(rng.exponential(0.05, n)), rng.integers(20, 2000, n), rng.integers(1, 600, n))
+    rows = zip(np.cumsum(rng.exponential(0.05, n)), rng.integers(20, 2000, n), rng.integers(1, 600, n), strict=True)
     (tmp_path / "t.csv").write_text("arrival_s,prompt_tokens,output_tokens\n" +
                                     "".join(f"{t:.6f},{p},{o}\n" for t, p, o in rows))
     return lengths(arrival="trace", trace_csv="t.csv")
