@@ -221,6 +221,7 @@ TRAIN_ROWS = (
     ("compute / step (busiest stage)", "compute_s", "s"),
     ("communication / step", "comm_s", "s"),
     ("exposed communication / step", "exposed_comm_s", "s"),
+    ("  of the step", "exposed_comm_fraction", "pct"),
     ("peak memory / GPU", "peak_memory_bytes_per_gpu", "bytes"),
     ("  weights / grads / optimizer / activations", "memory", "mem"),
     ("GPU-hours / trillion tokens", "gpu_hours_per_trillion_tokens", "kilo"),

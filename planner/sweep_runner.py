@@ -245,4 +245,4 @@ def summarise(header: dict, rows: list[dict]) -> dict:
             pick = (min if goal == "min" else max)(pts, key=lambda p, m=metric: p[m])
             best[metric] = pick
     return {"points": len(rows), "valid": len(ok), "invalid": len(rows) - len(ok), "front": front, "best": best,
-            "invalid_reasons": sorted({r["reason"] for r in rows if r["status"] != "ok"})[:10]}
+            "invalid_reasons": [f"{r['label']}: {r['reason']}" for r in rows if r["status"] != "ok"][:10]}

@@ -59,7 +59,8 @@ def point_overrides(v: Variant, part: str, point: dict, base: Path) -> dict[str,
     par = spec.parallelism
     gpus = point.get("nodes", spec.cluster.nodes) * point.get("gpus_per_node", spec.cluster.gpus_per_node)
     tp, pp = point.get("tp", par.tp), point.get("pp", par.pp)
-    dp = point.get("dp", max(1, gpus // (tp * pp)))
+    cp = point.get("cp", getattr(par, "cp", 1))  # serving has no cp
+    dp = point.get("dp", max(1, gpus // (tp * cp * pp)))
     out[f"{part}.parallelism.dp"] = dp
     if part == "training" and "micro_batches" not in point:
         out[f"{part}.parallelism.micro_batches"] = max(1, point.get("global_batch_seqs", spec.global_batch_seqs) // dp)
@@ -87,8 +88,8 @@ def simulated_metrics(study: Study, v: Variant, part: str, requests: int) -> dic
     spec = getattr(v, part)
     if part == "training":
         (r,) = train(study, only=v.name)
-        return {k: getattr(r, k) for k in TRAIN_METRICS if k != "peak_memory_gb"} | {
-            "peak_memory_gb": r.peak_memory_bytes_per_gpu / 1e9}
+        derived = {"peak_memory_gb": r.peak_memory_bytes_per_gpu / 1e9, "exposed_comm_fraction": r.exposed_comm_fraction}
+        return {k: getattr(r, k) for k in TRAIN_METRICS if k not in derived} | derived
     (r,) = serve(study, only=v.name, requests=requests, bound_saturation=False)
     gpus = spec.cluster.num_gpus
     return {"num_gpus": gpus, "max_generation_throughput_tok_s": r.max_generation_throughput_tok_s,

@@ -18,13 +18,13 @@ from costmodel.inputs.loader import line_of, load_named, read_yaml, scenario_and
 from costmodel.inputs.reading import clip, read_text
 from costmodel.inputs.specs import Spec
 
-PAR_AXES = {"tp", "pp", "ep", "dp", "micro_batches", "schedule", "recompute", "zero_stage"}
+PAR_AXES = {"tp", "cp", "pp", "ep", "etp", "dp", "virtual_stages", "micro_batches", "schedule", "recompute", "zero_stage"}
 TRAIN_AXES = {"precision", "global_batch_seqs", "seq_len", "dispatch_bits", "capacity_factor"}
 INFER_AXES = {"kv_bits", "weight_bits", "max_batch_tokens", "max_running"}
 OTHER_AXES = {"gpu", "nodes", "gpus_per_node", "rate_per_s"}
 AXES = PAR_AXES | TRAIN_AXES | INFER_AXES | OTHER_AXES
 # What an axis's values must be before any point runs (the specs then check each point in full).
-COUNT_AXES = {"tp", "pp", "ep", "dp", "micro_batches", "global_batch_seqs", "seq_len", "dispatch_bits", "kv_bits",
+COUNT_AXES = {"tp", "cp", "pp", "ep", "etp", "dp", "virtual_stages", "micro_batches", "global_batch_seqs", "seq_len", "dispatch_bits", "kv_bits",
               "weight_bits", "max_batch_tokens", "max_running", "nodes", "gpus_per_node"}
 NUMBER_AXES = {"capacity_factor", "rate_per_s"}
 
@@ -44,7 +44,7 @@ def _axis_value_problem(key: str, value: Any) -> str | None:
 # The metrics each kind of sweep records (sweep.py computes them): objectives and constraints name these.
 TRAIN_METRICS = ("num_gpus", "step_time_s", "tokens_per_s_per_gpu", "mfu", "bubble_fraction",
                  "gpu_hours_per_trillion_tokens", "cost_usd_per_trillion_tokens", "days_total", "cost_usd_total",
-                 "peak_memory_gb")
+                 "peak_memory_gb", "exposed_comm_fraction")
 SERVE_METRICS = ("num_gpus", "max_generation_throughput_tok_s", "prompt_throughput_tok_s", "ttft_p99_s",
                  "tpot_p50_s", "tpot_p99_s", "usd_per_million_output_tokens", "generation_tok_s_per_gpu")
 STATIC_METRICS = ("num_gpus", "peak_memory_gb", "train_flops_per_token", "price_usd_per_gpu_hour", "fits",

@@ -74,6 +74,11 @@ class TrainingResult(BaseModel):
     bands: dict | None = None  # metric -> {p10, p50, p90} over drawn timing errors (--bands; uncertainty.py)
     timing_coverage: dict | None = None  # training_coverage: measured share of the compute (kernel database only)
 
+    @property
+    def exposed_comm_fraction(self) -> float:
+        """The share of the step the compute stream waits on communication."""
+        return self.exposed_comm_s / self.step_time_s
+
 
 @dataclass
 class _Trace:
@@ -370,19 +375,22 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
     stream while their all-to-alls run on the communication stream beside it, at `comm_efficiency` of
     their standalone rate and holding COMM_SM_FRACTION of the SMs (V3P §3.2.2). When the all-to-all
     outlasts that compute, the backward's weight gradients join the pair (returned True); else they
-    wait for a gap."""
+    wait for a gap. The in-layer communication keeps the exposure it has in its own pass: the TP
+    collectives all of it, the CP ring only what outlasts its attention (MCCP)."""
     compute_s = f.full_sm_compute_s + b.full_sm_compute_s
-    serial_s = in_layer_comm_s(f) + in_layer_comm_s(b)  # TP collectives and the CP ring stay in each layer's chain
-    comm_s = (f.comm_s + b.comm_s - serial_s) / comm_efficiency
+    in_layer_s = in_layer_comm_s(f) + in_layer_comm_s(b)
+    serial_s = f.in_layer_exposed_s + b.in_layer_exposed_s
+    comm_s = (f.comm_s + b.comm_s - in_layer_s) / comm_efficiency
     carry_w = comm_s > compute_s / (1 - COMM_SM_FRACTION)
     compute_s += w.full_sm_compute_s if carry_w else 0.0
     span, busy = overlap_span(comm_s, compute_s, COMM_SM_FRACTION)
-    return PassCost(span + serial_s, busy, comm_s + serial_s, span - busy + serial_s, (), compute_s), carry_w
+    return (PassCost(span + serial_s, busy, comm_s + in_layer_s, span - busy + serial_s, (), compute_s, serial_s),
+            carry_w)
 
 
 def in_layer_comm_s(pc: PassCost) -> float:
-    """A pass's communication that a pair cannot hide under the other micro-batch: its TP collectives and
-    CP ring, which each layer waits on (only the EP all-to-all crosses over, MCA2A)."""
+    """A pass's communication that stays in each layer's chain, its TP collectives and CP ring (only the EP
+    all-to-all crosses over to the other micro-batch of a pair, MCA2A)."""
     return sum(d for stream, name, _, d in pc.segments if stream == "comm" and name in IN_LAYER_COMM)
 
 

@@ -34,6 +34,11 @@ from costmodel.timing.operators import Timer
 # of state, touched once per step): 4+4+4 read, 4+4+4 write, 2 write, 2 read = 28 B.
 OPTIMIZER_BYTES_PER_PARAM = 28
 
+# names of the communication segments that stay inside a layer's chain (a pair cannot hide them)
+TP_GATHER, TP_SCATTER, TP_OVERLAPPED, CP_RING = "tp all-gather", "tp reduce-scatter", "tp all-gather + reduce-scatter", \
+    "cp ring"
+IN_LAYER_COMM = (TP_GATHER, TP_SCATTER, TP_OVERLAPPED, CP_RING)
+
 
 @dataclass(frozen=True)
 class PassCost:
@@ -43,6 +48,7 @@ class PassCost:
     exposed_comm_s: float
     segments: tuple[tuple[str, str, float, float], ...]  # (stream, name, start offset, duration)
     work_s: float | None = None  # the compute at full SMs (compute_s less the SMs lent to communication)
+    in_layer_exposed_s: float = 0.0  # of exposed_comm_s, the in-layer part (IN_LAYER_COMM) a pair cannot hide
 
     @property
     def full_sm_compute_s(self) -> float:
@@ -52,7 +58,8 @@ class PassCost:
         shifted = tuple((st, n, t + self.total_s, d) for st, n, t, d in other.segments)
         return PassCost(self.total_s + other.total_s, self.compute_s + other.compute_s, self.comm_s + other.comm_s,
                         self.exposed_comm_s + other.exposed_comm_s, self.segments + shifted,
-                        self.full_sm_compute_s + other.full_sm_compute_s)
+                        self.full_sm_compute_s + other.full_sm_compute_s,
+                        self.in_layer_exposed_s + other.in_layer_exposed_s)
 
 
 def overlap_span(comm_s: float, compute_s: float, sm_fraction: float) -> tuple[float, float]:
@@ -70,7 +77,7 @@ def overlap_span(comm_s: float, compute_s: float, sm_fraction: float) -> tuple[f
 def fold(segments: list[tuple]) -> PassCost:
     """Run segments back to back: ("compute", name, s), ("comm", name, s), or
     ("overlap", (comm name, s), (compute name, s), SM fraction the communication holds)."""
-    t = compute = comm = exposed = work = 0.0
+    t = compute = comm = exposed = work = in_layer = 0.0
     out = []
     for seg in segments:
         kind = seg[0]
@@ -80,6 +87,7 @@ def fold(segments: list[tuple]) -> PassCost:
         elif kind == "comm" and seg[2] > 0:
             out.append(("comm", seg[1], t, seg[2]))
             t, comm, exposed = t + seg[2], comm + seg[2], exposed + seg[2]
+            in_layer += seg[2] if seg[1] in IN_LAYER_COMM else 0.0
         elif kind == "overlap":
             (cn, cd), (kn, kd), sm = seg[1], seg[2], seg[3]
             span, busy = overlap_span(cd, kd, sm)
@@ -89,7 +97,8 @@ def fold(segments: list[tuple]) -> PassCost:
                 out.append(("compute", kn, t, busy))
             t += span
             comm, compute, exposed, work = comm + cd, compute + busy, exposed + span - busy, work + kd
-    return PassCost(t, compute, comm, exposed, tuple(out), work)
+            in_layer += span - busy if cn in IN_LAYER_COMM else 0.0  # e.g. the CP ring beyond its attention
+    return PassCost(t, compute, comm, exposed, tuple(out), work, in_layer)
 
 
 @dataclass(frozen=True)
@@ -155,12 +164,6 @@ def _ffn_pair(gemm_timer: Timer, hidden: int, width: int, tokens: int) -> tuple[
     shape = {"tokens": tokens, "hidden": hidden, "inter": width}
     f = gemm_timer.time("ffn", shape, "fwd")
     return f, (gemm_timer.time("ffn", shape, "fwd_bwd") - f) / 2
-
-
-# names of the communication segments that stay inside a layer's chain (a pair cannot hide them)
-TP_GATHER, TP_SCATTER, TP_OVERLAPPED, CP_RING = "tp all-gather", "tp reduce-scatter", "tp all-gather + reduce-scatter", \
-    "cp ring"
-IN_LAYER_COMM = (TP_GATHER, TP_SCATTER, TP_OVERLAPPED, CP_RING)
 
 
 def group_link(t: TrainingSpec, group: str) -> Link:

@@ -64,3 +64,38 @@ def test_expert_tp_holds_a_slice_of_each_expert_and_gathers_its_groups_tokens(tm
     result = validate_edit(tmp_path, MEGATRON, "        ep: 64                  # 64-way expert parallelism, 4 routed experts a GPU\n",
                            "        ep: 32\n        etp: 2\n")
     assert result.exit_code == 2 and "parallelism.etp" in result.output and "moe_folding" in result.output, result.output
+
+
+def test_the_ring_runs_beside_attention_once_forward_and_twice_backward():
+    """In the step's own passes: each layer's forward holds one ring transfer beside its attention, its
+    backward two, both on the CP group's link."""
+    from costmodel.counts.comm import p2p_time
+    from costmodel.sim.train_sim import training_timers
+    from costmodel.timing.train_costs import CP_RING, group_link, layer_segments, op_times
+
+    m, t = v3(2, 32)
+    o = op_times(m, t, *training_timers(m, t))
+    f, b, _ = layer_segments(m, t, o, 10)
+
+    def rings(segs):
+        return [(seg[1][1], seg[2][0]) for seg in segs if seg[0] == "overlap" and seg[1][0] == CP_RING]
+
+    one = p2p_time(cp_ring_bytes(m, t), group_link(t, "cp"))
+    assert rings(f) == [(pytest.approx(one), "attention")]
+    assert rings(b) == [(pytest.approx(2 * one), "attention dX")]
+
+
+def test_a_combined_pair_charges_the_ring_only_beyond_its_attention():
+    """A pair of passes whose rings (0.1 s) run beside longer attention (1 s) and whose TP collectives
+    (0.05 s each) stay in the chain: the pair waits on the TP collectives, not on the rings."""
+    from costmodel.sim.train_sim import fb_pair
+    from costmodel.timing.train_costs import CP_RING, TP_GATHER, fold
+
+    ring = [("comm", TP_GATHER, 0.05), ("overlap", (CP_RING, 0.1), ("attention", 1.0), 0.0)]
+    f, b, w = fold(ring), fold(ring), fold([])
+    assert f.in_layer_exposed_s == pytest.approx(0.05) and f.exposed_comm_s == pytest.approx(0.05)
+    pair, _ = fb_pair(f, b, w)
+    assert pair.total_s == pytest.approx(2.1) and pair.exposed_comm_s == pytest.approx(0.1)
+    assert pair.comm_s == pytest.approx(0.3)
+    longer = fold([("overlap", (CP_RING, 1.5), ("attention", 1.0), 0.0)])
+    assert fb_pair(longer, longer, w)[0].total_s == pytest.approx(3.0)
