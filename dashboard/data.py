@@ -116,7 +116,7 @@ training_one = st.cache_data(show_spinner=False)(compute_training_one)
 serving_one = st.cache_data(show_spinner=False)(compute_serving_one)
 
 WHATIF_PATHS = {"schedule": "training.parallelism.schedule", "micro_batches": "training.parallelism.micro_batches",
-                "ep": "training.parallelism.ep", "dp": "training.parallelism.dp",
+                "ep": "training.parallelism.ep", "dp": "training.parallelism.dp", "cp": "training.parallelism.cp",
                 "recompute": "training.parallelism.recompute", "precision": "training.precision",
                 "virtual_stages": "training.parallelism.virtual_stages", "moe_folding": "training.parallelism.moe_folding",
                 "overlap_moe_a2a": "training.parallelism.overlap_moe_a2a",

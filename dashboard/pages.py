@@ -245,10 +245,11 @@ def training() -> None:
     precision = url_select(c[3], "Precision", ["bf16", "fp8"], ["bf16", "fp8"].index(t.precision), f"{v.name}.precision")
     recompute = url_select(c[4], "Recompute", ["none", "selective", "full"],
                            ["none", "selective", "full"].index(par.recompute), f"{v.name}.recompute")
-    overrides = {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision, "recompute": recompute,
-                 **_megatron_choices(v)}
+    overrides = _dp_follows_cp(v, {"schedule": schedule, "micro_batches": int(micro), "ep": ep, "precision": precision,
+                                   "recompute": recompute, **_megatron_choices(v)})
     configured = {"schedule": par.schedule, "micro_batches": par.micro_batches, "ep": par.ep, "precision": t.precision,
-                  "recompute": par.recompute, "virtual_stages": par.virtual_stages, "moe_folding": par.moe_folding,
+                  "recompute": par.recompute, "cp": par.cp, "dp": par.dp,
+                  "virtual_stages": par.virtual_stages, "moe_folding": par.moe_folding,
                   "overlap_moe_a2a": par.overlap_moe_a2a, "overlap_shared_experts": t.overlap_shared_experts}
     result = _training_result(text, name, v.name, overrides) if asked(f"train-whatif-{v.name}", overrides, configured) else None
     if result is not None:
@@ -269,22 +270,35 @@ def training() -> None:
     st.plotly_chart(figures.plot_breakdown(rows), key="breakdown-chart")
 
 
-def _megatron_choices(v) -> dict:
-    """The what-if's Megatron-Core options: virtual stages (interleaved 1F1B), EP folded over TP x DP, and
-    combined 1F1B, which turns shared-expert overlap off as Megatron-Core does (README, training)."""
+def _dp_follows_cp(v, overrides: dict) -> dict:
+    """The what-if on the same GPUs: dp = GPUs / (tp x cp x pp), micro-batches of as many sequences as chosen."""
     par, t = v.training.parallelism, v.training
-    c = st.columns(3)
+    dp = t.cluster.num_gpus // (par.tp * overrides["cp"] * par.pp)
+    seqs_per_micro = max(1, (t.global_batch_seqs // par.dp) // overrides["micro_batches"])
+    return overrides | {"dp": dp, "micro_batches": max(1, (t.global_batch_seqs // dp) // seqs_per_micro)}
+
+
+def _megatron_choices(v) -> dict:
+    """The what-if's Megatron-Core options: context parallelism, virtual stages (interleaved 1F1B), EP folded
+    over TP x CP x DP, and combined 1F1B, which turns shared-expert overlap off as Megatron-Core does
+    (README, training)."""
+    par, t = v.training.parallelism, v.training
+    c = st.columns(4)
+    cps = sorted({x for x in (1, 2, 4, 8) if t.cluster.num_gpus % (par.tp * x * par.pp) == 0
+                  and t.seq_len % (2 * x) == 0} | {par.cp})
+    cp = url_select(c[3], "Context parallel (CP)", cps, cps.index(par.cp), f"{v.name}.cp",
+                    help="each sequence split over cp GPUs (ring attention); DP shrinks to keep the GPUs")
     stages = sorted({1, 2, 4, 8, par.virtual_stages})
     virtual = url_select(c[0], "Virtual stages", stages, stages.index(par.virtual_stages), f"{v.name}.virtual_stages",
                          help="model chunks a pipeline rank holds (interleaved 1F1B); needs 1F1B and micro-batches "
                               "in groups of pp")
     onoff = ["off", "on"]
-    folding = url_select(c[1], "EP over TP x DP (folding)", onoff, int(par.moe_folding), f"{v.name}.moe_folding")
+    folding = url_select(c[1], "EP over TP x CP x DP (folding)", onoff, int(par.moe_folding), f"{v.name}.moe_folding")
     overlap = url_select(c[2], "Combined 1F1B (EP overlap)", onoff, int(par.overlap_moe_a2a), f"{v.name}.overlap_moe_a2a",
                          help="each steady forward paired with a backward, all-to-alls under compute; turns "
                               "shared-expert overlap off")
     combined = overlap == "on"
-    return {"virtual_stages": int(virtual), "moe_folding": folding == "on", "overlap_moe_a2a": combined,
+    return {"cp": int(cp), "virtual_stages": int(virtual), "moe_folding": folding == "on", "overlap_moe_a2a": combined,
             "overlap_shared_experts": t.overlap_shared_experts and not combined}
 
 

@@ -253,3 +253,24 @@ def test_sweeps_page_refuses_a_file_that_is_not_a_journal(monkeypatch, tmp_path)
     monkeypatch.setattr(data, "ROOT", tmp_path)
     at = run_page("sweeps")
     assert not at.exception and "no sweep header" in at.error[0].value
+
+
+def test_training_whatif_context_parallel_keeps_the_gpus():
+    """The Megatron scenario's EP64 variant with CP 2 chosen: DP halves to 32 so the 1,024 GPUs stay, the
+    micro-batches stay one sequence each (256 a replica), and the step is the CLI's for that layout."""
+    from costmodel.inputs.loader import load_scenario
+    from costmodel.sim.train_sim import simulate_training
+
+    scenario = "deepseek-v3-megatron-h100.yaml"
+    v = load_scenario(SCENARIOS / scenario).variants[1]
+    par = v.training.parallelism.model_copy(update={"cp": 2, "dp": 32, "micro_batches": 256})
+    want = simulate_training(v.name, v.model, v.training.model_copy(update={"parallelism": par}))
+    at = AppTest.from_function(scenario_page, args=("training", scenario), default_timeout=TIMEOUT)
+    at.query_params["scenario"] = scenario
+    at.run()
+    next(s for s in at.selectbox if s.label == "Variant").select(v.name).run()
+    next(s for s in at.selectbox if s.label == "Context parallel (CP)").select(2).run()
+    at.button(key=f"train-whatif-{v.name}-simulate").click().run()
+    shown = {m.label: m.value for m in at.metric}
+    assert not at.exception and shown["Step time"] == f"{want.step_time_s:.2f} s"
+    assert shown["Tokens / s / GPU"] == f"{want.tokens_per_s_per_gpu:,.0f}"
