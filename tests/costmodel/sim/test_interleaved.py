@@ -163,3 +163,29 @@ def test_a_layer_split_that_does_not_add_up_is_refused(tmp_path):
     path.write_text(text.replace(old, old + "        layer_split: [10, 10, 10, 10, 10, 10, 10, 10]\n", 1))
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2 and "parallelism.layer_split" in result.output and "95" in result.output, result.output
+
+
+def test_folded_all_to_all_bytes_by_hand():
+    """V3, TP2 PP8 DP64 EP64 folded: 8 EP ranks a node, 32 experts a node, which is one of V3's 8 expert
+    groups, so node-limited routing (top-4 groups) sends each token to exactly 4 nodes, 3.5 of them not
+    its own (uniform routing). A TP rank dispatches its 2,048 tokens (sequence parallel) at the busiest
+    rank's load: 2,048 x load x 3.5 x 7,168 x 2 B (BF16) over the NIC, NVLink's share being smaller.
+    Carved out of DP (4 a node, a group over 2 nodes), more of them cross the NICs."""
+    from costmodel.counts.comm import links_of
+    from costmodel.sim.train_sim import training_timers
+    from costmodel.timing.train_costs import op_times, training_load_factor
+    from tests.costmodel.sim.test_context_parallel import v3
+
+    m, t = v3(1)
+
+    def layout(folding: bool):
+        par = t.parallelism.model_copy(update={"moe_folding": folding, "overlap_moe_a2a": False})
+        return t.model_copy(update={"parallelism": par})
+
+    folded, carved = layout(True), layout(False)
+    assert folded.dispatch_bits == 16
+    nic = links_of(t.cluster.gpu)["nic"]
+    by_hand_s = 2048 * training_load_factor(m, folded, 2048) * 3.5 * 7168 * 2 / nic.effective_bw
+    dispatch_s = op_times(m, folded, *training_timers(m, folded)).dispatch
+    assert dispatch_s == pytest.approx(by_hand_s, rel=0.01)
+    assert op_times(m, carved, *training_timers(m, carved)).dispatch > 1.3 * dispatch_s
