@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8501
 SCENARIO ?= scenarios/deepseek-v2-paper.yaml
 
-.PHONY: run test bench lint report clean
+.PHONY: run test bench lint report clean engine-flags
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ endif
 
 bench: $(STAMP)
 	@for b in $(wildcard benchmarks/*.py); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The engines' recorded flags (costmodel/app/launch/flags/), read again from their PyPI wheels in .engines/
+engine-flags: $(STAMP)
+	$(BIN)/python scripts/engine_flags.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,6 +10,8 @@ import click
 
 from costmodel.app import check_serving, study
 from costmodel.app.kernel_import import import_to_file
+from costmodel.app.launch.emit import TARGETS, chosen, emit, write
+from costmodel.app.launch.importer import scenario_text
 from costmodel.app.plan import checked_plan
 from costmodel.inputs.budget import MAX_REQUESTS
 from costmodel.inputs.errors import PlannerError
@@ -23,7 +25,7 @@ from costmodel.timing.operators import held_out_errors
 from planner import render
 from planner import validate_sim as validation
 from planner.check_runner import run_check
-from planner.plan_runner import run_plan
+from planner.plan_runner import solve_plan
 from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
 
 
@@ -272,18 +274,47 @@ def _interrupted(journal: Path, sweep_file: Path, out: Path) -> None:
 @click.option("--sequential", is_flag=True, help="Screen the layouts in this process (no Dask).")
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Local cluster worker processes.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def plan_cmd(plan_file: Path, address, sequential, workers, fmt) -> None:
+@click.option("--emit", "target", type=click.Choice(TARGETS), default=None,
+              help="Write the deployment's launch files for this engine or platform (with --out).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="The new folder --emit writes.")
+@click.option("--rank", type=click.IntRange(1), default=1, show_default=True,
+              help="Which of the verified deployments --emit writes (1: the recommended one).")
+@click.option("--model-path", default=None, help="The checkpoint the engines load (default: the model's HF repo).")
+def plan_cmd(plan_file: Path, address, sequential, workers, fmt, target, out, rank, model_path) -> None:
     """The cheapest deployment of a plan file's model for its traffic within its latency targets."""
+    if (target is None) != (out is None):
+        raise PlannerError("--emit and --out go together", field="--emit" if target is None else "--out",
+                           fix="give both (planner plan FILE --emit sglang --out DIR), or neither")
+    if out is not None and out.exists() and any(out.iterdir()):
+        raise PlannerError(f"{out} exists and is not empty", field="--out", fix="choose a new folder, or remove that one")
     checked_plan(plan_file)  # errors exit 2 before any worker starts
     with render.progress_bar(disable=fmt == "json") as bar:
         task = bar.add_task("screening layouts", total=None)
-        result = run_plan(plan_file, sequential=sequential, address=address, workers=workers,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total),
-                          note=lambda text: bar.update(task, description=text))
+        plan, engine, solved = solve_plan(plan_file, sequential=sequential, address=address, workers=workers,
+                                          progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                          note=lambda text: bar.update(task, description=text))
+    if target is not None:
+        emitted = emit(chosen(plan, engine, solved, target, rank, model_path), target)
+        paths = write(emitted, out)
     if fmt == "json":
-        click.echo(strict_dumps(result, indent=2))
+        click.echo(strict_dumps(solved.result, indent=2))
     else:
-        render.plan_answer(result)
+        render.plan_answer(solved.result)
+    if target is not None:
+        render.emitted(out, paths, emitted)
+
+
+@cli.command("import-deployment")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Scenario file to write (default: stdout).")
+def import_deployment_cmd(folder: Path, out: Path | None) -> None:
+    """A folder `planner plan --emit` wrote, back into a scenario for `planner simulate serve`."""
+    text = scenario_text(folder)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text)
+    click.echo(f"wrote {out}: planner simulate serve {out}", err=True)
 
 
 @cli.command("best")

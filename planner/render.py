@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 
 from rich.console import Console
@@ -693,3 +694,11 @@ def check_serving_html(source: str, split: str, points: list[dict], summary: dic
             "errors are predicted p50 / measured - 1. Made by moe-planner (planner check-serving --format html).</p>"
             f"{html_table(CHECK_COLUMNS, check_rows(summary))}{figs}<h2>Each point</h2>{each}<h2>Skipped</h2><ul>{skipped}</ul>"
             "</body></html>")
+
+
+def emitted(out, paths: list, e, console: Console | None = None) -> None:
+    """What `planner plan --emit` wrote: the folder, its files, how many differences its README lists."""
+    console = console or stdout_console()
+    record = json.loads(e.files["planner.json"])
+    console.print(f"wrote {len(paths)} files to {out} for {record['target']} ({record['engine']} {record['version']}); "
+                  f"{len(record['differences'])} difference(s) from the plan in {out}/README.md")

@@ -411,21 +411,33 @@ def slo_misses(plan: PlanSpec, v: dict) -> set[str]:
     return out
 
 
-def simulate(plan: PlanSpec, engine: InferenceSpec, c: Candidate) -> dict:
-    """Each unit at its share of the traffic (Poisson), with the batch and token budget the screen chose,
-    for LIFETIMES request lifetimes at that load. Disaggregated: the prefill unit, then the decode unit
-    (prompts arriving in its cache); TTFT is the prefill's p99 plus the decode queue's p99 wait."""
-    t, m = plan.traffic, plan.model
+def unit_specs(plan: PlanSpec, engine: InferenceSpec, c: Candidate) -> dict[str, InferenceSpec]:
+    """The candidate's units as the verification simulates them, by role (aggregated, or prefill and
+    decode): each at its share of the traffic (Poisson) for LIFETIMES request lifetimes at that load, the
+    decode (or aggregated) unit with the batch and token budget the screen chose. The launch files
+    (costmodel/app/launch) express exactly these."""
+    t = plan.traffic
     lifetime_s = t.output_tokens.mean * c.tpot_s
     rate = t.rate_per_s / c.decode_units
     n = int(min(MAX_SIMULATED, max(plan.search.simulated_requests, LIFETIMES * rate * lifetime_s)))
     d = unit(plan, engine, c.decode.layout, rate, n, -(-c.batch // unit(plan, engine, c.decode.layout).parallelism.dp),
              c.budget_tokens)
     if c.prefill is None:
+        return {"aggregated": d}
+    p = unit(plan, engine, c.prefill.layout, t.rate_per_s / c.prefill_units, plan.search.simulated_requests)
+    return {"prefill": p, "decode": d}
+
+
+def simulate(plan: PlanSpec, engine: InferenceSpec, c: Candidate) -> dict:
+    """Each unit of unit_specs simulated. Disaggregated: the prefill unit, then the decode unit (prompts
+    arriving in its cache); TTFT is the prefill's p99 plus the decode queue's p99 wait."""
+    m, units = plan.model, unit_specs(plan, engine, c)
+    if c.prefill is None:
+        d = units["aggregated"]
         r = run_serving(c.layout, m, d)
         return {"ttft_p99_s": r.latency.ttft_p99_s, "tpot_p50_s": r.latency.tpot_p50_s, "requests": r.requests,
                 "max_running_per_rank": d.max_running, "budget_tokens_per_rank": d.batch_tokens}
-    p = unit(plan, engine, c.prefill.layout, t.rate_per_s / c.prefill_units, plan.search.simulated_requests)
+    p, d = units["prefill"], units["decode"]
     pre = run_serving(c.layout, m, p, phase="prefill")
     dec = run_serving(c.layout, m, d, phase="decode")
     wait = dec.latency.ttft_p99_s or 0.0  # in a decode-only run the first token comes at admission
@@ -502,14 +514,30 @@ def cheapest_verified(plan: PlanSpec, engine: InferenceSpec, mine: list[Candidat
     return best
 
 
-def answer(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], progress=None) -> dict:
+@dataclass
+class PlanAnswer:
+    """`planner plan`'s answer (JSON-ready) and the verified candidates behind its per-GPU list, in the
+    list's order (the first is the recommended one): what the launch files are written from."""
+
+    result: dict
+    verified: list[Candidate]
+
+
+def solve(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], progress=None) -> PlanAnswer:
     """Each GPU's cheapest verified deployment; the cheapest of them recommended."""
     cands, rejected = candidates(plan, screened)
     best = [cheapest_verified(plan, engine, [c for c in cands if c.gpu == gpu.name], rejected, progress) for gpu in plan.gpus]
-    per_gpu = sorted((describe(plan, c) for c in best if c is not None),  # at equal cost, the faster first
-                     key=lambda p: (p["usd_per_hour"], p["tpot_p50_s"] or 0.0, p["ttft_p99_s"] or 0.0))
+    rows = [(describe(plan, c), c) for c in best if c is not None]
+    rows.sort(key=lambda r: (r[0]["usd_per_hour"], r[0]["tpot_p50_s"] or 0.0, r[0]["ttft_p99_s"] or 0.0))  # at equal cost, the faster first
+    per_gpu = [r for r, _ in rows]
     t = plan.traffic
-    return {"plan": plan.name, "traffic": {"requests_per_s": t.rate_per_s, "prefix_cache_hit_rate": t.prefix_cache_hit_rate},
-            "slo": {"ttft_p99_s": plan.slo.ttft_p99_s, "tpot_p50_s": plan.slo.tpot_s},
-            "recommended": per_gpu[0] if per_gpu else None, "per_gpu_type": per_gpu, "front": front(plan, screened),
-            "rejected": rejected, "layouts_screened": len(screened)}
+    result = {"plan": plan.name, "traffic": {"requests_per_s": t.rate_per_s, "prefix_cache_hit_rate": t.prefix_cache_hit_rate},
+              "slo": {"ttft_p99_s": plan.slo.ttft_p99_s, "tpot_p50_s": plan.slo.tpot_s},
+              "recommended": per_gpu[0] if per_gpu else None, "per_gpu_type": per_gpu, "front": front(plan, screened),
+              "rejected": rejected, "layouts_screened": len(screened)}
+    return PlanAnswer(result, [c for _, c in rows])
+
+
+def answer(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], progress=None) -> dict:
+    """solve's JSON-ready answer."""
+    return solve(plan, engine, screened, progress).result

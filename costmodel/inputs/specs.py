@@ -616,6 +616,10 @@ class PrefillPool(Spec):
     instances: PosInt = Field(1, le=64, description="prefill instances of this layout in one serving unit")
     decode_instances: PosInt = Field(1, le=64, description="decode instances (the variant's own cluster and layout) "
                                                            "they hand their requests to, round robin")
+    max_batch_tokens: PosInt | None = Field(None, description="the prefill instance's tokens per iteration per "
+                                            "attention rank; default: the decode instance's setting")
+    max_running: PosInt | None = Field(None, description="requests in flight per prefill attention rank; default: "
+                                       "the decode instance's")
 
 
 def exactly_one(spec: Spec, first: str, second: str) -> None:
@@ -737,10 +741,11 @@ class InferenceSpec(Spec):
         """The disaggregated prefill pool as an instance of its own: same GPU, its own nodes and layout."""
         pp = self.prefill_pool
         cluster = self.cluster.model_copy(update={"gpus_per_node": pp.gpus_per_node, "nodes": pp.nodes})
+        own = {k: v for k in ("max_batch_tokens", "max_running") if (v := getattr(pp, k)) is not None}
         return self.model_copy(update={"cluster": cluster, "parallelism": pp.parallelism, "prefill_pool": None,
                                        "redundant_experts": pp.redundant_experts, "eplb": pp.eplb,
                                        "two_batch_overlap": pp.two_batch_overlap, "all_to_all": "normal",
-                                       "mtp": None})
+                                       "mtp": None, **own})
 
 
 class Variant(Spec):

@@ -1,0 +1,103 @@
+"""What the launch files cannot say of the plan: each planned setting an engine cannot express, or
+expresses only approximately, as one README line (never dropped silently); and the layouts an engine
+cannot run at all, as one error naming the setting."""
+
+from __future__ import annotations
+
+from costmodel.app.launch import sglang, trtllm, vllm
+from costmodel.app.launch.deployment import Deployment
+from costmodel.app.launch.settings import Settings, is_moe
+
+KV_DTYPE_OF = {"sglang": sglang.kv_dtype, "vllm": vllm.kv_dtype, "trtllm": trtllm.kv_dtype}
+NAMES = {"sglang": "SGLang", "vllm": "vLLM", "trtllm": "TensorRT-LLM"}
+
+
+def refusal(dep: Deployment) -> tuple[str, str, str] | None:
+    """(field, why, fix) when the engine cannot run the deployment's layout at all."""
+    for r in dep.roles:
+        s = Settings.of(r.name, r.spec)
+        if dep.engine == "trtllm" and s.dp > 1 and s.tp > 1:
+            return ("parallelism.tp", f"TensorRT-LLM's attention DP runs attention on one GPU a rank, but the "
+                    f"{r.name} unit has attention TP{s.tp} within DP{s.dp}",
+                    "emit for sglang or vllm, or plan with search.tp [1] (or TP across the whole unit)")
+        if dep.engine == "trtllm" and s.ep not in (1, s.gpus):
+            return ("parallelism.ep", f"the {r.name} unit's EP{s.ep} is not its {s.gpus} GPUs", "use EP over the unit")
+    return None
+
+
+def common(dep: Deployment, s: Settings, role: str) -> list[str]:
+    """Differences every engine shares: the cache's bits, MTP's acceptance and the routing, which are the
+    plan's assumptions about the model and the traffic, not settings."""
+    engine, out = dep.engine, []
+    dtype = KV_DTYPE_OF[engine](s.kv_bits)
+    if s.kv_bits not in (16, 8, 4) or (s.kv_bits < 16 and dtype is None):
+        out.append(f"{role}: kv_bits {s.kv_bits:g} was planned; {NAMES[engine]} has no such cache, so "
+                   f"{dtype or 'the model dtype'} is written, and each GPU holds fewer tokens than planned")
+    spec = next(r.spec for r in dep.roles if r.name == role)
+    if spec.mtp and role != "prefill":
+        out.append(f"{role}: MTP's acceptance ({spec.mtp.acceptance}) is the plan's assumption; the engine "
+                   f"measures its own")
+    if is_moe(dep.model) and s.ep > 1 and role != "prefill":
+        out.append(f"{role}: expert loads follow the plan's `{spec.routing.distribution}` routing assumption; "
+                   f"the engine sees your traffic's")
+    return out
+
+
+def sglang_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
+    out = []
+    if s.redundant_experts:
+        out.append(f"{role}: the plan places {s.redundant_experts} redundant experts from its routing model "
+                   f"({s.eplb} EPLB); SGLang's EPLB (--enable-eplb) places them from the loads it measures")
+    if s.weight_bits < dep.model.checkpoint_weight_bits and s.weight_bits < 8:
+        out.append(f"{role}: {s.weight_bits}-bit weights need an NVFP4 checkpoint at --model-path")
+    return out
+
+
+def vllm_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
+    out = []
+    if role == "aggregated" and is_moe(dep.model) and s.ep > 1 and s.all_to_all == "low_latency":
+        out.append(f"{role}: vLLM takes one all-to-all backend for every iteration, so prefill chunks also use "
+                   f"deepep_low_latency (the plan times them with the normal kernels)")
+    if role == "aggregated" and not s.mixed_batches:
+        out.append(f"{role}: vLLM always mixes prefill chunks into decode iterations (the plan ran them alone)")
+    if s.redundant_experts:
+        out.append(f"{role}: vLLM's EPLB places the {s.redundant_experts} redundant experts by its own policy, "
+                   f"not the plan's {s.eplb} placement")
+    if role == "prefill":
+        out.append("vLLM ships no P/D router: put llm-d (--emit llm-d) or Dynamo in front of these units")
+    return out
+
+
+def trtllm_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
+    out = []
+    if is_moe(dep.model) and s.ep > 1:
+        out.append(f"{role}: TensorRT-LLM's MoE all-to-all is its own ({trtllm.moe_backend(s, dep.roles[0].spec.cluster.gpu.name)}"
+                   f" backend), not DeepEP's {s.all_to_all} kernels the plan timed")
+    if s.two_batch_overlap:
+        out.append(f"{role}: two-batch overlap was planned; TensorRT-LLM has no such option, so it runs without")
+    if s.weight_bits < dep.model.checkpoint_weight_bits:
+        out.append(f"{role}: TensorRT-LLM reads the weights' precision from the checkpoint: quantize to "
+                   f"{s.weight_bits} bits (ModelOpt) and point the command at it")
+    if s.block_tokens != 32:
+        out.append(f"{role}: KV blocks of {s.block_tokens} tokens were planned; TensorRT-LLM's own block size "
+                   f"is kept (not set)")
+    out.append(f"{role}: free_gpu_memory_fraction is TensorRT-LLM's share of the memory left after the weights, "
+               f"where the plan's 0.9 is of the whole GPU")
+    return out
+
+
+NOTES = {"sglang": sglang_notes, "vllm": vllm_notes, "trtllm": trtllm_notes}
+
+
+def differences(dep: Deployment, target: str) -> list[str]:
+    """Every difference between the plan and the launch files, role by role."""
+    out = []
+    for r in dep.roles:
+        s = Settings.of(r.name, r.spec)
+        out += common(dep, s, r.name) + NOTES[dep.engine](dep, s, r.name)
+    if dep.timed_with and dep.timed_with != dep.engine:
+        out.append(f"the plan was timed with {NAMES[dep.timed_with]}'s measured kernels; these files run "
+                   f"{NAMES[dep.engine]}, whose kernels differ")
+    if dep.engine == "sglang" and target == "sglang" and (dep.disaggregated or dep.roles[0].units > 1):
+        out.append("router.sh runs sglang-router, a separate package whose flags are not in the recorded tables")
+    return list(dict.fromkeys(out))

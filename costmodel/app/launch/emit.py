@@ -1,0 +1,179 @@
+"""`planner plan --emit`: a deployment's launch files, each engine command checked against the engine's
+recorded flags before anything is written, the settings no engine flag carries listed as differences,
+and planner.json (what was planned, and the plan's assumptions) for `planner import-deployment`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from costmodel.app.launch import manifests, sglang, trtllm, vllm
+from costmodel.app.launch.deployment import Deployment, Role, deployment_of, serving_spec
+from costmodel.app.launch.differences import differences, refusal
+from costmodel.app.launch.flags import Command, checked, table, yaml_problems
+from costmodel.app.launch.readme import readme
+from costmodel.app.launch.settings import Settings, is_moe
+from costmodel.app.plan import PlanAnswer
+from costmodel.app.serving import serve_variant
+from costmodel.inputs.errors import PlannerError
+from costmodel.inputs.plan_spec import PlanSpec
+from costmodel.inputs.specs import InferenceSpec
+
+TARGETS = ("sglang", "vllm", "trtllm", "dynamo", "llm-d")
+PLANNER_FILE = "planner.json"
+
+
+@dataclass
+class Emitted:
+    files: dict[str, str] = field(default_factory=dict)  # path in DIR -> text
+    commands: dict[str, list[Command]] = field(default_factory=dict)  # role -> node 0's command, ... (checked)
+
+    def add(self, path: str, text: str) -> None:
+        self.files[path] = text
+
+
+def engine_command(dep: Deployment, s: Settings, node: int, role_dir: str) -> Command:
+    """The role's engine command on one node of a unit (TensorRT-LLM: one for the whole unit)."""
+    m = dep.model
+    if dep.engine == "sglang":
+        return sglang.command(s, dep.model_path, m.checkpoint_weight_bits, is_moe(m), node)
+    if dep.engine == "vllm":
+        return vllm.command(s, dep.model_path, m.checkpoint_weight_bits, is_moe(m), node)
+    return trtllm.command(s, dep.model_path, f"{role_dir}/config.yaml")
+
+
+def node_script(dep: Deployment, role: Role, s: Settings, node: int, c: Command) -> str:
+    """A node's launch script: what it is, where it runs, then the engine command."""
+    need = ': "${MASTER_ADDR:?set MASTER_ADDR to the address of node 0 of this unit}"\n' if s.nodes > 1 else ""
+    return (f"#!/usr/bin/env bash\n# {dep.plan}: {role.name} unit ({s.gpus} GPUs, {s.nodes} node(s)), node {node}.\n"
+            f"# Start it on node {node} of each of the {role.units} {role.name} unit(s).\nset -euo pipefail\n{need}"
+            f"exec {c.shell()}\n")
+
+
+def trtllm_files(dep: Deployment, role: Role, s: Settings, out: Emitted) -> Command:
+    """A TensorRT-LLM unit: its LLM-API options and one launch (under MPI across nodes)."""
+    t = table("trtllm", dep.version)
+    opts = trtllm.options(s, role.spec.cluster.gpu.name, is_moe(dep.model), dep.model.n_routed_experts or 0)
+    problems = yaml_problems(t.yaml_keys, opts)
+    if problems:
+        raise PlannerError(f"trtllm {dep.version} would refuse the options: {'; '.join(problems)}", field="--emit",
+                           fix="report this: the recorded keys and the emitter disagree")
+    c = checked(t, engine_command(dep, s, 0, role.name))
+    launch = c if s.nodes == 1 else Command(("mpirun", "-H", "${HOSTS}", "-n", str(s.gpus), "trtllm-llmapi-launch")
+                                            + c.program, c.args)
+    out.add(f"{role.name}/config.yaml", yaml.safe_dump(opts, sort_keys=False))
+    out.add(f"{role.name}/launch.sh", node_script(dep, role, s, 0, launch).replace(
+        ': "${MASTER_ADDR:?set MASTER_ADDR to the address of node 0 of this unit}"',
+        ': "${HOSTS:?set HOSTS to the unit\'s nodes, host:8,host:8,...}"'))
+    return c
+
+
+def engine_files(dep: Deployment, out: Emitted) -> None:
+    """Per role: sglang / vllm one script a node, trtllm one launch a unit; each command checked."""
+    t = table(dep.engine, dep.version)
+    for role in dep.roles:
+        s = Settings.of(role.name, role.spec)
+        if dep.engine == "trtllm":
+            out.commands[role.name] = [trtllm_files(dep, role, s, out)]
+            continue
+        cs = [checked(t, engine_command(dep, s, node, role.name)) for node in range(s.nodes)]
+        for node, c in enumerate(cs):
+            out.add(f"{role.name}/node-{node}.sh", node_script(dep, role, s, node, c))
+        out.commands[role.name] = cs
+
+
+def router_files(dep: Deployment, out: Emitted) -> None:
+    """What sits in front of the units: SGLang's router, TensorRT-LLM's disaggregated server (vLLM ships
+    none for P/D: README)."""
+    urls = {r.name: [f"http://{r.name}-{u}:{port_of(dep.engine)}" for u in range(r.units)] for r in dep.roles}
+    if dep.engine == "sglang" and (dep.disaggregated or dep.roles[0].units > 1):
+        out.add("router.sh", f"#!/usr/bin/env bash\n# {dep.plan}: the router in front of the units (edit the "
+                             f"addresses).\nset -euo pipefail\nexec {sglang.router(urls).shell()}\n")
+    if dep.engine == "trtllm" and dep.disaggregated:
+        spec = {"hostname": "0.0.0.0", "port": 8000, "backend": "pytorch",
+                "context_servers": {"num_instances": len(urls["prefill"]), "urls": [u[7:] for u in urls["prefill"]]},
+                "generation_servers": {"num_instances": len(urls["decode"]), "urls": [u[7:] for u in urls["decode"]]}}
+        assert not yaml_problems(table("trtllm", dep.version).router_keys, spec)
+        out.add("disagg.yaml", yaml.safe_dump(spec, sort_keys=False))
+        out.add("router.sh", f"#!/usr/bin/env bash\n# {dep.plan}: TensorRT-LLM's disaggregated server (edit the "
+                             f"addresses in disagg.yaml).\nset -euo pipefail\nexec trtllm-serve disaggregated -c disagg.yaml\n")
+
+
+def port_of(engine: str) -> int:
+    return {"sglang": sglang.PORT, "vllm": vllm.PORT, "trtllm": trtllm.PORT}[engine]
+
+
+def planned_throughput(dep: Deployment) -> dict:
+    """The deployment's saturated output and prompt tokens/s: one unit of each role as `simulate serve`
+    runs the deployment's inference part (serving_spec), times its units."""
+    roles = {r.name: r for r in dep.roles}
+    r = serve_variant(dep.plan, dep.model, serving_spec(roles))
+    decode = roles.get("decode") or roles["aggregated"]
+    prefill = roles.get("prefill") or roles["aggregated"]
+    return {"generation_tok_s": r.max_generation_throughput_tok_s * decode.units,
+            "prompt_tok_s": r.prompt_throughput_tok_s * prefill.units,
+            "per_unit": {"generation_tok_s": r.max_generation_throughput_tok_s,
+                         "prompt_tok_s": r.prompt_throughput_tok_s}}
+
+
+def planner_record(dep: Deployment, target: str, figures: dict, diffs: list[str]) -> dict:
+    return {"plan": dep.plan, "target": target, "engine": dep.engine, "version": dep.version,
+            "model": dep.model.name, "model_path": dep.model_path, "model_spec": dep.model.model_dump(mode="json"),
+            "roles": {r.name: {"units": r.units, "settings": Settings.of(r.name, r.spec).as_dict(),
+                               "spec": r.spec.model_dump(mode="json")} for r in dep.roles},
+            "planned": {**dep.planned, **figures}, "differences": diffs}
+
+
+def emit(dep: Deployment, target: str) -> Emitted:
+    """Every file of `target` for the deployment (nothing written yet)."""
+    why = refusal(dep)
+    if why:
+        raise PlannerError(why[1], field=why[0], fix=why[2])
+    out = Emitted()
+    if target in ("dynamo", "llm-d"):
+        manifests.files(dep, target, out)
+    else:
+        engine_files(dep, out)
+        router_files(dep, out)
+    diffs = differences(dep, target)
+    figures = planned_throughput(dep)
+    out.add(PLANNER_FILE, json.dumps(planner_record(dep, target, figures, diffs), indent=1) + "\n")
+    out.add("README.md", readme(dep, target, figures, diffs, sorted(out.files)))
+    return out
+
+
+def write(out: Emitted, directory: Path) -> list[Path]:
+    """All files or none: written into a temporary folder beside `directory`, then moved into place."""
+    if directory.exists() and any(directory.iterdir()):
+        raise PlannerError(f"{directory} exists and is not empty", field="--out",
+                           fix="choose a new folder, or remove that one")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".emit-", dir=directory.parent))
+    for rel, text in out.files.items():
+        path = tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if rel.endswith(".sh"):
+            path.chmod(0o755)
+    if directory.exists():
+        directory.rmdir()
+    shutil.move(str(tmp), str(directory))
+    return sorted(directory / rel for rel in out.files)
+
+
+
+def chosen(plan: PlanSpec, engine: InferenceSpec, solved: PlanAnswer, target: str, rank: int,
+           model_path: str | None) -> Deployment:
+    """The rank-th deployment of the plan's verified list (1: the recommended one)."""
+    if not solved.verified:
+        raise PlannerError("the plan verified no deployment, so there is nothing to emit", field="slo",
+                           fix="relax the targets or widen search: (see the rejected plans above)")
+    if not 1 <= rank <= len(solved.verified):
+        raise PlannerError(f"--rank {rank}: the plan verified {len(solved.verified)} deployment(s)", field="--rank",
+                           fix=f"give 1 to {len(solved.verified)}")
+    return deployment_of(plan, engine, solved.verified[rank - 1], target, model_path)

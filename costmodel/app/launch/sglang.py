@@ -1,0 +1,100 @@
+"""SGLang 0.5.x launch commands (`python3 -m sglang.launch_server`), one per node of a unit, and the
+settings read back from them. Flag meanings are SGLang's ServerArgs (SGLARGS in docs/sources.md): an
+instance's --tp-size is all its GPUs, --dp-size its attention-DP ranks, and --max-running-requests and
+--chunked-prefill-size are the instance's, divided among those ranks."""
+
+from __future__ import annotations
+
+from costmodel.app.launch.flags import Command
+from costmodel.app.launch.settings import Settings
+from costmodel.counts.memory import SERVING_MEMORY_FRACTION
+
+PROGRAM = ("python3", "-m", "sglang.launch_server")
+PORT = 30000
+KV_DTYPES = {16: None, 8: "fp8_e4m3", 4: "fp4_e2m1"}  # kv_bits -> --kv-cache-dtype (none: the model's BF16)
+EPLB = {"hierarchical": "deepseek_hierarchical", "global": "deepseek"}
+DEEPEP_MODE = {("decode", "low_latency"): "low_latency", ("aggregated", "low_latency"): "auto"}  # else normal
+
+
+def kv_dtype(bits: float) -> str | None:
+    """The smallest cache dtype SGLang has that holds `bits` (a 6-bit plan gets FP8: README differences)."""
+    fits = [b for b in KV_DTYPES if b >= bits]
+    return KV_DTYPES[min(fits)] if fits else None
+
+
+def quantization(weight_bits: int, checkpoint_bits: int) -> str | None:
+    """--quantization for weights below the checkpoint's bits: FP8 online, or an NVFP4 (ModelOpt) checkpoint."""
+    if weight_bits >= checkpoint_bits:
+        return None
+    return "fp8" if weight_bits == 8 else "modelopt_fp4"
+
+
+def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node: int) -> Command:
+    args: list[tuple[str, str | None]] = [("--model-path", model_path), ("--trust-remote-code", None),
+                                          ("--host", "0.0.0.0"), ("--port", str(PORT)), ("--tp-size", str(s.gpus))]
+    if s.dp > 1:
+        args += [("--dp-size", str(s.dp)), ("--enable-dp-attention", None)]
+    if moe and s.ep > 1:
+        mode = DEEPEP_MODE.get((s.role, s.all_to_all), "normal")
+        args += [("--ep-size", str(s.ep)), ("--moe-a2a-backend", "deepep"), ("--deepep-mode", mode)]
+    if s.redundant_experts:
+        args += [("--ep-num-redundant-experts", str(s.redundant_experts)), ("--enable-eplb", None),
+                 ("--eplb-algorithm", EPLB[s.eplb])]
+    if s.two_batch_overlap:
+        args.append(("--enable-two-batch-overlap", None))
+    if s.mtp_tokens and s.role != "prefill":
+        args += [("--speculative-algorithm", "EAGLE"), ("--speculative-num-steps", str(s.mtp_tokens)),
+                 ("--speculative-eagle-topk", "1"), ("--speculative-num-draft-tokens", str(s.mtp_tokens + 1))]
+    chunk = str(s.batch_tokens * s.dp) if s.chunked_prefill else "-1"
+    args += [("--max-running-requests", str(s.max_running * s.dp)), ("--chunked-prefill-size", chunk),
+             ("--max-prefill-tokens", str(s.batch_tokens)), ("--page-size", str(s.block_tokens)),
+             ("--mem-fraction-static", str(SERVING_MEMORY_FRACTION))]
+    if kv_dtype(s.kv_bits):
+        args.append(("--kv-cache-dtype", kv_dtype(s.kv_bits)))
+    if quantization(s.weight_bits, checkpoint_bits):
+        args.append(("--quantization", quantization(s.weight_bits, checkpoint_bits)))
+    if s.mixed_batches and s.role == "aggregated":
+        args.append(("--enable-mixed-chunk", None))
+    if s.role != "aggregated":
+        args += [("--disaggregation-mode", s.role), ("--disaggregation-transfer-backend", "mooncake")]
+    if s.nodes > 1:
+        args += [("--nnodes", str(s.nodes)), ("--node-rank", str(node)), ("--dist-init-addr", "${MASTER_ADDR}:20000")]
+    return Command(PROGRAM, tuple(args))
+
+
+def read(c: Command, checkpoint_bits: int, assumed: Settings) -> Settings:
+    """The settings node 0's command carries (`assumed`: the plan's, for what SGLang leaves implicit)."""
+    gpus, dp = int(c.value("--tp-size")), int(c.value("--dp-size") or 1)
+    nodes = int(c.value("--nnodes") or 1)
+    mode = c.value("--deepep-mode")
+    algorithm = c.value("--eplb-algorithm")
+    kv = {v: k for k, v in KV_DTYPES.items()}[c.value("--kv-cache-dtype")]
+    quant = c.value("--quantization")
+    chunk = int(c.value("--chunked-prefill-size"))
+    role = c.value("--disaggregation-mode") or "aggregated"
+    if role == "prefill":  # a prefill unit never decodes: its decode-only settings stay the plan's
+        mode, spec_steps = None, assumed.mtp_tokens
+    else:
+        spec_steps = int(c.value("--speculative-num-steps") or 0)
+    return Settings(
+        role=role, nodes=nodes, gpus_per_node=gpus // nodes,
+        tp=gpus // dp, dp=dp, ep=int(c.value("--ep-size") or 1),
+        redundant_experts=int(c.value("--ep-num-redundant-experts") or 0),
+        eplb={v: k for k, v in EPLB.items()}[algorithm] if algorithm else assumed.eplb,
+        all_to_all="low_latency" if mode in ("low_latency", "auto") else ("normal" if mode else assumed.all_to_all),
+        two_batch_overlap=c.has("--enable-two-batch-overlap"), mtp_tokens=spec_steps,
+        max_running=int(c.value("--max-running-requests")) // dp, batch_tokens=int(c.value("--max-prefill-tokens")),
+        chunked_prefill=chunk != -1, mixed_batches=c.has("--enable-mixed-chunk") if not c.has("--disaggregation-mode")
+        else assumed.mixed_batches, kv_bits=kv, block_tokens=int(c.value("--page-size")),
+        weight_bits={None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant])
+
+
+def router(urls: dict[str, list[str]]) -> Command:
+    """SGLang's router in front of the units (sglang-router; its flags are not in the recorded table)."""
+    if "decode" in urls:
+        args = [("--pd-disaggregation", None)] + [("--prefill", u) for u in urls["prefill"]] + [
+            ("--decode", u) for u in urls["decode"]]
+    else:
+        args = [("--worker-urls", " ".join(urls["aggregated"]))]
+    return Command(("python3", "-m", "sglang_router.launch_router"), tuple(args + [("--host", "0.0.0.0"),
+                                                                                  ("--port", "8000")]))
