@@ -264,6 +264,8 @@ class GPUSpec(Spec):
         None, description="the kernel database's GPU whose measurements time this GPU's kernels (none: roofline)")
     nvlink_domain_gpus: PosInt = Field(8, le=576, description="the largest NVLink domain this GPU comes in: 8 for "
                                                               "an HGX node, 72 for an NVL72 rack")
+    gpus_per_host: PosInt | None = Field(None, description="GPUs one host (one OS, one engine process group) "
+                                         "holds when that is fewer than a node: an NVL72 compute tray's 4")
 
     def compute_precision(self, wanted: str) -> str:
         """The tensor-core precision used for `wanted` (bf16 | fp8 | fp4): the lowest the file gives a peak

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from costmodel.app.feasibility import longest_tokens
 from costmodel.app.launch import manifests, sglang, trtllm, vllm
 from costmodel.app.launch.deployment import Deployment, Role, deployment_of, serving_spec
 from costmodel.app.launch.differences import differences, refusal
@@ -47,29 +48,32 @@ def engine_command(dep: Deployment, s: Settings, node: int, role_dir: str) -> Co
     return trtllm.command(s, dep.model_path, f"{role_dir}/config.yaml")
 
 
-def node_script(dep: Deployment, role: Role, s: Settings, node: int, c: Command) -> str:
-    """A node's launch script: what it is, where it runs, then the engine command."""
-    need = ': "${MASTER_ADDR:?set MASTER_ADDR to the address of node 0 of this unit}"\n' if s.nodes > 1 else ""
-    return (f"#!/usr/bin/env bash\n# {dep.plan}: {role.name} unit ({s.gpus} GPUs, {s.nodes} node(s)), node {node}.\n"
-            f"# Start it on node {node} of each of the {role.units} {role.name} unit(s).\nset -euo pipefail\n{need}"
+def node_script(dep: Deployment, role: Role, s: Settings, node: int, c: Command, where: str = "") -> str:
+    """A host's launch script: what it is, where it runs, then the engine command."""
+    need = ': "${MASTER_ADDR:?set MASTER_ADDR to the address of host 0 of this unit}"\n' if s.hosts > 1 else ""
+    return (f"#!/usr/bin/env bash\n# {dep.plan}: {role.name} unit ({s.gpus} GPUs, {s.hosts} host(s)), host {node}.\n"
+            f"# For each of the {role.units} {role.name} unit(s): start it {where or f'on host {node}'}.\n"
+            f"set -euo pipefail\n{need}"
             f"exec {c.shell()}\n")
 
 
 def trtllm_files(dep: Deployment, role: Role, s: Settings, out: Emitted) -> Command:
     """A TensorRT-LLM unit: its LLM-API options and one launch (under MPI across nodes)."""
     t = table("trtllm", dep.version)
-    opts = trtllm.options(s, role.spec.cluster.gpu.name, is_moe(dep.model), dep.model.n_routed_experts or 0)
+    opts = trtllm.options(s, role.spec.cluster.gpu.name, is_moe(dep.model), dep.model.n_routed_experts or 0,
+                          longest_tokens(role.spec.workload.prompt_tokens, dep.model.max_position_embeddings))
     problems = yaml_problems(t.yaml_keys, opts)
     if problems:
         raise PlannerError(f"trtllm {dep.version} would refuse the options: {'; '.join(problems)}", field="--emit",
                            fix="report this: the recorded keys and the emitter disagree")
     c = checked(t, engine_command(dep, s, 0, role.name))
-    launch = c if s.nodes == 1 else Command(("mpirun", "-H", "${HOSTS}", "-n", str(s.gpus), "trtllm-llmapi-launch")
+    launch = c if s.hosts == 1 else Command(("mpirun", "-H", "${HOSTS}", "-n", str(s.gpus), "trtllm-llmapi-launch")
                                             + c.program, c.args)
     out.add(f"{role.name}/config.yaml", yaml.safe_dump(opts, sort_keys=False))
-    out.add(f"{role.name}/launch.sh", node_script(dep, role, s, 0, launch).replace(
-        ': "${MASTER_ADDR:?set MASTER_ADDR to the address of node 0 of this unit}"',
-        ': "${HOSTS:?set HOSTS to the unit\'s nodes, host:8,host:8,...}"'))
+    where = "once (MPI starts its ranks on HOSTS)" if s.hosts > 1 else "on the host"
+    out.add(f"{role.name}/launch.sh", node_script(dep, role, s, 0, launch, where).replace(
+        ': "${MASTER_ADDR:?set MASTER_ADDR to the address of host 0 of this unit}"',
+        f': "${{HOSTS:?set HOSTS to the unit\'s hosts, host:{s.host_gpus},host:{s.host_gpus},...}}"'))
     return c
 
 
@@ -81,9 +85,9 @@ def engine_files(dep: Deployment, out: Emitted) -> None:
         if dep.engine == "trtllm":
             out.commands[role.name] = [trtllm_files(dep, role, s, out)]
             continue
-        cs = [checked(t, engine_command(dep, s, node, role.name)) for node in range(s.nodes)]
+        cs = [checked(t, engine_command(dep, s, node, role.name)) for node in range(s.hosts)]
         for node, c in enumerate(cs):
-            out.add(f"{role.name}/node-{node}.sh", node_script(dep, role, s, node, c))
+            out.add(f"{role.name}/host-{node}.sh", node_script(dep, role, s, node, c))
         out.commands[role.name] = cs
 
 

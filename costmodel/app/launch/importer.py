@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -47,9 +48,9 @@ def record_of(folder: Path) -> dict:
 
 def script_commands(folder: Path, engine: str, version: str, role: str) -> tuple[Command, int]:
     """Node 0's command of a role, and the unit's node count (sglang, vllm: a script a node)."""
-    scripts = sorted((folder / role).glob("node-*.sh"))
+    scripts = sorted((folder / role).glob("host-*.sh"))
     if not scripts:
-        raise PlannerError(f"no {role}/node-*.sh", file=str(folder), field=role, fix="re-emit the folder")
+        raise PlannerError(f"no {role}/host-*.sh", file=str(folder), field=role, fix="re-emit the folder")
     words = exec_words(read_text(scripts[0]))
     return parse(table(engine, version), words, PROGRAM_WORDS[engine]), len(scripts)
 
@@ -59,6 +60,14 @@ def trtllm_command(folder: Path, version: str, role: str) -> tuple[Command, dict
     words = words[words.index("trtllm-serve"):]
     opts = yaml.safe_load(read_text(folder / role / "config.yaml")) or {}
     return parse(table("trtllm", version), words, PROGRAM_WORDS["trtllm"]), opts
+
+
+def mpi_hosts(folder: Path, role: str, planned: Settings) -> int:
+    """A TensorRT-LLM unit's hosts: its MPI ranks over the hardware's GPUs a host (one host without MPI)."""
+    words = exec_words(read_text(folder / role / "launch.sh"))
+    if words[0] != "mpirun":
+        return 1
+    return int(words[words.index("-n") + 1]) // planned.host_gpus
 
 
 def manifest_command(folder: Path, target: str, version: str, role: str) -> tuple[Command, int, int]:
@@ -85,13 +94,11 @@ def role_settings(folder: Path, record: dict, role: str, m: ModelSpec) -> tuple[
         c, nodes, units = manifest_command(folder, target, version, role)
     elif engine == "trtllm":
         c, opts = trtllm_command(folder, version, role)
-        nodes = int(c.value("--tp_size")) // planned.gpus_per_node
-        return trtllm.read(c, opts, m.n_routed_experts or 0, planned, nodes), units
+        return trtllm.read(c, opts, m.n_routed_experts or 0, planned, mpi_hosts(folder, role, planned)), units
     else:
         c, nodes = script_commands(folder, engine, version, role)
     if engine == "sglang":
-        s = sglang.read(c, bits, planned)
-        return Settings(**{**s.as_dict(), "role": role, "nodes": nodes, "gpus_per_node": s.gpus // nodes}), units
+        return replace(sglang.read(c, bits, planned, nodes), role=role), units
     return vllm.read(c, bits, planned, nodes), units
 
 

@@ -29,11 +29,11 @@ def dynamo_worker(dep: Deployment, role: Role) -> dict:
                                                              is_moe(dep.model), 0))
     args = Command((), tuple(a for a in c.args if a[0] not in OPERATOR_SET)).argv()
     service = {"componentType": "worker", "replicas": role.units,
-               "resources": {"limits": {"gpu": str(s.gpus_per_node)}},
+               "resources": {"limits": {"gpu": str(s.host_gpus)}},
                "extraPodSpec": {"mainContainer": {"image": DYNAMO_IMAGE,
                                                   "command": ["python3", "-m", "dynamo.sglang"], "args": args}}}
-    if s.nodes > 1:
-        service = {"multinode": {"nodeCount": s.nodes}, **service}
+    if s.hosts > 1:
+        service = {"multinode": {"nodeCount": s.hosts}, **service}
     return service
 
 
@@ -52,7 +52,7 @@ def labels(dep: Deployment, role: str) -> dict:
 def llmd_script(dep: Deployment, s: Settings, port: int) -> tuple[str, Command]:
     c = checked(table("vllm", dep.version), vllm.command(s, dep.model_path, dep.model.checkpoint_weight_bits,
                                                          is_moe(dep.model), None, port))
-    start = f"START_RANK=$(( ${{LWS_WORKER_INDEX:-0}} * {s.gpus_per_node // s.tp} ))\n" if s.nodes > 1 else ""
+    start = f"START_RANK=$(( ${{LWS_WORKER_INDEX:-0}} * {s.host_gpus // s.tp} ))\n" if s.hosts > 1 else ""
     return start + "exec " + c.shell(), c
 
 
@@ -60,7 +60,7 @@ def llmd_container(dep: Deployment, role: Role) -> dict:
     s = Settings.of(role.name, role.spec)
     behind = dep.disaggregated and role.name == "decode"
     script, _ = llmd_script(dep, s, VLLM_BEHIND_SIDECAR if behind else vllm.PORT)
-    gpus = {"nvidia.com/gpu": str(s.gpus_per_node)}
+    gpus = {"nvidia.com/gpu": str(s.host_gpus)}
     return {"name": "vllm", "image": LLMD_IMAGE, "command": ["/bin/bash", "-c"], "args": [script],
             "ports": [{"containerPort": VLLM_BEHIND_SIDECAR if behind else vllm.PORT}],
             "resources": {"limits": gpus, "requests": gpus}}
@@ -76,7 +76,7 @@ def leader_worker_set(dep: Deployment, role: Role) -> dict:
     template = {"metadata": {"labels": labels(dep, role.name)}, "spec": pod}
     return {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
             "metadata": {"name": f"{dep.plan}-{role.name}", "labels": labels(dep, role.name)},
-            "spec": {"replicas": role.units, "leaderWorkerTemplate": {"size": s.nodes, "workerTemplate": template}}}
+            "spec": {"replicas": role.units, "leaderWorkerTemplate": {"size": s.hosts, "workerTemplate": template}}}
 
 
 def scheduler_values(dep: Deployment) -> dict:

@@ -7,11 +7,11 @@ from costmodel.app.launch.deployment import Deployment
 from costmodel.app.launch.settings import Settings
 
 HOW = {
-    "sglang": "On each node of each unit run its `<role>/node-<i>.sh` (set MASTER_ADDR to node 0 of that unit "
-              "when a unit spans nodes); then `router.sh`, if present, in front of the units.",
-    "vllm": "On each node of each unit run its `<role>/node-<i>.sh` (set MASTER_ADDR to node 0 of that unit when "
-            "a unit spans nodes).",
-    "trtllm": "For each unit run its `<role>/launch.sh` (set HOSTS to the unit's nodes when it spans nodes); then "
+    "sglang": "On each host of each unit run its `<role>/host-<i>.sh` (set MASTER_ADDR to host 0 of that unit "
+              "when a unit spans hosts); then `router.sh`, if present, in front of the units.",
+    "vllm": "On each host of each unit run its `<role>/host-<i>.sh` (set MASTER_ADDR to host 0 of that unit when "
+            "a unit spans hosts).",
+    "trtllm": "For each unit run its `<role>/launch.sh` (set HOSTS to the unit's hosts when it spans hosts); then "
               "`router.sh` (the disaggregated server) if present.",
     "dynamo": "Install the Dynamo platform (its operator), then `kubectl apply -f dynamo.yaml`; the Frontend "
               "service is the endpoint.",
@@ -29,7 +29,7 @@ def role_line(name: str, units: int, s: Settings) -> str:
     extra += [f"+{s.redundant_experts} redundant experts"] if s.redundant_experts else []
     extra += ["two-batch overlap"] if s.two_batch_overlap else []
     extra += [f"MTP {s.mtp_tokens}"] if s.mtp_tokens and name != "prefill" else []
-    return (f"- **{name}**: {units} unit(s) of {s.gpus} GPUs ({s.nodes} node(s) of {s.gpus_per_node}): attention "
+    return (f"- **{name}**: {units} unit(s) of {s.gpus} GPUs ({s.hosts} host(s) of {s.host_gpus}): attention "
             f"TP{s.tp} x DP{s.dp}, {', '.join(extra) or 'no expert parallelism'}; at most {s.max_running} requests "
             f"and {s.batch_tokens:,} tokens an iteration per attention rank; {s.kv_bits:g}-bit KV cache, "
             f"{s.weight_bits}-bit weights, blocks of {s.block_tokens} tokens")

@@ -5,7 +5,7 @@ is an assumption of the plan, not an engine setting, and travels in planner.json
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from costmodel.inputs.specs import InferenceSpec, ModelSpec
 
@@ -30,18 +30,30 @@ class Settings:
     kv_bits: float
     weight_bits: int
     block_tokens: int
+    host_gpus: int  # GPUs of one host the engine starts a process group on (a node, or an NVL72 tray)
 
     @property
     def gpus(self) -> int:
         return self.nodes * self.gpus_per_node
 
+    @property
+    def hosts(self) -> int:
+        """The hosts a unit's launch spans (the planner's nodes are NVLink domains)."""
+        return self.gpus // self.host_gpus
+
+    def on_hosts(self, gpus: int, hosts: int) -> Settings:
+        """These settings for a unit read back as `gpus` GPUs over `hosts` hosts: the planner's nodes are
+        the hardware's NVLink domains (this unit's planned node size)."""
+        return replace(self, nodes=gpus // self.gpus_per_node, host_gpus=gpus // hosts)
+
     @classmethod
     def of(cls, role: str, inf: InferenceSpec) -> Settings:
-        par = inf.parallelism
-        return cls(role, inf.cluster.nodes, inf.cluster.gpus_per_node, par.tp, par.dp, par.ep, inf.redundant_experts,
+        par, cluster = inf.parallelism, inf.cluster
+        host = min(cluster.gpus_per_node, cluster.gpu.gpus_per_host or cluster.gpus_per_node)
+        return cls(role, cluster.nodes, cluster.gpus_per_node, par.tp, par.dp, par.ep, inf.redundant_experts,
                    inf.eplb, inf.all_to_all, inf.two_batch_overlap, inf.mtp.tokens if inf.mtp else 0, inf.max_running,
                    inf.batch_tokens, inf.chunked_prefill, inf.mixes_batches, inf.kv_bits, inf.weight_bits,
-                   inf.block_tokens)
+                   inf.block_tokens, host)
 
     def onto(self, assumed: InferenceSpec) -> InferenceSpec:
         """`assumed` (the plan's spec less what the engine expresses) with these settings; a prefill unit's

@@ -57,15 +57,16 @@ def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node:
         args.append(("--enable-mixed-chunk", None))
     if s.role != "aggregated":
         args += [("--disaggregation-mode", s.role), ("--disaggregation-transfer-backend", "mooncake")]
-    if s.nodes > 1:
-        args += [("--nnodes", str(s.nodes)), ("--node-rank", str(node)), ("--dist-init-addr", "${MASTER_ADDR}:20000")]
+    if s.hosts > 1:
+        args += [("--nnodes", str(s.hosts)), ("--node-rank", str(node)), ("--dist-init-addr", "${MASTER_ADDR}:20000")]
     return Command(PROGRAM, tuple(args))
 
 
-def read(c: Command, checkpoint_bits: int, assumed: Settings) -> Settings:
-    """The settings node 0's command carries (`assumed`: the plan's, for what SGLang leaves implicit)."""
+def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int | None = None) -> Settings:
+    """The settings host 0's command carries (`assumed`: the plan's, for what SGLang leaves implicit;
+    `hosts`: the unit's, where the command does not say, as under Dynamo's operator)."""
     gpus, dp = int(c.value("--tp-size")), int(c.value("--dp-size") or 1)
-    nodes = int(c.value("--nnodes") or 1)
+    hosts = hosts or int(c.value("--nnodes") or 1)
     mode = c.value("--deepep-mode")
     algorithm = c.value("--eplb-algorithm")
     kv = {v: k for k, v in KV_DTYPES.items()}[c.value("--kv-cache-dtype")]
@@ -77,7 +78,7 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings) -> Settings:
     else:
         spec_steps = int(c.value("--speculative-num-steps") or 0)
     return Settings(
-        role=role, nodes=nodes, gpus_per_node=gpus // nodes,
+        role=role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node,
         tp=gpus // dp, dp=dp, ep=int(c.value("--ep-size") or 1),
         redundant_experts=int(c.value("--ep-num-redundant-experts") or 0),
         eplb={v: k for k, v in EPLB.items()}[algorithm] if algorithm else assumed.eplb,
@@ -86,7 +87,8 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings) -> Settings:
         max_running=int(c.value("--max-running-requests")) // dp, batch_tokens=int(c.value("--max-prefill-tokens")),
         chunked_prefill=chunk != -1, mixed_batches=c.has("--enable-mixed-chunk") if not c.has("--disaggregation-mode")
         else assumed.mixed_batches, kv_bits=kv, block_tokens=int(c.value("--page-size")),
-        weight_bits={None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant])
+        weight_bits={None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant],
+        host_gpus=assumed.host_gpus).on_hosts(gpus, hosts)
 
 
 def router(urls: dict[str, list[str]]) -> Command:

@@ -22,15 +22,16 @@ def moe_backend(s: Settings, gpu: str) -> str:
     """TensorRT-LLM's MoE backend for the layout (its DeepSeek-R1 guide's support matrix): wide EP
     (its own all-to-all, and the only one with a load balancer) beyond a node or with redundant experts,
     else CUTLASS on Hopper and DeepGEMM (FP8) or TRTLLM (FP4) on Blackwell."""
-    if s.redundant_experts or s.ep > s.gpus_per_node:
+    if s.redundant_experts or s.ep > s.host_gpus:
         return "WIDEEP"
     if any(gpu.startswith(b) for b in BLACKWELL):
         return "DEEPGEMM" if s.weight_bits >= 8 else "TRTLLM"
     return "CUTLASS"
 
 
-def options(s: Settings, gpu: str, moe: bool, experts: int) -> dict:
-    """The extra LLM-API options YAML of one unit."""
+def options(s: Settings, gpu: str, moe: bool, experts: int, longest_prompt: int) -> dict:
+    """The extra LLM-API options YAML of one unit (a P/D unit's KV transfer buffer holds the longest
+    prompt, as its disaggregated guide recommends)."""
     out: dict = {"enable_attention_dp": s.dp > 1, "enable_chunked_prefill": s.chunked_prefill,
                  "kv_cache_config": {"free_gpu_memory_fraction": SERVING_MEMORY_FRACTION},
                  "cuda_graph_config": {"enable_padding": True, "max_batch_size": s.max_running}}
@@ -43,7 +44,8 @@ def options(s: Settings, gpu: str, moe: bool, experts: int) -> dict:
     if s.mtp_tokens and s.role != "prefill":
         out["speculative_config"] = {"decoding_type": "MTP", "num_nextn_predict_layers": s.mtp_tokens}
     if s.role != "aggregated":
-        out["cache_transceiver_config"] = {"backend": "DEFAULT", "max_tokens_in_buffer": s.batch_tokens}
+        out["cache_transceiver_config"] = {"backend": "DEFAULT",
+                                           "max_tokens_in_buffer": max(s.batch_tokens, longest_prompt)}
     if s.role == "prefill":
         out["disable_overlap_scheduler"] = True  # not supported on context servers (its disaggregated guide)
     return out
@@ -59,7 +61,7 @@ def command(s: Settings, model_path: str, config: str) -> Command:
     return Command(("trtllm-serve", model_path), tuple(args))
 
 
-def read(c: Command, opts: dict, experts: int, assumed: Settings, nodes: int) -> Settings:
+def read(c: Command, opts: dict, experts: int, assumed: Settings, hosts: int) -> Settings:
     """The settings a unit's command and options carry; the weights' precision is the checkpoint's (the
     plan's, once quantized as the README says) and the block size TensorRT-LLM's own (not set)."""
     gpus = int(c.value("--tp_size"))
@@ -68,7 +70,7 @@ def read(c: Command, opts: dict, experts: int, assumed: Settings, nodes: int) ->
     balancer = opts.get("moe_config", {}).get("load_balancer")
     kv = {v: k for k, v in KV_DTYPES.items()}[opts.get("kv_cache_config", {}).get("dtype")]
     return Settings(
-        role=role, nodes=nodes, gpus_per_node=gpus // nodes, tp=gpus // dp, dp=dp, ep=int(c.value("--ep_size")),
+        role=role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node, tp=gpus // dp, dp=dp, ep=int(c.value("--ep_size")),
         redundant_experts=balancer["num_slots"] - experts if balancer else 0,
         eplb=assumed.eplb, all_to_all=assumed.all_to_all, two_batch_overlap=False,
         mtp_tokens=assumed.mtp_tokens if role == "prefill" else
@@ -76,5 +78,6 @@ def read(c: Command, opts: dict, experts: int, assumed: Settings, nodes: int) ->
         max_running=int(c.value("--max_batch_size")), batch_tokens=int(c.value("--max_num_tokens")),
         chunked_prefill=bool(opts.get("enable_chunked_prefill")),
         mixed_batches=True if role == "aggregated" else assumed.mixed_batches,  # in-flight batching mixes
-        kv_bits=kv, weight_bits=assumed.weight_bits, block_tokens=assumed.block_tokens)
+        kv_bits=kv, weight_bits=assumed.weight_bits, block_tokens=assumed.block_tokens,
+        host_gpus=assumed.host_gpus).on_hosts(gpus, hosts)
 

@@ -33,12 +33,12 @@ def dp_args(s: Settings, node: int | None) -> list[tuple[str, str | None]]:
     """Data parallelism over the unit's nodes: node 0 serves the API and the others join it headless; or,
     under a LeaderWorkerSet (node None), every pod serves its own ranks (hybrid load balancing, llm-d's
     wide-EP guide) from the group's environment."""
-    local = s.gpus_per_node // s.tp  # DP ranks on one node
+    local = s.host_gpus // s.tp  # DP ranks on one host
     args: list[tuple[str, str | None]] = [("--data-parallel-size", str(s.dp)), ("--data-parallel-size-local", str(local))]
-    if node is None and s.nodes > 1:
+    if node is None and s.hosts > 1:
         return args + [("--data-parallel-hybrid-lb", None), ("--data-parallel-address", "${LWS_LEADER_ADDRESS}"),
                        ("--data-parallel-rpc-port", str(RPC_PORT)), ("--data-parallel-start-rank", "${START_RANK}")]
-    if s.nodes > 1:
+    if s.hosts > 1:
         args += [("--data-parallel-address", "${MASTER_ADDR}"), ("--data-parallel-rpc-port", str(RPC_PORT))]
         if node > 0:
             args += [("--headless", None), ("--data-parallel-start-rank", str(node * local))]
@@ -72,7 +72,7 @@ def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node:
     return Command(("vllm", "serve", model_path), tuple(args))
 
 
-def read(c: Command, checkpoint_bits: int, assumed: Settings, nodes: int) -> Settings:
+def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int) -> Settings:
     """The settings node 0's command carries; the role and the node count come from the file layout
     (vLLM's flags do not name them: a P/D unit differs only by its router's use of it)."""
     tp, dp = int(c.value("--tensor-parallel-size")), int(c.value("--data-parallel-size") or 1)
@@ -83,7 +83,7 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, nodes: int) -> Set
     quant = c.value("--quantization")
     mode = {v: k for k, v in ALL2ALL.items()}.get(backend)
     return Settings(
-        role=assumed.role, nodes=nodes, gpus_per_node=tp * dp // nodes, tp=tp, dp=dp,
+        role=assumed.role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node, tp=tp, dp=dp,
         ep=tp * dp if c.has("--enable-expert-parallel") else 1,
         redundant_experts=int(eplb.get("num_redundant_experts", 0)), eplb=assumed.eplb,
         all_to_all=mode if mode and assumed.role != "prefill" else assumed.all_to_all,
@@ -93,4 +93,4 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, nodes: int) -> Set
         chunked_prefill=c.has("--enable-chunked-prefill"),
         mixed_batches=True if assumed.role == "aggregated" else assumed.mixed_batches,  # vLLM always mixes
         kv_bits=kv, weight_bits={None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant],
-        block_tokens=int(c.value("--block-size")))
+        block_tokens=int(c.value("--block-size")), host_gpus=assumed.host_gpus).on_hosts(tp * dp, hosts)

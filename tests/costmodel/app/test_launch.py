@@ -48,7 +48,7 @@ def engine_commands(folder: Path) -> list[tuple[str, Command]]:
     record = json.loads((folder / "planner.json").read_text())
     engine, version, out = record["engine"], record["version"], []
     t = table(engine, version)
-    for script in sorted(folder.glob("*/node-*.sh")) + sorted(folder.glob("*/launch.sh")):
+    for script in sorted(folder.glob("*/host-*.sh")) + sorted(folder.glob("*/launch.sh")):
         words = exec_words(script.read_text())
         if engine == "trtllm":
             words = words[words.index("trtllm-serve"):]
@@ -131,7 +131,7 @@ def test_the_v2_readme_lists_the_6_bit_cache_no_engine_has(folders):
 def test_sglang_flags_carry_the_plans_per_rank_limits(folders):
     """SGLang divides --max-running-requests and --chunked-prefill-size among the DP-attention ranks
     (SGLARGS): the V3 decode unit's 128 requests and 16,384 tokens a rank at DP8 are 1,024 and 131,072."""
-    script = (folders["v3", "sglang"] / "decode" / "node-0.sh").read_text()
+    script = (folders["v3", "sglang"] / "decode" / "host-0.sh").read_text()
     c = parse(table("sglang", "0.5.14"), exec_words(script), 3)
     assert (c.value("--dp-size"), c.value("--max-running-requests"), c.value("--chunked-prefill-size")) == (
         "8", "1024", "131072")
@@ -216,3 +216,21 @@ def test_the_recorded_flags_are_what_the_wheels_define():
         live = ef.sglang_flags(path) if engine == "sglang" else ef.vllm_flags(path)
         recorded = table(engine, version).flags
         assert {f["name"] for f in live} == set(recorded), engine
+
+
+def test_an_nvl72_rack_unit_launches_one_process_group_a_tray(tmp_path):
+    """The NVL72 plan's decode unit is 16 GPUs of one GB200 rack: one NVLink domain for the planner, but
+    4 compute trays of 4 GPUs (AICSYS) for the engine, so 4 launch scripts with --nnodes 4; read back, it
+    is the planned unit again."""
+    plan, engine, answer = solve_plan(SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml", sequential=True)
+    folder = tmp_path / "nv"
+    dep = chosen(plan, engine, answer, "sglang", 1, None)
+    decode = dep.role("decode")
+    assert (decode.spec.cluster.gpu.name, decode.spec.cluster.nodes, decode.spec.cluster.gpus_per_node) == ("gb200", 1, 16)
+    write(emit(dep, "sglang"), folder)
+    scripts = sorted((folder / "decode").glob("host-*.sh"))
+    assert len(scripts) == 4
+    c = parse(table("sglang", "0.5.14"), exec_words(scripts[3].read_text()), 3)
+    assert (c.value("--tp-size"), c.value("--nnodes"), c.value("--node-rank")) == ("16", "4", "3")
+    want, got = round_trip(folder)
+    assert got == pytest.approx(want, rel=0.01)
