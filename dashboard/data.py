@@ -16,6 +16,8 @@ import streamlit as st
 
 from costmodel.app import check_serving, study
 from costmodel.app.fleet import usd_per_million_output_tokens
+from costmodel.app.launch.emit import from_answer, zip_bytes
+from costmodel.app.plan import checked_plan
 from costmodel.app.sweep import point_overrides
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.loader import load_spec
@@ -234,6 +236,13 @@ def plan(text: str, name: str) -> dict:
     """`planner plan --format json` of the plan text (as if it were plans/NAME), in this process; on disk
     too, so a reload does not search again."""
     return _disk("plan", text, lambda: run_plan(PLANS / name, text=text, sequential=True))
+
+
+def launch_zip(text: str, name: str, target: str) -> bytes:
+    """The recommended deployment's launch files for `target` as a zip (`planner plan --emit`'s files)."""
+    result = plan(text, name)
+    spec, engine = checked_plan(PLANS / name, text)
+    return zip_bytes(from_answer(spec, engine, result["recommended"], target), f"{result['plan']}-{target}")
 
 
 def csv_text(rows: list[dict]) -> str:

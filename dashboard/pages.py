@@ -536,7 +536,8 @@ def plan() -> None:
                             label_visibility="collapsed")
     try:
         with st.spinner("screening layouts and simulating the cheapest (about 15 s the first time)…"):
-            result = data.plan(decode_text(text.encode(), f"{name} (edited)"), name)
+            text = decode_text(text.encode(), f"{name} (edited)")
+            result = data.plan(text, name)
     except PlannerError as e:
         edited = text != (data.PLANS / name).read_text()
         st.error(plain(str(e).replace(str(data.PLANS / name), f"{name} (edited)" if edited else name)))
@@ -550,10 +551,11 @@ def plan() -> None:
     if rec is None:
         st.warning("No plan meets the targets: the rejections below say why.")
     else:
+        # two rows of three: six side by side cut the GPU and the hourly cost off at 1,400 px ("16 × h1…")
         metric_row([("Recommended", f"{rec['gpus']:,} × {rec['gpu']}"), ("Cost", f"${rec['usd_per_hour']:,.0f} / hour"),
-                    ("$ / M input tokens", f"${rec['usd_per_m_input_tokens']:.3f}"),
+                    ("TTFT p99 (simulated)", f"{rec['ttft_p99_s']:.2f} s")])
+        metric_row([("$ / M input tokens", f"${rec['usd_per_m_input_tokens']:.3f}"),
                     ("$ / M output tokens", f"${rec['usd_per_m_output_tokens']:.3f}"),
-                    ("TTFT p99 (simulated)", f"{rec['ttft_p99_s']:.2f} s"),
                     ("TPOT p50 (simulated)", "n/a" if rec["tpot_p50_s"] is None else f"{1e3 * rec['tpot_p50_s']:.1f} ms")])
         st.caption(f"{rec['mode']}: {plain(rec['layout'])} ({rec['decode_units']} decode"
                    + (f" and {rec['prefill_units']} prefill" if rec["prefill_units"] else "") + " unit(s), "
@@ -567,6 +569,20 @@ def plan() -> None:
     st.dataframe(result["rejected"], hide_index=True)
     _download_row("plan-answer", [result])
     _download_row("plan-per-gpu", result["per_gpu_type"])
+    if rec is not None:
+        _launch_files(text, name, result["plan"])
+
+
+def _launch_files(text: str, name: str, plan_name: str) -> None:
+    """The recommended deployment's launch files as a zip (`planner plan --emit`), built when asked."""
+    st.subheader("Launch files")
+    st.caption("The recommended deployment in the engine's own flags, checked against its recorded argument "
+               "definitions, with a README of what was planned and what the files cannot express "
+               "(`planner plan FILE --emit TARGET --out DIR`).")
+    targets = ["sglang", "vllm", "trtllm", "dynamo", "llm-d"]
+    target = url_select(st, "Engine or platform", targets, 0, "launch-target")
+    st.download_button(f"Download {target} launch files (zip)", lambda: data.launch_zip(text, name, target),
+                       f"{plan_name}-{target}.zip", "application/zip", key=f"dl-launch-{target}")
 
 
 def validation() -> None:

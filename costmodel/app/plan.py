@@ -22,7 +22,7 @@ and in simulation alike (its KV is not recomputed; loading it is not modelled).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from costmodel.app.feasibility import (
@@ -459,7 +459,20 @@ def describe(plan: PlanSpec, c: Candidate) -> dict:
             **token_prices(plan, c), "decode_batch_per_unit": c.batch, "simulated": bool(v),
             "ttft_p99_s": v.get("ttft_p99_s"), "tpot_p50_s": v.get("tpot_p50_s", c.tpot_s) if v else c.tpot_s,
             "slo_met": not slo_misses(plan, v) if v else None,
-            "max_running_per_rank": v.get("max_running_per_rank"), "budget_tokens_per_rank": v.get("budget_tokens_per_rank")}
+            "max_running_per_rank": v.get("max_running_per_rank"), "budget_tokens_per_rank": v.get("budget_tokens_per_rank"),
+            "deployment": {"decode": asdict(c.decode.layout), "prefill": asdict(c.prefill.layout) if c.prefill else None,
+                           "batch": c.batch, "screen_tpot_s": c.tpot_s, "budget_tokens": c.budget_tokens}}
+
+
+def candidate_of(plan: PlanSpec, row: dict) -> Candidate:
+    """A described candidate back from its row (describe's "deployment"): enough for unit_specs, so the
+    launch files can be written from a plan's JSON answer."""
+    d = row["deployment"]
+    decode = Screened(Layout(**d["decode"]), row["gpus"])
+    prefill = Screened(Layout(**d["prefill"]), row["gpus"]) if d["prefill"] else None
+    price = next(g.price_usd_per_hour.value for g in plan.gpus if g.name == row["gpu"])
+    return Candidate(row["gpu"], row["mode"], decode, prefill, row["decode_units"], row["prefill_units"], price,
+                     d["batch"], d["screen_tpot_s"], d["budget_tokens"])
 
 
 def token_prices(plan: PlanSpec, c: Candidate) -> dict:

@@ -1,6 +1,8 @@
 """Every dashboard page runs without an exception, shows its charts, and agrees with the CLI's JSON."""
 
+import io
 import json
+import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -274,3 +276,20 @@ def test_training_whatif_context_parallel_keeps_the_gpus():
     shown = {m.label: m.value for m in at.metric}
     assert not at.exception and shown["Step time"] == f"{want.step_time_s:.2f} s"
     assert shown["Tokens / s / GPU"] == f"{want.tokens_per_s_per_gpu:,.0f}"
+
+
+def test_plan_page_offers_the_launch_files_as_a_zip(tmp_path):
+    """The Plan page's zip holds what `planner plan --emit` writes for the recommended deployment: the
+    same files, byte for byte, from the page's cached answer."""
+    plan_file = SCENARIOS / "plans" / "deepseek-v2-paper.yaml"
+    zipped = data.launch_zip(plan_file.read_text(), plan_file.name, "vllm")
+    with zipfile.ZipFile(io.BytesIO(zipped)) as z:
+        files = {n.split("/", 1)[1]: z.read(n).decode() for n in z.namelist()}
+    out = tmp_path / "cli"
+    r = CliRunner().invoke(cli, ["plan", str(plan_file), "--sequential", "--emit", "vllm", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    cli_files = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    assert files == cli_files
+    at = run_page("plan")
+    next(s for s in at.selectbox if s.label == "Plan file").select("deepseek-v2-paper.yaml").run()
+    assert not at.exception and any(s.label == "Engine or platform" for s in at.selectbox)

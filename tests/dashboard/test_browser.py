@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 
 import pytest
 
@@ -108,18 +109,29 @@ def test_invalid_uploaded_yaml_shows_the_error(server, browser, tmp_path):
 
 
 def test_plan_page_in_chromium(server, browser):
-    """The Plan page at its URL answers the first bundled plan (its screenshot is the README's)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    """The Plan page at its URL answers the first bundled plan (its screenshot is the README's), shows each
+    headline figure whole at 1,400 px, and downloads the recommended deployment's launch files as a zip."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
     page.goto(f"{server}/plan", timeout=60_000)
     page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)
     page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot .main-svg', timeout=120_000)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=240_000)
     metrics = page.locator('[data-testid="stMetric"]').all_text_contents()
     errors = page.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count()
+    # a value cut off by the column ("16 × h1…") keeps its whole text in the DOM but overflows its box
+    cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+        .filter(v => [v, ...v.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1))
+        .map(v => v.textContent)""")
     page.screenshot(path=str(SCREENSHOT.with_name("plan.png")), full_page=True)
+    with page.expect_download(timeout=240_000) as download:
+        page.get_by_role("button", name="Download sglang launch files (zip)").click()
+    with zipfile.ZipFile(download.value.path()) as z:
+        names = z.namelist()
     page.close()
     assert errors == 0
     assert any("Recommended" in m and "×" in m for m in metrics)
+    assert cut == [], cut
+    assert {"deepseek-v2-paper-traffic-sglang/planner.json", "deepseek-v2-paper-traffic-sglang/README.md"} <= set(names)
 
 
 @pytest.mark.parametrize("path, title", [("overview", "Overview"), ("training", "Training"),

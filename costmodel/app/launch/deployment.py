@@ -62,14 +62,15 @@ def model_path_of(m: ModelSpec, given: str | None) -> str:
 
 
 def deployment_of(plan: PlanSpec, engine: InferenceSpec, c: Candidate, target: str,
-                  model_path: str | None = None) -> Deployment:
-    """The candidate's units (plan.unit_specs) as roles, for the launch files of `target`'s engine."""
+                  model_path: str | None = None, planned: dict | None = None) -> Deployment:
+    """The candidate's units (plan.unit_specs) as roles, for the launch files of `target`'s engine;
+    `planned`: its row of the plan's answer (default: described now)."""
     specs = unit_specs(plan, engine, c)
     units = {"aggregated": c.decode_units, "decode": c.decode_units, "prefill": c.prefill_units}
     roles = tuple(Role(name, units[name], spec) for name, spec in specs.items())
     name = TARGET_ENGINES.get(target, target)
     return Deployment(plan.name, plan.model, model_path_of(plan.model, model_path), name, ENGINE_VERSIONS[name],
-                      roles, describe(plan, c), engine.engine.name if engine.engine else None)
+                      roles, planned or describe(plan, c), engine.engine.name if engine.engine else None)
 
 
 # the engine a manifest target runs: Dynamo's multi-node P/D example runs SGLang, llm-d's wide-EP guide vLLM

@@ -4,9 +4,11 @@ and planner.json (what was planned, and the plan's assumptions) for `planner imp
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from costmodel.app.launch.differences import differences, refusal
 from costmodel.app.launch.flags import Command, checked, table, yaml_problems
 from costmodel.app.launch.readme import readme
 from costmodel.app.launch.settings import Settings, is_moe
-from costmodel.app.plan import PlanAnswer
+from costmodel.app.plan import PlanAnswer, candidate_of
 from costmodel.app.serving import serve_variant
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.plan_spec import PlanSpec
@@ -181,3 +183,19 @@ def chosen(plan: PlanSpec, engine: InferenceSpec, solved: PlanAnswer, target: st
         raise PlannerError(f"--rank {rank}: the plan verified {len(solved.verified)} deployment(s)", field="--rank",
                            fix=f"give 1 to {len(solved.verified)}")
     return deployment_of(plan, engine, solved.verified[rank - 1], target, model_path)
+
+
+def from_answer(plan: PlanSpec, engine: InferenceSpec, row: dict, target: str) -> Emitted:
+    """The launch files of one row of a plan's JSON answer (the dashboard's, from its cached answer)."""
+    return emit(deployment_of(plan, engine, candidate_of(plan, row), target, planned=row), target)
+
+
+def zip_bytes(out: Emitted, folder: str) -> bytes:
+    """The files as a zip archive under `folder/` (scripts executable)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for rel, text in sorted(out.files.items()):
+            info = zipfile.ZipInfo(f"{folder}/{rel}")
+            info.external_attr = (0o755 if rel.endswith(".sh") else 0o644) << 16
+            z.writestr(info, text)
+    return buf.getvalue()
