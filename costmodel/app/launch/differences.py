@@ -71,8 +71,9 @@ def vllm_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
 def trtllm_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
     out = []
     if is_moe(dep.model) and s.ep > 1:
+        kernels = "normal" if role == "prefill" else s.all_to_all
         out.append(f"{role}: TensorRT-LLM's MoE all-to-all is its own ({trtllm.moe_backend(s, dep.roles[0].spec.cluster.gpu.name)}"
-                   f" backend), not DeepEP's {s.all_to_all} kernels the plan timed")
+                   f" backend), not DeepEP's {kernels} kernels the plan timed")
     if s.two_batch_overlap:
         out.append(f"{role}: two-batch overlap was planned; TensorRT-LLM has no such option, so it runs without")
     if s.weight_bits < dep.model.checkpoint_weight_bits:
