@@ -10,7 +10,7 @@ import click
 
 from costmodel.app import check_serving, study
 from costmodel.app.kernel_import import import_to_file
-from costmodel.app.launch.emit import TARGETS, chosen, emit, write
+from costmodel.app.launch.emit import TARGETS, chosen, emit, out_problem, write
 from costmodel.app.launch.importer import scenario_text
 from costmodel.app.plan import checked_plan
 from costmodel.inputs.budget import MAX_REQUESTS
@@ -285,8 +285,8 @@ def plan_cmd(plan_file: Path, address, sequential, workers, fmt, target, out, ra
     if (target is None) != (out is None):
         raise PlannerError("--emit and --out go together", field="--emit" if target is None else "--out",
                            fix="give both (planner plan FILE --emit sglang --out DIR), or neither")
-    if out is not None and out.exists() and any(out.iterdir()):
-        raise PlannerError(f"{out} exists and is not empty", field="--out", fix="choose a new folder, or remove that one")
+    if out is not None and out_problem(out):
+        raise PlannerError(out_problem(out), field="--out", fix="choose a new folder, or remove that one")
     checked_plan(plan_file)  # errors exit 2 before any worker starts
     with render.progress_bar(disable=fmt == "json") as bar:
         task = bar.add_task("screening layouts", total=None)
@@ -294,14 +294,17 @@ def plan_cmd(plan_file: Path, address, sequential, workers, fmt, target, out, ra
                                           progress=lambda done, total: bar.update(task, completed=done, total=total),
                                           note=lambda text: bar.update(task, description=text))
     if target is not None:
-        emitted = emit(chosen(plan, engine, solved, target, rank, model_path), target)
+        try:
+            emitted = emit(chosen(plan, engine, solved, target, rank, model_path), target)
+        except PlannerError as e:  # a setting of the plan the engine cannot run: the plan file's
+            raise PlannerError(e.problem, file=e.file or str(plan_file), field=e.field, fix=e.fix) from e
         paths = write(emitted, out)
     if fmt == "json":
         click.echo(strict_dumps(solved.result, indent=2))
     else:
         render.plan_answer(solved.result)
     if target is not None:
-        render.emitted(out, paths, emitted)
+        render.emitted(out, paths, emitted, err=fmt == "json")  # JSON on stdout stays JSON
 
 
 @cli.command("import-deployment")
@@ -309,6 +312,8 @@ def plan_cmd(plan_file: Path, address, sequential, workers, fmt, target, out, ra
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Scenario file to write (default: stdout).")
 def import_deployment_cmd(folder: Path, out: Path | None) -> None:
     """A folder `planner plan --emit` wrote, back into a scenario for `planner simulate serve`."""
+    if out is not None and not out.parent.is_dir():
+        raise PlannerError(f"{out.parent} is not a folder", field="--out", fix="write the scenario into an existing folder")
     text = scenario_text(folder)
     if out is None:
         click.echo(text, nl=False)

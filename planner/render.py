@@ -696,9 +696,10 @@ def check_serving_html(source: str, split: str, points: list[dict], summary: dic
             "</body></html>")
 
 
-def emitted(out, paths: list, e, console: Console | None = None) -> None:
-    """What `planner plan --emit` wrote: the folder, its files, how many differences its README lists."""
-    console = console or stdout_console()
+def emitted(out, paths: list, e, err: bool = False) -> None:
+    """What `planner plan --emit` wrote: the folder, its files, how many differences its README lists
+    (on stderr with `err`, so that a JSON answer on stdout stays JSON)."""
+    console = Console(stderr=True) if err else stdout_console()
     record = json.loads(e.files["planner.json"])
     console.print(f"wrote {len(paths)} files to {out} for {record['target']} ({record['engine']} {record['version']}); "
                   f"{len(record['differences'])} difference(s) from the plan in {out}/README.md")

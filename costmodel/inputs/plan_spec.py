@@ -127,6 +127,12 @@ class PlanSpec(Spec):
                                    f"node's {self.limits.gpus_per_node} and at most the widest NVLink domain listed "
                                    f"({widest}, the GPU files' nvlink_domain_gpus)",
                                    "list sizes between them, or add a rack GPU (gb200, gb300) to gpus:")
+            hosts = {g.gpus_per_host for g in self.gpus if g.gpus_per_host and size <= g.nvlink_domain_gpus}
+            odd = sorted(h for h in hosts if size % h)
+            if odd:
+                raise FieldProblem(f"search.rack_gpus.{i}", f"{size} GPUs is not whole hosts of {odd[0]} GPUs (the "
+                                   "GPU files' gpus_per_host: an NVL72 compute tray), so no engine could start it",
+                                   f"list multiples of {odd[0]}")
         return self
 
     @model_validator(mode="after")

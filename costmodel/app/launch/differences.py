@@ -12,10 +12,21 @@ KV_DTYPE_OF = {"sglang": sglang.kv_dtype, "vllm": vllm.kv_dtype, "trtllm": trtll
 NAMES = {"sglang": "SGLang", "vllm": "vLLM", "trtllm": "TensorRT-LLM"}
 
 
-def refusal(dep: Deployment) -> tuple[str, str, str] | None:
+def refusal(dep: Deployment, target: str) -> tuple[str, str, str] | None:
     """(field, why, fix) when the engine cannot run the deployment's layout at all."""
     for r in dep.roles:
         s = Settings.of(r.name, r.spec)
+        if s.gpus % s.host_gpus:
+            return ("search.rack_gpus", f"the {r.name} unit's {s.gpus} GPUs are not whole hosts of {s.host_gpus} "
+                    f"(the part's gpus_per_host), so no engine can start it", f"plan rack units of whole hosts "
+                    f"(multiples of {s.host_gpus})")
+        if dep.engine == "vllm" and s.tp > s.host_gpus and s.dp > 1:
+            return ("parallelism.tp", f"vLLM keeps each data-parallel rank's TP group on one host, but the "
+                    f"{r.name} unit's attention TP{s.tp} spans hosts of {s.host_gpus} GPUs", "emit for sglang, or "
+                    "plan attention TP within a host")
+        if target == "llm-d" and s.dp == 1 and s.hosts > 1:
+            return ("parallelism.tp", f"llm-d's LeaderWorkerSets here run data-parallel ranks, but the {r.name} "
+                    f"unit is one TP{s.tp} group over {s.hosts} hosts", "emit for vllm (host scripts) or sglang")
         if dep.engine == "trtllm" and s.dp > 1 and s.tp > 1:
             return ("parallelism.tp", f"TensorRT-LLM's attention DP runs attention on one GPU a rank, but the "
                     f"{r.name} unit has attention TP{s.tp} within DP{s.dp}",
@@ -45,6 +56,9 @@ def common(dep: Deployment, s: Settings, role: str) -> list[str]:
 
 def sglang_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
     out = []
+    if role == "decode" and is_moe(dep.model) and s.ep > 1 and s.all_to_all == "normal":
+        out.append(f"{role}: SGLang runs DeepEP's normal kernels without CUDA graphs, so its decode steps carry "
+                   f"a CPU launch cost the plan does not charge (plan with all_to_all: low_latency to avoid it)")
     if s.redundant_experts:
         out.append(f"{role}: the plan places {s.redundant_experts} redundant experts from its routing model "
                    f"({s.eplb} EPLB); SGLang's EPLB (--enable-eplb) places them from the loads it measures")
@@ -96,6 +110,10 @@ def differences(dep: Deployment, target: str) -> list[str]:
     for r in dep.roles:
         s = Settings.of(r.name, r.spec)
         out += common(dep, s, r.name) + NOTES[dep.engine](dep, s, r.name)
+    if target in ("dynamo", "llm-d") and any(Settings.of(r.name, r.spec).hosts > 1 and r.spec.cluster.gpu.gpus_per_host
+                                             for r in dep.roles):
+        out.append("a unit over several NVL72 trays needs NVLink between its pods: add the NVIDIA DRA driver's "
+                   "ComputeDomain (IMEX channels) and a resourceClaim per your cluster; these manifests have none")
     if dep.timed_with and dep.timed_with != dep.engine:
         out.append(f"the plan was timed with {NAMES[dep.timed_with]}'s measured kernels; these files run "
                    f"{NAMES[dep.engine]}, whose kernels differ")

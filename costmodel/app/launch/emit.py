@@ -12,8 +12,6 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from costmodel.app.feasibility import longest_tokens
 from costmodel.app.launch import manifests, sglang, trtllm, vllm
 from costmodel.app.launch.deployment import Deployment, Role, deployment_of, serving_spec
@@ -68,14 +66,16 @@ def trtllm_files(dep: Deployment, role: Role, s: Settings, out: Emitted) -> Comm
     if problems:
         raise PlannerError(f"trtllm {dep.version} would refuse the options: {'; '.join(problems)}", field="--emit",
                            fix="report this: the recorded keys and the emitter disagree")
-    c = checked(t, engine_command(dep, s, 0, role.name))
+    c = checked(t, engine_command(dep, s, 0, "${HERE}"))
     launch = c if s.hosts == 1 else Command(("mpirun", "-H", "${HOSTS}", "-n", str(s.gpus), "trtllm-llmapi-launch")
                                             + c.program, c.args)
-    out.add(f"{role.name}/config.yaml", yaml.safe_dump(opts, sort_keys=False))
+    out.add(f"{role.name}/config.yaml", manifests.to_yaml(opts))
     where = "once (MPI starts its ranks on HOSTS)" if s.hosts > 1 else "on the host"
-    out.add(f"{role.name}/launch.sh", node_script(dep, role, s, 0, launch, where).replace(
+    script = node_script(dep, role, s, 0, launch, where).replace(
         ': "${MASTER_ADDR:?set MASTER_ADDR to the address of host 0 of this unit}"',
-        f': "${{HOSTS:?set HOSTS to the unit\'s hosts, host:{s.host_gpus},host:{s.host_gpus},...}}"'))
+        f': "${{HOSTS:?set HOSTS to the unit\'s hosts, host:{s.host_gpus},host:{s.host_gpus},...}}"')
+    here = 'HERE="$(cd "$(dirname "$0")" && pwd)"  # config.yaml lies beside this script\n'
+    out.add(f"{role.name}/launch.sh", script.replace("set -euo pipefail\n", "set -euo pipefail\n" + here))
     return c
 
 
@@ -105,7 +105,7 @@ def router_files(dep: Deployment, out: Emitted) -> None:
                 "context_servers": {"num_instances": len(urls["prefill"]), "urls": [u[7:] for u in urls["prefill"]]},
                 "generation_servers": {"num_instances": len(urls["decode"]), "urls": [u[7:] for u in urls["decode"]]}}
         assert not yaml_problems(table("trtllm", dep.version).router_keys, spec)
-        out.add("disagg.yaml", yaml.safe_dump(spec, sort_keys=False))
+        out.add("disagg.yaml", manifests.to_yaml(spec))
         out.add("router.sh", f"#!/usr/bin/env bash\n# {dep.plan}: TensorRT-LLM's disaggregated server (edit the "
                              f"addresses in disagg.yaml).\nset -euo pipefail\nexec trtllm-serve disaggregated -c disagg.yaml\n")
 
@@ -137,7 +137,7 @@ def planner_record(dep: Deployment, target: str, figures: dict, diffs: list[str]
 
 def emit(dep: Deployment, target: str) -> Emitted:
     """Every file of `target` for the deployment (nothing written yet)."""
-    why = refusal(dep)
+    why = refusal(dep, target)
     if why:
         raise PlannerError(why[1], field=why[0], fix=why[2])
     out = Emitted()
@@ -153,22 +153,38 @@ def emit(dep: Deployment, target: str) -> Emitted:
     return out
 
 
+def out_problem(directory: Path) -> str | None:
+    """Why `directory` cannot be a new folder of launch files, or None."""
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} is a file"
+    if directory.is_dir() and any(directory.iterdir()):
+        return f"{directory} exists and is not empty"
+    above = next((p for p in directory.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        return f"{above} is a file, so {directory} cannot be made under it"
+    return None
+
+
 def write(out: Emitted, directory: Path) -> list[Path]:
     """All files or none: written into a temporary folder beside `directory`, then moved into place."""
-    if directory.exists() and any(directory.iterdir()):
-        raise PlannerError(f"{directory} exists and is not empty", field="--out",
-                           fix="choose a new folder, or remove that one")
+    problem = out_problem(directory)
+    if problem:
+        raise PlannerError(problem, field="--out", fix="choose a new folder, or remove that one")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".emit-", dir=directory.parent))
-    for rel, text in out.files.items():
-        path = tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        if rel.endswith(".sh"):
-            path.chmod(0o755)
-    if directory.exists():
-        directory.rmdir()
-    shutil.move(str(tmp), str(directory))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would keep the folder from the other users who start the engines
+        for rel, text in out.files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            if rel.endswith(".sh"):
+                path.chmod(0o755)
+        if directory.exists():
+            directory.rmdir()
+        shutil.move(str(tmp), str(directory))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return sorted(directory / rel for rel in out.files)
 
 

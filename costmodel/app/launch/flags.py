@@ -18,15 +18,16 @@ FLAGS_DIR = Path(__file__).with_name("flags")
 
 @dataclass(frozen=True)
 class Command:
-    """One engine process: its program words, then (flag, value) pairs (value None for a switch)."""
+    """One engine process: its program words, then (flag, value) pairs (value None for a switch, a tuple
+    for a flag that takes several words)."""
 
     program: tuple[str, ...]
-    args: tuple[tuple[str, str | None], ...]
+    args: tuple[tuple[str, str | tuple[str, ...] | None], ...]
 
     def argv(self) -> list[str]:
         out = list(self.program)
         for flag, value in self.args:
-            out += [flag] if value is None else [flag, value]
+            out += [flag] + words_of(value)
         return out
 
     def value(self, flag: str) -> str | None:
@@ -38,8 +39,12 @@ class Command:
     def shell(self, indent: str = "  ") -> str:
         """The command as a shell line with one flag a line; ${VAR} references stay expandable."""
         head = " ".join(quote(w) for w in self.program)
-        lines = [f"{flag} {quote(value)}" if value is not None else flag for flag, value in self.args]
+        lines = [" ".join([flag] + [quote(w) for w in words_of(value)]) for flag, value in self.args]
         return " \\\n".join([head] + [indent + line for line in lines])
+
+
+def words_of(value: str | tuple[str, ...] | None) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 def quote(word: str) -> str:
@@ -127,8 +132,8 @@ def parse(t: FlagTable, words: list[str], program_words: int) -> Command:
         flag, _, inline = word.partition("=")
         found = t.lookup(flag)
         takes = found is not None and found[1]["value"]
-        if takes and not inline:
-            args.append((flag, rest[i + 1] if i + 1 < len(rest) else ""))
+        if takes and not inline and i + 1 < len(rest) and not rest[i + 1].startswith("--"):
+            args.append((flag, rest[i + 1]))
             i += 2
             continue
         args.append((flag, inline or None))

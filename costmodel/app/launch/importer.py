@@ -12,12 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from costmodel.app.launch import sglang, trtllm, vllm
 from costmodel.app.launch.deployment import Role, serving_spec
 from costmodel.app.launch.emit import PLANNER_FILE
-from costmodel.app.launch.flags import Command, parse, table
+from costmodel.app.launch.flags import Command, FlagTable, command_problems, parse, table, yaml_problems
 from costmodel.app.launch.settings import Settings
+from costmodel.counts.memory import SERVING_MEMORY_FRACTION
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import read_text
 from costmodel.inputs.specs import InferenceSpec, ModelSpec
@@ -34,32 +36,65 @@ def exec_words(script: str) -> list[str]:
     return shlex.split(line.lstrip()[5:])
 
 
+RECORD_KEYS = ("target", "engine", "version", "model_spec", "roles", "planned")
+HOST_FLAGS = ("--node-rank", "--headless", "--data-parallel-start-rank")  # what differs from host to host
+MEMORY_FRACTION = str(SERVING_MEMORY_FRACTION)
+
+
 def record_of(folder: Path) -> dict:
     path = folder / PLANNER_FILE
     if not path.is_file():
         raise PlannerError(f"{folder} has no {PLANNER_FILE}, so it is not a folder `planner plan --emit` wrote",
                            file=str(folder), field=PLANNER_FILE, fix="point at a folder written by planner plan --emit")
     try:
-        return json.loads(read_text(path))
+        record = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise PlannerError(f"{PLANNER_FILE} is not JSON ({e.msg}, line {e.lineno})", file=str(path), field=PLANNER_FILE,
                            fix="re-emit the folder") from e
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing or not isinstance(record["roles"], dict) or not record["roles"]:
+        raise PlannerError(f"{PLANNER_FILE} lacks {', '.join(missing) or 'its roles'}", file=str(path),
+                           field=missing[0] if missing else "roles", fix="re-emit the folder")
+    return record
+
+
+def checked_command(t: FlagTable, c: Command, where: Path) -> Command:
+    """`c` as read from `where`, or one error naming the first flag the engine would refuse."""
+    problems = command_problems(t, c)
+    if problems:
+        raise PlannerError(f"{t.engine} {t.version} would refuse it: {problems[0]}", file=str(where),
+                           field=problems[0].split(":")[0].split()[0], fix="restore the emitted flag, or re-emit")
+    return c
 
 
 def script_commands(folder: Path, engine: str, version: str, role: str) -> tuple[Command, int]:
-    """Node 0's command of a role, and the unit's node count (sglang, vllm: a script a node)."""
+    """Host 0's command of a role, and the unit's host count (sglang, vllm: a script a host, each the same
+    command but for the host's own rank)."""
     scripts = sorted((folder / role).glob("host-*.sh"))
     if not scripts:
         raise PlannerError(f"no {role}/host-*.sh", file=str(folder), field=role, fix="re-emit the folder")
-    words = exec_words(read_text(scripts[0]))
-    return parse(table(engine, version), words, PROGRAM_WORDS[engine]), len(scripts)
+    t = table(engine, version)
+    cs = [checked_command(t, parse(t, exec_words(read_text(p)), PROGRAM_WORDS[engine]), p) for p in scripts]
+    shared = [[a for a in c.args if a[0] not in HOST_FLAGS] for c in cs]
+    for path, args in zip(scripts[1:], shared[1:], strict=True):
+        if args != shared[0]:
+            differ = sorted({f for f, _ in set(args) ^ set(shared[0])})
+            raise PlannerError(f"differs from {scripts[0].name} in {', '.join(differ)}; a unit's hosts run one "
+                               f"command", file=str(path), field=differ[0], fix="make the hosts' commands agree")
+    return cs[0], len(scripts)
 
 
 def trtllm_command(folder: Path, version: str, role: str) -> tuple[Command, dict]:
-    words = exec_words(read_text(folder / role / "launch.sh"))
+    path = folder / role / "launch.sh"
+    words = exec_words(read_text(path))
     words = words[words.index("trtllm-serve"):]
     opts = yaml.safe_load(read_text(folder / role / "config.yaml")) or {}
-    return parse(table("trtllm", version), words, PROGRAM_WORDS["trtllm"]), opts
+    t = table("trtllm", version)
+    problems = yaml_problems(t.yaml_keys, opts) if isinstance(opts, dict) else ["the options are not a mapping"]
+    if problems:
+        raise PlannerError(f"trtllm {version} would refuse it: {problems[0]}", file=str(folder / role / "config.yaml"),
+                           field=problems[0].split(":")[0], fix="restore the emitted options, or re-emit")
+    return checked_command(t, parse(t, words, PROGRAM_WORDS["trtllm"]), path), opts
 
 
 def mpi_hosts(folder: Path, role: str, planned: Settings) -> int:
@@ -71,45 +106,94 @@ def mpi_hosts(folder: Path, role: str, planned: Settings) -> int:
 
 
 def manifest_command(folder: Path, target: str, version: str, role: str) -> tuple[Command, int, int]:
-    """(node 0's command, nodes a unit, units) from Dynamo's or llm-d's manifest."""
+    """(host 0's command, hosts a unit, units) from Dynamo's or llm-d's manifest."""
     if target == "dynamo":
-        service = yaml.safe_load(read_text(folder / "dynamo.yaml"))["spec"]["services"][role]
+        path = folder / "dynamo.yaml"
+        service = yaml.safe_load(read_text(path))["spec"]["services"][role]
         args = service["extraPodSpec"]["mainContainer"]["args"]
-        nodes = service.get("multinode", {}).get("nodeCount", 1)
-        return parse(table("sglang", version), args, 0), nodes, service["replicas"]
-    docs = list(yaml.safe_load_all(read_text(folder / "llm-d.yaml")))
+        hosts = service.get("multinode", {}).get("nodeCount", 1)
+        t = table("sglang", version)
+        return checked_command(t, parse(t, args, 0), path), hosts, service["replicas"]
+    path = folder / "llm-d.yaml"
+    docs = list(yaml.safe_load_all(read_text(path)))
     lws = next(d for d in docs if d["metadata"]["labels"]["llm-d.ai/role"] == role)
     script = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["args"][0]
-    c = parse(table("vllm", version), exec_words(script), PROGRAM_WORDS["vllm"])
+    t = table("vllm", version)
+    c = checked_command(t, parse(t, exec_words(script), PROGRAM_WORDS["vllm"]), path)
     return c, lws["spec"]["leaderWorkerTemplate"]["size"], lws["spec"]["replicas"]
+
+
+def unmodelled(engine: str, c: Command, opts: dict) -> tuple[str, str] | None:
+    """(flag, why) of a setting a hand edit gave that the planner cannot simulate, or None."""
+    if engine == "sglang":
+        rules = [("--enable-dp-attention", int(c.value("--dp-size") or 1) > 1 and not c.has("--enable-dp-attention"),
+                  "--dp-size without DP attention is not the layout the planner models"),
+                 ("--moe-a2a-backend", c.has("--ep-size") and c.value("--moe-a2a-backend") != "deepep",
+                  "the planner times expert parallelism with DeepEP's kernels"),
+                 ("--mem-fraction-static", c.value("--mem-fraction-static") != MEMORY_FRACTION,
+                  f"the planner sizes the KV cache at a {MEMORY_FRACTION} memory fraction"),
+                 ("--speculative-eagle-topk", c.has("--speculative-algorithm") and (
+                     c.value("--speculative-eagle-topk") != "1" or c.value("--speculative-num-draft-tokens")
+                     != str(int(c.value("--speculative-num-steps") or 0) + 1)),
+                  "the planner models MTP as one chain of drafts (top-k 1, steps + 1 draft tokens)")]
+    elif engine == "vllm":
+        rules = [("--gpu-memory-utilization", c.value("--gpu-memory-utilization") != MEMORY_FRACTION,
+                  f"the planner sizes the KV cache at a {MEMORY_FRACTION} memory fraction"),
+                 ("--all2all-backend", c.has("--enable-expert-parallel") and not (c.value("--all2all-backend") or "")
+                  .startswith("deepep"), "the planner times expert parallelism with DeepEP's kernels")]
+    else:
+        rules = [("kv_cache_config.free_gpu_memory_fraction", (opts.get("kv_cache_config") or {}).get(
+            "free_gpu_memory_fraction") != SERVING_MEMORY_FRACTION, "the emitted fraction is the one planned")]
+    return next(((flag, why) for flag, bad, why in rules if bad), None)
 
 
 def role_settings(folder: Path, record: dict, role: str, m: ModelSpec) -> tuple[Settings, int]:
     """What the files say of one role, and its unit count."""
     target, engine, version = record["target"], record["engine"], record["version"]
     planned = Settings(**record["roles"][role]["settings"])
-    units = record["roles"][role]["units"]
-    bits = m.checkpoint_weight_bits
+    units, opts = record["roles"][role]["units"], {}
     if target in ("dynamo", "llm-d"):
-        c, nodes, units = manifest_command(folder, target, version, role)
+        c, hosts, units = manifest_command(folder, target, version, role)
     elif engine == "trtllm":
         c, opts = trtllm_command(folder, version, role)
-        return trtllm.read(c, opts, m.n_routed_experts or 0, planned, mpi_hosts(folder, role, planned)), units
+        hosts = mpi_hosts(folder, role, planned)
     else:
-        c, nodes = script_commands(folder, engine, version, role)
+        c, hosts = script_commands(folder, engine, version, role)
+    odd = unmodelled(engine, c, opts)
+    if odd:
+        given = c.value(odd[0]) if engine != "trtllm" else None
+        raise PlannerError(f"{odd[0]}{' ' + given if given else ''}: {odd[1]}", file=str(folder / role),
+                           field=odd[0], fix="restore the emitted value, or plan that setting")
+    if engine == "trtllm":
+        return trtllm.read(c, opts, m.n_routed_experts or 0, planned, hosts), units
     if engine == "sglang":
-        return replace(sglang.read(c, bits, planned, nodes), role=role), units
-    return vllm.read(c, bits, planned, nodes), units
+        return replace(sglang.read(c, m.checkpoint_weight_bits, planned, hosts), role=role), units
+    return vllm.read(c, m.checkpoint_weight_bits, planned, hosts), units
+
+
+def read_role(folder: Path, record: dict, role: str, m: ModelSpec) -> tuple[Settings, int]:
+    """role_settings, with a file the planner cannot read (a flag's value mangled or removed, a manifest
+    key missing) as one error naming the role's files."""
+    try:
+        return role_settings(folder, record, role, m)
+    except (KeyError, ValueError, TypeError, IndexError, StopIteration, AttributeError) as e:
+        raise PlannerError(f"the {role} launch files lack or mangle a setting the planner reads ({type(e).__name__}: "
+                           f"{e})", file=str(folder / role), field=role, fix="restore the emitted files, or re-emit") from e
 
 
 def imported(folder: Path) -> tuple[dict, ModelSpec, InferenceSpec]:
     """(planner.json, the model, the deployment as one inference part)."""
     record = record_of(folder)
-    model = ModelSpec.model_validate(record["model_spec"])
+    try:
+        model = ModelSpec.model_validate(record["model_spec"])
+        specs = {name: InferenceSpec.model_validate(r["spec"]) for name, r in record["roles"].items()}
+    except (ValidationError, KeyError, TypeError) as e:
+        raise PlannerError(f"{PLANNER_FILE}'s model or unit specs do not validate ({str(e).splitlines()[0]})",
+                           file=str(folder / PLANNER_FILE), field="roles", fix="re-emit the folder") from e
     roles = {}
-    for name, r in record["roles"].items():
-        s, units = role_settings(folder, record, name, model)
-        roles[name] = Role(name, units, s.onto(InferenceSpec.model_validate(r["spec"])))
+    for name, spec in specs.items():
+        s, units = read_role(folder, record, name, model)
+        roles[name] = Role(name, units, s.onto(spec))
     return record, model, serving_spec(roles)
 
 

@@ -21,6 +21,19 @@ LLMD_IMAGE = "ghcr.io/llm-d/llm-d-cuda:${LLM_D_VERSION}"
 SIDECAR_IMAGE = "ghcr.io/llm-d/llm-d-routing-sidecar:${LLM_D_SIDECAR_VERSION}"
 OPERATOR_SET = ("--nnodes", "--node-rank", "--dist-init-addr")  # Dynamo's operator fills these in
 VLLM_BEHIND_SIDECAR = 8200  # a P/D decode pod's vLLM port; the sidecar listens on the service port
+HF_SECRET = "hf-token-secret"  # the secret holding HF_TOKEN, as Dynamo's examples name it
+
+
+class _Plain(yaml.SafeDumper):
+    """YAML without anchors: a manifest reads the same to kubectl and to a person."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def to_yaml(data, documents: bool = False) -> str:
+    dump = yaml.dump_all if documents else yaml.dump
+    return dump(data, Dumper=_Plain, sort_keys=False, allow_unicode=True)
 
 
 def dynamo_worker(dep: Deployment, role: Role) -> dict:
@@ -28,7 +41,7 @@ def dynamo_worker(dep: Deployment, role: Role) -> dict:
     c = checked(table("sglang", dep.version), sglang.command(s, dep.model_path, dep.model.checkpoint_weight_bits,
                                                              is_moe(dep.model), 0))
     args = Command((), tuple(a for a in c.args if a[0] not in OPERATOR_SET)).argv()
-    service = {"componentType": "worker", "replicas": role.units,
+    service = {"componentType": "worker", "replicas": role.units, "envFromSecret": HF_SECRET,
                "resources": {"limits": {"gpu": str(s.host_gpus)}},
                "extraPodSpec": {"mainContainer": {"image": DYNAMO_IMAGE,
                                                   "command": ["python3", "-m", "dynamo.sglang"], "args": args}}}
@@ -92,7 +105,7 @@ def scheduler_values(dep: Deployment) -> dict:
         config = {"apiVersion": "inference.networking.x-k8s.io/v1alpha1", "kind": "EndpointPickerConfig",
                   "plugins": plugins, "schedulingProfiles": profiles}
         extension |= {"pluginsConfigFile": "planned.yaml",
-                      "pluginsCustomConfig": {"planned.yaml": yaml.safe_dump(config, sort_keys=False)}}
+                      "pluginsCustomConfig": {"planned.yaml": to_yaml(config)}}
     return {"inferenceExtension": extension,
             "inferencePool": {"modelServers": {"matchLabels": {"llm-d.ai/inferenceServing": "true",
                                                                "llm-d.ai/model": dep.model.name}}}}
@@ -101,8 +114,8 @@ def scheduler_values(dep: Deployment) -> dict:
 def files(dep: Deployment, target: str, out) -> None:
     """The target's manifests into `out` (emit.Emitted)."""
     if target == "dynamo":
-        out.add("dynamo.yaml", yaml.safe_dump(dynamo(dep), sort_keys=False))
+        out.add("dynamo.yaml", to_yaml(dynamo(dep)))
         return
     docs = [leader_worker_set(dep, role) for role in dep.roles]
-    out.add("llm-d.yaml", yaml.safe_dump_all(docs, sort_keys=False))
-    out.add("inferencepool.values.yaml", yaml.safe_dump(scheduler_values(dep), sort_keys=False))
+    out.add("llm-d.yaml", to_yaml(docs, documents=True))
+    out.add("inferencepool.values.yaml", to_yaml(scheduler_values(dep)))

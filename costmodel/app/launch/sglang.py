@@ -42,10 +42,12 @@ def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node:
                  ("--eplb-algorithm", EPLB[s.eplb])]
     if s.two_batch_overlap:
         args.append(("--enable-two-batch-overlap", None))
-    if s.mtp_tokens and s.role != "prefill":
+    if s.mtp_tokens:  # a prefill unit drafts too: its KV must hold the draft layer's (P/D with MTP)
         args += [("--speculative-algorithm", "EAGLE"), ("--speculative-num-steps", str(s.mtp_tokens)),
                  ("--speculative-eagle-topk", "1"), ("--speculative-num-draft-tokens", str(s.mtp_tokens + 1))]
     chunk = str(s.batch_tokens * s.dp) if s.chunked_prefill else "-1"
+    if s.role != "prefill":  # CUDA graphs up to the planned batch a rank (SGLang's default stops lower)
+        args.append(("--cuda-graph-max-bs", str(s.max_running)))
     args += [("--max-running-requests", str(s.max_running * s.dp)), ("--chunked-prefill-size", chunk),
              ("--max-prefill-tokens", str(s.batch_tokens)), ("--page-size", str(s.block_tokens)),
              ("--mem-fraction-static", str(SERVING_MEMORY_FRACTION))]
@@ -73,10 +75,9 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int | None 
     quant = c.value("--quantization")
     chunk = int(c.value("--chunked-prefill-size"))
     role = c.value("--disaggregation-mode") or "aggregated"
-    if role == "prefill":  # a prefill unit never decodes: its decode-only settings stay the plan's
-        mode, spec_steps = None, assumed.mtp_tokens
-    else:
-        spec_steps = int(c.value("--speculative-num-steps") or 0)
+    if role == "prefill":  # a prefill unit never decodes: its all-to-all mode stays the plan's
+        mode = None
+    spec_steps = int(c.value("--speculative-num-steps") or 0)
     return Settings(
         role=role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node,
         tp=gpus // dp, dp=dp, ep=int(c.value("--ep-size") or 1),
@@ -97,6 +98,6 @@ def router(urls: dict[str, list[str]]) -> Command:
         args = [("--pd-disaggregation", None)] + [("--prefill", u) for u in urls["prefill"]] + [
             ("--decode", u) for u in urls["decode"]]
     else:
-        args = [("--worker-urls", " ".join(urls["aggregated"]))]
+        args = [("--worker-urls", tuple(urls["aggregated"]))]
     return Command(("python3", "-m", "sglang_router.launch_router"), tuple(args + [("--host", "0.0.0.0"),
                                                                                   ("--port", "8000")]))

@@ -41,7 +41,7 @@ def options(s: Settings, gpu: str, moe: bool, experts: int, longest_prompt: int)
         out["moe_config"] = {"backend": moe_backend(s, gpu)}
         if s.redundant_experts:
             out["moe_config"]["load_balancer"] = {"num_slots": experts + s.redundant_experts, "layer_updates_per_iter": 1}
-    if s.mtp_tokens and s.role != "prefill":
+    if s.mtp_tokens:  # the context servers too: their KV layout must match the generation servers' 
         out["speculative_config"] = {"decoding_type": "MTP", "num_nextn_predict_layers": s.mtp_tokens}
     if s.role != "aggregated":
         out["cache_transceiver_config"] = {"backend": "DEFAULT",
@@ -73,8 +73,7 @@ def read(c: Command, opts: dict, experts: int, assumed: Settings, hosts: int) ->
         role=role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node, tp=gpus // dp, dp=dp, ep=int(c.value("--ep_size")),
         redundant_experts=balancer["num_slots"] - experts if balancer else 0,
         eplb=assumed.eplb, all_to_all=assumed.all_to_all, two_batch_overlap=False,
-        mtp_tokens=assumed.mtp_tokens if role == "prefill" else
-        opts.get("speculative_config", {}).get("num_nextn_predict_layers", 0),
+        mtp_tokens=opts.get("speculative_config", {}).get("num_nextn_predict_layers", 0),
         max_running=int(c.value("--max_batch_size")), batch_tokens=int(c.value("--max_num_tokens")),
         chunked_prefill=bool(opts.get("enable_chunked_prefill")),
         mixed_batches=True if role == "aggregated" else assumed.mixed_batches,  # in-flight batching mixes

@@ -52,13 +52,16 @@ def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node:
                                           ("--tensor-parallel-size", str(s.tp))]
     if s.dp > 1:
         args += dp_args(s, node)
+    elif s.hosts > 1:  # one TP group over several hosts: host 0 serves, the others run its workers headless
+        args += [("--nnodes", str(s.hosts)), ("--node-rank", str(node)), ("--master-addr", "${MASTER_ADDR}")]
+        args += [("--headless", None)] if node else []
     if moe and s.ep > 1:
         args += [("--enable-expert-parallel", None), ("--all2all-backend", all2all(s))]
     if s.redundant_experts:
         args += [("--enable-eplb", None), ("--eplb-config", json.dumps({"num_redundant_experts": s.redundant_experts}))]
     if s.two_batch_overlap:
         args.append(("--enable-dbo", None))
-    if s.mtp_tokens and s.role != "prefill":
+    if s.mtp_tokens:
         args.append(("--speculative-config", json.dumps({"method": "mtp", "num_speculative_tokens": s.mtp_tokens})))
     args += [("--max-num-seqs", str(s.max_running)), ("--max-num-batched-tokens", str(s.batch_tokens)),
              ("--enable-chunked-prefill" if s.chunked_prefill else "--no-enable-chunked-prefill", None),
@@ -88,7 +91,7 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int) -> Set
         redundant_experts=int(eplb.get("num_redundant_experts", 0)), eplb=assumed.eplb,
         all_to_all=mode if mode and assumed.role != "prefill" else assumed.all_to_all,
         two_batch_overlap=c.has("--enable-dbo"),
-        mtp_tokens=assumed.mtp_tokens if assumed.role == "prefill" else int(spec.get("num_speculative_tokens", 0)),
+        mtp_tokens=int(spec.get("num_speculative_tokens", 0)),
         max_running=int(c.value("--max-num-seqs")), batch_tokens=int(c.value("--max-num-batched-tokens")),
         chunked_prefill=c.has("--enable-chunked-prefill"),
         mixed_batches=True if assumed.role == "aggregated" else assumed.mixed_batches,  # vLLM always mixes

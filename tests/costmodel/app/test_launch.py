@@ -4,6 +4,7 @@ parses with the engine's recorded flags, the manifests are the documented kinds,
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -184,8 +185,8 @@ def test_tensorrt_llm_refuses_attention_tp_inside_dp(solved):
     par = role.spec.parallelism.model_copy(update={"tp": 2, "dp": role.spec.parallelism.dp // 2})
     odd = type(dep)(**{**dep.__dict__, "roles": (type(role)(role.name, role.units, role.spec.model_copy(
         update={"parallelism": par})),) + dep.roles[1:]})
-    assert refusal(odd)[0] == "parallelism.tp"
-    assert refusal(dep) is None
+    assert refusal(odd, "trtllm")[0] == "parallelism.tp"
+    assert refusal(dep, "trtllm") is None
 
 
 def test_settings_survive_the_trip_through_each_engines_flags(solved):
@@ -234,3 +235,58 @@ def test_an_nvl72_rack_unit_launches_one_process_group_a_tray(tmp_path):
     assert (c.value("--tp-size"), c.value("--nnodes"), c.value("--node-rank")) == ("16", "4", "3")
     want, got = round_trip(folder)
     assert got == pytest.approx(want, rel=0.01)
+
+
+@pytest.mark.parametrize("old, new, said", [
+    ("--page-size 64", "--page-size 64 --frobnicate 3", "--frobnicate: not a flag of sglang 0.5.14"),
+    ("--deepep-mode low_latency", "--deepep-mode lowlatency", "not one of auto, normal, low_latency"),
+    ("--page-size 64", "--page-size", "--page-size: takes a value"),
+    ("--max-running-requests 1024", "", "lack or mangle a setting"),
+    ("--page-size 64", "--page-size sixty", "lack or mangle a setting"),
+    ("--enable-dp-attention", "", "--dp-size without DP attention"),
+    ("--mem-fraction-static 0.9", "--mem-fraction-static 0.8", "0.9 memory fraction"),
+])
+def test_a_hand_edit_the_planner_cannot_read_is_one_line_exit_2(folders, tmp_path, old, new, said):
+    folder = tmp_path / "edited"
+    shutil.copytree(folders["v3", "sglang"], folder)
+    script = folder / "decode" / "host-0.sh"
+    assert old in script.read_text()
+    script.write_text(script.read_text().replace(old, new))
+    r = CliRunner().invoke(cli, ["import-deployment", str(folder)])
+    assert r.exit_code == 2 and said in r.output and "Traceback" not in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_hosts_of_one_unit_must_run_one_command(tmp_path):
+    folder = tmp_path / "nv"
+    plan, engine, answer = solve_plan(SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml", sequential=True)
+    write(emit(chosen(plan, engine, answer, "vllm", 1, None), "vllm"), folder)
+    script = folder / "decode" / "host-2.sh"
+    script.write_text(script.read_text().replace("--max-num-seqs 176", "--max-num-seqs 100"))
+    r = CliRunner().invoke(cli, ["import-deployment", str(folder)])
+    assert r.exit_code == 2 and "differs from host-0.sh in --max-num-seqs" in r.output, r.output
+
+
+def test_json_stays_json_with_emit(tmp_path):
+    r = CliRunner().invoke(cli, ["plan", str(PLANS["v2"]), "--sequential", "--format", "json",
+                                                 "--emit", "vllm", "--out", str(tmp_path / "j")])
+    assert r.exit_code == 0 and json.loads(r.stdout)["recommended"] and "wrote" in r.stderr
+
+
+def test_a_rack_unit_of_part_trays_is_refused_by_the_plan(tmp_path):
+    text = (SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml").read_text().replace("rack_gpus: [16, 32, 48, 72]",
+                                                                                 "rack_gpus: [18]")
+    path = tmp_path / "rack18.yaml"
+    path.write_text(text)
+    r = CliRunner().invoke(cli, ["plan", str(path), "--sequential"])
+    assert r.exit_code == 2 and "search.rack_gpus.0" in r.output and "multiples of 4" in r.output, r.output
+
+
+def test_vllm_runs_one_tp_group_over_hosts_with_its_multi_node_flags():
+    """Attention TP16 without DP over two 8-GPU hosts: host 0 serves, host 1 runs its workers headless."""
+    s = Settings("aggregated", 2, 8, 16, 1, 16, 0, "hierarchical", "normal", False, 0, 64, 8192, True, True, 16, 8,
+                 64, 8)
+    first, second = (vllm.command(s, "m", 8, True, node) for node in (0, 1))
+    assert (first.value("--nnodes"), first.value("--node-rank"), first.has("--headless")) == ("2", "0", False)
+    assert (second.value("--node-rank"), second.value("--master-addr"), second.has("--headless")) == (
+        "1", "${MASTER_ADDR}", True)
+    assert command_problems(table("vllm", "0.24.0"), second) == []
