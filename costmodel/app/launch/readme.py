@@ -50,6 +50,6 @@ def readme(dep: Deployment, target: str, figures: dict, diffs: list[str], files:
              f"{figures['prompt_tok_s']:,.0f} prompt tokens/s over all units "
              f"(`planner import-deployment` on this folder gives them again)"]
     lines += [role_line(r.name, r.units, Settings.of(r.name, r.spec)) for r in dep.roles]
-    lines += ["", "## How to start it", "", HOW[target], "", "## Files", ""] + [f"- `{f}`" for f in files]
+    lines += ["", "## How to start it", "", HOW[target], "", "## Files", ""] + [f"- `{f}`" for f in sorted(files + ["README.md"])]
     lines += ["", "## Differences from the plan", ""] + ([f"- {d}" for d in diffs] or ["- none"])
     return "\n".join(lines) + "\n"
