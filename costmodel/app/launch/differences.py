@@ -55,50 +55,45 @@ def common(dep: Deployment, s: Settings, role: str) -> list[str]:
 
 
 def sglang_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
-    out = []
-    if role == "decode" and is_moe(dep.model) and s.ep > 1 and s.all_to_all == "normal":
-        out.append(f"{role}: SGLang runs DeepEP's normal kernels without CUDA graphs, so its decode steps carry "
-                   f"a CPU launch cost the plan does not charge (plan with all_to_all: low_latency to avoid it)")
-    if s.redundant_experts:
-        out.append(f"{role}: the plan places {s.redundant_experts} redundant experts from its routing model "
-                   f"({s.eplb} EPLB); SGLang's EPLB (--enable-eplb) places them from the loads it measures")
-    if s.weight_bits < dep.model.checkpoint_weight_bits and s.weight_bits < 8:
-        out.append(f"{role}: {s.weight_bits}-bit weights need an NVFP4 checkpoint at --model-path")
-    return out
+    rules = [
+        (role == "decode" and s.all_to_all == "normal" and is_moe(dep.model) and s.ep > 1,
+         "SGLang runs DeepEP's normal kernels without CUDA graphs, so its decode steps carry a CPU launch cost "
+         "the plan does not charge (plan with all_to_all: low_latency to avoid it)"),
+        (s.redundant_experts, f"the plan places {s.redundant_experts} redundant experts from its routing model "
+                              f"({s.eplb} EPLB); SGLang's EPLB (--enable-eplb) places them from the loads it measures"),
+        (s.weight_bits < min(8, dep.model.checkpoint_weight_bits),
+         f"{s.weight_bits}-bit weights need an NVFP4 checkpoint at --model-path")]
+    return [f"{role}: {text}" for bad, text in rules if bad]
 
 
 def vllm_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
-    out = []
-    if role == "aggregated" and is_moe(dep.model) and s.ep > 1 and s.all_to_all == "low_latency":
-        out.append(f"{role}: vLLM takes one all-to-all backend for every iteration, so prefill chunks also use "
-                   f"deepep_low_latency (the plan times them with the normal kernels)")
-    if role == "aggregated" and not s.mixed_batches:
-        out.append(f"{role}: vLLM always mixes prefill chunks into decode iterations (the plan ran them alone)")
-    if s.redundant_experts:
-        out.append(f"{role}: vLLM's EPLB places the {s.redundant_experts} redundant experts by its own policy, "
-                   f"not the plan's {s.eplb} placement")
-    if role == "prefill":
-        out.append("vLLM ships no P/D router: put llm-d (--emit llm-d) or Dynamo in front of these units")
-    return out
+    rules = [
+        (s.redundant_experts, f"vLLM's EPLB places the {s.redundant_experts} redundant experts by its own policy, "
+                              f"not the plan's {s.eplb} placement"),
+        (role == "aggregated" and not s.mixed_batches,
+         "vLLM always mixes prefill chunks into decode iterations (the plan ran them alone)"),
+        (role == "aggregated" and s.all_to_all == "low_latency" and is_moe(dep.model) and s.ep > 1,
+         "vLLM takes one all-to-all backend for every iteration, so prefill chunks also use deepep_low_latency "
+         "(the plan times them with the normal kernels)"),
+        (role == "prefill", "vLLM ships no P/D router: put llm-d (--emit llm-d) or Dynamo in front of these units")]
+    return [f"{role}: {text}" for bad, text in rules if bad]
 
 
 def trtllm_notes(dep: Deployment, s: Settings, role: str) -> list[str]:
-    out = []
-    if is_moe(dep.model) and s.ep > 1:
-        kernels = "normal" if role == "prefill" else s.all_to_all
-        out.append(f"{role}: TensorRT-LLM's MoE all-to-all is its own ({trtllm.moe_backend(s, dep.roles[0].spec.cluster.gpu.name)}"
-                   f" backend), not DeepEP's {kernels} kernels the plan timed")
-    if s.two_batch_overlap:
-        out.append(f"{role}: two-batch overlap was planned; TensorRT-LLM has no such option, so it runs without")
-    if s.weight_bits < dep.model.checkpoint_weight_bits:
-        out.append(f"{role}: TensorRT-LLM reads the weights' precision from the checkpoint: quantize to "
-                   f"{s.weight_bits} bits (ModelOpt) and point the command at it")
-    if s.block_tokens != 32:
-        out.append(f"{role}: KV blocks of {s.block_tokens} tokens were planned; TensorRT-LLM's own block size "
-                   f"is kept (not set)")
-    out.append(f"{role}: free_gpu_memory_fraction is TensorRT-LLM's share of the memory left after the weights, "
-               f"where the plan's 0.9 is of the whole GPU")
-    return out
+    backend = trtllm.moe_backend(s, dep.roles[0].spec.cluster.gpu.name)
+    kernels = "normal" if role == "prefill" else s.all_to_all
+    rules = [
+        (is_moe(dep.model) and s.ep > 1,
+         f"TensorRT-LLM's MoE all-to-all is its own ({backend} backend), not DeepEP's {kernels} kernels the plan timed"),
+        (s.two_batch_overlap, "two-batch overlap was planned; TensorRT-LLM has no such option, so it runs without"),
+        (s.weight_bits < dep.model.checkpoint_weight_bits,
+         f"TensorRT-LLM reads the weights' precision from the checkpoint: quantize to {s.weight_bits} bits "
+         f"(ModelOpt) and point the command at it"),
+        (s.block_tokens != 32, f"KV blocks of {s.block_tokens} tokens were planned; TensorRT-LLM's own block size "
+                               f"is kept (not set)"),
+        (True, "free_gpu_memory_fraction is TensorRT-LLM's share of the memory left after the weights, where the "
+               "plan's 0.9 is of the whole GPU")]
+    return [f"{role}: {text}" for bad, text in rules if bad]
 
 
 NOTES = {"sglang": sglang_notes, "vllm": vllm_notes, "trtllm": trtllm_notes}
