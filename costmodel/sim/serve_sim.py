@@ -396,12 +396,13 @@ class Engine:
         return QuietRun(end_s[:k], blocks[:k]) if k >= 2 else None
 
     def iterations_before(self, pool: Pool, dec: np.ndarray, horizon_s: float) -> int:
-        """How many decode-only iterations from now can end before `horizon_s`, if none is shorter than the
-        first (contexts only grow); a longer run found later is simply not taken in one step."""
+        """How many decode-only iterations from now can end before `horizon_s`, at most, if none is shorter
+        than the first (contexts only grow): j of them take at least j times the first, which must be less
+        than the time left; a longer run found later is simply not taken in one step."""
         if horizon_s == float("inf"):
             return FAST_FORWARD_MAX
         first_s = pool.unit.step_model.time([], len(dec), int(self.s.ctx[dec].sum()))
-        return min(FAST_FORWARD_MAX, int((horizon_s - self.env.now) / first_s) + 1)
+        return min(FAST_FORWARD_MAX, int((horizon_s - self.env.now) / first_s))
 
     def block_crossings(self, dec: np.ndarray, k: int) -> np.ndarray:
         """(k,) new KV blocks the decodes take in each of the next k iterations: a decode takes one when
