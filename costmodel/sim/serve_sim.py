@@ -327,15 +327,16 @@ class Engine:
         if len(dec):
             # one token each, or MTP's accepted drafts, up to the end (none for a one-token answer a
             # decode pool has just admitted with its first token)
-            emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - s.generated[dec]) if pool.final else 1
+            generated = s.generated[dec]
+            emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - generated) if pool.final else 1
             ctx = s.ctx[dec] + emitted
             s.ctx[dec] = ctx
             held = s.held[dec]
-            grow = np.maximum(-(-ctx // self.block) - held, 0)
-            s.held[dec] = held + grow
-            pool.free -= int(grow.sum())
-            s.generated[dec] += emitted
-            c.generated_tokens += int(np.sum(emitted)) if pool.final else len(dec)
+            grown = np.maximum(-(-ctx // self.block), held)  # a block more where a context passed one's end
+            s.held[dec] = grown
+            pool.free -= int(grown.sum()) - int(held.sum())
+            s.generated[dec] = generated + emitted
+            c.generated_tokens += int(emitted.sum()) if pool.final else len(dec)
         for i, t in chunks:
             s.prefilled[i] += t
             s.ctx[i] += t
@@ -419,9 +420,8 @@ class Engine:
         each timeout."""
         n, steps = len(dec), pool.unit.step_model
         ctx_sums = int(self.s.ctx[dec].sum()) + n * np.arange(k, dtype=np.int64)
-        times = getattr(steps, "decode_times", None)
-        many = times is not None and k > 16  # a few iterations: their own calls are cheaper than the bucketing
-        dt = times(n, ctx_sums) if many else [steps.time([], n, int(c)) for c in ctx_sums]
+        times = getattr(steps, "decode_times", None)  # a step model without it (tests') is called per iteration
+        dt = times(n, ctx_sums) if times is not None else [steps.time([], n, int(c)) for c in ctx_sums]
         return np.add.accumulate(np.concatenate(([self.env.now], dt)))[1:]
 
     def land_quiet(self, pool: Pool, dec: np.ndarray, run: QuietRun) -> None:

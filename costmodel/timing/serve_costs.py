@@ -41,6 +41,7 @@ from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTim
 from costmodel.timing.operators import Device, MeasuredBackend, Timer
 
 CTX_BUCKET = 32  # mean decode context is rounded to this many tokens for the memo
+FEW_CONTEXTS = 16  # decode_times walks this many or fewer contexts in a loop (numpy's unique costs more)
 
 
 def expert_slots(m: ModelSpec, inf: InferenceSpec) -> tuple[tuple[int, ...], ...]:
@@ -194,7 +195,16 @@ class StepModel:
 
     def decode_times(self, decode_batch: int, ctx_sums: np.ndarray) -> np.ndarray:
         """time([], decode_batch, c) for each c of `ctx_sums` (decode-only iterations), bit for bit: the
-        contexts share few memo buckets, so each bucket is timed once, by the same call."""
+        contexts share few memo buckets, so each bucket is timed once, by the same call (a few contexts
+        walk their buckets in order: their own loop is cheaper than numpy's)."""
+        if len(ctx_sums) <= FEW_CONTEXTS:
+            out, last = [], None
+            for c in ctx_sums.tolist():
+                bucket = round(c / decode_batch / CTX_BUCKET)  # time()'s own key
+                if bucket != last:
+                    t, last = self.time([], decode_batch, c), bucket
+                out.append(t)
+            return np.array(out)
         buckets = np.rint(ctx_sums / decode_batch / CTX_BUCKET)  # round-half-even, as time()'s round()
         values, first, index = np.unique(buckets, return_index=True, return_inverse=True)
         per_bucket = np.array([self.time([], decode_batch, int(ctx_sums[i])) for i in first])
