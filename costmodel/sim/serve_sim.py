@@ -254,8 +254,12 @@ class Engine:
         return run[self.s.prefilled[run] >= self.s.target[run]]
 
     def blocks_needed(self, dec: np.ndarray) -> int:
-        """New blocks the decodes need for this iteration's tokens (up to q each, with MTP drafts)."""
+        """New blocks the decodes need for this iteration's tokens (up to q each, with MTP drafts). A decode
+        holds the blocks its context fills (admit and advance keep it so), so with q no more than a block
+        each needs one at most: where its context plus q passes its blocks' end."""
         s = self.s
+        if self.q <= self.block:
+            return int(np.count_nonzero(s.ctx[dec] + self.q > s.held[dec] * self.block))
         return int(np.maximum(-(-(s.ctx[dec] + self.q) // self.block) - s.held[dec], 0).sum())
 
     def preempt(self, pool: Pool) -> tuple[np.ndarray, int]:
