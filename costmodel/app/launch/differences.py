@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from costmodel.app.launch import sglang, trtllm, vllm
 from costmodel.app.launch.deployment import Deployment
-from costmodel.app.launch.settings import Settings, is_moe
+from costmodel.app.launch.settings import Settings, cache_dtype, is_moe
 
-KV_DTYPE_OF = {"sglang": sglang.kv_dtype, "vllm": vllm.kv_dtype, "trtllm": trtllm.kv_dtype}
+KV_DTYPES = {"sglang": sglang.KV_DTYPES, "vllm": vllm.KV_DTYPES, "trtllm": trtllm.KV_DTYPES}
 NAMES = {"sglang": "SGLang", "vllm": "vLLM", "trtllm": "TensorRT-LLM"}
 
 
@@ -40,7 +40,7 @@ def common(dep: Deployment, s: Settings, role: str) -> list[str]:
     """Differences every engine shares: the cache's bits, MTP's acceptance and the routing, which are the
     plan's assumptions about the model and the traffic, not settings."""
     engine, out = dep.engine, []
-    dtype = KV_DTYPE_OF[engine](s.kv_bits)
+    dtype = cache_dtype(s.kv_bits, KV_DTYPES[engine])
     if s.kv_bits not in (16, 8, 4) or (s.kv_bits < 16 and dtype is None):
         out.append(f"{role}: kv_bits {s.kv_bits:g} was planned; {NAMES[engine]} has no such cache, so "
                    f"{dtype or 'the model dtype'} is written, and each GPU holds fewer tokens than planned")

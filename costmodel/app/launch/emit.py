@@ -16,7 +16,7 @@ from costmodel.app.feasibility import longest_tokens
 from costmodel.app.launch import manifests, sglang, trtllm, vllm
 from costmodel.app.launch.deployment import Deployment, Role, deployment_of, serving_spec
 from costmodel.app.launch.differences import differences, refusal
-from costmodel.app.launch.flags import Command, checked, table, yaml_problems
+from costmodel.app.launch.flags import Command, checked, checked_options, table
 from costmodel.app.launch.readme import readme
 from costmodel.app.launch.settings import Settings, is_moe
 from costmodel.app.plan import PlanAnswer, candidate_of
@@ -32,7 +32,6 @@ PLANNER_FILE = "planner.json"
 @dataclass
 class Emitted:
     files: dict[str, str] = field(default_factory=dict)  # path in DIR -> text
-    commands: dict[str, list[Command]] = field(default_factory=dict)  # role -> node 0's command, ... (checked)
 
     def add(self, path: str, text: str) -> None:
         self.files[path] = text
@@ -48,64 +47,64 @@ def engine_command(dep: Deployment, s: Settings, node: int, role_dir: str) -> Co
     return trtllm.command(s, dep.model_path, f"{role_dir}/config.yaml")
 
 
-def node_script(dep: Deployment, role: Role, s: Settings, node: int, c: Command, where: str = "") -> str:
-    """A host's launch script: what it is, where it runs, then the engine command."""
-    need = ': "${MASTER_ADDR:?set MASTER_ADDR to the address of host 0 of this unit}"\n' if s.hosts > 1 else ""
+MASTER_ADDR = ': "${MASTER_ADDR:?set MASTER_ADDR to the address of host 0 of this unit}"\n'
+
+
+def node_script(dep: Deployment, role: Role, s: Settings, node: int, c: Command, where: str = "",
+                preamble: str | None = None) -> str:
+    """A host's launch script: what it is, where it runs, what it needs set (default: MASTER_ADDR when the
+    unit spans hosts), then the engine command."""
+    need = preamble if preamble is not None else MASTER_ADDR if s.hosts > 1 else ""
     return (f"#!/usr/bin/env bash\n# {dep.plan}: {role.name} unit ({s.gpus} GPUs, {s.hosts} host(s)), host {node}.\n"
             f"# For each of the {role.units} {role.name} unit(s): start it {where or f'on host {node}'}.\n"
             f"set -euo pipefail\n{need}"
             f"exec {c.shell()}\n")
 
 
-def trtllm_files(dep: Deployment, role: Role, s: Settings, out: Emitted) -> Command:
+def trtllm_files(dep: Deployment, role: Role, s: Settings, out: Emitted) -> None:
     """A TensorRT-LLM unit: its LLM-API options and one launch (under MPI across nodes)."""
     t = table("trtllm", dep.version)
-    opts = trtllm.options(s, role.spec.cluster.gpu.name, is_moe(dep.model), dep.model.n_routed_experts or 0,
-                          longest_tokens(role.spec.workload.prompt_tokens, dep.model.max_position_embeddings))
-    problems = yaml_problems(t.yaml_keys, opts)
-    if problems:
-        raise PlannerError(f"trtllm {dep.version} would refuse the options: {'; '.join(problems)}", field="--emit",
-                           fix="report this: the recorded keys and the emitter disagree")
+    opts = checked_options(t, t.yaml_keys, trtllm.options(
+        s, role.spec.cluster.gpu.name, is_moe(dep.model), dep.model.n_routed_experts or 0,
+        longest_tokens(role.spec.workload.prompt_tokens, dep.model.max_position_embeddings)))
     c = checked(t, engine_command(dep, s, 0, "${HERE}"))
     launch = c if s.hosts == 1 else Command(("mpirun", "-H", "${HOSTS}", "-n", str(s.gpus), "trtllm-llmapi-launch")
                                             + c.program, c.args)
     out.add(f"{role.name}/config.yaml", manifests.to_yaml(opts))
     where = "once (MPI starts its ranks on HOSTS)" if s.hosts > 1 else "on the host"
-    script = node_script(dep, role, s, 0, launch, where).replace(
-        ': "${MASTER_ADDR:?set MASTER_ADDR to the address of host 0 of this unit}"',
-        f': "${{HOSTS:?set HOSTS to the unit\'s hosts, host:{s.host_gpus},host:{s.host_gpus},...}}"')
     here = 'HERE="$(cd "$(dirname "$0")" && pwd)"  # config.yaml lies beside this script\n'
-    out.add(f"{role.name}/launch.sh", script.replace("set -euo pipefail\n", "set -euo pipefail\n" + here))
-    return c
+    hosts = f': "${{HOSTS:?set HOSTS to the unit\'s hosts, host:{s.host_gpus},host:{s.host_gpus},...}}"\n'
+    out.add(f"{role.name}/launch.sh",
+            node_script(dep, role, s, 0, launch, where, here + (hosts if s.hosts > 1 else "")))
 
 
 def engine_files(dep: Deployment, out: Emitted) -> None:
-    """Per role: sglang / vllm one script a node, trtllm one launch a unit; each command checked."""
+    """Per role: sglang / vllm one script a host, trtllm one launch a unit; each command checked."""
     t = table(dep.engine, dep.version)
     for role in dep.roles:
         s = Settings.of(role.name, role.spec)
         if dep.engine == "trtllm":
-            out.commands[role.name] = [trtllm_files(dep, role, s, out)]
+            trtllm_files(dep, role, s, out)
             continue
-        cs = [checked(t, engine_command(dep, s, node, role.name)) for node in range(s.hosts)]
-        for node, c in enumerate(cs):
+        for node in range(s.hosts):
+            c = checked(t, engine_command(dep, s, node, role.name))
             out.add(f"{role.name}/host-{node}.sh", node_script(dep, role, s, node, c))
-        out.commands[role.name] = cs
 
 
 def router_files(dep: Deployment, out: Emitted) -> None:
     """What sits in front of the units: SGLang's router, TensorRT-LLM's disaggregated server (vLLM ships
     none for P/D: README)."""
-    urls = {r.name: [f"http://{r.name}-{u}:{port_of(dep.engine)}" for u in range(r.units)] for r in dep.roles}
+    hosts = {r.name: [f"{r.name}-{u}:{port_of(dep.engine)}" for u in range(r.units)] for r in dep.roles}
     if dep.engine == "sglang" and (dep.disaggregated or dep.roles[0].units > 1):
+        urls = {name: [f"http://{h}" for h in hs] for name, hs in hosts.items()}
         out.add("router.sh", f"#!/usr/bin/env bash\n# {dep.plan}: the router in front of the units (edit the "
                              f"addresses).\nset -euo pipefail\nexec {sglang.router(urls).shell()}\n")
     if dep.engine == "trtllm" and dep.disaggregated:
         spec = {"hostname": "0.0.0.0", "port": 8000, "backend": "pytorch",
-                "context_servers": {"num_instances": len(urls["prefill"]), "urls": [u[7:] for u in urls["prefill"]]},
-                "generation_servers": {"num_instances": len(urls["decode"]), "urls": [u[7:] for u in urls["decode"]]}}
-        assert not yaml_problems(table("trtllm", dep.version).router_keys, spec)
-        out.add("disagg.yaml", manifests.to_yaml(spec))
+                "context_servers": {"num_instances": len(hosts["prefill"]), "urls": hosts["prefill"]},
+                "generation_servers": {"num_instances": len(hosts["decode"]), "urls": hosts["decode"]}}
+        t = table("trtllm", dep.version)
+        out.add("disagg.yaml", manifests.to_yaml(checked_options(t, t.router_keys, spec)))
         out.add("router.sh", f"#!/usr/bin/env bash\n# {dep.plan}: TensorRT-LLM's disaggregated server (edit the "
                              f"addresses in disagg.yaml).\nset -euo pipefail\nexec trtllm-serve disaggregated -c disagg.yaml\n")
 
@@ -186,7 +185,6 @@ def write(out: Emitted, directory: Path) -> list[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return sorted(directory / rel for rel in out.files)
-
 
 
 def chosen(plan: PlanSpec, engine: InferenceSpec, solved: PlanAnswer, target: str, rank: int,

@@ -112,14 +112,31 @@ def yaml_problems(allowed: dict | None, data: dict, where: str = "") -> list[str
     return out
 
 
-def checked(t: FlagTable, c: Command) -> Command:
+def refused(t: FlagTable, problems: list[str], where: str | None) -> PlannerError:
+    """One error for what the engine's version would refuse: in a launch file about to be written (where
+    None: the emitter and the recorded flags disagree), or in one read back from `where`."""
+    problem = f"{t.engine} {t.version} would refuse it: {'; '.join(problems)}"
+    if where is None:
+        return PlannerError(problem, field="--emit", fix="report this: the recorded flags and the emitter disagree")
+    return PlannerError(problem, file=where, field=problems[0].split(":")[0].split()[0],
+                        fix="restore the emitted flags and options, or re-emit")
+
+
+def checked(t: FlagTable, c: Command, where: str | None = None) -> Command:
     """`c`, or one error naming the flags the engine's version does not take (a launch file is never
-    written with a flag the engine would refuse)."""
+    written, or read back, with a flag the engine would refuse)."""
     problems = command_problems(t, c)
     if problems:
-        raise PlannerError(f"{t.engine} {t.version} would refuse the command: {'; '.join(problems)}",
-                           field="--emit", fix="report this: the recorded flags and the emitter disagree")
+        raise refused(t, problems, where)
     return c
+
+
+def checked_options(t: FlagTable, allowed: dict | None, data, where: str | None = None) -> dict:
+    """`data` (an options or router YAML), or one error naming the keys `allowed` lacks."""
+    problems = yaml_problems(allowed, data) if isinstance(data, dict) else ["the options are not a mapping"]
+    if problems:
+        raise refused(t, problems, where)
+    return data
 
 
 def parse(t: FlagTable, words: list[str], program_words: int) -> Command:

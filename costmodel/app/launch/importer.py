@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from costmodel.app.launch import sglang, trtllm, vllm
 from costmodel.app.launch.deployment import Role, serving_spec
 from costmodel.app.launch.emit import PLANNER_FILE
-from costmodel.app.launch.flags import Command, FlagTable, command_problems, parse, table, yaml_problems
+from costmodel.app.launch.flags import Command, checked, checked_options, parse, table
 from costmodel.app.launch.settings import Settings
 from costmodel.counts.memory import SERVING_MEMORY_FRACTION
 from costmodel.inputs.errors import PlannerError
@@ -58,15 +58,6 @@ def record_of(folder: Path) -> dict:
     return record
 
 
-def checked_command(t: FlagTable, c: Command, where: Path) -> Command:
-    """`c` as read from `where`, or one error naming the first flag the engine would refuse."""
-    problems = command_problems(t, c)
-    if problems:
-        raise PlannerError(f"{t.engine} {t.version} would refuse it: {problems[0]}", file=str(where),
-                           field=problems[0].split(":")[0].split()[0], fix="restore the emitted flag, or re-emit")
-    return c
-
-
 def script_commands(folder: Path, engine: str, version: str, role: str) -> tuple[Command, int]:
     """Host 0's command of a role, and the unit's host count (sglang, vllm: a script a host, each the same
     command but for the host's own rank)."""
@@ -74,7 +65,7 @@ def script_commands(folder: Path, engine: str, version: str, role: str) -> tuple
     if not scripts:
         raise PlannerError(f"no {role}/host-*.sh", file=str(folder), field=role, fix="re-emit the folder")
     t = table(engine, version)
-    cs = [checked_command(t, parse(t, exec_words(read_text(p)), PROGRAM_WORDS[engine]), p) for p in scripts]
+    cs = [checked(t, parse(t, exec_words(read_text(p)), PROGRAM_WORDS[engine]), str(p)) for p in scripts]
     shared = [[a for a in c.args if a[0] not in HOST_FLAGS] for c in cs]
     for path, args in zip(scripts[1:], shared[1:], strict=True):
         if args != shared[0]:
@@ -84,25 +75,16 @@ def script_commands(folder: Path, engine: str, version: str, role: str) -> tuple
     return cs[0], len(scripts)
 
 
-def trtllm_command(folder: Path, version: str, role: str) -> tuple[Command, dict]:
-    path = folder / role / "launch.sh"
+def trtllm_command(folder: Path, version: str, role: str, host_gpus: int) -> tuple[Command, dict, int]:
+    """A TensorRT-LLM unit's command, its options, and its hosts: its MPI ranks over the hardware's GPUs a
+    host (one host without MPI)."""
+    path, config = folder / role / "launch.sh", folder / role / "config.yaml"
     words = exec_words(read_text(path))
-    words = words[words.index("trtllm-serve"):]
-    opts = yaml.safe_load(read_text(folder / role / "config.yaml")) or {}
+    hosts = int(words[words.index("-n") + 1]) // host_gpus if words[0] == "mpirun" else 1
     t = table("trtllm", version)
-    problems = yaml_problems(t.yaml_keys, opts) if isinstance(opts, dict) else ["the options are not a mapping"]
-    if problems:
-        raise PlannerError(f"trtllm {version} would refuse it: {problems[0]}", file=str(folder / role / "config.yaml"),
-                           field=problems[0].split(":")[0], fix="restore the emitted options, or re-emit")
-    return checked_command(t, parse(t, words, PROGRAM_WORDS["trtllm"]), path), opts
-
-
-def mpi_hosts(folder: Path, role: str, planned: Settings) -> int:
-    """A TensorRT-LLM unit's hosts: its MPI ranks over the hardware's GPUs a host (one host without MPI)."""
-    words = exec_words(read_text(folder / role / "launch.sh"))
-    if words[0] != "mpirun":
-        return 1
-    return int(words[words.index("-n") + 1]) // planned.host_gpus
+    opts = checked_options(t, t.yaml_keys, yaml.safe_load(read_text(config)) or {}, str(config))
+    c = checked(t, parse(t, words[words.index("trtllm-serve"):], PROGRAM_WORDS["trtllm"]), str(path))
+    return c, opts, hosts
 
 
 def manifest_command(folder: Path, target: str, version: str, role: str) -> tuple[Command, int, int]:
@@ -113,13 +95,13 @@ def manifest_command(folder: Path, target: str, version: str, role: str) -> tupl
         args = service["extraPodSpec"]["mainContainer"]["args"]
         hosts = service.get("multinode", {}).get("nodeCount", 1)
         t = table("sglang", version)
-        return checked_command(t, parse(t, args, 0), path), hosts, service["replicas"]
+        return checked(t, parse(t, args, 0), str(path)), hosts, service["replicas"]
     path = folder / "llm-d.yaml"
     docs = list(yaml.safe_load_all(read_text(path)))
     lws = next(d for d in docs if d["metadata"]["labels"]["llm-d.ai/role"] == role)
     script = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["args"][0]
     t = table("vllm", version)
-    c = checked_command(t, parse(t, exec_words(script), PROGRAM_WORDS["vllm"]), path)
+    c = checked(t, parse(t, exec_words(script), PROGRAM_WORDS["vllm"]), str(path))
     return c, lws["spec"]["leaderWorkerTemplate"]["size"], lws["spec"]["replicas"]
 
 
@@ -155,8 +137,7 @@ def role_settings(folder: Path, record: dict, role: str, m: ModelSpec) -> tuple[
     if target in ("dynamo", "llm-d"):
         c, hosts, units = manifest_command(folder, target, version, role)
     elif engine == "trtllm":
-        c, opts = trtllm_command(folder, version, role)
-        hosts = mpi_hosts(folder, role, planned)
+        c, opts, hosts = trtllm_command(folder, version, role, planned.host_gpus)
     else:
         c, hosts = script_commands(folder, engine, version, role)
     odd = unmodelled(engine, c, opts)

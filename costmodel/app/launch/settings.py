@@ -76,3 +76,28 @@ class Settings:
 
 def is_moe(m: ModelSpec) -> bool:
     return m.ffn == "moe"
+
+
+def cache_dtype(bits: float, dtypes: dict[int, str | None]) -> str | None:
+    """The smallest of an engine's KV-cache dtypes ({bits: flag value}, None: the model's BF16) that holds
+    `bits` (a 6-bit plan gets FP8: a README difference)."""
+    fits = [b for b in dtypes if b >= bits]
+    return dtypes[min(fits)] if fits else None
+
+
+def cache_bits(dtype: str | None, dtypes: dict[int, str | None]) -> int:
+    """The bits of an engine's KV-cache dtype, read back from its flag or option."""
+    return {v: k for k, v in dtypes.items()}[dtype]
+
+
+def quantization(weight_bits: int, checkpoint_bits: int) -> str | None:
+    """SGLang's and vLLM's --quantization for weights below the checkpoint's bits: FP8 online, or an NVFP4
+    (ModelOpt) checkpoint."""
+    if weight_bits >= checkpoint_bits:
+        return None
+    return "fp8" if weight_bits == 8 else "modelopt_fp4"
+
+
+def weight_bits_of(quant: str | None, checkpoint_bits: int) -> int:
+    """The weights' bits a --quantization value (or none: the checkpoint's) gives."""
+    return {None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant]

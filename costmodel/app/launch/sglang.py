@@ -6,7 +6,7 @@ instance's --tp-size is all its GPUs, --dp-size its attention-DP ranks, and --ma
 from __future__ import annotations
 
 from costmodel.app.launch.flags import Command
-from costmodel.app.launch.settings import Settings
+from costmodel.app.launch.settings import Settings, cache_bits, cache_dtype, quantization, weight_bits_of
 from costmodel.counts.memory import SERVING_MEMORY_FRACTION
 
 PROGRAM = ("python3", "-m", "sglang.launch_server")
@@ -14,19 +14,6 @@ PORT = 30000
 KV_DTYPES = {16: None, 8: "fp8_e4m3", 4: "fp4_e2m1"}  # kv_bits -> --kv-cache-dtype (none: the model's BF16)
 EPLB = {"hierarchical": "deepseek_hierarchical", "global": "deepseek"}
 DEEPEP_MODE = {("decode", "low_latency"): "low_latency", ("aggregated", "low_latency"): "auto"}  # else normal
-
-
-def kv_dtype(bits: float) -> str | None:
-    """The smallest cache dtype SGLang has that holds `bits` (a 6-bit plan gets FP8: README differences)."""
-    fits = [b for b in KV_DTYPES if b >= bits]
-    return KV_DTYPES[min(fits)] if fits else None
-
-
-def quantization(weight_bits: int, checkpoint_bits: int) -> str | None:
-    """--quantization for weights below the checkpoint's bits: FP8 online, or an NVFP4 (ModelOpt) checkpoint."""
-    if weight_bits >= checkpoint_bits:
-        return None
-    return "fp8" if weight_bits == 8 else "modelopt_fp4"
 
 
 def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node: int) -> Command:
@@ -51,8 +38,8 @@ def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node:
     args += [("--max-running-requests", str(s.max_running * s.dp)), ("--chunked-prefill-size", chunk),
              ("--max-prefill-tokens", str(s.batch_tokens)), ("--page-size", str(s.block_tokens)),
              ("--mem-fraction-static", str(SERVING_MEMORY_FRACTION))]
-    if kv_dtype(s.kv_bits):
-        args.append(("--kv-cache-dtype", kv_dtype(s.kv_bits)))
+    if cache_dtype(s.kv_bits, KV_DTYPES):
+        args.append(("--kv-cache-dtype", cache_dtype(s.kv_bits, KV_DTYPES)))
     if quantization(s.weight_bits, checkpoint_bits):
         args.append(("--quantization", quantization(s.weight_bits, checkpoint_bits)))
     if s.mixed_batches and s.role == "aggregated":
@@ -71,8 +58,6 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int | None 
     hosts = hosts or int(c.value("--nnodes") or 1)
     mode = c.value("--deepep-mode")
     algorithm = c.value("--eplb-algorithm")
-    kv = {v: k for k, v in KV_DTYPES.items()}[c.value("--kv-cache-dtype")]
-    quant = c.value("--quantization")
     chunk = int(c.value("--chunked-prefill-size"))
     role = c.value("--disaggregation-mode") or "aggregated"
     if role == "prefill":  # a prefill unit never decodes: its all-to-all mode stays the plan's
@@ -87,8 +72,8 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int | None 
         two_batch_overlap=c.has("--enable-two-batch-overlap"), mtp_tokens=spec_steps,
         max_running=int(c.value("--max-running-requests")) // dp, batch_tokens=int(c.value("--max-prefill-tokens")),
         chunked_prefill=chunk != -1, mixed_batches=c.has("--enable-mixed-chunk") if not c.has("--disaggregation-mode")
-        else assumed.mixed_batches, kv_bits=kv, block_tokens=int(c.value("--page-size")),
-        weight_bits={None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant],
+        else assumed.mixed_batches, kv_bits=cache_bits(c.value("--kv-cache-dtype"), KV_DTYPES),
+        block_tokens=int(c.value("--page-size")), weight_bits=weight_bits_of(c.value("--quantization"), checkpoint_bits),
         host_gpus=assumed.host_gpus).on_hosts(gpus, hosts)
 
 

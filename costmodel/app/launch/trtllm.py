@@ -5,17 +5,12 @@ attention DP, --tp_size is all the unit's GPUs and --max_batch_size / --max_num_
 from __future__ import annotations
 
 from costmodel.app.launch.flags import Command
-from costmodel.app.launch.settings import Settings
+from costmodel.app.launch.settings import Settings, cache_bits, cache_dtype
 from costmodel.counts.memory import SERVING_MEMORY_FRACTION
 
 PORT = 8000
 KV_DTYPES = {16: None, 8: "fp8", 4: "nvfp4"}
 BLACKWELL = ("b200", "b300", "gb200", "gb300")
-
-
-def kv_dtype(bits: float) -> str | None:
-    fits = [b for b in KV_DTYPES if b >= bits]
-    return KV_DTYPES[min(fits)] if fits else None
 
 
 def moe_backend(s: Settings, gpu: str) -> str:
@@ -35,8 +30,8 @@ def options(s: Settings, gpu: str, moe: bool, experts: int, longest_prompt: int)
     out: dict = {"enable_attention_dp": s.dp > 1, "enable_chunked_prefill": s.chunked_prefill,
                  "kv_cache_config": {"free_gpu_memory_fraction": SERVING_MEMORY_FRACTION},
                  "cuda_graph_config": {"enable_padding": True, "max_batch_size": s.max_running}}
-    if kv_dtype(s.kv_bits):
-        out["kv_cache_config"]["dtype"] = kv_dtype(s.kv_bits)
+    if cache_dtype(s.kv_bits, KV_DTYPES):
+        out["kv_cache_config"]["dtype"] = cache_dtype(s.kv_bits, KV_DTYPES)
     if moe and s.ep > 1:
         out["moe_config"] = {"backend": moe_backend(s, gpu)}
         if s.redundant_experts:
@@ -68,7 +63,6 @@ def read(c: Command, opts: dict, experts: int, assumed: Settings, hosts: int) ->
     dp = gpus if opts.get("enable_attention_dp") else 1
     role = {"CONTEXT": "prefill", "GENERATION": "decode"}.get(c.value("--server_role"), "aggregated")
     balancer = opts.get("moe_config", {}).get("load_balancer")
-    kv = {v: k for k, v in KV_DTYPES.items()}[opts.get("kv_cache_config", {}).get("dtype")]
     return Settings(
         role=role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node, tp=gpus // dp, dp=dp, ep=int(c.value("--ep_size")),
         redundant_experts=balancer["num_slots"] - experts if balancer else 0,
@@ -77,6 +71,6 @@ def read(c: Command, opts: dict, experts: int, assumed: Settings, hosts: int) ->
         max_running=int(c.value("--max_batch_size")), batch_tokens=int(c.value("--max_num_tokens")),
         chunked_prefill=bool(opts.get("enable_chunked_prefill")),
         mixed_batches=True if role == "aggregated" else assumed.mixed_batches,  # in-flight batching mixes
-        kv_bits=kv, weight_bits=assumed.weight_bits, block_tokens=assumed.block_tokens,
+        kv_bits=cache_bits(opts.get("kv_cache_config", {}).get("dtype"), KV_DTYPES), weight_bits=assumed.weight_bits, block_tokens=assumed.block_tokens,
         host_gpus=assumed.host_gpus).on_hosts(gpus, hosts)
 

@@ -8,18 +8,13 @@ from __future__ import annotations
 import json
 
 from costmodel.app.launch.flags import Command
-from costmodel.app.launch.settings import Settings
+from costmodel.app.launch.settings import Settings, cache_bits, cache_dtype, quantization, weight_bits_of
 from costmodel.counts.memory import SERVING_MEMORY_FRACTION
 
 PORT = 8000
 RPC_PORT = 13345
 KV_DTYPES = {16: None, 8: "fp8", 4: "nvfp4"}
 ALL2ALL = {"low_latency": "deepep_low_latency", "normal": "deepep_high_throughput"}
-
-
-def kv_dtype(bits: float) -> str | None:
-    fits = [b for b in KV_DTYPES if b >= bits]
-    return KV_DTYPES[min(fits)] if fits else None
 
 
 def all2all(s: Settings) -> str:
@@ -66,10 +61,10 @@ def command(s: Settings, model_path: str, checkpoint_bits: int, moe: bool, node:
     args += [("--max-num-seqs", str(s.max_running)), ("--max-num-batched-tokens", str(s.batch_tokens)),
              ("--enable-chunked-prefill" if s.chunked_prefill else "--no-enable-chunked-prefill", None),
              ("--block-size", str(s.block_tokens)), ("--gpu-memory-utilization", str(SERVING_MEMORY_FRACTION))]
-    if kv_dtype(s.kv_bits):
-        args.append(("--kv-cache-dtype", kv_dtype(s.kv_bits)))
-    if s.weight_bits < checkpoint_bits:
-        args.append(("--quantization", "fp8" if s.weight_bits == 8 else "modelopt_fp4"))
+    if cache_dtype(s.kv_bits, KV_DTYPES):
+        args.append(("--kv-cache-dtype", cache_dtype(s.kv_bits, KV_DTYPES)))
+    if quantization(s.weight_bits, checkpoint_bits):
+        args.append(("--quantization", quantization(s.weight_bits, checkpoint_bits)))
     if s.role != "aggregated":
         args.append(("--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"})))
     return Command(("vllm", "serve", model_path), tuple(args))
@@ -82,8 +77,6 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int) -> Set
     backend = c.value("--all2all-backend")
     eplb = json.loads(c.value("--eplb-config") or "{}")
     spec = json.loads(c.value("--speculative-config") or "{}")
-    kv = {v: k for k, v in KV_DTYPES.items()}[c.value("--kv-cache-dtype")]
-    quant = c.value("--quantization")
     mode = {v: k for k, v in ALL2ALL.items()}.get(backend)
     return Settings(
         role=assumed.role, nodes=assumed.nodes, gpus_per_node=assumed.gpus_per_node, tp=tp, dp=dp,
@@ -95,5 +88,6 @@ def read(c: Command, checkpoint_bits: int, assumed: Settings, hosts: int) -> Set
         max_running=int(c.value("--max-num-seqs")), batch_tokens=int(c.value("--max-num-batched-tokens")),
         chunked_prefill=c.has("--enable-chunked-prefill"),
         mixed_batches=True if assumed.role == "aggregated" else assumed.mixed_batches,  # vLLM always mixes
-        kv_bits=kv, weight_bits={None: checkpoint_bits, "fp8": 8, "modelopt_fp4": 4}[quant],
+        kv_bits=cache_bits(c.value("--kv-cache-dtype"), KV_DTYPES),
+        weight_bits=weight_bits_of(c.value("--quantization"), checkpoint_bits),
         block_tokens=int(c.value("--block-size")), host_gpus=assumed.host_gpus).on_hosts(tp * dp, hosts)
