@@ -77,15 +77,24 @@ def deployment_of(plan: PlanSpec, engine: InferenceSpec, c: Candidate, target: s
 TARGET_ENGINES = {"dynamo": "sglang", "llm-d": "vllm"}
 
 
+MAX_INSTANCES = PrefillPool.model_fields["instances"].metadata[0].le  # a prefill pool's instances, and decode's
+
+
 def serving_spec(roles: dict[str, Role]) -> InferenceSpec:
-    """The deployment as one `simulate serve` inference part: the aggregated unit, or the decode unit
-    with the prefill units as its prefill pool (their own layout, token budget and running cap)."""
+    """The deployment as one `simulate serve` inference part: the aggregated unit (at its share of the
+    traffic), or the decode units with the prefill units as their prefill pool (their own layout, token
+    budget and running cap), which share the whole traffic round robin."""
     if "aggregated" in roles:
         return roles["aggregated"].spec
     d, p = roles["decode"], roles["prefill"]
+    if max(d.units, p.units) > MAX_INSTANCES:
+        raise PlannerError(f"{p.units} prefill and {d.units} decode units: a simulated prefill pool holds at most "
+                           f"{MAX_INSTANCES} of each", field="prefill_pool.instances",
+                           fix="plan fewer, larger units (search.nodes)")
     ps = p.spec
     pool = PrefillPool(gpus_per_node=ps.cluster.gpus_per_node, nodes=ps.cluster.nodes, parallelism=ps.parallelism,
                        redundant_experts=ps.redundant_experts, eplb=ps.eplb, two_batch_overlap=ps.two_batch_overlap,
                        instances=p.units, decode_instances=d.units, max_batch_tokens=ps.batch_tokens,
                        max_running=ps.max_running)
-    return d.spec.model_copy(update={"prefill_pool": pool})
+    workload = d.spec.workload.model_copy(update={"rate_per_s": d.spec.workload.rate_per_s * d.units})
+    return d.spec.model_copy(update={"prefill_pool": pool, "workload": workload})

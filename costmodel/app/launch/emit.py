@@ -9,7 +9,7 @@ import json
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from costmodel.app.feasibility import longest_tokens
@@ -115,9 +115,10 @@ def port_of(engine: str) -> int:
 
 def planned_throughput(dep: Deployment) -> dict:
     """The deployment's saturated output and prompt tokens/s: one unit of each role as `simulate serve`
-    runs the deployment's inference part (serving_spec), times its units."""
+    runs the deployment's inference part (serving_spec), times its units. The saturated runs take one
+    unit each, so the part is built with one of each (any unit count then emits)."""
     roles = {r.name: r for r in dep.roles}
-    r = serve_variant(dep.plan, dep.model, serving_spec(roles))
+    r = serve_variant(dep.plan, dep.model, serving_spec({n: replace(r, units=1) for n, r in roles.items()}))
     decode = roles.get("decode") or roles["aggregated"]
     prefill = roles.get("prefill") or roles["aggregated"]
     return {"generation_tok_s": r.max_generation_throughput_tok_s * decode.units,

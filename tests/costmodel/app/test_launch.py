@@ -12,13 +12,14 @@ import yaml
 from click.testing import CliRunner
 
 from costmodel.app.launch import sglang, vllm
-from costmodel.app.launch.deployment import deployment_of
+from costmodel.app.launch.deployment import deployment_of, serving_spec
 from costmodel.app.launch.differences import refusal
 from costmodel.app.launch.emit import TARGETS, chosen, emit, write
 from costmodel.app.launch.flags import Command, command_problems, parse, table, yaml_problems
 from costmodel.app.launch.importer import PROGRAM_WORDS, exec_words, imported
 from costmodel.app.launch.settings import Settings
 from costmodel.app.serving import serve_variant
+from costmodel.inputs.errors import PlannerError
 from planner.cli import cli
 from planner.plan_runner import solve_plan
 from scripts import engine_flags as ef
@@ -290,3 +291,18 @@ def test_vllm_runs_one_tp_group_over_hosts_with_its_multi_node_flags():
     assert (second.value("--node-rank"), second.value("--master-addr"), second.has("--headless")) == (
         "1", "${MASTER_ADDR}", True)
     assert command_problems(table("vllm", "0.24.0"), second) == []
+
+
+def test_a_pd_deployment_simulates_the_whole_traffic_over_its_units(solved):
+    """The imported P/D part shares the plan's whole traffic between its prefill and decode units (round
+    robin), so its rate is the plan's; a simulated pool holds at most 64 units of each."""
+    plan, engine, answer = solved["v3"]
+    dep = chosen(plan, engine, answer, "sglang", 1, None)
+    roles = {r.name: r for r in dep.roles}
+    inf = serving_spec(roles)
+    assert inf.workload.rate_per_s == pytest.approx(plan.traffic.rate_per_s)
+    assert (inf.prefill_pool.instances, inf.prefill_pool.decode_instances) == (roles["prefill"].units,
+                                                                              roles["decode"].units)
+    many = {**roles, "decode": type(roles["decode"])("decode", 65, roles["decode"].spec)}
+    with pytest.raises(PlannerError, match="prefill_pool.instances"):
+        serving_spec(many)
