@@ -16,7 +16,7 @@ import streamlit as st
 
 from costmodel.app import check_serving, study
 from costmodel.app.fleet import usd_per_million_output_tokens
-from costmodel.app.launch.emit import from_answer, zip_bytes
+from costmodel.app.launch.emit import chosen, emit, zip_bytes
 from costmodel.app.plan import checked_plan
 from costmodel.app.sweep import point_overrides
 from costmodel.inputs.errors import PlannerError
@@ -242,7 +242,7 @@ def launch_zip(text: str, name: str, target: str) -> bytes:
     """The recommended deployment's launch files for `target` as a zip (`planner plan --emit`'s files)."""
     result = plan(text, name)
     spec, engine = checked_plan(PLANS / name, text)
-    return zip_bytes(from_answer(spec, engine, result["recommended"], target), f"{result['plan']}-{target}")
+    return zip_bytes(emit(chosen(spec, engine, result, target), target), f"{result['plan']}-{target}")
 
 
 def csv_text(rows: list[dict]) -> str:

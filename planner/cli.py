@@ -25,7 +25,7 @@ from costmodel.timing.operators import held_out_errors
 from planner import render
 from planner import validate_sim as validation
 from planner.check_runner import run_check
-from planner.plan_runner import solve_plan
+from planner.plan_runner import run_plan
 from planner.sweep_runner import journal_path, read_journal, run_sweep, summarise
 
 
@@ -287,22 +287,22 @@ def plan_cmd(plan_file: Path, address, sequential, workers, fmt, target, out, ra
                            fix="give both (planner plan FILE --emit sglang --out DIR), or neither")
     if out is not None and out_problem(out):
         raise PlannerError(out_problem(out), field="--out", fix="choose a new folder, or remove that one")
-    checked_plan(plan_file)  # errors exit 2 before any worker starts
+    plan, engine = checked_plan(plan_file)  # errors exit 2 before any worker starts
     with render.progress_bar(disable=fmt == "json") as bar:
         task = bar.add_task("screening layouts", total=None)
-        plan, engine, solved = solve_plan(plan_file, sequential=sequential, address=address, workers=workers,
-                                          progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                          note=lambda text: bar.update(task, description=text))
+        result = run_plan(plan_file, sequential=sequential, address=address, workers=workers,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total),
+                          note=lambda text: bar.update(task, description=text))
     if target is not None:
         try:
-            emitted = emit(chosen(plan, engine, solved, target, rank, model_path), target)
+            emitted = emit(chosen(plan, engine, result, target, rank, model_path), target)
         except PlannerError as e:  # a setting of the plan the engine cannot run: the plan file's
             raise PlannerError(e.problem, file=e.file or str(plan_file), field=e.field, fix=e.fix) from e
         paths = write(emitted, out)
     if fmt == "json":
-        click.echo(strict_dumps(solved.result, indent=2))
+        click.echo(strict_dumps(result, indent=2))
     else:
-        render.plan_answer(solved.result)
+        render.plan_answer(result)
     if target is not None:
         render.emitted(out, paths, emitted, err=fmt == "json")  # JSON on stdout stays JSON
 

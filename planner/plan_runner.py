@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from costmodel.app.plan import Layout, PlanAnswer, Screened, checked_plan, layouts, screen, solve
+from costmodel.app.plan import Layout, Screened, answer, checked_plan, layouts, screen
 from costmodel.inputs.plan_spec import PlanSpec
 from costmodel.inputs.specs import InferenceSpec
 from planner.sweep_runner import dask_client
@@ -43,18 +43,11 @@ def screen_all(plan: PlanSpec, engine: InferenceSpec, todo: list[Layout], *, seq
     return [done[lay] for lay in todo]
 
 
-def solve_plan(path: Path, *, text: str | None = None, sequential: bool = False, address: str | None = None,
-               workers: int = 2, progress: Callable[[int, int], None] | None = None,
-               note: Callable[[str], None] | None = None) -> tuple[PlanSpec, InferenceSpec, PlanAnswer]:
+def run_plan(path: Path, *, text: str | None = None, sequential: bool = False, address: str | None = None,
+             workers: int = 2, progress: Callable[[int, int], None] | None = None,
+             note: Callable[[str], None] | None = None) -> dict:
     """The plan file at `path` (or `text` as that file) screened, sized, verified and answered."""
     plan, engine = checked_plan(path, text)
     screened = screen_all(plan, engine, layouts(plan), sequential=sequential, address=address, workers=workers,
                           progress=progress)
-    solved = solve(plan, engine, screened, note)
-    solved.result = {"file": str(path), **solved.result}
-    return plan, engine, solved
-
-
-def run_plan(path: Path, **kwargs) -> dict:
-    """solve_plan's JSON-ready answer."""
-    return solve_plan(path, **kwargs)[2].result
+    return {"file": str(path), **answer(plan, engine, screened, note)}

@@ -527,30 +527,14 @@ def cheapest_verified(plan: PlanSpec, engine: InferenceSpec, mine: list[Candidat
     return best
 
 
-@dataclass
-class PlanAnswer:
-    """`planner plan`'s answer (JSON-ready) and the verified candidates behind its per-GPU list, in the
-    list's order (the first is the recommended one): what the launch files are written from."""
-
-    result: dict
-    verified: list[Candidate]
-
-
-def solve(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], progress=None) -> PlanAnswer:
+def answer(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], progress=None) -> dict:
     """Each GPU's cheapest verified deployment; the cheapest of them recommended."""
     cands, rejected = candidates(plan, screened)
     best = [cheapest_verified(plan, engine, [c for c in cands if c.gpu == gpu.name], rejected, progress) for gpu in plan.gpus]
-    rows = [(describe(plan, c), c) for c in best if c is not None]
-    rows.sort(key=lambda r: (r[0]["usd_per_hour"], r[0]["tpot_p50_s"] or 0.0, r[0]["ttft_p99_s"] or 0.0))  # at equal cost, the faster first
-    per_gpu = [r for r, _ in rows]
+    per_gpu = sorted((describe(plan, c) for c in best if c is not None),  # at equal cost, the faster first
+                     key=lambda p: (p["usd_per_hour"], p["tpot_p50_s"] or 0.0, p["ttft_p99_s"] or 0.0))
     t = plan.traffic
-    result = {"plan": plan.name, "traffic": {"requests_per_s": t.rate_per_s, "prefix_cache_hit_rate": t.prefix_cache_hit_rate},
-              "slo": {"ttft_p99_s": plan.slo.ttft_p99_s, "tpot_p50_s": plan.slo.tpot_s},
-              "recommended": per_gpu[0] if per_gpu else None, "per_gpu_type": per_gpu, "front": front(plan, screened),
-              "rejected": rejected, "layouts_screened": len(screened)}
-    return PlanAnswer(result, [c for _, c in rows])
-
-
-def answer(plan: PlanSpec, engine: InferenceSpec, screened: list[Screened], progress=None) -> dict:
-    """solve's JSON-ready answer."""
-    return solve(plan, engine, screened, progress).result
+    return {"plan": plan.name, "traffic": {"requests_per_s": t.rate_per_s, "prefix_cache_hit_rate": t.prefix_cache_hit_rate},
+            "slo": {"ttft_p99_s": plan.slo.ttft_p99_s, "tpot_p50_s": plan.slo.tpot_s},
+            "recommended": per_gpu[0] if per_gpu else None, "per_gpu_type": per_gpu, "front": front(plan, screened),
+            "rejected": rejected, "layouts_screened": len(screened)}

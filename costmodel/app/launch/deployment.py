@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from costmodel.app.plan import Candidate, describe, unit_specs
+from costmodel.app.plan import candidate_of, unit_specs
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.plan_spec import PlanSpec
 from costmodel.inputs.specs import InferenceSpec, ModelSpec, PrefillPool
@@ -61,16 +61,17 @@ def model_path_of(m: ModelSpec, given: str | None) -> str:
     return HF_REPOS[m.name]
 
 
-def deployment_of(plan: PlanSpec, engine: InferenceSpec, c: Candidate, target: str,
-                  model_path: str | None = None, planned: dict | None = None) -> Deployment:
-    """The candidate's units (plan.unit_specs) as roles, for the launch files of `target`'s engine;
-    `planned`: its row of the plan's answer (default: described now)."""
+def deployment_of(plan: PlanSpec, engine: InferenceSpec, row: dict, target: str,
+                  model_path: str | None = None) -> Deployment:
+    """A row of the plan's answer (its per-GPU list) as roles, each unit as the verification simulated it
+    (plan.unit_specs), for the launch files of `target`'s engine."""
+    c = candidate_of(plan, row)
     specs = unit_specs(plan, engine, c)
     units = {"aggregated": c.decode_units, "decode": c.decode_units, "prefill": c.prefill_units}
     roles = tuple(Role(name, units[name], spec) for name, spec in specs.items())
     name = TARGET_ENGINES.get(target, target)
     return Deployment(plan.name, plan.model, model_path_of(plan.model, model_path), name, ENGINE_VERSIONS[name],
-                      roles, planned or describe(plan, c), engine.engine.name if engine.engine else None)
+                      roles, row, engine.engine.name if engine.engine else None)
 
 
 # the engine a manifest target runs: Dynamo's multi-node P/D example runs SGLang, llm-d's wide-EP guide vLLM

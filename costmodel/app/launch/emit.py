@@ -19,7 +19,6 @@ from costmodel.app.launch.differences import differences, refusal
 from costmodel.app.launch.flags import Command, checked, checked_options, table
 from costmodel.app.launch.readme import readme
 from costmodel.app.launch.settings import Settings, is_moe
-from costmodel.app.plan import PlanAnswer, candidate_of
 from costmodel.app.serving import serve_variant
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.plan_spec import PlanSpec
@@ -188,21 +187,17 @@ def write(out: Emitted, directory: Path) -> list[Path]:
     return sorted(directory / rel for rel in out.files)
 
 
-def chosen(plan: PlanSpec, engine: InferenceSpec, solved: PlanAnswer, target: str, rank: int,
-           model_path: str | None) -> Deployment:
-    """The rank-th deployment of the plan's verified list (1: the recommended one)."""
-    if not solved.verified:
+def chosen(plan: PlanSpec, engine: InferenceSpec, answer: dict, target: str, rank: int = 1,
+           model_path: str | None = None) -> Deployment:
+    """The rank-th deployment of the plan's answer, its verified list (1: the recommended one)."""
+    rows = answer["per_gpu_type"]
+    if not rows:
         raise PlannerError("the plan verified no deployment, so there is nothing to emit", field="slo",
                            fix="relax the targets or widen search: (see the rejected plans above)")
-    if not 1 <= rank <= len(solved.verified):
-        raise PlannerError(f"--rank {rank}: the plan verified {len(solved.verified)} deployment(s)", field="--rank",
-                           fix=f"give 1 to {len(solved.verified)}")
-    return deployment_of(plan, engine, solved.verified[rank - 1], target, model_path)
-
-
-def from_answer(plan: PlanSpec, engine: InferenceSpec, row: dict, target: str) -> Emitted:
-    """The launch files of one row of a plan's JSON answer (the dashboard's, from its cached answer)."""
-    return emit(deployment_of(plan, engine, candidate_of(plan, row), target, planned=row), target)
+    if not 1 <= rank <= len(rows):
+        raise PlannerError(f"--rank {rank}: the plan verified {len(rows)} deployment(s)", field="--rank",
+                           fix=f"give 1 to {len(rows)}")
+    return deployment_of(plan, engine, rows[rank - 1], target, model_path)
 
 
 def zip_bytes(out: Emitted, folder: str) -> bytes:

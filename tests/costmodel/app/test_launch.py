@@ -12,16 +12,17 @@ import yaml
 from click.testing import CliRunner
 
 from costmodel.app.launch import sglang, vllm
-from costmodel.app.launch.deployment import deployment_of, serving_spec
+from costmodel.app.launch.deployment import serving_spec
 from costmodel.app.launch.differences import refusal
 from costmodel.app.launch.emit import TARGETS, chosen, emit, write
 from costmodel.app.launch.flags import Command, command_problems, parse, table, yaml_problems
 from costmodel.app.launch.importer import PROGRAM_WORDS, exec_words, imported
 from costmodel.app.launch.settings import Settings
+from costmodel.app.plan import checked_plan
 from costmodel.app.serving import serve_variant
 from costmodel.inputs.errors import PlannerError
 from planner.cli import cli
-from planner.plan_runner import solve_plan
+from planner.plan_runner import run_plan
 from scripts import engine_flags as ef
 from tests.conftest import SCENARIOS
 
@@ -30,7 +31,7 @@ PLANS = {"v3": SCENARIOS / "plans" / "deepseek-v3-chat.yaml", "v2": SCENARIOS / 
 
 @pytest.fixture(scope="module")
 def solved():
-    return {name: solve_plan(path, sequential=True) for name, path in PLANS.items()}
+    return {name: (*checked_plan(path), run_plan(path, sequential=True)) for name, path in PLANS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def test_tensorrt_llm_refuses_attention_tp_inside_dp(solved):
     """TensorRT-LLM's attention DP puts attention on one GPU a rank: a unit of attention TP2 x DP4 cannot
     run on it, which is one error naming parallelism.tp."""
     plan, engine, answer = solved["v3"]
-    dep = deployment_of(plan, engine, answer.verified[0], "trtllm")
+    dep = chosen(plan, engine, answer, "trtllm")
     role = dep.roles[0]
     par = role.spec.parallelism.model_copy(update={"tp": 2, "dp": role.spec.parallelism.dp // 2})
     odd = type(dep)(**{**dep.__dict__, "roles": (type(role)(role.name, role.units, role.spec.model_copy(
@@ -224,7 +225,8 @@ def test_an_nvl72_rack_unit_launches_one_process_group_a_tray(tmp_path):
     """The NVL72 plan's decode unit is 16 GPUs of one GB200 rack: one NVLink domain for the planner, but
     4 compute trays of 4 GPUs (AICSYS) for the engine, so 4 launch scripts with --nnodes 4; read back, it
     is the planned unit again."""
-    plan, engine, answer = solve_plan(SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml", sequential=True)
+    nvl72 = SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml"
+    plan, engine, answer = (*checked_plan(nvl72), run_plan(nvl72, sequential=True))
     folder = tmp_path / "nv"
     dep = chosen(plan, engine, answer, "sglang", 1, None)
     decode = dep.role("decode")
@@ -259,7 +261,8 @@ def test_a_hand_edit_the_planner_cannot_read_is_one_line_exit_2(folders, tmp_pat
 
 def test_hosts_of_one_unit_must_run_one_command(tmp_path):
     folder = tmp_path / "nv"
-    plan, engine, answer = solve_plan(SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml", sequential=True)
+    nvl72 = SCENARIOS / "plans" / "deepseek-v3-nvl72.yaml"
+    plan, engine, answer = (*checked_plan(nvl72), run_plan(nvl72, sequential=True))
     write(emit(chosen(plan, engine, answer, "vllm", 1, None), "vllm"), folder)
     script = folder / "decode" / "host-2.sh"
     script.write_text(script.read_text().replace("--max-num-seqs 176", "--max-num-seqs 100"))
