@@ -31,7 +31,6 @@ from costmodel.timing.calibration import TRAINING_A2A_EFFICIENCY, TRAINING_STACK
 from costmodel.timing.kernel_timer import COVERAGE_FAMILIES, ROOFLINE, KernelTimer
 from costmodel.timing.operators import Device, MeasuredBackend, Timer
 from costmodel.timing.train_costs import (
-    IN_LAYER_COMM,
     PassCost,
     StageCost,
     build_stage_costs,
@@ -378,7 +377,7 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
     wait for a gap. The in-layer communication keeps the exposure it has in its own pass: the TP
     collectives all of it, the CP ring only what outlasts its attention (MCCP)."""
     compute_s = f.full_sm_compute_s + b.full_sm_compute_s
-    in_layer_s = in_layer_comm_s(f) + in_layer_comm_s(b)
+    in_layer_s = f.in_layer_comm_s + b.in_layer_comm_s
     serial_s = f.in_layer_exposed_s + b.in_layer_exposed_s
     comm_s = (f.comm_s + b.comm_s - in_layer_s) / comm_efficiency
     carry_w = comm_s > compute_s / (1 - COMM_SM_FRACTION)
@@ -386,12 +385,6 @@ def fb_pair(f: PassCost, b: PassCost, w: PassCost, comm_efficiency: float = 1.0)
     span, busy = overlap_span(comm_s, compute_s, COMM_SM_FRACTION)
     return (PassCost(span + serial_s, busy, comm_s + in_layer_s, span - busy + serial_s, (), compute_s, serial_s),
             carry_w)
-
-
-def in_layer_comm_s(pc: PassCost) -> float:
-    """A pass's communication that stays in each layer's chain, its TP collectives and CP ring (only the EP
-    all-to-all crosses over to the other micro-batch of a pair, MCA2A)."""
-    return sum(d for stream, name, _, d in pc.segments if stream == "comm" and name in IN_LAYER_COMM)
 
 
 def run_pipeline(costs: list[StageCost], schedule: str, m: int, *, overlap_grad_sync: bool = True,

@@ -51,6 +51,12 @@ class PassCost:
     in_layer_exposed_s: float = 0.0  # of exposed_comm_s, the in-layer part (IN_LAYER_COMM) a pair cannot hide
 
     @property
+    def in_layer_comm_s(self) -> float:
+        """The pass's communication that stays in each layer's chain, its TP collectives and CP ring (only
+        the EP all-to-all crosses over to the other micro-batch of a combined-1F1B pair, MCA2A)."""
+        return sum(d for stream, name, _, d in self.segments if stream == "comm" and name in IN_LAYER_COMM)
+
+    @property
     def full_sm_compute_s(self) -> float:
         return self.compute_s if self.work_s is None else self.work_s
 
