@@ -248,6 +248,16 @@ class Engine:
             else:
                 self.submit(j)
 
+    def final_running(self) -> int:
+        """Requests running in the pools requests leave from."""
+        finals = self.finals
+        return len(finals[0].running) if len(finals) == 1 else sum(len(p.running) for p in finals)
+
+    def final_free(self) -> int:
+        """Free KV blocks of the pools requests leave from."""
+        finals = self.finals
+        return finals[0].free if len(finals) == 1 else sum(p.free for p in finals)
+
     # ----------------------------------------------------------------------------- steps
     def decoding(self, pool: Pool) -> np.ndarray:
         run = pool.running
@@ -335,10 +345,8 @@ class Engine:
             emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - generated) if pool.final else 1
             ctx = s.ctx[dec] + emitted
             s.ctx[dec] = ctx
-            held = s.held[dec]
-            grown = np.maximum(-(-ctx // self.block), held)  # a block more where a context passed one's end
-            s.held[dec] = grown
-            pool.free -= int(grown.sum()) - int(held.sum())
+            s.held[dec], new_blocks = self.grown(s.held[dec], ctx)
+            pool.free -= new_blocks
             s.generated[dec] = generated + emitted
             c.generated_tokens += int(emitted.sum()) if pool.final else len(dec)
         for i, t in chunks:
@@ -352,6 +360,16 @@ class Engine:
                     s.first_token_s[i] = self.env.now if pool.final else s.first_token_s[i]
                     c.generated_tokens += 1
 
+    def grown(self, held: np.ndarray, ctx: np.ndarray) -> tuple[np.ndarray, int]:
+        """(blocks held, blocks added) once contexts grew to `ctx`: a block more where a context passed its
+        blocks' end. Held blocks cover the context before (admit and advance keep it so), and an
+        iteration adds at most q tokens, so with q no more than a block it is one at most."""
+        if self.q <= self.block:
+            crossed = ctx > held * self.block
+            return held + crossed, int(np.count_nonzero(crossed))
+        grown = np.maximum(-(-ctx // self.block), held)
+        return grown, int((grown - held).sum())
+
     def emitted(self, n: int) -> np.ndarray | int:
         """Tokens each of n decodes emits: 1, plus the accepted prefix of its MTP drafts."""
         if self.acceptance is None:
@@ -364,7 +382,7 @@ class Engine:
         leave_at = s.output[run] if pool.final else 1  # a prefill pool lets go after the first token
         done_mask = s.generated[run] >= leave_at
         if pool.final:
-            self.c.max_running = max(self.c.max_running, sum(len(p.running) for p in self.finals))
+            self.c.max_running = max(self.c.max_running, self.final_running())
         if not done_mask.any():
             return
         done = run[done_mask]
@@ -375,19 +393,23 @@ class Engine:
             self.on_finish(i) if pool.final else self.hand_off(i)
 
     # ------------------------------------------------------------------------- fast-forward
-    def quiet_run(self, pool: Pool, dec: np.ndarray) -> QuietRun | None:
+    def quiet_run(self, pool: Pool, dec: np.ndarray, first_s: float) -> QuietRun | None:
         """The decode-only iterations from now that stepping would run with nothing changing but the
         contexts until the last: each ends before the next simpy event (an arrival, a hand-off, another
         pool's iteration), so no admission can differ; none but the last finishes a request; every block
         they take is free, so none preempts. The caller has found no prefill chunk and admitted what
         fits, and what waits stays refused (the free blocks only shrink, the running count is fixed).
-        None when fewer than two qualify, or with MTP (its drafts draw random numbers each step)."""
+        None when fewer than two qualify, or with MTP (its drafts draw random numbers each step). `first_s`:
+        the first iteration's time, which the caller steps with when none qualify."""
         # once the steady state is known (stopped), this iteration is the run's last, as when stepping
         if not self.fast_forward or self.acceptance is not None or self.stopped or not pool.final \
                 or pool.prefilling or not len(dec):
             return None
         s, horizon_s = self.s, self.env.peek()
-        k = min(int((s.output[dec] - s.generated[dec]).min()), self.iterations_before(pool, dec, horizon_s))
+        k = self.iterations_before(horizon_s, first_s)  # the next event is often this close: test it first
+        if k < 2:
+            return None
+        k = min(k, int((s.output[dec] - s.generated[dec]).min()))
         if k < 2:
             return None
         if self.steady and self.saturated_log is None:  # land no further than the next look (as stepping)
@@ -396,17 +418,16 @@ class Engine:
                 return None
         blocks = np.cumsum(self.block_crossings(dec, k))
         k = min(k, int(np.searchsorted(blocks, pool.free, side="right")))
-        end_s = self.end_times(pool, dec, k) if k >= 2 else blocks[:0]
+        end_s = self.end_times(pool, dec, k, first_s) if k >= 2 else blocks[:0]
         k = int(np.searchsorted(end_s, horizon_s, side="left"))  # those ending before the next event
         return QuietRun(end_s[:k], blocks[:k]) if k >= 2 else None
 
-    def iterations_before(self, pool: Pool, dec: np.ndarray, horizon_s: float) -> int:
+    def iterations_before(self, horizon_s: float, first_s: float) -> int:
         """How many decode-only iterations from now can end before `horizon_s`, at most, if none is shorter
-        than the first (contexts only grow): j of them take at least j times the first, which must be less
-        than the time left; a longer run found later is simply not taken in one step."""
+        than the first, of `first_s` (contexts only grow): j of them take at least j times the first, which
+        must be less than the time left; a longer run found later is simply not taken in one step."""
         if horizon_s == float("inf"):
             return FAST_FORWARD_MAX
-        first_s = pool.unit.step_model.time([], len(dec), int(self.s.ctx[dec].sum()))
         return min(FAST_FORWARD_MAX, int((horizon_s - self.env.now) / first_s))
 
     def block_crossings(self, dec: np.ndarray, k: int) -> np.ndarray:
@@ -419,14 +440,14 @@ class Engine:
         starts = np.bincount(first[first <= k] - 1, minlength=rows * b)
         return starts[:k] if rows == 1 else np.cumsum(starts.reshape(rows, b), axis=0).reshape(-1)[:k]
 
-    def end_times(self, pool: Pool, dec: np.ndarray, k: int) -> np.ndarray:
-        """When each of the next k decode-only iterations ends, added one after another as simpy adds
-        each timeout."""
+    def end_times(self, pool: Pool, dec: np.ndarray, k: int, first_s: float) -> np.ndarray:
+        """When each of the next k decode-only iterations ends (the first taking `first_s`), added one after
+        another as simpy adds each timeout."""
         n, steps = len(dec), pool.unit.step_model
-        ctx_sums = int(self.s.ctx[dec].sum()) + n * np.arange(k, dtype=np.int64)
+        ctx_sums = int(self.s.ctx[dec].sum()) + n * np.arange(1, k, dtype=np.int64)
         times = getattr(steps, "decode_times", None)  # a step model without it (tests') is called per iteration
         dt = times(n, ctx_sums) if times is not None else [steps.time([], n, int(c)) for c in ctx_sums]
-        return np.add.accumulate(np.concatenate(([self.env.now], dt)))[1:]
+        return np.add.accumulate(np.concatenate(([self.env.now, first_s], dt)))[1:]
 
     def land_quiet(self, pool: Pool, dec: np.ndarray, run: QuietRun) -> None:
         """All but the last of a quiet run's iterations land at once, with the log entries stepping writes
@@ -440,10 +461,9 @@ class Engine:
         g0, c.generated_tokens = c.generated_tokens, c.generated_tokens + n * m
         times = run.end_s[:m].tolist()
         self.gen_log.extend(zip(times, range(g0 + n, c.generated_tokens + 1, n), strict=True))
-        finals = self.finals
-        others = sum(p.free for p in finals if p is not pool)
+        others = self.final_free() - pool.free
         free = others + pool.free + int(run.blocks[m - 1]) - run.blocks[:m]  # free after each iteration
-        running = sum(len(p.running) for p in finals)
+        running = self.final_running()
         c.max_running = max(c.max_running, running)
         self.samples.extend(zip(times, itertools.repeat(running), (1 - free / self.final_blocks).tolist()))
         c.iterations += m
@@ -497,10 +517,11 @@ class Engine:
             return False
         if self.steady:
             self.look(pool)
-        run, before = None if chunks else self.quiet_run(pool, dec), self.c.iterations
+        step_s = pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
+                                           len(dec), int(self.s.ctx[dec].sum()))
+        run, before = None if chunks else self.quiet_run(pool, dec, step_s), self.c.iterations
         if run is None:
-            yield self.env.timeout(pool.unit.step_model.time([(t, int(self.s.prefilled[i]) + t) for i, t in chunks],
-                                                        len(dec), int(self.s.ctx[dec].sum())))
+            yield self.env.timeout(step_s)
             self.c.stepped += 1
         else:
             yield self.timeout_until(float(run.end_s[-1]))
@@ -516,9 +537,8 @@ class Engine:
         self.gen_log.append((self.env.now, self.c.generated_tokens))
         self.finish(pool)
         if pool.final:
-            finals = self.finals
-            used = 1 - sum(p.free for p in finals) / self.final_blocks
-            self.samples.append((self.env.now, sum(len(p.running) for p in finals), used))
+            used = 1 - self.final_free() / self.final_blocks
+            self.samples.append((self.env.now, self.final_running(), used))
         if self.progress is not None and before // 200 != self.c.iterations // 200:
             self.progress(self.c.finished, self.n)
 

@@ -9,7 +9,7 @@ is a dictionary lookup.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,6 +65,9 @@ class MoELayer:
     fan: Fanout
     links: dict
     ll_fixed_s: float
+    # comm_s by (tokens_rank, decode_only): iterations repeat few token counts (a fifth of the paper
+    # scenario's are new), and its DeepEP models are the layer's dearest Python
+    _comm_memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, m: ModelSpec, inf: InferenceSpec, timer: Timer, shared_timer: Timer | None = None) -> MoELayer:
@@ -121,6 +124,13 @@ class MoELayer:
     def comm_s(self, tokens_rank: int, decode_only: bool) -> float:
         """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens: DeepEP's
         measured kernels where the timer's profile has them, else the link model (deepep.py)."""
+        key = (tokens_rank, decode_only)
+        t = self._comm_memo.get(key)
+        if t is None:
+            t = self._comm_memo[key] = self._comm_s(tokens_rank, decode_only)
+        return t
+
+    def _comm_s(self, tokens_rank: int, decode_only: bool) -> float:
         par, h = self.inf.parallelism, self.m.hidden_size
         if not self.all_to_all:
             return 0.0
@@ -183,8 +193,9 @@ class StepModel:
         decode step for each of `decode_batch` requests holding `decode_ctx_sum` cached tokens. A
         request's chunk runs on the attention-DP rank that holds it: the busiest rank sets the pace."""
         mean_ctx = decode_ctx_sum / decode_batch if decode_batch else 0
-        mine = busiest_rank_chunks(chunks, self.par.dp)
-        key = (sum(t for t, _ in mine), sum(t for t, _ in chunks), decode_batch, round(mean_ctx / CTX_BUCKET))
+        mine = busiest_rank_chunks(chunks, self.par.dp) if chunks else chunks
+        key = (sum(t for t, _ in mine), sum(t for t, _ in chunks), decode_batch, round(mean_ctx / CTX_BUCKET)) \
+            if chunks else (0, 0, decode_batch, round(mean_ctx / CTX_BUCKET))
         t = self._memo.get(key)
         if t is None:
             t = self._compute(key[0], key[1], decode_batch, max(1, key[3] * CTX_BUCKET))
