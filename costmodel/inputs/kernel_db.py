@@ -150,10 +150,15 @@ def resolve(gpu: str, engine: str, version: str = "current") -> str:
         raise PlannerError(f"the kernel database has no engine {engine!r}", field="--engine",
                            fix=f"use one of: {', '.join(ENGINES)}")
     have = engine_versions(gpu, engine)
+    if not have:
+        with_engine = [g for g in gpus() if engine_versions(g, engine)]
+        raise PlannerError(f"the kernel database has no {engine} measurements on {gpu}", field="--gpu",
+                           fix=f"use a GPU it measured {engine} on: {', '.join(with_engine)}")
     exact = current_version(gpu, engine) if version == "current" else version
     if exact not in have:
         raise PlannerError(f"the kernel database has no {engine} version {version!r} on {gpu}", field="--version",
-                           fix=f"use current ({current_version(gpu, engine)}) or one of: {', '.join(have)}")
+                           fix=f"use current (the database's choice: {current_version(gpu, engine)}) or one of: "
+                               f"{', '.join(have)}")
     return exact
 
 

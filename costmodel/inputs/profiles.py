@@ -58,7 +58,8 @@ def load_profile(path: str | Path) -> Profile:
     names the file, the line and the column of the first problem."""
     if not Path(path).exists():
         raise PlannerError("cannot read the profile (no such file)", file=str(path),
-                           fix="run `planner profile` first, or pass a file under profiles/")
+                           fix="measure one with `planner profile`, import one with `planner import-profile aiconfigurator "
+                               "--gpu GPU --engine ENGINE --model MODEL`, or check the path")
     table = read_csv(Path(path), REQUIRED, MAX_PROFILE_ROWS, FIX)
     header = table.header
     for key in PEAKS:

@@ -679,6 +679,9 @@ def engine_batch_tokens(engine: str | None, gpu: GPUSpec, dp: int) -> int:
     return DEFAULT_BATCH_TOKENS
 
 
+ENGINE_WEIGHT_BITS = (4, 8, 16)  # NVFP4, FP8, BF16: the kernel database's weight precisions
+
+
 class InferenceSpec(Spec):
     cluster: ClusterSpec
     parallelism: Parallelism = Parallelism(zero_stage=0)
@@ -718,6 +721,20 @@ class InferenceSpec(Spec):
     prefill_pool: PrefillPool | None = Field(None, description="disaggregated prefill instance; none = shared")
     fleet: FleetSpec | None = Field(None, description="size a fleet of these units for this traffic")
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _engine_precisions(self) -> InferenceSpec:
+        """An engine runs weights in NVFP4, FP8 or BF16, the precisions the kernel database measures: another
+        width would be timed as the nearest measured one without saying so."""
+        if self.engine is None:
+            return self
+        for name in ("weight_bits", "moe_weight_bits"):
+            bits = getattr(self, name)
+            if bits is not None and bits not in ENGINE_WEIGHT_BITS:
+                raise FieldProblem(name, f"{bits}-bit weights are not a precision {self.engine.name} runs",
+                                   "use 4 (NVFP4), 8 (FP8) or 16 (BF16), or drop engine: to explore other widths "
+                                   "on the roofline")
+        return self
 
     @property
     def batch_tokens(self) -> int:

@@ -6,6 +6,8 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+from costmodel.inputs import kernel_db
+from costmodel.inputs.errors import PlannerError
 from planner.cli import cli
 from tests.conftest import SCENARIOS
 
@@ -77,3 +79,38 @@ def test_a_model_beside_the_user_is_found(tmp_path, monkeypatch):
                                  "--model", "my-v3", "--out", "p.csv"])
     assert r.exit_code == 0, r.output
     assert "# model: my-v3" in (tmp_path / "p.csv").read_text()
+
+
+@pytest.mark.parametrize("edit, said", [
+    # an engine runs NVFP4, FP8 or BF16 weights: a 7-bit width would be timed as FP8 without saying so
+    ("weight_bits: 8", "field `variants.0.inference.weight_bits`: 7-bit weights are not a precision sglang runs"),
+    # YAML reads an unquoted 0.5.10 as text but 9.9 as a number: the fix says to quote it
+    ("{name: sglang}", 'must be text, got the number 9.9. Fix: quote it: version: "9.9"'),
+])
+def test_an_engine_scenario_refuses_a_width_or_a_number_it_cannot_mean(tmp_path, edit, said):
+    scenario = tmp_path / "s.yaml"
+    text = textwrap.dedent("""\
+        name: s
+        variants:
+          - name: a
+            model: deepseek-v3
+            inference:
+              cluster: {gpu: h200, gpus_per_node: 8, nodes: 1}
+              parallelism: {tp: 1, dp: 8, ep: 8, zero_stage: 0}
+              weight_bits: 8
+              engine: {name: sglang}
+        """)
+    scenario.write_text(text.replace(edit, {"weight_bits: 8": "weight_bits: 7",
+                                            "{name: sglang}": "{name: sglang, version: 9.9}"}[edit]))
+    r = CliRunner().invoke(cli, ["validate", str(scenario)], catch_exceptions=False)
+    assert r.exit_code == 2 and said in r.output and r.output.count("\n") == 1, r.output
+    scenario.write_text(text)
+    assert CliRunner().invoke(cli, ["validate", str(scenario)]).exit_code == 0
+
+
+def test_a_gpu_without_the_engines_measurements_names_the_gpus_that_have_them():
+    with pytest.raises(PlannerError) as e:
+        kernel_db.resolve("l4", "sglang")
+    assert e.value.field == "--gpu" and "no sglang measurements on l4" in e.value.problem
+    listed = e.value.fix.split(": ")[1].rstrip(".").split(", ")
+    assert "h200_sxm" in listed and "l4" not in listed

@@ -141,14 +141,15 @@ def checked_options(t: FlagTable, allowed: dict | None, data, where: str | None 
 
 def parse(t: FlagTable, words: list[str], program_words: int) -> Command:
     """A command line split into words back into a Command: the first `program_words` are the program;
-    each flag takes the next word when the engine defines it with a value (`--flag=value` too)."""
+    each flag takes the next word when the engine defines it with a value (`--flag=value` too), and so
+    does a flag it does not define (a misspelt one keeps its value, and the refusal names the flag once)."""
     program, rest, args = tuple(words[:program_words]), words[program_words:], []
     i = 0
     while i < len(rest):
         word = rest[i]
         flag, _, inline = word.partition("=")
         found = t.lookup(flag)
-        takes = found is not None and found[1]["value"]
+        takes = found is None or found[1]["value"]
         if takes and not inline and i + 1 < len(rest) and not rest[i + 1].startswith("--"):
             args.append((flag, rest[i + 1]))
             i += 2

@@ -242,6 +242,8 @@ def test_an_nvl72_rack_unit_launches_one_process_group_a_tray(tmp_path):
 
 @pytest.mark.parametrize("old, new, said", [
     ("--page-size 64", "--page-size 64 --frobnicate 3", "--frobnicate: not a flag of sglang 0.5.14"),
+    # a misspelt flag keeps its value: the refusal names the flag alone, not its value as another flag
+    ("--page-size 64", "--page-szie 64", "sglang 0.5.14 would refuse it: --page-szie: not a flag of sglang 0.5.14. Fix"),
     ("--deepep-mode low_latency", "--deepep-mode lowlatency", "not one of auto, normal, low_latency"),
     ("--page-size 64", "--page-size", "--page-size: takes a value"),
     ("--max-running-requests 1024", "", "lack or mangle a setting"),
