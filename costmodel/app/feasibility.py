@@ -298,7 +298,9 @@ def memory_rule(inf: InferenceSpec) -> str:
     engine = inf.engine.name if inf.engine else None
     return {"trtllm": f"that TensorRT-LLM leaves for weights (the KV cache then takes {TRTLLM_FREE_FRACTION} of the rest)",
             "sglang": "that SGLang's static pool holds (all HBM less the reserve it computes)"}.get(
-        engine, f"that a {SERVING_MEMORY_FRACTION} memory fraction allows (vLLM's default gpu_memory_utilization)")
+        engine, f"that a {SERVING_MEMORY_FRACTION} memory fraction allows ("
+                + ("vLLM's default gpu_memory_utilization)" if engine == "vllm" else
+                   "the rule without an engine: vLLM's default gpu_memory_utilization)"))
 
 
 def longest_request(prompt: LengthDist, output: LengthDist, context: int) -> int:

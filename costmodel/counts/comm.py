@@ -35,6 +35,17 @@ def links_of(gpu) -> dict[str, Link]:
             "nic": Link(gpu.nic_bw_bytes_per_s.value, NIC_EFFICIENCY)}
 
 
+def spanning_link(links: dict[str, Link], gpus_per_node: int) -> Link:
+    """The link of a ring collective whose group holds every GPU of several nodes (a TP group wider than
+    one NVLink domain). Its rings run side by side, a share of the buffer each, and each ring leaves a
+    node through another GPU's NIC (NCCL spreads its channels over a node's NICs), so a ring's
+    2(n-1)/n of the buffer crosses between nodes at the node's `gpus_per_node` NICs together, and inside
+    a node at NVLink: the slower of the two paces the ring. (A group of one GPU a node, such as a data-
+    parallel one, has one NIC each: links_of's "nic".)"""
+    nv, nic = links["nvlink"], links["nic"]
+    return Link(min(nv.effective_bw, gpus_per_node * nic.effective_bw))
+
+
 def p2p_time(nbytes: float, link: Link) -> float:
     """One send of `nbytes` to one peer."""
     return link.latency_s + nbytes / link.effective_bw

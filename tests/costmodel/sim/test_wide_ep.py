@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from costmodel.app.serving import run_serving
 from costmodel.app.study import open_study, override, problems
+from costmodel.counts.comm import Link, spanning_link
 from costmodel.counts.eplb import placement
 from costmodel.counts.routing import (
     busiest_rank_factor,
@@ -320,3 +321,25 @@ def test_measured_loads_from_a_csv_per_layer_or_global(tmp_path):
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "v3.yaml")])
     assert result.exit_code == 2 and "must list experts 0..N-1" in result.output
     assert "variants.0.inference.routing.load_csv" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("tp", [8, 16])
+def test_a_tp_group_beyond_its_nvlink_domain_all_reduces_over_its_nodes_nics(models, tp):
+    """TP16 on 8-GPU nodes (the silicon sample's TP16 and TP64 rows): the rings cross between the nodes
+    through all 8 NICs of each at once, so the slower of NVLink and 8 NICs paces them; inside a node,
+    NVLink. By hand: 2 (n-1)/n of the BF16 buffer over that bandwidth (B200: 900 GB/s NVLink a direction
+    x 153/200 = 688 GB/s, against 8 x 50 GB/s NICs x 43/50 = 344 GB/s)."""
+    v3, b200 = models["deepseek-v3"], load_spec("gpu", SCENARIOS / "gpus" / "b200.yaml")
+    inf = InferenceSpec(cluster=ClusterSpec(gpu=b200, gpus_per_node=8, nodes=tp // 8),
+                        parallelism=Parallelism(tp=tp, ep=tp, zero_stage=0), weight_bits=8, max_running=8)
+    steps = step_model_for(v3, inf)
+    nvlink, nics = b200.nvlink_bw_bytes_per_s.value * 153 / 200, 8 * b200.nic_bw_bytes_per_s.value * 43 / 50
+    bw = nvlink if tp == 8 else min(nvlink, nics)
+    nbytes = 4096 * v3.hidden_size * 2
+    assert steps.tp_all_reduce_s(4096) == pytest.approx(2 * (tp - 1) / tp * nbytes / bw)
+
+
+def test_the_nics_pace_a_spanning_ring_when_they_are_slower_than_nvlink():
+    links = {"nvlink": Link(900e9, 0.765), "nic": Link(50e9, 0.86)}  # B200 NVLink 5 against 400 Gb/s NICs
+    assert spanning_link(links, 8).effective_bw == pytest.approx(8 * 50e9 * 0.86)
+    assert spanning_link(links, 32).effective_bw == pytest.approx(900e9 * 0.765)  # more NICs than NVLink carries
