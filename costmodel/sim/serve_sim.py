@@ -339,16 +339,18 @@ class Engine:
         """The iteration's work lands: one token per decode, each chunk into the cache."""
         s, c = self.s, self.c
         if len(dec):
-            # one token each, or MTP's accepted drafts, up to the end (none for a one-token answer a
-            # decode pool has just admitted with its first token)
+            # one token each, or MTP's accepted drafts up to the request's end: every decode has a token
+            # to go (finish lets a request go as its last lands, and a one-token answer leaves from the
+            # prefill pool: hand_off), so only drafts can pass the end
             generated = s.generated[dec]
-            emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - generated) if pool.final else 1
+            capped = pool.final and self.acceptance is not None
+            emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - generated) if capped else 1
             ctx = s.ctx[dec] + emitted
             s.ctx[dec] = ctx
             s.held[dec], new_blocks = self.grown(s.held[dec], ctx)
             pool.free -= new_blocks
             s.generated[dec] = generated + emitted
-            c.generated_tokens += int(emitted.sum()) if pool.final else len(dec)
+            c.generated_tokens += int(emitted.sum()) if capped else len(dec)
         for i, t in chunks:
             s.prefilled[i] += t
             s.ctx[i] += t

@@ -8,6 +8,7 @@ import pytest
 
 from costmodel.app.serving import run_serving
 from costmodel.inputs.loader import load_scenario
+from costmodel.inputs.requests import make_requests
 from costmodel.inputs.specs import LengthDist, MTPSpec, Parallelism, PrefillPool, WorkloadSpec
 from tests.conftest import SCENARIOS
 
@@ -121,3 +122,24 @@ def test_a_saturated_run_stops_at_the_same_iteration_either_way():
     r = both_ways("sat", v.model, inf, w, phase="decode", steady=True, step_model=FixedSteps(0.02, 0.01),
                   kv_capacity_tokens=10**7)
     assert r.steady_state.stopped_early and r.finished < 5000 and r.iterations_stepped < r.iterations
+
+
+@pytest.mark.parametrize("case", ["preemptions", "poisson", "pd", "mtp"])
+def test_every_request_emits_exactly_its_output_tokens(case):
+    """advance emits one token a decode uncapped, as no decode is at its end (finish lets a request go as
+    its last token lands; a one-token answer leaves from the prefill pool), and caps MTP's drafts: the
+    tokens generated over a whole run are the requests' output tokens, with one-token answers (low=1),
+    preemptions, P/D hand-offs and drafts. (Dropping the drafts' cap fails the MTP case.)"""
+    v = v2()
+    inf, kw = v.inference, {}
+    if case == "pd":
+        inf = inf.model_copy(update={"prefill_pool": PrefillPool(parallelism=Parallelism(dp=8, ep=8, zero_stage=0),
+                                                                 decode_instances=2)})
+    if case == "mtp":
+        inf = inf.model_copy(update={"mtp": MTPSpec(tokens=2, acceptance=0.8)})
+    w = lengths(arrival="poisson", rate_per_s=12, requests=300, output_tokens=LengthDist(dist="uniform", low=1, high=300))
+    if case == "preemptions":
+        w, kw = CASES["preemptions"]["w"], {k: v for k, v in CASES["preemptions"].items() if k != "w"}
+    r = run_serving(case, v.model, inf, w, **kw)
+    outputs = make_requests(w, None, v.model.max_position_embeddings).output_tokens
+    assert r.finished == r.requests and r.generation_throughput_tok_s * r.sim_time_s == pytest.approx(outputs.sum(), rel=1e-12)
