@@ -9,6 +9,7 @@ is a dictionary lookup.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,9 +66,11 @@ class MoELayer:
     fan: Fanout
     links: dict
     ll_fixed_s: float
-    # comm_s by (tokens_rank, decode_only): iterations repeat few token counts (a fifth of the paper
-    # scenario's are new), and its DeepEP models are the layer's dearest Python
+    # comm_s by (tokens_rank, decode_only) and compute_s by (tokens_rank, busiest rank's tokens,
+    # decode_only): iterations repeat few token counts (a fifth of the paper scenario's are new), and
+    # building the timers' shape keys is the layer's dearest Python
     _comm_memo: dict = field(default_factory=dict, compare=False, repr=False)
+    _compute_memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, m: ModelSpec, inf: InferenceSpec, timer: Timer, shared_timer: Timer | None = None) -> MoELayer:
@@ -87,9 +90,17 @@ class MoELayer:
         """Routed experts at the busiest EP rank (of `group_tokens` entering the EP group), and the shared
         experts on the attention rank's own `tokens_rank`. Under EP the experts take their tokens from
         DeepEP's kernels (`a2a`: which ones, so a kernel profile can time the expert kernels they feed)."""
+        busiest = self.busiest_tokens(group_tokens)
+        key = (tokens_rank, busiest, decode_only)
+        t = self._compute_memo.get(key)
+        if t is None:
+            t = self._compute_memo[key] = self._compute_s(tokens_rank, busiest, decode_only)
+        return t
+
+    def _compute_s(self, tokens_rank: int, busiest: int, decode_only: bool) -> float:
         m, tp = self.m, self.inf.parallelism.tp
         a2a = {"a2a": self.kernels(decode_only)} if self.all_to_all else {}
-        routed = self.timer.time("moe", {"tokens": self.busiest_tokens(group_tokens), "hidden": m.hidden_size,
+        routed = self.timer.time("moe", {"tokens": busiest, "hidden": m.hidden_size,
                                          "experts": len(self.slots[0]), "top_k": m.num_experts_per_tok,
                                          "inter": m.moe_intermediate_size, "shared_inter": 0,
                                          **self.expert_tp_key(), **self.total_experts_key(), **a2a}, "fwd")
@@ -183,6 +194,7 @@ class StepModel:
         self.n_dense = m.num_hidden_layers - self.n_moe
         self._memo: dict[tuple, float] = {}  # (prefill tokens per rank, decode batch, ctx bucket) -> s
         self._prefill_memo: dict[tuple[int, int], float] = {}  # (chunk tokens, ctx buckets) -> s per layer
+        self._parts: dict[tuple, float] = {}  # _compute's terms by what each depends on (_part)
 
     def _attn_shape(self, b: int, q: int, ctx: int, mode: str) -> tuple[str, dict]:
         """Decode uses MLA's absorbed path, prefill the naive one (vLLM's split)."""
@@ -239,21 +251,31 @@ class StepModel:
     def _compute(self, p_tokens: int, p_total: int, d_batch: int, d_ctx: int) -> float:
         """Everything but the prefill attention, for the busiest attention rank (p_tokens prefill tokens
         of the iteration's p_total)."""
-        m, par, timer = self.m, self.par, self.timer
+        m, par, timer, part = self.m, self.par, self.timer, self._part
         b_rank = -(-d_batch // par.dp)  # requests spread evenly over the attention-DP ranks
-        attn = self.attn_timer.time(*self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd") if b_rank else 0.0
+        attn = part(("attn", b_rank, d_ctx), lambda: self.attn_timer.time(
+            *self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd")) if b_rank else 0.0
         tokens_rank = b_rank * self.decode_q + p_tokens  # the busiest rank
         h = m.hidden_size
-        tp_ar = 2 * self.tp_all_reduce_s(tokens_rank) if par.tp > 1 else 0.0
-        dense_ffn = timer.time("ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
-                               "fwd") if self.n_dense else 0.0
-        head = timer.time("gemm", {"m": max(1, b_rank * self.decode_q + (1 if p_tokens else 0)),
-                                   "n": m.vocab_size // par.tp, "k": h})
+        tp_ar = part(("tp_ar", tokens_rank), lambda: 2 * self.tp_all_reduce_s(tokens_rank)) if par.tp > 1 else 0.0
+        dense_ffn = part(("ffn", tokens_rank), lambda: timer.time(
+            "ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
+            "fwd")) if self.n_dense else 0.0
+        rows = max(1, b_rank * self.decode_q + (1 if p_tokens else 0))
+        head = part(("head", rows), lambda: timer.time("gemm", {"m": rows, "n": m.vocab_size // par.tp, "k": h}))
         group = self.group_tokens(p_total + d_batch * self.decode_q)
         moe_layer = self._moe_layer(attn + tp_ar, tokens_rank, group, p_total == 0) if self.n_moe else 0.0
         drafts = self.decode_q - 1  # MTP: each draft is one sequential pass of the MTP module (V3P §2.2)
         mtp = drafts * self._mtp_module_s(b_rank, d_batch, d_ctx) if drafts and b_rank else 0.0
         return self.n_dense * (attn + dense_ffn + tp_ar) + self.n_moe * moe_layer + head + mtp
+
+    def _part(self, key: tuple, compute: Callable[[], float]) -> float:
+        """A term of _compute by the few numbers it depends on: the iteration's own memo key (prefill and
+        decode together) is mostly new in a mixed run, while each term's repeats."""
+        t = self._parts.get(key)
+        if t is None:
+            t = self._parts[key] = compute()
+        return t
 
     def tp_all_reduce_s(self, tokens: int) -> float:
         """One all-reduce of `tokens` BF16 hidden states over the TP group: measured, or the link model, over
