@@ -261,7 +261,11 @@ def engine_problems(inf: InferenceSpec) -> list[Problem]:
         kernel_db.resolve(gpu.kernel_database.gpu, inf.engine.name, inf.engine.version)
     except PlannerError as e:
         field = {"--version": "engine.version", "--engine": "engine.name"}.get(e.field or "", "engine")
-        return [Problem(field, e.problem, e.fix or "")]
+        fix = e.fix or ""
+        if e.field == "--gpu":  # the database's GPU names are what the GPU file's kernel_database.gpu takes
+            fix = (f"in GPU {gpu.name}'s file, set kernel_database.gpu to a database GPU that has it "
+                   f"({fix.partition(': ')[2].rstrip('.')}), or remove engine")
+        return [Problem(field, e.problem, fix)]
     return []
 
 

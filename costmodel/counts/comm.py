@@ -43,7 +43,7 @@ def spanning_link(links: dict[str, Link], gpus_per_node: int) -> Link:
     a node at NVLink: the slower of the two paces the ring. (A group of one GPU a node, such as a data-
     parallel one, has one NIC each: links_of's "nic".)"""
     nv, nic = links["nvlink"], links["nic"]
-    return Link(min(nv.effective_bw, gpus_per_node * nic.effective_bw))
+    return Link(min(nv.effective_bw, gpus_per_node * nic.effective_bw), latency_s=max(nv.latency_s, nic.latency_s))
 
 
 def p2p_time(nbytes: float, link: Link) -> float:

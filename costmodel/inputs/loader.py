@@ -125,8 +125,9 @@ def _explain(err: dict, cls: type[BaseModel]) -> tuple[tuple, str, str]:
         return loc, "must not be empty", "add at least one entry"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return loc, f"must be a mapping of keys, got {value!r}", "write `key: value` pairs under it"
-    if kind == "string_type" and isinstance(value, int | float):  # YAML reads `version: 0.10` as the number 0.1
-        return loc, f"must be text, got the number {value!r}", f"quote it: {name}: \"{value}\""
+    # YAML reads `version: 0.10` as the number 0.1 (and `yes` as true): the number cannot say what was written
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return loc, f"must be text, got the number {value!r}", f"quote the value as you wrote it (e.g. {name}: \"0.10\")"
     return loc, f"{err['msg'].rstrip('.').lower()}, got {value!r}", "correct the value's type"
 
 

@@ -339,11 +339,12 @@ class Engine:
         """The iteration's work lands: one token per decode, each chunk into the cache."""
         s, c = self.s, self.c
         if len(dec):
-            # one token each, or MTP's accepted drafts up to the request's end: every decode has a token
-            # to go (finish lets a request go as its last lands, and a one-token answer leaves from the
-            # prefill pool: hand_off), so only drafts can pass the end
+            # one token each, or MTP's accepted drafts, up to the request's end: in a mixed pool every
+            # decode has a token to go (finish lets a request go as its last lands), so only drafts can
+            # pass it; a decode pool admits a one-token answer with its token already made (a saturated
+            # decode-only run without a prefill pool does: none is emitted for it)
             generated = s.generated[dec]
-            capped = pool.final and self.acceptance is not None
+            capped = pool.final and (self.acceptance is not None or pool.phase == "decode")
             emitted = np.minimum(self.emitted(len(dec)), s.output[dec] - generated) if capped else 1
             ctx = s.ctx[dec] + emitted
             s.ctx[dec] = ctx

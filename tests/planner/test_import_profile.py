@@ -85,7 +85,7 @@ def test_a_model_beside_the_user_is_found(tmp_path, monkeypatch):
     # an engine runs NVFP4, FP8 or BF16 weights: a 7-bit width would be timed as FP8 without saying so
     ("weight_bits: 8", "field `variants.0.inference.weight_bits`: 7-bit weights are not a precision sglang runs"),
     # YAML reads an unquoted 0.5.10 as text but 9.9 as a number: the fix says to quote it
-    ("{name: sglang}", 'must be text, got the number 9.9. Fix: quote it: version: "9.9"'),
+    ("{name: sglang}", 'must be text, got the number 9.9. Fix: quote the value as you wrote it'),
 ])
 def test_an_engine_scenario_refuses_a_width_or_a_number_it_cannot_mean(tmp_path, edit, said):
     scenario = tmp_path / "s.yaml"

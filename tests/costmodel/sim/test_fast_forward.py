@@ -124,12 +124,13 @@ def test_a_saturated_run_stops_at_the_same_iteration_either_way():
     assert r.steady_state.stopped_early and r.finished < 5000 and r.iterations_stepped < r.iterations
 
 
-@pytest.mark.parametrize("case", ["preemptions", "poisson", "pd", "mtp"])
+@pytest.mark.parametrize("case", ["preemptions", "poisson", "pd", "mtp", "decode"])
 def test_every_request_emits_exactly_its_output_tokens(case):
-    """advance emits one token a decode uncapped, as no decode is at its end (finish lets a request go as
-    its last token lands; a one-token answer leaves from the prefill pool), and caps MTP's drafts: the
-    tokens generated over a whole run are the requests' output tokens, with one-token answers (low=1),
-    preemptions, P/D hand-offs and drafts. (Dropping the drafts' cap fails the MTP case.)"""
+    """advance emits one token a decode uncapped in a mixed pool, where no decode is at its end (finish
+    lets a request go as its last token lands), and caps MTP's drafts and a decode pool's decodes (a
+    decode-only run admits a one-token answer with its token made): the tokens generated over a whole
+    run are the requests' output tokens, with one-token answers (low=1), preemptions, P/D hand-offs,
+    drafts and a saturated decode-only run. (Dropping either cap fails its case.)"""
     v = v2()
     inf, kw = v.inference, {}
     if case == "pd":
@@ -140,6 +141,9 @@ def test_every_request_emits_exactly_its_output_tokens(case):
     w = lengths(arrival="poisson", rate_per_s=12, requests=300, output_tokens=LengthDist(dist="uniform", low=1, high=300))
     if case == "preemptions":
         w, kw = CASES["preemptions"]["w"], {k: v for k, v in CASES["preemptions"].items() if k != "w"}
+    if case == "decode":
+        w, kw = w.model_copy(update={"arrival": "burst"}), {"phase": "decode"}
     r = run_serving(case, v.model, inf, w, **kw)
     outputs = make_requests(w, None, v.model.max_position_embeddings).output_tokens
-    assert r.finished == r.requests and r.generation_throughput_tok_s * r.sim_time_s == pytest.approx(outputs.sum(), rel=1e-12)
+    made = outputs.sum() - (len(outputs) if case == "decode" else 0)  # a decode pool gets each first token made
+    assert r.finished == r.requests and r.generation_throughput_tok_s * r.sim_time_s == pytest.approx(made, rel=1e-12)
