@@ -264,7 +264,7 @@ def engine_problems(inf: InferenceSpec) -> list[Problem]:
         fix = e.fix or ""
         if e.field == "--gpu":  # the database's GPU names are what the GPU file's kernel_database.gpu takes
             fix = (f"in GPU {gpu.name}'s file, set kernel_database.gpu to a database GPU that has it "
-                   f"({fix.partition(': ')[2].rstrip('.')}), or remove engine")
+                   f"({', '.join(kernel_db.gpus_measuring(inf.engine.name))}), or remove engine")
         return [Problem(field, e.problem, fix)]
     return []
 
@@ -300,11 +300,11 @@ def instance_problems(m: ModelSpec, inf: InferenceSpec, where: str = "parallelis
 def memory_rule(inf: InferenceSpec) -> str:
     """How the instance's engine splits HBM, in words."""
     engine = inf.engine.name if inf.engine else None
+    fraction = f"that a {SERVING_MEMORY_FRACTION} memory fraction allows"
     return {"trtllm": f"that TensorRT-LLM leaves for weights (the KV cache then takes {TRTLLM_FREE_FRACTION} of the rest)",
-            "sglang": "that SGLang's static pool holds (all HBM less the reserve it computes)"}.get(
-        engine, f"that a {SERVING_MEMORY_FRACTION} memory fraction allows ("
-                + ("vLLM's default gpu_memory_utilization)" if engine == "vllm" else
-                   "the rule without an engine: vLLM's default gpu_memory_utilization)"))
+            "sglang": "that SGLang's static pool holds (all HBM less the reserve it computes)",
+            "vllm": f"{fraction} (vLLM's default gpu_memory_utilization)"}.get(
+        engine, f"{fraction} (the rule without an engine: vLLM's default gpu_memory_utilization)")
 
 
 def longest_request(prompt: LengthDist, output: LengthDist, context: int) -> int:

@@ -106,6 +106,11 @@ def gpus() -> list[str]:
     return sorted(p.name for p in (systems_dir() / "data").iterdir() if p.is_dir())
 
 
+def gpus_measuring(engine: str) -> list[str]:
+    """The database GPUs holding any of `engine`'s measurements."""
+    return [g for g in gpus() if engine_versions(g, engine)]
+
+
 def engine_versions(gpu: str, engine: str) -> list[str]:
     """Every version folder of `engine` on `gpu`, in any op family, oldest first."""
     root = systems_dir() / "data" / gpu
@@ -151,9 +156,8 @@ def resolve(gpu: str, engine: str, version: str = "current") -> str:
                            fix=f"use one of: {', '.join(ENGINES)}")
     have = engine_versions(gpu, engine)
     if not have:
-        with_engine = [g for g in gpus() if engine_versions(g, engine)]
         raise PlannerError(f"the kernel database has no {engine} measurements on {gpu}", field="--gpu",
-                           fix=f"use a GPU it measured {engine} on: {', '.join(with_engine)}")
+                           fix=f"use a GPU it measured {engine} on: {', '.join(gpus_measuring(engine))}")
     exact = current_version(gpu, engine) if version == "current" else version
     if exact not in have:
         raise PlannerError(f"the kernel database has no {engine} version {version!r} on {gpu}", field="--version",

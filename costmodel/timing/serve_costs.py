@@ -53,6 +53,14 @@ def expert_slots(m: ModelSpec, inf: InferenceSpec) -> tuple[tuple[int, ...], ...
     return placement(selection_shares(m, inf.routing), inf.redundant_experts, ep, inf.eplb, m.n_group, gpn)
 
 
+def cached(memo: dict, key: tuple, compute: Callable[[], float]) -> float:
+    """memo[key], computed once: the step model's terms are pure functions of small integer keys."""
+    t = memo.get(key)
+    if t is None:
+        t = memo[key] = compute()
+    return t
+
+
 @dataclass(frozen=True)
 class MoELayer:
     """One MoE layer of an instance: its routing, placement and links, timed per attention rank."""
@@ -91,11 +99,8 @@ class MoELayer:
         experts on the attention rank's own `tokens_rank`. Under EP the experts take their tokens from
         DeepEP's kernels (`a2a`: which ones, so a kernel profile can time the expert kernels they feed)."""
         busiest = self.busiest_tokens(group_tokens)
-        key = (tokens_rank, busiest, decode_only)
-        t = self._compute_memo.get(key)
-        if t is None:
-            t = self._compute_memo[key] = self._compute_s(tokens_rank, busiest, decode_only)
-        return t
+        return cached(self._compute_memo, (tokens_rank, busiest, decode_only),
+                      lambda: self._compute_s(tokens_rank, busiest, decode_only))
 
     def _compute_s(self, tokens_rank: int, busiest: int, decode_only: bool) -> float:
         m, tp = self.m, self.inf.parallelism.tp
@@ -135,11 +140,7 @@ class MoELayer:
     def comm_s(self, tokens_rank: int, decode_only: bool) -> float:
         """Dispatch (FP8 with FP8 weights, else BF16) and BF16 combine of one GPU's tokens: DeepEP's
         measured kernels where the timer's profile has them, else the link model (deepep.py)."""
-        key = (tokens_rank, decode_only)
-        t = self._comm_memo.get(key)
-        if t is None:
-            t = self._comm_memo[key] = self._comm_s(tokens_rank, decode_only)
-        return t
+        return cached(self._comm_memo, (tokens_rank, decode_only), lambda: self._comm_s(tokens_rank, decode_only))
 
     def _comm_s(self, tokens_rank: int, decode_only: bool) -> float:
         par, h = self.inf.parallelism, self.m.hidden_size
@@ -205,9 +206,8 @@ class StepModel:
         decode step for each of `decode_batch` requests holding `decode_ctx_sum` cached tokens. A
         request's chunk runs on the attention-DP rank that holds it: the busiest rank sets the pace."""
         mean_ctx = decode_ctx_sum / decode_batch if decode_batch else 0
-        mine = busiest_rank_chunks(chunks, self.par.dp) if chunks else chunks
-        key = (sum(t for t, _ in mine), sum(t for t, _ in chunks), decode_batch, round(mean_ctx / CTX_BUCKET)) \
-            if chunks else (0, 0, decode_batch, round(mean_ctx / CTX_BUCKET))
+        mine = busiest_rank_chunks(chunks, self.par.dp)
+        key = (sum(t for t, _ in mine), sum(t for t, _ in chunks), decode_batch, round(mean_ctx / CTX_BUCKET))
         t = self._memo.get(key)
         if t is None:
             t = self._compute(key[0], key[1], decode_batch, max(1, key[3] * CTX_BUCKET))
@@ -235,12 +235,8 @@ class StepModel:
 
     def _prefill_attention(self, tokens: int, ctx_buckets: int) -> float:
         """One layer's attention for a chunk of `tokens` ending at ctx_buckets * CTX_BUCKET (memoised)."""
-        key = (tokens, ctx_buckets)
-        t = self._prefill_memo.get(key)
-        if t is None:
-            t = self._prefill_memo[key] = self.timer.time(
-                *self._attn_shape(1, tokens, ctx_buckets * CTX_BUCKET, "naive"), "fwd")
-        return t
+        return cached(self._prefill_memo, (tokens, ctx_buckets), lambda: self.timer.time(
+            *self._attn_shape(1, tokens, ctx_buckets * CTX_BUCKET, "naive"), "fwd"))
 
     def group_tokens(self, tokens: float) -> float:
         """Of `tokens` over all attention ranks, those entering one expert group (ep x etp of the tp x dp
@@ -272,10 +268,7 @@ class StepModel:
     def _part(self, key: tuple, compute: Callable[[], float]) -> float:
         """A term of _compute by the few numbers it depends on: the iteration's own memo key (prefill and
         decode together) is mostly new in a mixed run, while each term's repeats."""
-        t = self._parts.get(key)
-        if t is None:
-            t = self._parts[key] = compute()
-        return t
+        return cached(self._parts, key, compute)
 
     def tp_all_reduce_s(self, tokens: int) -> float:
         """One all-reduce of `tokens` BF16 hidden states over the TP group: measured, or the link model, over

@@ -42,23 +42,26 @@ def test_import_then_check_timing(tmp_path):
         assert per_op[op]["median_abs_pct_error"] <= 5.0, (op, per_op[op])
 
 
+ENGINE_SCENARIO = textwrap.dedent("""\
+    name: s
+    variants:
+      - name: a
+        model: deepseek-v3
+        inference:
+          cluster: {gpu: h200, gpus_per_node: 8, nodes: 1}
+          parallelism: {tp: 1, dp: 8, ep: 8, zero_stage: 0}
+          weight_bits: 8
+          engine: {name: sglang}
+    """)
+
+
 def test_an_engine_on_a_gpu_the_database_lacks_names_the_field(tmp_path):
     gpu = (SCENARIOS / "gpus" / "h200.yaml").read_text().replace("name: h200", "name: myh200")
     gpu = "\n".join(line for line in gpu.splitlines() if not line.startswith("kernel_database"))
     (tmp_path / "gpus").mkdir()
     (tmp_path / "gpus" / "myh200.yaml").write_text(gpu + "\n")
     scenario = tmp_path / "s.yaml"
-    scenario.write_text(textwrap.dedent("""\
-        name: s
-        variants:
-          - name: a
-            model: deepseek-v3
-            inference:
-              cluster: {gpu: myh200, gpus_per_node: 8, nodes: 1}
-              parallelism: {tp: 1, dp: 8, ep: 8, zero_stage: 0}
-              weight_bits: 8
-              engine: {name: sglang}
-        """))
+    scenario.write_text(ENGINE_SCENARIO.replace("gpu: h200", "gpu: myh200"))
     r = CliRunner().invoke(cli, ["validate", str(scenario)])
     assert r.exit_code == 2
     assert "engine" in r.output and "kernel_database" in r.output and "Traceback" not in r.output
@@ -81,30 +84,19 @@ def test_a_model_beside_the_user_is_found(tmp_path, monkeypatch):
     assert "# model: my-v3" in (tmp_path / "p.csv").read_text()
 
 
-@pytest.mark.parametrize("edit, said", [
+@pytest.mark.parametrize("old, new, said", [
     # an engine runs NVFP4, FP8 or BF16 weights: a 7-bit width would be timed as FP8 without saying so
-    ("weight_bits: 8", "field `variants.0.inference.weight_bits`: 7-bit weights are not a precision sglang runs"),
+    ("weight_bits: 8", "weight_bits: 7",
+     "field `variants.0.inference.weight_bits`: 7-bit weights are not a precision sglang runs"),
     # YAML reads an unquoted 0.5.10 as text but 9.9 as a number: the fix says to quote it
-    ("{name: sglang}", 'must be text, got the number 9.9. Fix: quote the value as you wrote it'),
+    ("{name: sglang}", "{name: sglang, version: 9.9}", 'must be text, got the number 9.9. Fix: quote the value as you wrote it'),
 ])
-def test_an_engine_scenario_refuses_a_width_or_a_number_it_cannot_mean(tmp_path, edit, said):
+def test_an_engine_scenario_refuses_a_width_or_a_number_it_cannot_mean(tmp_path, old, new, said):
     scenario = tmp_path / "s.yaml"
-    text = textwrap.dedent("""\
-        name: s
-        variants:
-          - name: a
-            model: deepseek-v3
-            inference:
-              cluster: {gpu: h200, gpus_per_node: 8, nodes: 1}
-              parallelism: {tp: 1, dp: 8, ep: 8, zero_stage: 0}
-              weight_bits: 8
-              engine: {name: sglang}
-        """)
-    scenario.write_text(text.replace(edit, {"weight_bits: 8": "weight_bits: 7",
-                                            "{name: sglang}": "{name: sglang, version: 9.9}"}[edit]))
+    scenario.write_text(ENGINE_SCENARIO.replace(old, new))
     r = CliRunner().invoke(cli, ["validate", str(scenario)], catch_exceptions=False)
     assert r.exit_code == 2 and said in r.output and r.output.count("\n") == 1, r.output
-    scenario.write_text(text)
+    scenario.write_text(ENGINE_SCENARIO)
     assert CliRunner().invoke(cli, ["validate", str(scenario)]).exit_code == 0
 
 
@@ -114,3 +106,14 @@ def test_a_gpu_without_the_engines_measurements_names_the_gpus_that_have_them():
     assert e.value.field == "--gpu" and "no sglang measurements on l4" in e.value.problem
     listed = e.value.fix.split(": ")[1].rstrip(".").split(", ")
     assert "h200_sxm" in listed and "l4" not in listed
+
+
+def test_a_gpu_file_naming_a_database_gpu_without_the_engine_says_which_have_it(tmp_path):
+    gpu = (SCENARIOS / "gpus" / "h200.yaml").read_text().replace("name: h200", "name: myl4")
+    (tmp_path / "gpus").mkdir()
+    (tmp_path / "gpus" / "myl4.yaml").write_text(gpu.replace("gpu: h200_sxm", "gpu: l4"))
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(ENGINE_SCENARIO.replace("gpu: h200", "gpu: myl4"))
+    r = CliRunner().invoke(cli, ["validate", str(scenario)])
+    assert r.exit_code == 2 and "no sglang measurements on l4" in r.output, r.output
+    assert f"set kernel_database.gpu to a database GPU that has it ({', '.join(kernel_db.gpus_measuring('sglang'))})" in r.output
