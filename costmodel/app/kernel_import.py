@@ -38,7 +38,7 @@ from costmodel.timing.operators import MeasuredBackend
 
 TP_SIZES = (1, 2, 4, 8, 16, 32, 64)
 # Bumped whenever the rows an import selects change, so a cached import from an older planner is made anew.
-IMPORT_REVISION = 3
+IMPORT_REVISION = 4
 # The GEMM precisions a training run is timed at (train_costs.training_kernel_plan): block-scaled FP8 and BF16.
 TRAINING_GEMM_DTYPES = {"fp8_block", "bfloat16"}
 
@@ -148,6 +148,18 @@ def _gemm_rows(table: Table, m: ModelSpec, out: Imported) -> None:
 # ------------------------------------------------------------------------------------- experts
 
 
+# Expert kernels a table times beside the engine's default one, at the same shapes (AIC, TRTARGS in
+# docs/sources.md). Kept, they would be read in table order: a curve could switch kernel from one layout
+# to the next (TensorRT-LLM's NVFP4 tables: 4x apart at 8 tokens).
+SKIPPED_MOE_KERNELS = {
+    # the CUTLASS MoE's min-latency mode (the collector's cutlass_min_latency_mode=True): TensorRT-LLM's
+    # DeepSeek-V3 decoder layer no longer enters it, and its CUTLASS MoE marks the mode "not used anymore"
+    "moe_torch_flow_min_latency": "TensorRT-LLM's CUTLASS min-latency mode, which its models no longer call",
+    # experts without a gate (up, activation, down): every MoE the planner models is gated (SwiGLU)
+    "moe_torch_flow_nongated": "non-gated experts; the planner's experts are gated (SwiGLU)",
+}
+
+
 def _moe_rows(table: Table, m: ModelSpec, out: Imported) -> None:
     if m.ffn != "moe":
         return
@@ -157,7 +169,13 @@ def _moe_rows(table: Table, m: ModelSpec, out: Imported) -> None:
     # tokens gathered from every attention-DP rank; DeepEP-fed kernels at EP64 start at 64 tokens, one a rank
     match = {"hidden_size": m.hidden_size, "inter_size": m.moe_intermediate_size, "topk": m.num_experts_per_tok,
              "num_experts": m.n_routed_experts, "distribution": "balanced" if kernel == "fused" else "uniform"}
-    for i in _select(cols, lambda i: all(cols[c][i] == v for c, v in match.items())):
+    sources = cols.get("kernel_source") or ["not recorded"] * len(cols["latency"])
+    shaped = _select(cols, lambda i: all(cols[c][i] == v for c, v in match.items()))
+    kept = [i for i in shaped if sources[i] not in SKIPPED_MOE_KERNELS]
+    out.header[f"{table.kind}_kernels"] = ", ".join(sorted({sources[i] for i in kept})) or "none"
+    for name in sorted({sources[i] for i in shaped} & SKIPPED_MOE_KERNELS.keys()):
+        out.header[f"{table.kind}_skipped_{name}"] = SKIPPED_MOE_KERNELS[name]
+    for i in kept:
         shape = {"tokens": cols["num_tokens"][i], "hidden": m.hidden_size, "inter": m.moe_intermediate_size,
                  "top_k": m.num_experts_per_tok, "experts": m.n_routed_experts, "ep": cols["moe_ep_size"][i],
                  "tp": cols["moe_tp_size"][i], "kernel": kernel}

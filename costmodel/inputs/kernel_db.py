@@ -45,10 +45,13 @@ _MOE_COLUMNS = ("moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", 
                 "moe_ep_size", "distribution", "latency")
 TABLES: dict[str, TableKind] = {
     "gemm": TableKind("gemm", "gemm_perf.parquet", ("gemm_dtype", "m", "n", "k", "latency")),
-    "moe": TableKind("moe", "moe_perf.parquet", _MOE_COLUMNS),
+    # kernel_source: which implementation a row timed; one table may hold several at one shape (kernel_import)
+    "moe": TableKind("moe", "moe_perf.parquet", _MOE_COLUMNS, optional=("kernel_source",)),
     # SGLang's expert kernels behind DeepEP (DeepGEMM grouped GEMMs): masked for decode, contiguous for prefill
-    "moe_deepep_masked": TableKind("moe", "wideep_generation_moe_perf.parquet", _MOE_COLUMNS),
-    "moe_deepep_contiguous": TableKind("moe", "wideep_context_moe_perf.parquet", _MOE_COLUMNS),
+    "moe_deepep_masked": TableKind("moe", "wideep_generation_moe_perf.parquet", _MOE_COLUMNS,
+                                   optional=("kernel_source",)),
+    "moe_deepep_contiguous": TableKind("moe", "wideep_context_moe_perf.parquet", _MOE_COLUMNS,
+                                       optional=("kernel_source",)),
     "mla_context": TableKind("mla", "context_mla_perf.parquet", ("mla_dtype", "kv_cache_dtype", "num_heads",
                                                                   "batch_size", "isl", "latency")),
     "mla_generation": TableKind("mla", "generation_mla_perf.parquet", ("mla_dtype", "kv_cache_dtype", "num_heads",

@@ -153,3 +153,27 @@ def test_a_version_older_than_every_table_reads_the_oldest_measured():
     assert versions == {"all_reduce": "0.14.0", "moe": "0.19.0", "gemm": "0.24.0"}
     assert [t.version for t in kernel_db.find_tables("h200_sxm", "vllm", "0.24.0", "moe")] == ["0.24.0", "0.19.0"]
     assert kernel_db.measured_versions("h200_sxm", "vllm") == ["0.14.0", "0.18.0", "0.19.0", "0.24.0"]
+
+
+def test_trtllm_expert_curves_are_its_default_kernel_only(v3):
+    """TensorRT-LLM's B200 table times NVFP4 experts twice at each shape: the default CUTLASS kernel and its
+    min-latency mode (about 4x faster at 8 tokens). Every imported NVFP4 row is the CUTLASS row of its
+    shape, at every layout, and the header says which kernel was left out and why."""
+    imp = import_profile("b200_sxm", "trtllm", "1.3.0rc20", v3)
+    path = kernel_db.find_table("b200_sxm", "trtllm", "1.3.0rc20", "moe").path
+    t = pq.read_table(path).to_pydict()
+    by_kernel: dict[str, dict] = {"moe_torch_flow_cutlass": {}, "moe_torch_flow_min_latency": {}}
+    for i in range(len(t["latency"])):
+        if (t["moe_dtype"][i], t["hidden_size"][i], t["num_experts"][i], t["distribution"][i]) == \
+                ("nvfp4", 7168, 256, "balanced") and t["kernel_source"][i] in by_kernel:
+            key = (t["num_tokens"][i], t["moe_tp_size"][i], t["moe_ep_size"][i])
+            by_kernel[t["kernel_source"][i]][key] = t["latency"][i] / 1e3
+    got = {(s["tokens"], s["tp"], s["ep"]): float(r[4]) for r in imp.rows
+           if r[0] == "moe_experts" and (s := json.loads(r[3]))["dtype"] == "nvfp4"}
+    assert set(got) == set(by_kernel["moe_torch_flow_cutlass"]) and len(got) > 500
+    assert all(got[k] == pytest.approx(v, rel=1e-6) for k, v in by_kernel["moe_torch_flow_cutlass"].items())
+    # the two kernels do differ: the test would see a row of the other one
+    assert sum(by_kernel["moe_torch_flow_min_latency"].get(k, v) < 0.5 * v for k, v in got.items()) > 100
+    assert imp.header["duplicate_rows_dropped"] == "0"
+    assert "moe_torch_flow_cutlass" in imp.header["moe_kernels"] and "min_latency" not in imp.header["moe_kernels"]
+    assert "no longer call" in imp.header["moe_skipped_moe_torch_flow_min_latency"]
