@@ -8,6 +8,7 @@ per direction); the default efficiencies are DeepEP's measured fractions (DEP in
           NVLink-forwarded traffic, so the EP16 figure is the conservative one).
 α defaults to 0: DeepEP's low-latency table is bandwidth-bound to within its rounding (EP8 dispatch:
 77 µs x 98 GB/s = 7.5 MB, the 128 x 7168 x 8 FP8 payload itself), so no latency term is sourced.
+The one exception: an all-reduce across nodes takes NCCL's own latency model (nccl_all_reduce_latency_s).
 """
 
 from __future__ import annotations
@@ -44,6 +45,31 @@ def spanning_link(links: dict[str, Link], gpus_per_node: int) -> Link:
     parallel one, has one NIC each: links_of's "nic".)"""
     nv, nic = links["nvlink"], links["nic"]
     return Link(min(nv.effective_bw, gpus_per_node * nic.effective_bw), latency_s=max(nv.latency_s, nic.latency_s))
+
+
+# NCCL's own latency model of an all-reduce (NCCL in docs/sources.md: src/graph/tuning.cc, its tuner's
+# default constants, in µs), for the LL protocol it picks for small messages: a base latency per
+# algorithm, and a latency per step inside a node (NVLink) and between nodes (the network).
+NCCL_LL_BASE_US = {"tree": 6.8, "ring": 6.6}
+NCCL_LL_NVLINK_US = {"tree": 0.6, "ring": 0.6}
+NCCL_LL_NET_US = {"tree": 5.0, "ring": 2.7}  # one GPU a node exposes the whole hop: the ring takes the tree's
+NCCL_NET_OVERHEAD_US = 1.0  # getNetOverhead on Intel hosts (HGX H100/B200/B300 ship Xeons; 2.0 on AMD)
+
+
+def nccl_all_reduce_latency_s(ranks: int, nodes: int) -> float:
+    """The latency NCCL's tuner puts on an all-reduce of `ranks` GPUs in `nodes` nodes (the lower of its
+    tree and ring, LL protocol). Tree: 2 (ranks/node - 1) NVLink hops and 2 log2(nodes) network hops;
+    ring: 2 (ranks - 1) steps, 2 (nodes - 1) of them over the network, each other step no faster than
+    the network's per-step overhead."""
+    if ranks <= 1:
+        return 0.0
+    per_node, hops = max(1, ranks // nodes), nodes.bit_length() - 1  # NCCL's log2i: floor(log2)
+    tree = NCCL_LL_BASE_US["tree"] + 2 * ((per_node - 1) * NCCL_LL_NVLINK_US["tree"] + hops * NCCL_LL_NET_US["tree"])
+    steps, inter = 2 * (ranks - 1), 2 * (nodes - 1)
+    intra_us = max(NCCL_LL_NVLINK_US["ring"], NCCL_NET_OVERHEAD_US if nodes > 1 else 0.0)
+    net_us = NCCL_LL_NET_US["tree" if per_node == 1 else "ring"]
+    ring = NCCL_LL_BASE_US["ring"] + (steps - inter) * intra_us + inter * net_us
+    return 1e-6 * min(tree, ring)
 
 
 def p2p_time(nbytes: float, link: Link) -> float:

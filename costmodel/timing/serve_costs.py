@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from costmodel.counts.comm import all_reduce_time, links_of, spanning_link
+from costmodel.counts.comm import all_reduce_time, links_of, nccl_all_reduce_latency_s, spanning_link
 from costmodel.counts.deepep import (
     COMM_SM_FRACTION,
     DEEPEP_SMS,
@@ -272,11 +272,16 @@ class StepModel:
 
     def tp_all_reduce_s(self, tokens: int) -> float:
         """One all-reduce of `tokens` BF16 hidden states over the TP group: measured, or the link model, over
-        NVLink, or over whole nodes' NVLink and NICs when the group spans NVLink domains (spanning_link)."""
+        NVLink, or, when the group spans NVLink domains, over whole nodes' NVLink and NICs (spanning_link)
+        after NCCL's own latency for that many GPUs and nodes (no table measures one across nodes)."""
         h, tp, gpn = self.m.hidden_size, self.par.tp, self.inf.cluster.gpus_per_node
-        link = spanning_link(self.links, gpn) if tp > gpn else self.links["nvlink"]
+        if tp > gpn:
+            modelled = nccl_all_reduce_latency_s(tp, -(-tp // gpn)) + all_reduce_time(
+                tokens * h * 2, tp, spanning_link(self.links, gpn))
+        else:
+            modelled = all_reduce_time(tokens * h * 2, tp, self.links["nvlink"])
         return self.timer.collective("all_reduce", {"elements": tokens * h, "gpus": tp, "dtype": "bfloat16"},
-                                     all_reduce_time(tokens * h * 2, tp, link))
+                                     modelled)
 
     def _mtp_module_s(self, b_rank: int, d_batch: int, d_ctx: int) -> float:
         """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer) and the shared head."""

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from costmodel.app.serving import run_serving
 from costmodel.app.study import open_study, override, problems
-from costmodel.counts.comm import Link, spanning_link
+from costmodel.counts.comm import Link, nccl_all_reduce_latency_s, spanning_link
 from costmodel.counts.eplb import placement
 from costmodel.counts.routing import (
     busiest_rank_factor,
@@ -336,7 +336,20 @@ def test_a_tp_group_beyond_its_nvlink_domain_all_reduces_over_its_nodes_nics(mod
     nvlink, nics = b200.nvlink_bw_bytes_per_s.value * 153 / 200, 8 * b200.nic_bw_bytes_per_s.value * 43 / 50
     bw = nvlink if tp == 8 else min(nvlink, nics)
     nbytes = 4096 * v3.hidden_size * 2
-    assert steps.tp_all_reduce_s(4096) == pytest.approx(2 * (tp - 1) / tp * nbytes / bw)
+    # NCCL's latency across 2 nodes: its tree, 6.8 + 2 (7 x 0.6 + 1 x 5.0) = 25.2 us (nccl_all_reduce_latency_s)
+    latency_s = 25.2e-6 if tp == 16 else 0.0
+    assert steps.tp_all_reduce_s(4096) == pytest.approx(latency_s + 2 * (tp - 1) / tp * nbytes / bw)
+
+
+@pytest.mark.parametrize("ranks, nodes, us", [
+    (16, 2, 6.8 + 2 * (7 * 0.6 + 1 * 5.0)),   # tree: 7 NVLink hops a node, log2(2) = 1 network hop, twice
+    (64, 8, 6.8 + 2 * (7 * 0.6 + 3 * 5.0)),   # tree: log2(8) = 3 network hops (ring: 6.6 + 112 x 1.0 + 14 x 2.7)
+    (8, 1, 6.6 + 14 * 0.6),                    # one node: the ring's 14 NVLink steps beat the tree's 15.2
+    (2, 2, 6.6 + 2 * 5.0),                     # one GPU a node: the ring pays the tree's network hop, 16.6 < 16.8
+    (1, 1, 0.0),
+])
+def test_nccl_all_reduce_latency_is_its_tuners_lower_of_tree_and_ring(ranks, nodes, us):
+    assert nccl_all_reduce_latency_s(ranks, nodes) == pytest.approx(us * 1e-6)
 
 
 def test_the_nics_pace_a_spanning_ring_when_they_are_slower_than_nvlink():
