@@ -83,6 +83,7 @@ def _header(gpu: str, engine: str, version: str, m: ModelSpec) -> dict[str, str]
             "source": f"{kernel_db.DB_PACKAGE}=={kernel_db.DB_VERSION} kernel database (AIC)",
             "interpolation": "between adjacent points",  # kernel measurements: no pooling (operators.py)
             "gpu": gpu, "engine": engine, "engine_version": version, "model": m.name,
+            "import_revision": str(IMPORT_REVISION),  # which rows this planner's import selects
             # the database's own system file: dense BF16 tensor-core peak and HBM bandwidth
             "peak_matmul_flops_per_s": str(float(system["bfloat16_tc_flops"])),
             "peak_copy_bytes_per_s": str(float(system["mem_bw"]))}
@@ -160,6 +161,13 @@ SKIPPED_MOE_KERNELS = {
 }
 
 
+def _kernel_header(out: Imported, kind: str, kept: set[str], shaped: set[str]) -> None:
+    """Which expert kernels a profile holds, and which it left out and why."""
+    out.header[f"{kind}_kernels"] = ", ".join(sorted(kept)) or "none"
+    for name in sorted(shaped & SKIPPED_MOE_KERNELS.keys()):
+        out.header[f"{kind}_skipped_{name}"] = SKIPPED_MOE_KERNELS[name]
+
+
 def _moe_rows(table: Table, m: ModelSpec, out: Imported) -> None:
     if m.ffn != "moe":
         return
@@ -169,12 +177,10 @@ def _moe_rows(table: Table, m: ModelSpec, out: Imported) -> None:
     # tokens gathered from every attention-DP rank; DeepEP-fed kernels at EP64 start at 64 tokens, one a rank
     match = {"hidden_size": m.hidden_size, "inter_size": m.moe_intermediate_size, "topk": m.num_experts_per_tok,
              "num_experts": m.n_routed_experts, "distribution": "balanced" if kernel == "fused" else "uniform"}
-    sources = cols.get("kernel_source") or ["not recorded"] * len(cols["latency"])
+    sources = [s or "not recorded" for s in cols.get("kernel_source") or [None] * len(cols["latency"])]
     shaped = _select(cols, lambda i: all(cols[c][i] == v for c, v in match.items()))
     kept = [i for i in shaped if sources[i] not in SKIPPED_MOE_KERNELS]
-    out.header[f"{table.kind}_kernels"] = ", ".join(sorted({sources[i] for i in kept})) or "none"
-    for name in sorted({sources[i] for i in shaped} & SKIPPED_MOE_KERNELS.keys()):
-        out.header[f"{table.kind}_skipped_{name}"] = SKIPPED_MOE_KERNELS[name]
+    _kernel_header(out, table.kind, {sources[i] for i in kept}, {sources[i] for i in shaped})
     for i in kept:
         shape = {"tokens": cols["num_tokens"][i], "hidden": m.hidden_size, "inter": m.moe_intermediate_size,
                  "top_k": m.num_experts_per_tok, "experts": m.n_routed_experts, "ep": cols["moe_ep_size"][i],

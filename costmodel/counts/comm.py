@@ -53,15 +53,16 @@ def spanning_link(links: dict[str, Link], gpus_per_node: int) -> Link:
 NCCL_LL_BASE_US = {"tree": 6.8, "ring": 6.6}
 NCCL_LL_NVLINK_US = {"tree": 0.6, "ring": 0.6}
 NCCL_LL_NET_US = {"tree": 5.0, "ring": 2.7}  # one GPU a node exposes the whole hop: the ring takes the tree's
-NCCL_NET_OVERHEAD_US = 1.0  # getNetOverhead on Intel hosts (HGX H100/B200/B300 ship Xeons; 2.0 on AMD)
+NCCL_NET_OVERHEAD_US = 1.0  # getNetOverhead on Intel hosts (DGX systems ship Xeons); 2.0 on AMD hosts
 
 
 def nccl_all_reduce_latency_s(ranks: int, nodes: int) -> float:
     """The latency NCCL's tuner puts on an all-reduce of `ranks` GPUs in `nodes` nodes (the lower of its
     tree and ring, LL protocol). Tree: 2 (ranks/node - 1) NVLink hops and 2 log2(nodes) network hops;
     ring: 2 (ranks - 1) steps, 2 (nodes - 1) of them over the network, each other step no faster than
-    the network's per-step overhead."""
-    if ranks <= 1:
+    the network's per-step overhead. The LL protocol's latency is NCCL's least: for large messages NCCL
+    picks LL128 or Simple, whose latencies are longer, so this is a floor."""
+    if ranks <= 1 or nodes < 1:
         return 0.0
     per_node, hops = max(1, ranks // nodes), nodes.bit_length() - 1  # NCCL's log2i: floor(log2)
     tree = NCCL_LL_BASE_US["tree"] + 2 * ((per_node - 1) * NCCL_LL_NVLINK_US["tree"] + hops * NCCL_LL_NET_US["tree"])

@@ -273,7 +273,9 @@ class StepModel:
     def tp_all_reduce_s(self, tokens: int) -> float:
         """One all-reduce of `tokens` BF16 hidden states over the TP group: measured, or the link model, over
         NVLink, or, when the group spans NVLink domains, over whole nodes' NVLink and NICs (spanning_link)
-        after NCCL's own latency for that many GPUs and nodes (no table measures one across nodes)."""
+        after NCCL's own latency for that many GPUs and nodes (no table measures one across nodes). That
+        latency is NCCL's smallest, its LL protocol's: a floor for the MB-sized all-reduces of a prefill,
+        where NCCL runs protocols of longer latency (TP16 over 2 nodes: 48.5 us LL128, 92.4 us Simple)."""
         h, tp, gpn = self.m.hidden_size, self.par.tp, self.inf.cluster.gpus_per_node
         if tp > gpn:
             modelled = nccl_all_reduce_latency_s(tp, -(-tp // gpn)) + all_reduce_time(
@@ -284,9 +286,11 @@ class StepModel:
                                      modelled)
 
     def _mtp_module_s(self, b_rank: int, d_batch: int, d_ctx: int) -> float:
-        """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer) and the shared head."""
+        """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer), with the TP group's
+        two all-reduces as in the main model's layers, and the shared head."""
         m, par = self.m, self.par
         attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd")
+        attn += 2 * self.tp_all_reduce_s(b_rank) if par.tp > 1 else 0.0
         head = self.timer.time("gemm", {"m": b_rank, "n": m.vocab_size // par.tp, "k": m.hidden_size})
         if self.moe is None:
             ffn = self.timer.time("ffn", {"tokens": b_rank, "hidden": m.hidden_size,

@@ -164,8 +164,8 @@ def test_trtllm_expert_curves_are_its_default_kernel_only(v3):
     t = pq.read_table(path).to_pydict()
     by_kernel: dict[str, dict] = {"moe_torch_flow_cutlass": {}, "moe_torch_flow_min_latency": {}}
     for i in range(len(t["latency"])):
-        if (t["moe_dtype"][i], t["hidden_size"][i], t["num_experts"][i], t["distribution"][i]) == \
-                ("nvfp4", 7168, 256, "balanced") and t["kernel_source"][i] in by_kernel:
+        if (t["moe_dtype"][i], t["hidden_size"][i], t["inter_size"][i], t["topk"][i], t["num_experts"][i],
+                t["distribution"][i]) == ("nvfp4", 7168, 2048, 8, 256, "balanced") and t["kernel_source"][i] in by_kernel:
             key = (t["num_tokens"][i], t["moe_tp_size"][i], t["moe_ep_size"][i])
             by_kernel[t["kernel_source"][i]][key] = t["latency"][i] / 1e3
     got = {(s["tokens"], s["tp"], s["ep"]): float(r[4]) for r in imp.rows

@@ -250,6 +250,20 @@ def test_mtp_expected_tokens_and_a_faster_tpot(models):
     assert always.latency.tpot_p50_s < 0.75 * plain.latency.tpot_p50_s
 
 
+def test_an_mtp_pass_under_tp_pays_its_layers_two_all_reduces(models):
+    """A draft pass is one more layer: under TP8 it all-reduces after attention and after the experts, as
+    each main layer does (the pass with the all-reduce charged nothing is that much shorter)."""
+    v3 = models["deepseek-v3"]
+    inf = InferenceSpec(cluster=ClusterSpec(gpu=H800, gpus_per_node=8, nodes=1),
+                        parallelism=Parallelism(tp=8, ep=8, zero_stage=0), weight_bits=8, max_running=8,
+                        mtp=MTPSpec(tokens=1, acceptance=0.8))
+    steps = step_model_for(v3, inf)
+    with_ar = steps._mtp_module_s(8, 8, 1024)
+    ar = steps.tp_all_reduce_s(8)
+    steps.tp_all_reduce_s = lambda tokens: 0.0
+    assert ar > 0 and with_ar - steps._mtp_module_s(8, 8, 1024) == pytest.approx(2 * ar)
+
+
 def test_two_batch_overlap_hides_the_all_to_all(models):
     v3 = models["deepseek-v3"]
     plain = step_model_for(v3, v3_instance(32))
@@ -346,6 +360,8 @@ def test_a_tp_group_beyond_its_nvlink_domain_all_reduces_over_its_nodes_nics(mod
     (64, 8, 6.8 + 2 * (7 * 0.6 + 3 * 5.0)),   # tree: log2(8) = 3 network hops (ring: 6.6 + 112 x 1.0 + 14 x 2.7)
     (8, 1, 6.6 + 14 * 0.6),                    # one node: the ring's 14 NVLink steps beat the tree's 15.2
     (2, 2, 6.6 + 2 * 5.0),                     # one GPU a node: the ring pays the tree's network hop, 16.6 < 16.8
+    (4, 2, 6.6 + 4 * 1.0 + 2 * 2.7),           # ring 16.0 < tree 18.0: its NVLink steps at the 1.0 us net overhead
+    (24, 3, 6.8 + 2 * (7 * 0.6 + 1 * 5.0)),    # log2i(3) = 1 (an exact log2 would give 31.05)
     (1, 1, 0.0),
 ])
 def test_nccl_all_reduce_latency_is_its_tuners_lower_of_tree_and_ring(ranks, nodes, us):
