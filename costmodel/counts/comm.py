@@ -13,7 +13,7 @@ The one exception: an all-reduce across nodes takes NCCL's own latency model (nc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 NVLINK_EFFICIENCY = 153 / 200
 NIC_EFFICIENCY = 43 / 50
@@ -71,6 +71,15 @@ def nccl_all_reduce_latency_s(ranks: int, nodes: int) -> float:
     net_us = NCCL_LL_NET_US["tree" if per_node == 1 else "ring"]
     ring = NCCL_LL_BASE_US["ring"] + (steps - inter) * intra_us + inter * net_us
     return 1e-6 * min(tree, ring)
+
+
+def spanning_all_reduce_time(nbytes: float, ranks: int, links: dict[str, Link], gpus_per_node: int) -> float:
+    """A ring all-reduce over every GPU of several NVLink domains: NCCL's own latency for that many GPUs and
+    nodes, then the bytes at the spanning link's bandwidth (its per-step α left out: NCCL's latency is the
+    whole latency, so both would count the steps twice)."""
+    nodes = -(-ranks // gpus_per_node)
+    link = replace(spanning_link(links, gpus_per_node), latency_s=0.0)
+    return nccl_all_reduce_latency_s(ranks, nodes) + all_reduce_time(nbytes, ranks, link)
 
 
 def p2p_time(nbytes: float, link: Link) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from costmodel.counts.comm import all_reduce_time, links_of, nccl_all_reduce_latency_s, spanning_link
+from costmodel.counts.comm import all_reduce_time, links_of, spanning_all_reduce_time
 from costmodel.counts.deepep import (
     COMM_SM_FRACTION,
     DEEPEP_SMS,
@@ -272,16 +272,14 @@ class StepModel:
 
     def tp_all_reduce_s(self, tokens: int) -> float:
         """One all-reduce of `tokens` BF16 hidden states over the TP group: measured, or the link model, over
-        NVLink, or, when the group spans NVLink domains, over whole nodes' NVLink and NICs (spanning_link)
-        after NCCL's own latency for that many GPUs and nodes (no table measures one across nodes). That
-        latency is NCCL's smallest, its LL protocol's: a floor for the MB-sized all-reduces of a prefill,
-        where NCCL runs protocols of longer latency (TP16 over 2 nodes: 48.5 us LL128, 92.4 us Simple)."""
+        NVLink, or, when the group spans NVLink domains (no table measures that), NCCL's own latency and
+        then whole nodes' NVLink and NICs (spanning_all_reduce_time). That latency is NCCL's smallest, its
+        LL protocol's: a floor for a prefill's MB-sized all-reduces, where NCCL runs protocols of longer
+        latency (TP16 over 2 nodes: 48.5 us LL128, 92.4 us Simple)."""
         h, tp, gpn = self.m.hidden_size, self.par.tp, self.inf.cluster.gpus_per_node
-        if tp > gpn:
-            modelled = nccl_all_reduce_latency_s(tp, -(-tp // gpn)) + all_reduce_time(
-                tokens * h * 2, tp, spanning_link(self.links, gpn))
-        else:
-            modelled = all_reduce_time(tokens * h * 2, tp, self.links["nvlink"])
+        nbytes = tokens * h * 2
+        modelled = spanning_all_reduce_time(nbytes, tp, self.links, gpn) if tp > gpn else \
+            all_reduce_time(nbytes, tp, self.links["nvlink"])
         return self.timer.collective("all_reduce", {"elements": tokens * h, "gpus": tp, "dtype": "bfloat16"},
                                      modelled)
 
