@@ -253,7 +253,7 @@ class StepModel:
             *self._attn_shape(b_rank, self.decode_q, d_ctx, "absorbed"), "fwd")) if b_rank else 0.0
         tokens_rank = b_rank * self.decode_q + p_tokens  # the busiest rank
         h = m.hidden_size
-        tp_ar = part(("tp_ar", tokens_rank), lambda: 2 * self.tp_all_reduce_s(tokens_rank)) if par.tp > 1 else 0.0
+        tp_ar = part(("tp_ar", tokens_rank), lambda: self.layer_all_reduces_s(tokens_rank))
         dense_ffn = part(("ffn", tokens_rank), lambda: timer.time(
             "ffn", {"tokens": tokens_rank, "hidden": h, "inter": (m.intermediate_size or 0) // par.tp},
             "fwd")) if self.n_dense else 0.0
@@ -283,12 +283,17 @@ class StepModel:
         return self.timer.collective("all_reduce", {"elements": tokens * h, "gpus": tp, "dtype": "bfloat16"},
                                      modelled)
 
+    def layer_all_reduces_s(self, tokens: int) -> float:
+        """A layer's two TP all-reduces of `tokens` hidden states (after attention, after the FFN); none
+        without TP. The main model's layers and the MTP module's pay the same."""
+        return 2 * self.tp_all_reduce_s(tokens) if self.par.tp > 1 else 0.0
+
     def _mtp_module_s(self, b_rank: int, d_batch: int, d_ctx: int) -> float:
         """One MTP module pass for b_rank requests: one MoE layer (or dense FFN layer), with the TP group's
         two all-reduces as in the main model's layers, and the shared head."""
         m, par = self.m, self.par
         attn = self.attn_timer.time(*self._attn_shape(b_rank, 1, d_ctx, "absorbed"), "fwd")
-        attn += 2 * self.tp_all_reduce_s(b_rank) if par.tp > 1 else 0.0
+        attn += self.layer_all_reduces_s(b_rank)
         head = self.timer.time("gemm", {"m": b_rank, "n": m.vocab_size // par.tp, "k": m.hidden_size})
         if self.moe is None:
             ffn = self.timer.time("ffn", {"tokens": b_rank, "hidden": m.hidden_size,
