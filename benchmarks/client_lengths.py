@@ -23,11 +23,7 @@ import numpy as np
 import yaml
 
 from costmodel.app import check_serving as cs
-from costmodel.app.serving import run_serving
-from costmodel.app.study import problems, study_from_text
 from costmodel.inputs import kernel_db
-from costmodel.inputs.errors import PlannerError
-from costmodel.inputs.loader import BUNDLED_DIR
 from costmodel.inputs.measured_serving import MeasuredPoint, read_points
 
 HERE = Path(__file__).resolve().parent
@@ -38,9 +34,9 @@ READINGS = {"fixed lengths, 2 a user (check-serving)": None, "range 0.8, 10 a us
 
 def scenario(p: MeasuredPoint, ratio: float | None) -> str:
     """check-serving's scenario for the point, with the client's lengths drawn from [ratio L, L] if ratio."""
-    doc = yaml.safe_load(cs.scenario_text(p))
     if ratio is None:
-        return yaml.safe_dump(doc, sort_keys=False)
+        return cs.scenario_text(p)
+    doc = yaml.safe_load(cs.scenario_text(p))
     w = doc["variants"][0]["inference"]["workload"]
     w["prompt_tokens"] = {"dist": "uniform", "low": int(p.isl * ratio), "high": p.isl}
     w["output_tokens"] = {"dist": "uniform", "low": int(p.osl * ratio), "high": p.osl}
@@ -49,18 +45,11 @@ def scenario(p: MeasuredPoint, ratio: float | None) -> str:
 
 
 def predict(p: MeasuredPoint, ratio: float | None) -> tuple[float, float] | None:
-    """(TTFT ms, TPOT ms) predicted under one reading, or None where the point cannot be simulated."""
-    try:
-        study = study_from_text(scenario(p, ratio), BUNDLED_DIR / "check-serving.yaml")
-        if problems(study, ("inference",)):
-            return None
-        v = study.scenario.variants[0]
-        r = run_serving("point", v.model, v.inference, base_dir=BUNDLED_DIR)
-    except (cs.Unsupported, PlannerError):
+    """(TTFT ms, TPOT ms) predicted under one reading, or None where check-serving skips the point."""
+    r = cs.check_point(p, lambda q: scenario(q, ratio))
+    if r.skipped or not r.predicted["tpot_ms"]:
         return None
-    if r.finished < r.requests or not r.latency.tpot_p50_s:
-        return None
-    return 1e3 * r.latency.ttft_p50_s, 1e3 * r.latency.tpot_p50_s
+    return r.predicted["ttft_ms"], r.predicted["tpot_ms"]
 
 
 def errors_pct(rows: list[tuple[MeasuredPoint, tuple[float, float]]]) -> dict:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -247,12 +248,13 @@ def layout_name(par: Parallelism) -> str:
     return f"TP{par.tp} DP{par.dp} EP{par.ep}" + (f" ETP{par.etp}" if par.etp > 1 else "")
 
 
-def check_point(p: MeasuredPoint) -> PointResult:
-    """The point simulated (its workload run only), or skipped with the reason."""
+def check_point(p: MeasuredPoint, reading: Callable[[MeasuredPoint], str] = scenario_text) -> PointResult:
+    """The point simulated (its workload run only), or skipped with the reason. `reading`: the point as a
+    scenario (benchmarks/client_lengths.py tries another client's lengths)."""
     out = PointResult(p.id, p.split, {"gpu": p.system, "engine": p.engine, "mode": p.mode,
                                       "family": family_of(p.model_path)}, {"ttft_ms": p.ttft_ms, "tpot_ms": p.tpot_ms})
     try:
-        study = study_from_text(scenario_text(p), BUNDLED_DIR / "check-serving.yaml")
+        study = study_from_text(reading(p), BUNDLED_DIR / "check-serving.yaml")
         found = problems(study, ("inference",))
         if found:
             raise Unsupported(f"infeasible: {found[0].problem}")
