@@ -1,12 +1,13 @@
-"""How much check-serving's TTFT rests on what the benchmark client sent, which the silicon sample does not record.
+"""How much check-serving's TTFT rests on the benchmark client it replays, which the silicon sample's rows
+do not record themselves.
 
-check-serving replays a row as a closed loop with fixed prompt and output lengths, two requests a user
-(check_serving.py's ASSUMPTION). With fixed lengths every user's requests stay in step: each wave of
-`concurrency` prompts is prefilled together, so TTFT grows with the concurrency. A client that draws
-lengths from a range (InferenceMAX's, `IMAX` in docs/sources.md: `--random-range-ratio 0.8`, ten prompts a
-user) falls out of step, and each prompt is prefilled nearly alone. This benchmark replays one GPU's dev
-rows (aggregated) both ways and prints the median errors of each, so the spread is a measured number.
-Nothing here changes a prediction; no row is tuned to.
+check-serving replays a sample row as InferenceX's client drove it (`INFX`, `AISIM` in docs/sources.md;
+measured_serving.INFERENCEX_CLIENT): lengths uniform in [int(0.8 L), L], ten prompts a user, and the means
+of TTFT and TPOT. With fixed lengths instead, every user's requests stay in step: each wave of
+`concurrency` prompts is prefilled together, so TTFT grows with the concurrency. This benchmark replays
+one GPU's aggregated dev rows under both clients (the fixed one with two prompts a user and p50s, the
+reading check-serving used before it had the source) and prints the median errors of each, so the
+spread is a measured number. No row is tuned to.
 
     .venv/bin/python benchmarks/client_lengths.py [GPU]      (default h200_sxm)
 writes benchmarks/results/client-lengths.json.
@@ -14,39 +15,26 @@ writes benchmarks/results/client-lengths.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from costmodel.app import check_serving as cs
 from costmodel.inputs import kernel_db
-from costmodel.inputs.measured_serving import MeasuredPoint, read_points
+from costmodel.inputs.measured_serving import INFERENCEX_CLIENT, Client, MeasuredPoint, read_points
 
 HERE = Path(__file__).resolve().parent
-RANGE_RATIO = 0.8  # IMAX: --random-range-ratio 0.8 (lengths uniform in [0.8 L, L])
-PROMPTS_PER_USER = 10  # IMAX: --num-prompts CONC * 10
-READINGS = {"fixed lengths, 2 a user (check-serving)": None, "range 0.8, 10 a user (InferenceMAX's client)": RANGE_RATIO}
+READINGS = {"InferenceX's client: range 0.8, 10 a user, means (check-serving)": INFERENCEX_CLIENT,
+            "fixed lengths, 2 a user, p50s (the earlier reading)": Client(1.0, 2, "median")}
 
 
-def scenario(p: MeasuredPoint, ratio: float | None) -> str:
-    """check-serving's scenario for the point, with the client's lengths drawn from [ratio L, L] if ratio."""
-    if ratio is None:
-        return cs.scenario_text(p)
-    doc = yaml.safe_load(cs.scenario_text(p))
-    w = doc["variants"][0]["inference"]["workload"]
-    w["prompt_tokens"] = {"dist": "uniform", "low": int(p.isl * ratio), "high": p.isl}
-    w["output_tokens"] = {"dist": "uniform", "low": int(p.osl * ratio), "high": p.osl}
-    w["requests"] = w["saturation_requests"] = PROMPTS_PER_USER * p.concurrency
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
-def predict(p: MeasuredPoint, ratio: float | None) -> tuple[float, float] | None:
-    """(TTFT ms, TPOT ms) predicted under one reading, or None where check-serving skips the point."""
-    r = cs.check_point(p, lambda q: scenario(q, ratio))
+def predict(p: MeasuredPoint, client: Client) -> tuple[float, float] | None:
+    """(TTFT ms, TPOT ms) predicted with the point driven by `client`, or None where check-serving skips it."""
+    r = cs.check_point(dataclasses.replace(p, client=client))
     if r.skipped or not r.predicted["tpot_ms"]:
         return None
     return r.predicted["ttft_ms"], r.predicted["tpot_ms"]
@@ -67,7 +55,7 @@ def main() -> None:
               if p.split == "dev" and p.system == gpu and p.mode == "agg" and p.concurrency
               and cs.family_of(p.model_path) in ("deepseek", "kimi", "qwen3", "llama-3.1")]
     t0, out = time.perf_counter(), {"gpu": gpu, "split": "dev", "mode": "agg", "readings": {}}
-    preds = {name: {p.id: predict(p, ratio) for p in points} for name, ratio in READINGS.items()}
+    preds = {name: {p.id: predict(p, client) for p in points} for name, client in READINGS.items()}
     both = [p for p in points if all(preds[name][p.id] for name in READINGS)]  # the same points each way
     for name in READINGS:
         out["readings"][name] = errors_pct([(p, preds[name][p.id]) for p in both])

@@ -16,11 +16,15 @@ deployments"):
   disagg    the prefill workers as the prefill pool, `prefill_num_workers` of them feeding
             `decode_num_workers` decode workers (the variant's own layout) round robin; the KV crosses
             the NIC and TTFT includes the transfer;
-  workload  the measured concurrency as a closed loop of that many users, fixed prompt and output
-            lengths, REQUESTS_PER_USER requests a user (ASSUMPTION: benchmark clients send a few
-            prompts a user; the sample does not record how many), every user's first request sent at
-            once, as the engines' benchmark clients do (VBS, SBS in docs/sources.md: requests at an
-            unbounded rate behind a semaphore of the concurrency).
+  workload  the measured concurrency as a closed loop of that many users, driven as the point's
+            client drove it (measured_serving.Client): the sample's rows as InferenceX's client
+            (INFERENCEX_CLIENT: lengths uniform in [int(0.8 L), L], ten prompts a user), a user's bench
+            file at its mean lengths and its prompts a user; every user's first request sent at once,
+            as the clients do (INFX, VBS, SBS in docs/sources.md: requests at an unbounded rate behind a
+            semaphore of the concurrency);
+  compared  the predicted mean TTFT and TPOT where the point measured means (the sample), the p50
+            where it measured medians (bench files); a request's TPOT is (end - first token) /
+            (output - 1), as the clients compute it.
 What cannot be expressed is skipped with the reason, so coverage is a count, not a guess.
 """
 
@@ -48,8 +52,8 @@ from costmodel.inputs.loader import BUNDLED_DIR
 from costmodel.inputs.measured_serving import Layout, MeasuredPoint, read_points
 from costmodel.inputs.reading import read_text
 from costmodel.inputs.specs import Parallelism
+from costmodel.sim.serve_sim import LatencyStats
 
-REQUESTS_PER_USER = 2  # ASSUMPTION (see the module docstring)
 # Qwen3.5 is its own family: a hybrid of linear and full attention, unlike Qwen3's dense and MoE models
 FAMILIES = (("deepseek", r"deepseek-(v3|r1)"), ("kimi", r"kimi-k2"), ("qwen3.5", r"qwen3\.5"), ("qwen3", r"qwen3"),
             ("llama-3.1", r"llama-3\.1"))
@@ -211,6 +215,22 @@ def prefill_pool_of(p: MeasuredPoint, gpu: str, moe: bool) -> dict:
     return {**cluster_of(gpu, par), "parallelism": par, "instances": prefill, "decode_instances": decode}
 
 
+def lengths_of(tokens: int, range_ratio: float) -> dict:
+    """A client's lengths around `tokens`: uniform in [int(ratio L), L] (InferenceX's and vLLM's random
+    dataset), or fixed at L for a ratio of 1."""
+    low = int(tokens * range_ratio)
+    return {"dist": "fixed", "value": tokens} if low >= tokens else {"dist": "uniform", "low": max(low, 1), "high": tokens}
+
+
+def workload_of(p: MeasuredPoint) -> dict:
+    """The point's benchmark run as a closed-loop workload: its concurrency, its client's lengths and
+    prompts; only the workload runs (the saturated runs' budget is set to its size)."""
+    requests = p.client.prompts_per_user * p.concurrency
+    return {"name": "measured", "prompt_tokens": lengths_of(p.isl, p.client.range_ratio),
+            "output_tokens": lengths_of(p.osl, p.client.range_ratio), "arrival": "closed", "users": p.concurrency,
+            "requests": requests, "saturation_requests": requests}
+
+
 def scenario_text(p: MeasuredPoint) -> str:
     """The point as a one-variant scenario (YAML), or Unsupported."""
     if p.mode not in ("agg", "disagg"):
@@ -231,11 +251,7 @@ def scenario_text(p: MeasuredPoint) -> str:
         "cluster": {"name": f"{gpu}-x{par['tp'] * par['dp']}", "gpu": gpu, **cluster_of(gpu, par)},
         "parallelism": par, **precision_of(p), "max_running": -(-p.concurrency // (par["dp"] * decoders)), **pool,
         "engine": {"name": p.engine, "version": engine_version(p.system, p.engine, p.engine_version)},
-        "workload": {"name": "measured", "prompt_tokens": {"dist": "fixed", "value": p.isl},
-                     "output_tokens": {"dist": "fixed", "value": p.osl}, "arrival": "closed",
-                     "users": p.concurrency, "requests": REQUESTS_PER_USER * p.concurrency,
-                     # only the workload runs: the saturated runs' budget is set to its size
-                     "saturation_requests": REQUESTS_PER_USER * p.concurrency}}
+        "workload": workload_of(p)}
     return yaml.safe_dump({"name": "check", "variants": [{"name": "point", "model": model, "inference": inference}]},
                           sort_keys=False)
 
@@ -246,6 +262,13 @@ def scenario_text(p: MeasuredPoint) -> str:
 def layout_name(par: Parallelism) -> str:
     """e.g. TP8 DP1 EP1 ETP8: attention TP x DP, the experts' EP x expert TP."""
     return f"TP{par.tp} DP{par.dp} EP{par.ep}" + (f" ETP{par.etp}" if par.etp > 1 else "")
+
+
+def latency_of(lat: LatencyStats, statistic: str) -> tuple[float, float | None]:
+    """(TTFT, TPOT) in seconds, as the statistic the point measured: the means, or the p50s."""
+    if statistic == "mean":
+        return lat.ttft_mean_s, lat.tpot_mean_s
+    return lat.ttft_p50_s, lat.tpot_p50_s
 
 
 def check_point(p: MeasuredPoint, reading: Callable[[MeasuredPoint], str] = scenario_text) -> PointResult:
@@ -279,8 +302,8 @@ def check_point(p: MeasuredPoint, reading: Callable[[MeasuredPoint], str] = scen
     if r.finished < r.requests:  # e.g. a prompt no prefill rank can hold: its TTFT is undefined
         out.skipped = f"error: {r.requests - r.finished} of {r.requests} requests never finished"
         return out
-    lat = r.latency
-    out.predicted = {"ttft_ms": 1e3 * lat.ttft_p50_s, "tpot_ms": 1e3 * lat.tpot_p50_s if lat.tpot_p50_s else None,
+    ttft_s, tpot_s = latency_of(r.latency, p.client.statistic)
+    out.predicted = {"ttft_ms": 1e3 * ttft_s, "tpot_ms": 1e3 * tpot_s if tpot_s else None,
                      "generation_tok_s": r.generation_throughput_tok_s}
     return out
 

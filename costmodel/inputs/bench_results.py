@@ -13,7 +13,9 @@ beside it (same name, `.yaml`) for what those files do not record:
     concurrency: 64                    # optional: else the run's max_concurrency
 
 From each run (VBS, SBS in docs/sources.md): `median_ttft_ms` and `median_tpot_ms` (the planner's p50
-is held against them), and the lengths and concurrency the sidecar leaves out."""
+is held against them), the lengths and concurrency the sidecar leaves out, and `completed` over the
+concurrency as the prompts a user. The replay's lengths are fixed at the sidecar's or the run's mean
+lengths: the files do not record how the client drew them."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pydantic import Field
 
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.loader import read_yaml, validate
-from costmodel.inputs.measured_serving import Layout, MeasuredPoint
+from costmodel.inputs.measured_serving import Client, Layout, MeasuredPoint
 from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
 from costmodel.inputs.specs import PosInt, Spec
 
@@ -115,7 +117,7 @@ def _point(run: dict, side: BenchSidecar, path: Path, n: int) -> MeasuredPoint:
         system=side.gpu, precision=side.precision, gemm_quant="", moe_quant="", mode="agg", isl=isl, osl=osl,
         concurrency=concurrency, layout=Layout(lay.tp, lay.pp, lay.attention_dp, lay.experts_tp(), lay.moe_ep),
         ttft_ms=_number(run, "median_ttft_ms", path, n), tpot_ms=_number(run, "median_tpot_ms", path, n),
-        source=str(path))
+        source=str(path), client=Client(1.0, max(1, round(done / concurrency)), "median"))
 
 
 def read_bench(path: Path) -> list[MeasuredPoint]:

@@ -6,11 +6,15 @@ How its columns are read (and what a row must say, or it is listed as unreadable
   - `tp_size` x `attention_dp_size` x `pp_size` GPUs run the attention (an empty or 0 DP is 1);
   - `moe_tp_size` x `moe_ep_size` must be the same GPUs for a MoE model (else the layout is contradictory);
   - the concurrency is the `silicon_concurrency=N` of `silicon_data_source`, else `batch_size`;
+  - an aggregated row whose GPUs are InferenceX's inflated count (its database records a one-node recipe of
+    tp T, ep E as T x E GPUs: rows named tp8_ep8 carry `tp_size` 64, moe_tp 8, moe_ep 8) ran on T GPUs
+    (`uninflated`);
   - a row whose `id` names a layout (`..._tp8_ep8_...`) whose tp is neither its `tp_size` nor its GPUs is
-    unreadable: some rows named tp8_ep8 carry `tp_size` 64 on 64 GPUs, and which ran cannot be told;
+    unreadable: which ran cannot be told;
   - a disaggregated row (`mode` disagg) reads its `prefill_*` and `decode_*` layouts the same way and
     needs `prefill_num_workers` and `decode_num_workers` (rows without them are unreadable);
-  - `silicon_ttft_ms` and `silicon_tpot_ms` are compared with the planner's p50.
+  - `silicon_ttft_ms` and `silicon_tpot_ms` are means over the run's requests, measured by InferenceX's
+    client (INFERENCEX_CLIENT below), and are compared with the planner's means of the same client.
 The split: `dev` holds the rows whose sha1(id), read as an integer, is not divisible by 4; `test` the rest.
 """
 
@@ -34,6 +38,7 @@ REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precisi
 NEVER_EMPTY = ("id", "backend", "model_path", "system", "mode", "isl", "osl", "silicon_ttft_ms", "silicon_tpot_ms")
 LAYOUT = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
 SPLITS = ("dev", "test", "all")
+ONE_NODE_GPUS = 8  # an HGX node, where InferenceX ran its aggregated recipes on HGX parts (INFX)
 FIX = "pass `aiconfigurator` (the sample shipped with the kernel database) or a CSV with its columns"
 
 
@@ -50,6 +55,25 @@ class Layout:
     @property
     def gpus(self) -> int:
         return self.tp * self.attention_dp * self.pp
+
+
+@dataclass(frozen=True)
+class Client:
+    """How a benchmark client drove a run, and which per-request statistic it reported."""
+
+    range_ratio: float  # prompt and output lengths drawn uniformly from [int(ratio L), L]; 1.0: fixed at L
+    prompts_per_user: int  # the run sent this many prompts per unit of concurrency
+    statistic: str  # "mean" | "median" of TTFT and TPOT over the run's requests
+
+
+# ASSUMPTION: the sample's rows were measured by InferenceX (INFX in docs/sources.md). Its rows' engine images
+# carry InferenceX's enroot spelling (`nvcr.io#nvidia/...`) and match the recipes of its nvidia-master.yaml
+# at their measurement dates, and their `config_id` / `workflow_run_id` are the tables of its results
+# database, from which NVIDIA's own replay of these measurements (AISIM) takes `mean_ttft` and `mean_tpot`.
+# InferenceX's client (benchmark_lib.sh, benchmark-tmpl.yml): `--random-range-ratio 0.8`,
+# `--num-prompts CONC*10`, `--max-concurrency CONC`, an unbounded request rate, `--ignore-eos`; its
+# warm-up requests finish before the measured run starts, so the run begins on an idle server.
+INFERENCEX_CLIENT = Client(range_ratio=0.8, prompts_per_user=10, statistic="mean")
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,7 @@ class MeasuredPoint:
     unreadable: str = ""
     prefill_layout: Layout | None = None  # disaggregated rows: the prefill workers'
     workers: tuple[int, int] | None = None  # disaggregated rows: (prefill, decode) worker counts
+    client: Client = INFERENCEX_CLIENT
 
     @property
     def split(self) -> str:
@@ -124,10 +149,33 @@ def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:
     lay = Layout(vals["tp_size"], vals["pp_size"] or 1, vals["attention_dp_size"] or 1, vals["moe_tp_size"] or 0,
                  vals["moe_ep_size"] or 0)
     named = re.search(r"_tp(\d+)_ep(\d+|none)_", row["id"])
+    if not prefix and row["mode"] == "agg":
+        ep = named.group(2) if named else "none"
+        lay = uninflated(lay, (int(named.group(1)), int(ep)) if ep != "none" else None)
     if named and not prefix and int(named.group(1)) not in (lay.tp, lay.gpus):  # the name's tp: TP, or all GPUs
         return None, (f"the id names tp{named.group(1)}_ep{named.group(2)} but the fields give tp_size {lay.tp} on "
                       f"{lay.gpus} GPUs: which layout ran cannot be told")
     return lay, ""
+
+
+def uninflated(lay: Layout, named: tuple[int, int] | None = None) -> Layout:
+    """An aggregated row's layout with InferenceX's inflated GPU count undone. Its results database records
+    a single-node recipe of `tp` T and `ep` E as T x E GPUs (AISIM: NVIDIA's replay counts such a config's
+    GPUs as its tp). The sample carries that count either as T x E attention GPUs with moe_tp T, moe_ep E,
+    or as attention TP T x DP E with moe_ep T x E. Every aggregated InferenceX recipe ran on one node (INFX:
+    nvidia-master.yaml, `multinode: false`, tp at most 8 on HGX parts), so such a row ran on T GPUs where
+    its count is beyond ONE_NODE_GPUS or its id names tpT_epE (`named`): attention TP T (DP T where the row
+    puts the count in its DP and moe_tp is T), experts EP E x expert TP T / E."""
+    t, e = named or ((lay.tp, lay.attention_dp) if lay.moe_tp == 1 else (lay.moe_tp, lay.moe_ep))
+    if e <= 1 or t % e or lay.gpus != t * e or lay.pp > 1 or (lay.gpus <= ONE_NODE_GPUS and named is None):
+        return lay
+    if (lay.moe_tp, lay.moe_ep) == (t, e):
+        tp, dp = (1, t) if lay.attention_dp > 1 else (t, 1)
+    elif (lay.tp, lay.attention_dp, lay.moe_tp, lay.moe_ep) == (t, e, 1, t * e):
+        tp, dp = t, 1
+    else:
+        return lay
+    return Layout(tp, 1, dp, t // e, e)
 
 
 def disaggregated(row: dict) -> tuple[Layout | None, str]:

@@ -49,6 +49,10 @@ class LatencyStats(BaseModel):
     e2e_p50_s: float | None
     e2e_p90_s: float | None
     e2e_p99_s: float | None
+    # means, as benchmark clients report beside the percentiles (InferenceX's sample rows are means)
+    ttft_mean_s: float | None
+    tpot_mean_s: float | None
+    e2e_mean_s: float | None
 
 
 class ServeResult(BaseModel):
@@ -561,9 +565,15 @@ def _pct(x: np.ndarray, q: float) -> float | None:
     return float(np.percentile(x, q)) if len(x) else None
 
 
+def _mean(x: np.ndarray) -> float | None:
+    """The mean, or None where there is nothing to take it of."""
+    return float(np.mean(x)) if len(x) else None
+
+
 def latency_stats(ttft: np.ndarray, tpot: np.ndarray, e2e: np.ndarray) -> LatencyStats:
-    return LatencyStats(**{f"{name}_p{q}_s": _pct(x, q) for name, x in (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))
-                           for q in (50, 90, 99)})
+    named = (("ttft", ttft), ("tpot", tpot), ("e2e", e2e))
+    return LatencyStats(**{f"{name}_p{q}_s": _pct(x, q) for name, x in named for q in (50, 90, 99)},
+                        **{f"{name}_mean_s": _mean(x) for name, x in named})
 
 
 def saturated_throughput(finish_s: np.ndarray, gen_log: list[tuple[float, int]]) -> float:

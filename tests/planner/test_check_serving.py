@@ -69,6 +69,25 @@ def test_a_layout_that_contradicts_its_id_is_unreadable(tmp_path):
     assert (q.layout.tp, q.layout.attention_dp, q.layout.gpus) == (1, 8, 8)  # the id's tp8 is its 8 GPUs
 
 
+@pytest.mark.parametrize("row_id, fields, expected", [
+    # InferenceX's database counts a one-node recipe of tp T, ep E as T x E GPUs (AISIM); the sample carries it
+    # as T x E attention GPUs with moe_tp T, moe_ep E ...
+    ("x_tp8_ep8_1", {"tp_size": "64", "moe_tp_size": "8", "moe_ep_size": "8"}, (8, 1, 1, 8)),
+    ("x_tp8_ep8_1", {"tp_size": "1", "attention_dp_size": "64", "moe_tp_size": "8", "moe_ep_size": "8"}, (1, 8, 1, 8)),
+    ("x_cfg1", {"tp_size": "16", "moe_tp_size": "4", "moe_ep_size": "4"}, (4, 1, 1, 4)),  # unnamed, beyond a node
+    ("x_tp2_ep2_1", {"tp_size": "4", "moe_tp_size": "2", "moe_ep_size": "2"}, (2, 1, 1, 2)),  # within one: named
+    # ... or as attention TP T x DP E with moe_ep T x E
+    ("x_tp4_ep4_1", {"tp_size": "4", "attention_dp_size": "4", "moe_tp_size": "1", "moe_ep_size": "16"}, (4, 1, 1, 4)),
+    ("x_cfg1", {"tp_size": "4", "attention_dp_size": "4", "moe_tp_size": "1", "moe_ep_size": "16"}, (4, 1, 1, 4)),
+    # what one node holds and no name contradicts is read as recorded
+    ("x_cfg1", {"tp_size": "4", "moe_tp_size": "2", "moe_ep_size": "2"}, (4, 1, 2, 2)),
+    ("x_tp8_ep8_1", {"tp_size": "8", "moe_tp_size": "1", "moe_ep_size": "8"}, (8, 1, 1, 8)),
+])
+def test_inferencex_inflated_gpu_counts_are_read_as_the_recipe_ran(tmp_path, row_id, fields, expected):
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [{**LLAMA, "id": row_id, **fields}]))
+    assert (p.layout.tp, p.layout.attention_dp, p.layout.moe_tp, p.layout.moe_ep) == expected, p.unreadable
+
+
 def test_a_disaggregated_row_needs_both_layouts_and_its_worker_counts(tmp_path):
     layouts = {f"{side}_{c}": "1" for side in ("prefill", "decode") for c in ("tp_size", "pp_size",
                                                                                "attention_dp_size", "moe_tp_size", "moe_ep_size")}
@@ -182,6 +201,37 @@ def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
     assert s["tpot_median_signed_pct_error"] == pytest.approx(err)
     assert set(s) >= {"points", "simulated", "coverage", "tpot_median_abs_pct_error", "ttft_median_abs_pct_error",
                       "tpot_median_signed_pct_error", "ttft_median_signed_pct_error", "groups"}
+
+
+def test_a_sample_row_replays_inferencex_client_and_compares_means(tmp_path):
+    """The sample's rows are InferenceX's runs: lengths uniform in [int(0.8 L), L] (128 -> [102, 128],
+    16 -> [12, 16]), ten prompts a user, and the means of TTFT and TPOT are what the row measured."""
+    (p,) = read_points(write_csv(tmp_path / "points.csv", [LLAMA]))
+    w = cs.workload_of(p)
+    assert w["prompt_tokens"] == {"dist": "uniform", "low": 102, "high": 128}
+    assert w["output_tokens"] == {"dist": "uniform", "low": 12, "high": 16}
+    assert (w["users"], w["requests"], w["saturation_requests"]) == (4, 40, 40)
+    r = cs.check_point(p)
+    study = cs.study_from_text(cs.scenario_text(p), cs.BUNDLED_DIR / "check-serving.yaml")
+    v = study.scenario.variants[0]
+    lat = cs.run_serving("point", v.model, v.inference, base_dir=cs.BUNDLED_DIR).latency
+    assert r.predicted["ttft_ms"] == pytest.approx(1e3 * lat.ttft_mean_s)
+    assert r.predicted["tpot_ms"] == pytest.approx(1e3 * lat.tpot_mean_s)
+    assert lat.ttft_mean_s != pytest.approx(lat.ttft_p50_s, rel=1e-3)  # the statistic is a choice that shows
+
+
+def test_a_bench_file_replays_fixed_mean_lengths_and_its_prompts_a_user(tmp_path):
+    """vLLM's file: 8 completed at concurrency 4 is two prompts a user, at the mean lengths; medians."""
+    (tmp_path / "run.json").write_text(json.dumps(VLLM_RUN))
+    (tmp_path / "run.yaml").write_text(SIDECAR)
+    (p,) = cs.read_input(tmp_path / "run.json")
+    w = cs.workload_of(p)
+    assert (w["prompt_tokens"], w["output_tokens"]) == ({"dist": "fixed", "value": 128}, {"dist": "fixed", "value": 16})
+    assert (w["requests"], p.client.statistic) == (8, "median")
+    lat = cs.LatencyStats(**{f"{m}_{q}_s": i for i, (m, q) in enumerate(
+        (m, q) for m in ("ttft", "tpot", "e2e") for q in ("p50", "p90", "p99", "mean"))})
+    assert cs.latency_of(lat, "median") == (lat.ttft_p50_s, lat.tpot_p50_s)
+    assert cs.latency_of(lat, "mean") == (lat.ttft_mean_s, lat.tpot_mean_s)
 
 
 def test_a_disaggregated_row_runs_its_prefill_and_decode_workers(tmp_path):

@@ -3,6 +3,7 @@ the DeepSeek-V2 paper's serving figures."""
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -54,6 +55,10 @@ def test_kv_never_exceeds_capacity_and_every_request_finishes():
     assert r.finished == r.requests == 300
     assert r.peak_kv_utilisation <= 1.0
     assert r.preemptions > 0  # the cache was tight enough to force some
+    # fewer than 2,000 requests: the samples are every request, so their means are the reported means
+    assert r.latency.ttft_mean_s == pytest.approx(np.mean(r.samples["ttft_s"]))
+    assert r.latency.tpot_mean_s == pytest.approx(np.mean(r.samples["tpot_s"]))
+    assert r.latency.ttft_mean_s != pytest.approx(r.latency.ttft_p50_s, rel=1e-3)
 
 
 def test_same_seed_same_result():
