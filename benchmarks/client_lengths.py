@@ -5,7 +5,7 @@ check-serving replays a sample row as InferenceX's client drove it (`INFX`, `AIS
 measured_serving.INFERENCEX_CLIENT): lengths uniform in [int(0.8 L), L], ten prompts a user, and the means
 of TTFT and TPOT. With fixed lengths instead, every user's requests stay in step: each wave of
 `concurrency` prompts is prefilled together, so TTFT grows with the concurrency. This benchmark replays
-one GPU's aggregated dev rows under both clients (the fixed one with two prompts a user and p50s, the
+one GPU's aggregated InferenceX dev rows under both clients (the fixed one with two prompts a user and p50s, the
 reading check-serving used before it had the source) and prints the median errors of each, so the
 spread is a measured number. No row is tuned to.
 
@@ -53,6 +53,7 @@ def main() -> None:
     gpu = sys.argv[1] if len(sys.argv) > 1 else "h200_sxm"
     points = [p for p in read_points(kernel_db.systems_dir() / "silicon_sample.csv")
               if p.split == "dev" and p.system == gpu and p.mode == "agg" and p.concurrency
+              and p.client == INFERENCEX_CLIENT  # InferenceX's rows: the others' client is not recorded
               and cs.family_of(p.model_path) in ("deepseek", "kimi", "qwen3", "llama-3.1")]
     t0, out = time.perf_counter(), {"gpu": gpu, "split": "dev", "mode": "agg", "readings": {}}
     preds = {name: {p.id: predict(p, client) for p in points} for name, client in READINGS.items()}

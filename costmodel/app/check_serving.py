@@ -22,6 +22,9 @@ deployments"):
             file at its mean lengths and its prompts a user; every user's first request sent at once,
             as the clients do (INFX, VBS, SBS in docs/sources.md: requests at an unbounded rate behind a
             semaphore of the concurrency);
+  decoding  a row whose InferenceX recipe ran speculative decoding (MTP; inputs/recipes.py) is skipped:
+            how many drafts it accepted is not recorded (AISIM leaves such points unpredicted too); a row
+            no recipe matches is replayed without speculation;
   compared  the predicted mean TTFT and TPOT where the point measured means (the sample), the p50
             where it measured medians (bench files); a request's TPOT is (end - first token) /
             (output - 1), as the clients compute it.
@@ -243,6 +246,10 @@ def scenario_text(p: MeasuredPoint) -> str:
     if p.concurrency is None:
         raise Unsupported("workload: the row records no concurrency")
     model = model_spec(p.model_path)
+    if p.recipe is not None and p.recipe.spec_decoding != "none":
+        raise Unsupported(f"speculative decoding: InferenceX's recipe {p.recipe.recipe} ran "
+                          f"{p.recipe.spec_decoding.upper()}; how many drafts it accepted is not recorded, so its "
+                          "TPOT cannot be replayed")
     moe = model.get("ffn") == "moe"
     par = parallelism_of(p.layout, p.unreadable, moe)
     pool = {"prefill_pool": prefill_pool_of(p, gpu, moe)} if p.mode == "disagg" else {}
@@ -287,7 +294,7 @@ def check_point(p: MeasuredPoint, reading: Callable[[MeasuredPoint], str] = scen
             raise Unsupported(f"precision: NVFP4 weights on {p.system}, which has no FP4 tensor cores (engines run "
                               "them there through weight-only kernels the planner does not model)")
         out.setup = {"engine_version": inf.engine.version, "weight_bits": inf.weight_bits,
-                     "layout": layout_name(inf.parallelism)}
+                     "layout": layout_name(inf.parallelism)} | ({"recipe": p.recipe.recipe} if p.recipe else {})
         if inf.prefill_pool is not None:
             pool = inf.prefill_pool
             out.setup |= {"layout": f"{pool.decode_instances} x {out.setup['layout']}",

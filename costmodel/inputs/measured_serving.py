@@ -13,8 +13,12 @@ How its columns are read (and what a row must say, or it is listed as unreadable
     unreadable: which ran cannot be told;
   - a disaggregated row (`mode` disagg) reads its `prefill_*` and `decode_*` layouts the same way and
     needs `prefill_num_workers` and `decode_num_workers` (rows without them are unreadable);
-  - `silicon_ttft_ms` and `silicon_tpot_ms` are means over the run's requests, measured by InferenceX's
-    client (INFERENCEX_CLIENT below), and are compared with the planner's means of the same client.
+  - whether a row's run decoded speculatively (MTP) is read from the InferenceX recipe that ran it, where
+    the recipes of its image, GPU, engine, precision, lengths, concurrency and layouts agree (recipes.py);
+  - a row of InferenceX's database: `silicon_ttft_ms` and `silicon_tpot_ms` are means over the run's
+    requests, measured by InferenceX's client (INFERENCEX_CLIENT below), and are compared with the
+    planner's means of the same client; any other row as UNRECORDED_CLIENT, or as its optional
+    CLIENT_COLUMNS say.
 The split: `dev` holds the rows whose sha1(id), read as an integer, is not divisible by 4; `test` the rest.
 """
 
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
+from costmodel.inputs.recipes import RecipeMatch, WorkerKey, image_of, recipe_of
 
 REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precision", "mode", "isl", "osl",
             "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size", "attention_dp_size",
@@ -37,6 +42,8 @@ REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precisi
 # measured or identifying: a row without one of these is a broken file, not an unsupported deployment
 NEVER_EMPTY = ("id", "backend", "model_path", "system", "mode", "isl", "osl", "silicon_ttft_ms", "silicon_tpot_ms")
 LAYOUT = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+# optional: how the client drove a row of your own CSV (absent: InferenceX's client and its means, as the sample)
+CLIENT_COLUMNS = ("client_range_ratio", "client_prompts_per_user", "statistic")
 SPLITS = ("dev", "test", "all")
 ONE_NODE_GPUS = 8  # an HGX node, where InferenceX ran its aggregated recipes on HGX parts (INFX)
 FIX = "pass `aiconfigurator` (the sample shipped with the kernel database) or a CSV with its columns"
@@ -66,7 +73,7 @@ class Client:
     statistic: str  # "mean" | "median" of TTFT and TPOT over the run's requests
 
 
-# ASSUMPTION: the sample's rows were measured by InferenceX (INFX in docs/sources.md). Its rows' engine images
+# ASSUMPTION: the sample's database rows were measured by InferenceX (INFX in docs/sources.md). Their images
 # carry InferenceX's enroot spelling (`nvcr.io#nvidia/...`) and match the recipes of its nvidia-master.yaml
 # at their measurement dates, and their `config_id` / `workflow_run_id` are the tables of its results
 # database, from which NVIDIA's own replay of these measurements (AISIM) takes `mean_ttft` and `mean_tpot`.
@@ -74,6 +81,13 @@ class Client:
 # `--num-prompts CONC*10`, `--max-concurrency CONC`, an unbounded request rate, `--ignore-eos`; its
 # warm-up requests finish before the measured run starts, so the run begins on an idle server.
 INFERENCEX_CLIENT = Client(range_ratio=0.8, prompts_per_user=10, statistic="mean")
+# A row is InferenceX's when it comes from its database's dump (`db-dump/...; config_id=...`) or one of its
+# dated exports (`source_file=2026-04-06.csv; model=...`). The sample's other rows are NVIDIA's own gap
+# analyses (`source_file=.../aic-auto-gap-analysis/...`, `...-gap-analysis.csv`), on other lengths than
+# InferenceX's, whose client is not recorded; they, and a CSV of your own that does not say, are replayed
+# as UNRECORDED_CLIENT (ASSUMPTION: fixed lengths, two prompts a user, the medians compared).
+INFERENCEX_SOURCE = re.compile(r"^(db-dump/|source_file=\d{4}-\d{2}-\d{2}\.csv;)")
+UNRECORDED_CLIENT = Client(range_ratio=1.0, prompts_per_user=2, statistic="median")
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ class MeasuredPoint:
     prefill_layout: Layout | None = None  # disaggregated rows: the prefill workers'
     workers: tuple[int, int] | None = None  # disaggregated rows: (prefill, decode) worker counts
     client: Client = INFERENCEX_CLIENT
+    recipe: RecipeMatch | None = None  # the InferenceX recipe that ran it, where the recipes agree (recipes.py)
 
     @property
     def split(self) -> str:
@@ -130,12 +145,43 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
     ttft, tpot = _float(row, "silicon_ttft_ms", path, line), _float(row, "silicon_tpot_ms", path, line)
     layout, why = read_layout(row) if row["mode"] != "disagg" else disaggregated(row)
     prefill = read_layout(row, "prefill_")[0] if row["mode"] == "disagg" else None
+    concurrency, precision = concurrency_of(row), _text(row["precision"])
+    recipe = recipe_of(image_of(row.get("silicon_data_source") or ""), row["system"], row["backend"], precision,
+                       (isl, osl, concurrency), worker_key(layout), worker_key(prefill) if prefill else None)
     return MeasuredPoint(
         id=row["id"], engine=row["backend"], engine_version=row["backend_version"] or "", model_path=row["model_path"],
-        system=row["system"], precision=_text(row["precision"]), gemm_quant=_text(row["gemm_quant_mode"]),
-        moe_quant=_text(row["moe_quant_mode"]), mode=row["mode"], isl=isl, osl=osl, concurrency=concurrency_of(row),
+        system=row["system"], precision=precision, gemm_quant=_text(row["gemm_quant_mode"]),
+        moe_quant=_text(row["moe_quant_mode"]), mode=row["mode"], isl=isl, osl=osl, concurrency=concurrency,
         layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=row.get("silicon_data_source") or "", unreadable=why,
-        prefill_layout=prefill, workers=workers_of(row))
+        prefill_layout=prefill, workers=workers_of(row), recipe=recipe, client=client_of(row, path, line))
+
+
+def client_of(row: dict, path: Path, line: int) -> Client:
+    """The row's benchmark client: its optional CLIENT_COLUMNS where given, over InferenceX's for a row of its
+    database and UNRECORDED_CLIENT for any other."""
+    base = INFERENCEX_CLIENT if INFERENCEX_SOURCE.match(row.get("silicon_data_source") or "") else UNRECORDED_CLIENT
+    given = {c: row[c].strip() for c in CLIENT_COLUMNS if not _blank(row.get(c))}
+    if not given:
+        return base
+    try:
+        ratio = float(given.get("client_range_ratio", base.range_ratio))
+        per_user = int(given.get("client_prompts_per_user", base.prompts_per_user))
+    except ValueError as e:
+        raise PlannerError(f"row {line - 1}: {e}", file=str(path), line=line, field=next(iter(given)),
+                           fix="give client_range_ratio in [0, 1] and client_prompts_per_user as a whole number") from e
+    statistic = given.get("statistic", base.statistic)
+    bad = [(c, f) for c, ok, f in (("client_range_ratio", 0 <= ratio <= 1, "a ratio in [0, 1] (1: fixed lengths)"),
+                                   ("client_prompts_per_user", per_user >= 1, "a whole number of at least 1"),
+                                   ("statistic", statistic in ("mean", "median"), "mean or median")) if not ok]
+    if bad:
+        raise PlannerError(f"row {line - 1} has {bad[0][0]} {given.get(bad[0][0])!r}", file=str(path), line=line,
+                           field=bad[0][0], fix=f"give {bad[0][1]}")
+    return Client(ratio, per_user, statistic)
+
+
+def worker_key(lay: Layout | None) -> WorkerKey | None:
+    """A worker's layout as InferenceX's recipes state it: its GPUs, expert EP, and DP attention or not."""
+    return None if lay is None else (lay.gpus, lay.moe_ep or 1, lay.attention_dp > 1)
 
 
 def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:

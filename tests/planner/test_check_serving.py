@@ -11,7 +11,14 @@ from click.testing import CliRunner
 
 from costmodel.app import check_serving as cs
 from costmodel.inputs.errors import PlannerError
-from costmodel.inputs.measured_serving import REQUIRED, read_points, split_of
+from costmodel.inputs.measured_serving import (
+    INFERENCEX_CLIENT,
+    REQUIRED,
+    UNRECORDED_CLIENT,
+    Client,
+    read_points,
+    split_of,
+)
 from planner.cli import cli
 
 COLUMNS = list(REQUIRED) + ["silicon_data_source", "prefill_num_workers", "decode_num_workers"] + [
@@ -203,10 +210,13 @@ def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
                       "tpot_median_signed_pct_error", "ttft_median_signed_pct_error", "groups"}
 
 
+INFX_ROW = {**LLAMA, "silicon_data_source": "source_file=2026-04-06.csv; model=x; silicon_concurrency=4"}
+
+
 def test_a_sample_row_replays_inferencex_client_and_compares_means(tmp_path):
-    """The sample's rows are InferenceX's runs: lengths uniform in [int(0.8 L), L] (128 -> [102, 128],
+    """The sample's database rows are InferenceX's runs: lengths uniform in [int(0.8 L), L] (128 -> [102, 128],
     16 -> [12, 16]), ten prompts a user, and the means of TTFT and TPOT are what the row measured."""
-    (p,) = read_points(write_csv(tmp_path / "points.csv", [LLAMA]))
+    (p,) = read_points(write_csv(tmp_path / "points.csv", [INFX_ROW]))
     w = cs.workload_of(p)
     assert w["prompt_tokens"] == {"dist": "uniform", "low": 102, "high": 128}
     assert w["output_tokens"] == {"dist": "uniform", "low": 12, "high": 16}
@@ -218,6 +228,38 @@ def test_a_sample_row_replays_inferencex_client_and_compares_means(tmp_path):
     assert r.predicted["ttft_ms"] == pytest.approx(1e3 * lat.ttft_mean_s)
     assert r.predicted["tpot_ms"] == pytest.approx(1e3 * lat.tpot_mean_s)
     assert lat.ttft_mean_s != pytest.approx(lat.ttft_p50_s, rel=1e-3)  # the statistic is a choice that shows
+    (q,) = read_points(write_csv(tmp_path / "q.csv", [{**INFX_ROW, "silicon_data_source": "db-dump/2026-04-27; "
+                                                       "config_id=1; silicon_concurrency=4"}]))
+    assert q.client == INFERENCEX_CLIENT
+
+
+def test_a_row_not_from_inferencex_replays_the_unrecorded_clients_assumption(tmp_path):
+    """NVIDIA's gap-analysis rows (another source, other lengths): fixed lengths, two a user, medians."""
+    gap = {**LLAMA, "silicon_data_source": "source_file=/x/aic-auto-gap-analysis/data/h100_sxm/q.csv; "
+                                           "silicon_concurrency=4"}
+    for row in (gap, LLAMA):
+        (p,) = read_points(write_csv(tmp_path / "p.csv", [row]))
+        assert p.client == UNRECORDED_CLIENT and cs.workload_of(p)["requests"] == 8
+
+
+def test_your_own_csv_may_say_how_its_client_drove_it(tmp_path):
+    columns = COLUMNS + ["client_range_ratio", "client_prompts_per_user", "statistic"]
+    row = {**LLAMA, "client_range_ratio": "1", "client_prompts_per_user": "3", "statistic": "median"}
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [row], columns))
+    w = cs.workload_of(p)
+    assert (w["prompt_tokens"], w["requests"], p.client.statistic) == ({"dist": "fixed", "value": 128}, 12, "median")
+    (q,) = read_points(write_csv(tmp_path / "q.csv", [{**INFX_ROW, "client_prompts_per_user": "4"}], columns))
+    assert q.client == Client(0.8, 4, "mean")  # what an InferenceX row leaves out is InferenceX's
+
+
+@pytest.mark.parametrize("change, field", [({"client_range_ratio": "1.5"}, "client_range_ratio"),
+                                           ({"client_prompts_per_user": "two"}, "client_prompts_per_user"),
+                                           ({"statistic": "p90"}, "statistic")])
+def test_a_client_column_out_of_range_is_one_line_and_exit_2(tmp_path, change, field):
+    columns = COLUMNS + ["client_range_ratio", "client_prompts_per_user", "statistic"]
+    result = check(tmp_path, [{**LLAMA, **change}], columns=columns)
+    assert result.exit_code == 2 and field in result.output and len(result.output.strip().splitlines()) == 1, \
+        result.output
 
 
 def test_a_bench_file_replays_fixed_mean_lengths_and_its_prompts_a_user(tmp_path):
