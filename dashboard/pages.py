@@ -587,8 +587,9 @@ def _launch_files(text: str, name: str, plan_name: str) -> None:
 
 def validation() -> None:
     st.title("Validation")
-    st.caption("`planner check-serving`: predicted p50 TTFT and TPOT against measured serving deployments "
-               "(NVIDIA's silicon sample, or your own CSV); dev split to study, test split to report.")
+    st.caption("`planner check-serving`: predicted TTFT and TPOT against measured serving deployments, as the "
+               "statistic each point measured (the silicon sample's InferenceX rows: means of InferenceX's client; "
+               "a benchmark file: medians); dev split to study, test split to report.")
     files = data.check_files()
     if not files:
         st.info("No check yet: run `planner check-serving aiconfigurator --format json > results/check-serving-dev.json`.")
