@@ -30,9 +30,11 @@ from costmodel.inputs import kernel_db  # noqa: E402
 from costmodel.inputs.recipes import COLUMNS, RECIPES_CSV, image_of  # noqa: E402
 
 CONFIG = ".github/configs/nvidia-master.yaml"
+DATED = ("source_commit", "from_date", "to_date")  # what an entry's identity leaves out
 
 
 def git(repo: Path, *args: str) -> str:
+    """The output of one git command in `repo`."""
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
 
 
@@ -47,7 +49,7 @@ def concurrencies(entry: dict) -> list[int]:
     if "conc-list" in entry:
         return [int(c) for c in entry["conc-list"]]
     out, c = [], entry.get("conc-start")
-    while c is not None and c <= entry["conc-end"]:
+    while c is not None and c <= entry.get("conc-end", c):
         out.append(int(c))
         c *= 2
     return out
@@ -63,9 +65,11 @@ def worker(spec: dict | None) -> tuple:
 
 def entry_rows(name: str, recipe: dict, sha: str) -> list[dict]:
     """One row per (ISL, OSL), search-space entry and concurrency of a recipe."""
-    base = {"recipe": name, "gpu": str(recipe.get("runner", "")).split("-")[0], "framework": recipe.get("framework", ""),
-            "precision": recipe.get("precision", ""), "image": str(recipe.get("image", "")).replace("#", "/"),
-            "source_commit": sha}
+    precision = str(recipe.get("precision", ""))
+    base = {"recipe": name, "model_prefix": recipe.get("model-prefix", ""),
+            "gpu": str(recipe.get("runner", "")).split("-")[0], "framework": recipe.get("framework", ""),
+            "precision": "fp4" if precision == "nvfp4" else precision,  # the sample's spelling of NVFP4
+            "image": str(recipe.get("image", "")).replace("#", "/"), "source_commit": sha}
     rows = []
     for lengths in recipe.get("seq-len-configs", []):
         for entry in lengths.get("search-space", []):
@@ -78,6 +82,27 @@ def entry_rows(name: str, recipe: dict, sha: str) -> list[dict]:
     return rows
 
 
+def entries_over_history(repo: Path, until: str, images: set[str]) -> dict[tuple, dict]:
+    """Every entry of an image in `images` over the file's history, with the dates it was in force: from
+    the first commit that holds it (`from_date`) to the first later commit that no longer does (`to_date`;
+    `until` if none), and the newest commit that holds it."""
+    found: dict[tuple, dict] = {}
+    for sha, day in commits(repo, until):
+        doc = yaml.load(git(repo, "show", f"{sha}:{CONFIG}"), Loader=yaml.CSafeLoader) or {}
+        seen = set()
+        for name, recipe in doc.items():
+            if isinstance(recipe, dict) and str(recipe.get("image", "")).replace("#", "/") in images:
+                for row in entry_rows(name, recipe, sha[:12]):
+                    key = tuple(row[c] for c in COLUMNS if c not in DATED)
+                    seen.add(key)
+                    first = found.get(key, {}).get("from_date", day)
+                    found[key] = {**row, "from_date": first, "to_date": until}  # the newest commit wins
+        for key, row in found.items():
+            if key not in seen and row["to_date"] == until:
+                row["to_date"] = day  # gone from this commit on (a later return keeps its first date)
+    return found
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("repo", type=Path, help="a clone of github.com/SemiAnalysisAI/InferenceX")
@@ -85,13 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     with (kernel_db.systems_dir() / "silicon_sample.csv").open(newline="") as f:
         images = {image_of(row["silicon_data_source"] or "") for row in csv.DictReader(f)} - {""}
-    found: dict[tuple, dict] = {}
-    for sha, _ in commits(args.repo, args.until):
-        doc = yaml.load(git(args.repo, "show", f"{sha}:{CONFIG}"), Loader=yaml.CSafeLoader) or {}
-        for name, recipe in doc.items():
-            if isinstance(recipe, dict) and str(recipe.get("image", "")).replace("#", "/") in images:
-                for row in entry_rows(name, recipe, sha[:12]):
-                    found[tuple(row[c] for c in COLUMNS if c != "source_commit")] = row  # the newest commit wins
+    found = entries_over_history(args.repo, args.until, images)
     RECIPES_CSV.parent.mkdir(parents=True, exist_ok=True)
     with RECIPES_CSV.open("w", newline="") as f:
         out = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")

@@ -17,16 +17,17 @@ deployments"):
             `decode_num_workers` decode workers (the variant's own layout) round robin; the KV crosses
             the NIC and TTFT includes the transfer;
   workload  the measured concurrency as a closed loop of that many users, driven as the point's
-            client drove it (measured_serving.Client): the sample's rows as InferenceX's client
-            (INFERENCEX_CLIENT: lengths uniform in [int(0.8 L), L], ten prompts a user), a user's bench
-            file at its mean lengths and its prompts a user; every user's first request sent at once,
+            client drove it (measured_serving.Client): the sample's InferenceX rows as InferenceX's client
+            (INFERENCEX_CLIENT: lengths uniform in [int(0.8 L), L], ten prompts a user), its other rows and
+            a CSV that does not say as UNRECORDED_CLIENT (fixed lengths, two a user), a user's bench file at
+            its mean lengths and its prompts a user; every user's first request sent at once,
             as the clients do (INFX, VBS, SBS in docs/sources.md: requests at an unbounded rate behind a
             semaphore of the concurrency);
   decoding  a row whose InferenceX recipe ran speculative decoding (MTP; inputs/recipes.py) is skipped:
-            how many drafts it accepted is not recorded (AISIM leaves such points unpredicted too); a row
-            no recipe matches is replayed without speculation;
-  compared  the predicted mean TTFT and TPOT where the point measured means (the sample), the p50
-            where it measured medians (bench files); a request's TPOT is (end - first token) /
+            how many drafts it accepted is not recorded (AISIM leaves such points unpredicted too); so is a
+            row whose fitting recipes disagree; a row no recipe matches is replayed without speculation;
+  compared  the predicted mean TTFT and TPOT where the point measured means (InferenceX's rows), the
+            p50 where it measured medians (the other rows, by ASSUMPTION; bench files); a request's TPOT is (end - first token) /
             (output - 1), as the clients compute it.
 What cannot be expressed is skipped with the reason, so coverage is a count, not a guess.
 """
@@ -54,6 +55,7 @@ from costmodel.inputs.hf_import import import_hf
 from costmodel.inputs.loader import BUNDLED_DIR
 from costmodel.inputs.measured_serving import Layout, MeasuredPoint, read_points
 from costmodel.inputs.reading import read_text
+from costmodel.inputs.recipes import AMBIGUOUS
 from costmodel.inputs.specs import Parallelism
 from costmodel.sim.serve_sim import LatencyStats
 
@@ -246,6 +248,9 @@ def scenario_text(p: MeasuredPoint) -> str:
     if p.concurrency is None:
         raise Unsupported("workload: the row records no concurrency")
     model = model_spec(p.model_path)
+    if p.recipe is not None and p.recipe.spec_decoding == AMBIGUOUS:
+        raise Unsupported(f"speculative decoding: InferenceX's recipes that fit the run ({p.recipe.recipe}) ran it "
+                          "both with MTP and without: which ran cannot be told")
     if p.recipe is not None and p.recipe.spec_decoding != "none":
         raise Unsupported(f"speculative decoding: InferenceX's recipe {p.recipe.recipe} ran "
                           f"{p.recipe.spec_decoding.upper()}; how many drafts it accepted is not recorded, so its "

@@ -6,9 +6,9 @@ How its columns are read (and what a row must say, or it is listed as unreadable
   - `tp_size` x `attention_dp_size` x `pp_size` GPUs run the attention (an empty or 0 DP is 1);
   - `moe_tp_size` x `moe_ep_size` must be the same GPUs for a MoE model (else the layout is contradictory);
   - the concurrency is the `silicon_concurrency=N` of `silicon_data_source`, else `batch_size`;
-  - an aggregated row whose GPUs are InferenceX's inflated count (its database records a one-node recipe of
-    tp T, ep E as T x E GPUs: rows named tp8_ep8 carry `tp_size` 64, moe_tp 8, moe_ep 8) ran on T GPUs
-    (`uninflated`);
+  - an aggregated InferenceX row on an HGX part whose GPUs are InferenceX's inflated count (its database
+    records a one-node recipe of tp T, ep E as T x E GPUs: rows named tp8_ep8 carry `tp_size` 64, moe_tp 8,
+    moe_ep 8) ran on T GPUs (`uninflated`);
   - a row whose `id` names a layout (`..._tp8_ep8_...`) whose tp is neither its `tp_size` nor its GPUs is
     unreadable: which ran cannot be told;
   - a disaggregated row (`mode` disagg) reads its `prefill_*` and `decode_*` layouts the same way and
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
-from costmodel.inputs.recipes import RecipeMatch, WorkerKey, image_of, recipe_of
+from costmodel.inputs.recipes import RecipeMatch, WorkerKey, image_of, measured_date, recipe_of
 
 REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precision", "mode", "isl", "osl",
             "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size", "attention_dp_size",
@@ -42,8 +42,9 @@ REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precisi
 # measured or identifying: a row without one of these is a broken file, not an unsupported deployment
 NEVER_EMPTY = ("id", "backend", "model_path", "system", "mode", "isl", "osl", "silicon_ttft_ms", "silicon_tpot_ms")
 LAYOUT = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
-# optional: how the client drove a row of your own CSV (absent: InferenceX's client and its means, as the sample)
-CLIENT_COLUMNS = ("client_range_ratio", "client_prompts_per_user", "statistic")
+# optional: how the client drove a row of your own CSV (absent: InferenceX's client for a row of its database,
+# UNRECORDED_CLIENT for any other)
+CLIENT_COLUMNS = ("client_range_ratio", "client_prompts_per_user", "client_statistic")
 SPLITS = ("dev", "test", "all")
 ONE_NODE_GPUS = 8  # an HGX node, where InferenceX ran its aggregated recipes on HGX parts (INFX)
 FIX = "pass `aiconfigurator` (the sample shipped with the kernel database) or a CSV with its columns"
@@ -111,7 +112,7 @@ class MeasuredPoint:
     unreadable: str = ""
     prefill_layout: Layout | None = None  # disaggregated rows: the prefill workers'
     workers: tuple[int, int] | None = None  # disaggregated rows: (prefill, decode) worker counts
-    client: Client = INFERENCEX_CLIENT
+    client: Client = UNRECORDED_CLIENT  # (bench files and the sample's readers always say)
     recipe: RecipeMatch | None = None  # the InferenceX recipe that ran it, where the recipes agree (recipes.py)
 
     @property
@@ -146,8 +147,10 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
     layout, why = read_layout(row) if row["mode"] != "disagg" else disaggregated(row)
     prefill = read_layout(row, "prefill_")[0] if row["mode"] == "disagg" else None
     concurrency, precision = concurrency_of(row), _text(row["precision"])
-    recipe = recipe_of(image_of(row.get("silicon_data_source") or ""), row["system"], row["backend"], precision,
-                       (isl, osl, concurrency), worker_key(layout), worker_key(prefill) if prefill else None)
+    source = row.get("silicon_data_source") or ""
+    recipe = recipe_of(image_of(source), row["model_path"], row["system"], row["backend"], precision,
+                       (isl, osl, concurrency), worker_key(layout), worker_key(prefill) if prefill else None,
+                       measured_date(source))
     return MeasuredPoint(
         id=row["id"], engine=row["backend"], engine_version=row["backend_version"] or "", model_path=row["model_path"],
         system=row["system"], precision=precision, gemm_quant=_text(row["gemm_quant_mode"]),
@@ -159,24 +162,44 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
 def client_of(row: dict, path: Path, line: int) -> Client:
     """The row's benchmark client: its optional CLIENT_COLUMNS where given, over InferenceX's for a row of its
     database and UNRECORDED_CLIENT for any other."""
-    base = INFERENCEX_CLIENT if INFERENCEX_SOURCE.match(row.get("silicon_data_source") or "") else UNRECORDED_CLIENT
-    given = {c: row[c].strip() for c in CLIENT_COLUMNS if not _blank(row.get(c))}
-    if not given:
-        return base
+    base = INFERENCEX_CLIENT if is_inferencex(row) else UNRECORDED_CLIENT
+    ratio = _client_value(row, "client_range_ratio", float, lambda x: 0 <= x <= 1, path, line)
+    per_user = _client_value(row, "client_prompts_per_user", _whole, lambda x: x >= 1, path, line)
+    statistic = _client_value(row, "client_statistic", str.lower, lambda x: x in ("mean", "median"), path, line)
+    return Client(base.range_ratio if ratio is None else ratio, per_user or base.prompts_per_user,
+                  statistic or base.statistic)
+
+
+CLIENT_FIXES = {"client_range_ratio": "a ratio in [0, 1] (1: fixed lengths)",
+                "client_prompts_per_user": "a whole number of at least 1", "client_statistic": "mean or median"}
+
+
+def _client_value(row: dict, column: str, parse, ok, path: Path, line: int):
+    """One optional client column's value (None where blank), or one error naming it."""
+    text = row.get(column)
+    if _blank(text):
+        return None
     try:
-        ratio = float(given.get("client_range_ratio", base.range_ratio))
-        per_user = int(given.get("client_prompts_per_user", base.prompts_per_user))
-    except ValueError as e:
-        raise PlannerError(f"row {line - 1}: {e}", file=str(path), line=line, field=next(iter(given)),
-                           fix="give client_range_ratio in [0, 1] and client_prompts_per_user as a whole number") from e
-    statistic = given.get("statistic", base.statistic)
-    bad = [(c, f) for c, ok, f in (("client_range_ratio", 0 <= ratio <= 1, "a ratio in [0, 1] (1: fixed lengths)"),
-                                   ("client_prompts_per_user", per_user >= 1, "a whole number of at least 1"),
-                                   ("statistic", statistic in ("mean", "median"), "mean or median")) if not ok]
-    if bad:
-        raise PlannerError(f"row {line - 1} has {bad[0][0]} {given.get(bad[0][0])!r}", file=str(path), line=line,
-                           field=bad[0][0], fix=f"give {bad[0][1]}")
-    return Client(ratio, per_user, statistic)
+        value = parse(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise PlannerError(f"row {line - 1} has {column} {text!r}", file=str(path), line=line, field=column,
+                           fix=f"give {CLIENT_FIXES[column]}")
+    return value
+
+
+def _whole(text: str) -> int:
+    """A whole number, also as a CSV writer spells it (10.0)."""
+    number = float(text)
+    if number != int(number):
+        raise ValueError(text)
+    return int(number)
+
+
+def is_inferencex(row: dict) -> bool:
+    """Whether a row comes from InferenceX's database (INFERENCEX_SOURCE)."""
+    return bool(INFERENCEX_SOURCE.match(row.get("silicon_data_source") or ""))
 
 
 def worker_key(lay: Layout | None) -> WorkerKey | None:
@@ -195,7 +218,7 @@ def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:
     lay = Layout(vals["tp_size"], vals["pp_size"] or 1, vals["attention_dp_size"] or 1, vals["moe_tp_size"] or 0,
                  vals["moe_ep_size"] or 0)
     named = re.search(r"_tp(\d+)_ep(\d+|none)_", row["id"])
-    if not prefix and row["mode"] == "agg":
+    if not prefix and row["mode"] == "agg" and is_inferencex(row) and not row["system"].startswith("gb"):
         ep = named.group(2) if named else "none"
         lay = uninflated(lay, (int(named.group(1)), int(ep)) if ep != "none" else None)
     if named and not prefix and int(named.group(1)) not in (lay.tp, lay.gpus):  # the name's tp: TP, or all GPUs

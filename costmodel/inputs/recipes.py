@@ -20,17 +20,24 @@ from costmodel.inputs.loader import BUNDLED_DIR
 from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
 
 RECIPES_CSV = BUNDLED_DIR / "measured" / "inferencex-recipes.csv"
-COLUMNS = ("recipe", "gpu", "framework", "precision", "image", "isl", "osl", "concurrency", "prefill_tp", "prefill_ep",
+COLUMNS = ("recipe", "model_prefix", "gpu", "framework", "precision", "image", "isl", "osl", "concurrency", "prefill_tp", "prefill_ep",
            "prefill_dp_attn", "prefill_workers", "decode_tp", "decode_ep", "decode_dp_attn", "decode_workers",
-           "spec_decoding", "source_commit")
+           "spec_decoding", "source_commit", "from_date", "to_date")
 # the sample's engines as InferenceX's frameworks (its disaggregated runs go through NVIDIA Dynamo)
 FRAMEWORKS = {"trtllm": ("trt", "dynamo-trt"), "sglang": ("sglang", "dynamo-sglang"), "vllm": ("vllm", "dynamo-vllm")}
 WorkerKey = tuple[int, int, bool]  # one worker's GPUs, expert EP, and whether attention runs data-parallel
+# InferenceX's model prefixes as the sample's checkpoints name them (its DeepSeek-R1 rows from the database
+# dump name DeepSeek-V3, the same architecture)
+DEEPSEEK_R1 = ("deepseek-r1", "deepseek-v3")
+MODELS = {"dsr1": DEEPSEEK_R1, "dsr1-fp8": DEEPSEEK_R1, "deepseek-r1-0528": DEEPSEEK_R1, "kimik2.5": ("kimi-k2.5",),
+          "qwen3.5": ("qwen3.5",), "minimaxm2.5": ("minimax-m2.5",), "gptoss": ("gpt-oss",), "glm5": ("glm-5",)}
+AMBIGUOUS = "ambiguous"  # the entries that fit a row disagree on its speculative decoding
 
 
 @dataclass(frozen=True)
 class RecipeMatch:
-    """What the recipes that ran a row say: its speculative decoding (`none`, `mtp`, ...), and where."""
+    """What the recipes that ran a row say: its speculative decoding (`none`, `mtp`, ..., or AMBIGUOUS when
+    the entries that fit it disagree), and which recipes."""
 
     spec_decoding: str
     recipe: str
@@ -39,7 +46,8 @@ class RecipeMatch:
 
 def image_of(source: str) -> str:
     """The engine image a row's `silicon_data_source` names, in `nvcr.io/...` spelling, or ""."""
-    found = re.search(r"image=([^;]+)", source) or re.search(r"((?:nvcr\.io|lmsysorg|vllm)[/#][^;\s]+)", source)
+    found = re.search(r"image=([^;]+)", source) or re.search(r"((?:nvcr\.io|lmsysorg|vllm)[/#][^;\s:]+:[^;\s]+)",
+                                                             source)
     return found.group(1).strip().replace("#", "/") if found else ""
 
 
@@ -58,23 +66,38 @@ def recipe_index() -> dict[tuple, list[dict]]:
     return out
 
 
-def matches(row: dict, system: str, engine: str, precision: str, decode: WorkerKey | None,
+def matches(row: dict, model_path: str, system: str, engine: str, precision: str, decode: WorkerKey | None,
             prefill: WorkerKey | None) -> bool:
-    """Whether one recipe row is the sample row's run: its GPU, framework, precision and both layouts."""
-    return (system.startswith(row["gpu"]) and row["framework"] in FRAMEWORKS.get(engine, ())
+    """Whether one recipe row is the sample row's run: its model, GPU (the database's `b200_sxm` is the
+    runner's `b200`), framework, precision and both layouts."""
+    names = MODELS.get(row["model_prefix"].lower(), ())
+    return (any(n in model_path.lower() for n in names) and system.split("_")[0] == row["gpu"]
+            and row["framework"] in FRAMEWORKS.get(engine, ())
             and (not precision or row["precision"] == precision)
             and worker_key(row["decode_tp"], row["decode_ep"], row["decode_dp_attn"]) == decode
             and worker_key(row["prefill_tp"], row["prefill_ep"], row["prefill_dp_attn"]) == prefill)
 
 
-def recipe_of(image: str, system: str, engine: str, precision: str, lengths: tuple[int, int, int | None],
-              decode: WorkerKey | None, prefill: WorkerKey | None = None) -> RecipeMatch | None:
-    """The recipes that ran a row of `image` on `system` under `engine` at (ISL, OSL, concurrency) with these
-    layouts, when they agree on its speculative decoding; None when none matches or they disagree."""
+def measured_date(source: str) -> str:
+    """The day a row's `silicon_data_source` says it was measured (`measured=2026-02-05...`), or ""."""
+    found = re.search(r"measured=(\d{4}-\d{2}-\d{2})", source)
+    return found.group(1) if found else ""
+
+
+def recipe_of(image: str, model_path: str, system: str, engine: str, precision: str,
+              lengths: tuple[int, int, int | None], decode: WorkerKey | None,
+              prefill: WorkerKey | None = None, day: str = "") -> RecipeMatch | None:
+    """The recipes that ran a row of `model_path` and `image` on `system` under `engine` at (ISL, OSL,
+    concurrency) with these layouts, those in force on the day it was measured where any was (a sweep may
+    run from a branch before its recipe lands): their speculative decoding where they agree, AMBIGUOUS
+    where they do not; None when none fits."""
     if not image or decode is None or lengths[2] is None:
         return None
     found = [r for r in recipe_index().get((image, *lengths), [])
-             if matches(r, system, engine, precision, decode, prefill)]
-    if len({r["spec_decoding"] for r in found}) != 1:
+             if matches(r, model_path, system, engine, precision, decode, prefill)]
+    found = [r for r in found if r["from_date"] <= day <= r["to_date"]] or found
+    if not found:
         return None
-    return RecipeMatch(found[-1]["spec_decoding"], found[-1]["recipe"], found[-1]["source_commit"])
+    specs = sorted({r["spec_decoding"] for r in found})
+    names = ", ".join(sorted({r["recipe"] for r in found}))
+    return RecipeMatch(specs[0] if len(specs) == 1 else AMBIGUOUS, names, found[-1]["source_commit"])

@@ -30,6 +30,8 @@ LLAMA = {"id": "row-1", "backend": "trtllm", "backend_version": "1.0.0", "model_
          "moe_quant_mode": "", "batch_size": "4", "tp_size": "1", "pp_size": "1", "attention_dp_size": "1",
          "moe_tp_size": "1", "moe_ep_size": "1", "silicon_ttft_ms": "20", "silicon_tpot_ms": "5",
          "silicon_data_source": "model=x; silicon_concurrency=4"}
+# a row of InferenceX's database (one of its dated exports), read with its client and means
+INFX_ROW = {**LLAMA, "silicon_data_source": "source_file=2026-04-06.csv; model=x; silicon_concurrency=4"}
 
 
 def write_csv(path, rows, columns=COLUMNS):
@@ -91,8 +93,17 @@ def test_a_layout_that_contradicts_its_id_is_unreadable(tmp_path):
     ("x_tp8_ep8_1", {"tp_size": "8", "moe_tp_size": "1", "moe_ep_size": "8"}, (8, 1, 1, 8)),
 ])
 def test_inferencex_inflated_gpu_counts_are_read_as_the_recipe_ran(tmp_path, row_id, fields, expected):
-    (p,) = read_points(write_csv(tmp_path / "p.csv", [{**LLAMA, "id": row_id, **fields}]))
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [{**INFX_ROW, "id": row_id, **fields}]))
     assert (p.layout.tp, p.layout.attention_dp, p.layout.moe_tp, p.layout.moe_ep) == expected, p.unreadable
+
+
+@pytest.mark.parametrize("change", [{}, {"system": "gb200"}])
+def test_only_inferencex_rows_on_hgx_parts_are_uninflated(tmp_path, change):
+    """A 16-GPU layout is real in your own CSV (no InferenceX source), and in an NVL72 rack."""
+    fields = {"id": "x_cfg1", "tp_size": "4", "attention_dp_size": "4", "moe_tp_size": "1", "moe_ep_size": "16"}
+    row = {**(INFX_ROW if change else LLAMA), **fields, **change}
+    (p,) = read_points(write_csv(tmp_path / "p.csv", [row]))
+    assert (p.layout.tp, p.layout.attention_dp, p.layout.moe_ep, p.layout.gpus) == (4, 4, 16, 16)
 
 
 def test_a_disaggregated_row_needs_both_layouts_and_its_worker_counts(tmp_path):
@@ -210,9 +221,6 @@ def test_each_point_is_simulated_or_skipped_with_its_reason(tmp_path):
                       "tpot_median_signed_pct_error", "ttft_median_signed_pct_error", "groups"}
 
 
-INFX_ROW = {**LLAMA, "silicon_data_source": "source_file=2026-04-06.csv; model=x; silicon_concurrency=4"}
-
-
 def test_a_sample_row_replays_inferencex_client_and_compares_means(tmp_path):
     """The sample's database rows are InferenceX's runs: lengths uniform in [int(0.8 L), L] (128 -> [102, 128],
     16 -> [12, 16]), ten prompts a user, and the means of TTFT and TPOT are what the row measured."""
@@ -228,6 +236,7 @@ def test_a_sample_row_replays_inferencex_client_and_compares_means(tmp_path):
     assert r.predicted["ttft_ms"] == pytest.approx(1e3 * lat.ttft_mean_s)
     assert r.predicted["tpot_ms"] == pytest.approx(1e3 * lat.tpot_mean_s)
     assert lat.ttft_mean_s != pytest.approx(lat.ttft_p50_s, rel=1e-3)  # the statistic is a choice that shows
+    assert lat.tpot_mean_s != pytest.approx(lat.tpot_p50_s, rel=1e-4)
     (q,) = read_points(write_csv(tmp_path / "q.csv", [{**INFX_ROW, "silicon_data_source": "db-dump/2026-04-27; "
                                                        "config_id=1; silicon_concurrency=4"}]))
     assert q.client == INFERENCEX_CLIENT
@@ -237,14 +246,19 @@ def test_a_row_not_from_inferencex_replays_the_unrecorded_clients_assumption(tmp
     """NVIDIA's gap-analysis rows (another source, other lengths): fixed lengths, two a user, medians."""
     gap = {**LLAMA, "silicon_data_source": "source_file=/x/aic-auto-gap-analysis/data/h100_sxm/q.csv; "
                                            "silicon_concurrency=4"}
-    for row in (gap, LLAMA):
-        (p,) = read_points(write_csv(tmp_path / "p.csv", [row]))
+    for row, columns in ((gap, COLUMNS), (LLAMA, [c for c in COLUMNS if c != "silicon_data_source"])):
+        (p,) = read_points(write_csv(tmp_path / "p.csv", [row], columns))
         assert p.client == UNRECORDED_CLIENT and cs.workload_of(p)["requests"] == 8
+    r = cs.check_point(p)
+    study = cs.study_from_text(cs.scenario_text(p), cs.BUNDLED_DIR / "check-serving.yaml")
+    v = study.scenario.variants[0]
+    lat = cs.run_serving("point", v.model, v.inference, base_dir=cs.BUNDLED_DIR).latency
+    assert (r.predicted["ttft_ms"], r.predicted["tpot_ms"]) == pytest.approx((1e3 * lat.ttft_p50_s, 1e3 * lat.tpot_p50_s))
 
 
 def test_your_own_csv_may_say_how_its_client_drove_it(tmp_path):
-    columns = COLUMNS + ["client_range_ratio", "client_prompts_per_user", "statistic"]
-    row = {**LLAMA, "client_range_ratio": "1", "client_prompts_per_user": "3", "statistic": "median"}
+    columns = COLUMNS + ["client_range_ratio", "client_prompts_per_user", "client_statistic"]
+    row = {**INFX_ROW, "client_range_ratio": "1", "client_prompts_per_user": "3.0", "client_statistic": "median"}
     (p,) = read_points(write_csv(tmp_path / "p.csv", [row], columns))
     w = cs.workload_of(p)
     assert (w["prompt_tokens"], w["requests"], p.client.statistic) == ({"dist": "fixed", "value": 128}, 12, "median")
@@ -253,13 +267,15 @@ def test_your_own_csv_may_say_how_its_client_drove_it(tmp_path):
 
 
 @pytest.mark.parametrize("change, field", [({"client_range_ratio": "1.5"}, "client_range_ratio"),
-                                           ({"client_prompts_per_user": "two"}, "client_prompts_per_user"),
-                                           ({"statistic": "p90"}, "statistic")])
+                                           ({"client_range_ratio": "0.8", "client_prompts_per_user": "two"},
+                                            "client_prompts_per_user"),
+                                           ({"client_statistic": "p90"}, "client_statistic")])
 def test_a_client_column_out_of_range_is_one_line_and_exit_2(tmp_path, change, field):
-    columns = COLUMNS + ["client_range_ratio", "client_prompts_per_user", "statistic"]
+    columns = COLUMNS + ["client_range_ratio", "client_prompts_per_user", "client_statistic"]
     result = check(tmp_path, [{**LLAMA, **change}], columns=columns)
-    assert result.exit_code == 2 and field in result.output and len(result.output.strip().splitlines()) == 1, \
-        result.output
+    bad = change[field]
+    assert result.exit_code == 2 and f"has {field} {bad!r}" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_a_bench_file_replays_fixed_mean_lengths_and_its_prompts_a_user(tmp_path):

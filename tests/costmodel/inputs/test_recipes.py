@@ -31,24 +31,43 @@ def test_a_b200_fp8_row_of_the_mtp_image_is_the_mtp_recipe_and_is_skipped():
     assert (plain.recipe.recipe, plain.recipe.spec_decoding) == ("dsr1-fp8-b200-trt", "none")
 
 
-def test_the_join_needs_the_layout_and_agreeing_entries(tmp_path, monkeypatch):
-    rows = ["r-plain,b200,trt,fp8,img:1,1024,1024,4,,,,,8,1,false,,none,aaa",
-            "r-mtp,b200,trt,fp8,img:1,1024,1024,4,,,,,8,8,true,,mtp,bbb",
-            "r-mtp2,b200,trt,fp8,img:1,1024,1024,8,,,,,8,1,false,,mtp,ccc",
-            "r-plain2,b200,trt,fp8,img:1,1024,1024,8,,,,,8,1,false,,none,ddd"]
+def test_the_join_needs_the_model_layout_and_agreeing_entries(tmp_path, monkeypatch):
+    """Entries of one image and lengths: a row joins those of its model, GPU, engine, precision and layout;
+    where those disagree on MTP the answer is AMBIGUOUS unless the day it was measured tells them apart."""
+    def entry(recipe, conc, tp, ep, dp, spec, dates="2026-01-01,2026-04-27", prefix="dsr1"):
+        return f"{recipe},{prefix},b200,trt,fp8,img:1,1024,1024,{conc},,,,,{tp},{ep},{dp},,{spec},aaa,{dates}"
+    rows = [entry("r-plain", 4, 8, 1, "false", "none"), entry("r-mtp", 4, 8, 8, "true", "mtp"),
+            entry("r-kimi", 4, 8, 1, "false", "mtp", prefix="kimik2.5"),
+            entry("r-mtp2", 8, 8, 1, "false", "mtp", "2026-01-01,2026-02-01"),
+            entry("r-plain2", 8, 8, 1, "false", "none", "2026-02-01,2026-04-27")]
     (tmp_path / "r.csv").write_text("\n".join([HEADER, *rows]) + "\n")
     monkeypatch.setattr(recipes, "RECIPES_CSV", tmp_path / "r.csv")
     recipes.recipe_index.cache_clear()
+    r1 = "deepseek-ai/DeepSeek-R1"
     try:
-        find = recipes.recipe_of
-        assert find("img:1", "b200_sxm", "trtllm", "fp8", (1024, 1024, 4), (8, 1, False)).recipe == "r-plain"
-        assert find("img:1", "b200_sxm", "trtllm", "fp8", (1024, 1024, 4), (8, 8, True)).spec_decoding == "mtp"
-        assert find("img:1", "b200_sxm", "trtllm", "fp8", (1024, 1024, 4), (4, 1, False)) is None  # no such layout
-        assert find("img:1", "b200_sxm", "sglang", "fp8", (1024, 1024, 4), (8, 1, False)) is None  # another engine
-        assert find("img:1", "h200_sxm", "trtllm", "fp8", (1024, 1024, 4), (8, 1, False)) is None  # another GPU
-        assert find("img:1", "b200_sxm", "trtllm", "fp8", (1024, 1024, 8), (8, 1, False)) is None  # they disagree
+        def find(model=r1, system="b200_sxm", engine="trtllm", precision="fp8", conc=4, layout=(8, 1, False), day=""):
+            return recipes.recipe_of("img:1", model, system, engine, precision, (1024, 1024, conc), layout, None, day)
+        assert find().recipe == "r-plain" and find().spec_decoding == "none"
+        assert find(layout=(8, 8, True)).spec_decoding == "mtp"
+        assert find(model="moonshotai/Kimi-K2.5").recipe == "r-kimi"  # another model's recipe
+        assert find(layout=(4, 1, False)) is None  # no such layout
+        assert find(engine="sglang") is None and find(system="h200_sxm") is None and find(precision="fp4") is None
+        assert find(conc=8).spec_decoding == recipes.AMBIGUOUS  # both fit, on no particular day
+        assert find(conc=8).recipe == "r-mtp2, r-plain2"
+        assert find(conc=8, day="2026-01-15").recipe == "r-mtp2"  # the one in force that day
+        assert find(conc=8, day="2026-03-01").spec_decoding == "none"
+        assert find(conc=8, day="2025-12-01").spec_decoding == recipes.AMBIGUOUS  # before both: not narrowed
     finally:
         recipes.recipe_index.cache_clear()
+
+
+def test_an_ambiguous_row_is_skipped_with_both_recipes_named():
+    (p,) = [p for p in read_points(kernel_db.systems_dir() / "silicon_sample.csv")
+            if p.split == "dev" and "deepseek" in p.model_path.lower() and p.recipe
+            and p.recipe.spec_decoding == recipes.AMBIGUOUS][:1]
+    r = cs.check_point(p)
+    assert r.predicted is None and "ran it both with MTP and without: which ran cannot be told" in r.skipped
+    assert p.recipe.recipe in r.skipped
 
 
 def test_an_image_is_read_in_either_spelling():
@@ -56,6 +75,8 @@ def test_an_image_is_read_in_either_spelling():
         "nvcr.io/nvidia/tensorrt-llm/release:1.2.0rc6.post2"
     assert recipes.image_of("db-dump/2026-04-27; config_id=91; nvcr.io#nvidia/a:1") == "nvcr.io/nvidia/a:1"
     assert recipes.image_of("source_file=x.csv; wip=False") == ""
+    assert recipes.image_of("source_file=/d/h100_sxm/vllm/0.12.0/Qwen_Qwen3-32B.csv; x=1") == ""  # a path, no tag
+    assert recipes.measured_date("x; measured=2026-02-05T00:00:00.000Z; y") == "2026-02-05"
 
 
 def test_a_recipe_entry_becomes_a_row_a_concurrency():
@@ -72,7 +93,7 @@ def test_a_recipe_entry_becomes_a_row_a_concurrency():
             agg["prefill_tp"]) == ("nvcr.io/nvidia/x:1", "b200", 8, 8, "true", "mtp", "")
     assert (dis["prefill_workers"], dis["prefill_tp"], dis["prefill_dp_attn"], dis["decode_workers"],
             dis["decode_dp_attn"], dis["spec_decoding"]) == (2, 4, "true", 5, "false", "none")
-    assert set(agg) == set(recipes.COLUMNS)
+    assert set(agg) | {"from_date", "to_date"} == set(recipes.COLUMNS)
 
 
 def test_the_bundled_recipes_have_the_columns_the_join_reads():
