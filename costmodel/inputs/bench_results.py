@@ -117,7 +117,7 @@ def _point(run: dict, side: BenchSidecar, path: Path, n: int) -> MeasuredPoint:
         system=side.gpu, precision=side.precision, gemm_quant="", moe_quant="", mode="agg", isl=isl, osl=osl,
         concurrency=concurrency, layout=Layout(lay.tp, lay.pp, lay.attention_dp, lay.experts_tp(), lay.moe_ep),
         ttft_ms=_number(run, "median_ttft_ms", path, n), tpot_ms=_number(run, "median_tpot_ms", path, n),
-        source=str(path), client=Client(1.0, max(1, round(done / concurrency)), "median"))
+        source=str(path), client=Client(1.0, max(1, math.floor(done / concurrency + 0.5)), "median"))  # halves up, not to even
 
 
 def read_bench(path: Path) -> list[MeasuredPoint]:

@@ -31,6 +31,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
@@ -71,7 +72,7 @@ class Client:
 
     range_ratio: float  # prompt and output lengths drawn uniformly from [int(ratio L), L]; 1.0: fixed at L
     prompts_per_user: int  # the run sent this many prompts per unit of concurrency
-    statistic: str  # "mean" | "median" of TTFT and TPOT over the run's requests
+    statistic: Literal["mean", "median"]  # of TTFT and TPOT over the run's requests
 
 
 # ASSUMPTION: the sample's database rows were measured by InferenceX (INFX in docs/sources.md). Their images

@@ -286,6 +286,9 @@ def test_a_bench_file_replays_fixed_mean_lengths_and_its_prompts_a_user(tmp_path
     w = cs.workload_of(p)
     assert (w["prompt_tokens"], w["output_tokens"]) == ({"dist": "fixed", "value": 128}, {"dist": "fixed", "value": 16})
     assert (w["requests"], p.client.statistic) == (8, "median")
+    (tmp_path / "run.json").write_text(json.dumps({**VLLM_RUN, "completed": 10}))  # 2.5 a user: three, not two
+    (q,) = cs.read_input(tmp_path / "run.json")
+    assert q.client.prompts_per_user == 3
     lat = cs.LatencyStats(**{f"{m}_{q}_s": i for i, (m, q) in enumerate(
         (m, q) for m in ("ttft", "tpot", "e2e") for q in ("p50", "p90", "p99", "mean"))})
     assert cs.latency_of(lat, "median") == (lat.ttft_p50_s, lat.tpot_p50_s)
