@@ -63,13 +63,18 @@ def worker(spec: dict | None) -> tuple:
             spec.get("num-worker", ""))
 
 
+def image_name(recipe: dict) -> str:
+    """A recipe's engine image in the `nvcr.io/...` spelling recipes.image_of gives the sample's rows."""
+    return str(recipe.get("image", "")).replace("#", "/")
+
+
 def entry_rows(name: str, recipe: dict, sha: str) -> list[dict]:
     """One row per (ISL, OSL), search-space entry and concurrency of a recipe."""
     precision = str(recipe.get("precision", ""))
     base = {"recipe": name, "model_prefix": recipe.get("model-prefix", ""),
             "gpu": str(recipe.get("runner", "")).split("-")[0], "framework": recipe.get("framework", ""),
             "precision": "fp4" if precision == "nvfp4" else precision,  # the sample's spelling of NVFP4
-            "image": str(recipe.get("image", "")).replace("#", "/"), "source_commit": sha}
+            "image": image_name(recipe), "source_commit": sha}
     rows = []
     for lengths in recipe.get("seq-len-configs", []):
         for entry in lengths.get("search-space", []):
@@ -91,7 +96,7 @@ def entries_over_history(repo: Path, until: str, images: set[str]) -> dict[tuple
         doc = yaml.load(git(repo, "show", f"{sha}:{CONFIG}"), Loader=yaml.CSafeLoader) or {}
         seen = set()
         for name, recipe in doc.items():
-            if isinstance(recipe, dict) and str(recipe.get("image", "")).replace("#", "/") in images:
+            if isinstance(recipe, dict) and image_name(recipe) in images:
                 for row in entry_rows(name, recipe, sha[:12]):
                     key = tuple(row[c] for c in COLUMNS if c not in DATED)
                     seen.add(key)

@@ -27,8 +27,8 @@ deployments"):
             how many drafts it accepted is not recorded (AISIM leaves such points unpredicted too); so is a
             row whose fitting recipes disagree; a row no recipe matches is replayed without speculation;
   compared  the predicted mean TTFT and TPOT where the point measured means (InferenceX's rows), the
-            p50 where it measured medians (the other rows, by ASSUMPTION; bench files); a request's TPOT is (end - first token) /
-            (output - 1), as the clients compute it.
+            p50 where it measured medians (the other rows, by ASSUMPTION; bench files); a request's TPOT
+            is (end - first token) / (output - 1), as the clients compute it.
 What cannot be expressed is skipped with the reason, so coverage is a count, not a guess.
 """
 
@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -283,13 +282,12 @@ def latency_of(lat: LatencyStats, statistic: str) -> tuple[float, float | None]:
     return lat.ttft_p50_s, lat.tpot_p50_s
 
 
-def check_point(p: MeasuredPoint, reading: Callable[[MeasuredPoint], str] = scenario_text) -> PointResult:
-    """The point simulated (its workload run only), or skipped with the reason. `reading`: the point as a
-    scenario (benchmarks/client_lengths.py tries another client's lengths)."""
+def check_point(p: MeasuredPoint) -> PointResult:
+    """The point simulated (its workload run only), or skipped with the reason."""
     out = PointResult(p.id, p.split, {"gpu": p.system, "engine": p.engine, "mode": p.mode,
                                       "family": family_of(p.model_path)}, {"ttft_ms": p.ttft_ms, "tpot_ms": p.tpot_ms})
     try:
-        study = study_from_text(reading(p), BUNDLED_DIR / "check-serving.yaml")
+        study = study_from_text(scenario_text(p), BUNDLED_DIR / "check-serving.yaml")
         found = problems(study, ("inference",))
         if found:
             raise Unsupported(f"infeasible: {found[0].problem}")

@@ -150,13 +150,13 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
     concurrency, precision = concurrency_of(row), _text(row["precision"])
     source = row.get("silicon_data_source") or ""
     recipe = recipe_of(image_of(source), row["model_path"], row["system"], row["backend"], precision,
-                       (isl, osl, concurrency), worker_key(layout), worker_key(prefill) if prefill else None,
+                       (isl, osl, concurrency), layout_key(layout), layout_key(prefill) if prefill else None,
                        measured_date(source))
     return MeasuredPoint(
         id=row["id"], engine=row["backend"], engine_version=row["backend_version"] or "", model_path=row["model_path"],
         system=row["system"], precision=precision, gemm_quant=_text(row["gemm_quant_mode"]),
         moe_quant=_text(row["moe_quant_mode"]), mode=row["mode"], isl=isl, osl=osl, concurrency=concurrency,
-        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=row.get("silicon_data_source") or "", unreadable=why,
+        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=source, unreadable=why,
         prefill_layout=prefill, workers=workers_of(row), recipe=recipe, client=client_of(row, path, line))
 
 
@@ -203,7 +203,7 @@ def is_inferencex(row: dict) -> bool:
     return bool(INFERENCEX_SOURCE.match(row.get("silicon_data_source") or ""))
 
 
-def worker_key(lay: Layout | None) -> WorkerKey | None:
+def layout_key(lay: Layout | None) -> WorkerKey | None:
     """A worker's layout as InferenceX's recipes state it: its GPUs, expert EP, and DP attention or not."""
     return None if lay is None else (lay.gpus, lay.moe_ep or 1, lay.attention_dp > 1)
 
