@@ -15,7 +15,8 @@ deployments"):
             domains of the GPU file's nvlink_domain_gpus (an HGX node's 8, an NVL72 rack's 72);
   disagg    the prefill workers as the prefill pool, `prefill_num_workers` of them feeding
             `decode_num_workers` decode workers (the variant's own layout) round robin; the KV crosses
-            the NIC and TTFT includes the transfer;
+            the NIC and TTFT includes the transfer; a run of InferenceX's exports, which record each
+            worker's GPUs alone, runs its recipe's workers (measured_serving.recorded_in_part);
   workload  the measured concurrency as a closed loop of that many users, driven as the point's
             client drove it (measured_serving.Client): the sample's InferenceX rows as InferenceX's client
             (INFERENCEX_CLIENT: lengths uniform in [int(0.8 L), L], ten prompts a user), its other rows and
@@ -298,6 +299,8 @@ def check_point(p: MeasuredPoint) -> PointResult:
                               "them there through weight-only kernels the planner does not model)")
         out.setup = {"engine_version": inf.engine.version, "weight_bits": inf.weight_bits,
                      "layout": layout_name(inf.parallelism)} | ({"recipe": p.recipe.recipe} if p.recipe else {})
+        if p.layout_from_recipe:
+            out.setup["layouts_from"] = "recipe"
         if inf.prefill_pool is not None:
             pool = inf.prefill_pool
             out.setup |= {"layout": f"{pool.decode_instances} x {out.setup['layout']}",

@@ -12,7 +12,10 @@ How its columns are read (and what a row must say, or it is listed as unreadable
   - a row whose `id` names a layout (`..._tp8_ep8_...`) whose tp is neither its `tp_size` nor its GPUs is
     unreadable: which ran cannot be told;
   - a disaggregated row (`mode` disagg) reads its `prefill_*` and `decode_*` layouts the same way and
-    needs `prefill_num_workers` and `decode_num_workers` (rows without them are unreadable);
+    needs `prefill_num_workers` and `decode_num_workers` (rows without them are unreadable), except a row
+    of InferenceX's exports, which records each worker's GPUs alone: its workers' layouts and counts are
+    those of the InferenceX recipe of its image, lengths, concurrency and worker GPUs, where every recipe
+    that fits agrees (recorded_in_part);
   - whether a row's run decoded speculatively (MTP) is read from the InferenceX recipe that ran it, where
     the recipes of its image, GPU, engine, precision, lengths, concurrency and layouts agree (recipes.py);
   - a row of InferenceX's database: `silicon_ttft_ms` and `silicon_tpot_ms` are means over the run's
@@ -35,7 +38,7 @@ from typing import Literal
 
 from costmodel.inputs.errors import PlannerError
 from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
-from costmodel.inputs.recipes import RecipeMatch, WorkerKey, image_of, measured_date, recipe_of
+from costmodel.inputs.recipes import RecipeMatch, RowKey, WorkerKey, image_of, measured_date, recipe_of
 
 REQUIRED = ("id", "backend", "backend_version", "model_path", "system", "precision", "mode", "isl", "osl",
             "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size", "attention_dp_size",
@@ -115,6 +118,7 @@ class MeasuredPoint:
     workers: tuple[int, int] | None = None  # disaggregated rows: (prefill, decode) worker counts
     client: Client = UNRECORDED_CLIENT  # (bench files and the sample's readers always say)
     recipe: RecipeMatch | None = None  # the InferenceX recipe that ran it, where the recipes agree (recipes.py)
+    layout_from_recipe: bool = False  # its workers' layouts and counts are its recipe's (recorded_in_part)
 
     @property
     def split(self) -> str:
@@ -145,19 +149,21 @@ def _point(row: dict, path: Path, line: int) -> MeasuredPoint:
                                fix="fill it in or drop the row")
     isl, osl = _int(row, "isl", path, line), _int(row, "osl", path, line)
     ttft, tpot = _float(row, "silicon_ttft_ms", path, line), _float(row, "silicon_tpot_ms", path, line)
-    layout, why = read_layout(row) if row["mode"] != "disagg" else disaggregated(row)
-    prefill = read_layout(row, "prefill_")[0] if row["mode"] == "disagg" else None
     concurrency, precision = concurrency_of(row), _text(row["precision"])
     source = row.get("silicon_data_source") or ""
+    layout, why = read_layout(row) if row["mode"] != "disagg" else disaggregated(row)
+    prefill = read_layout(row, "prefill_")[0] if row["mode"] == "disagg" else None
+    in_part = recorded_in_part(row)
+    keys = gpu_keys(row) if in_part else (layout_key(layout), layout_key(prefill))
     recipe = recipe_of(image_of(source), row["model_path"], row["system"], row["backend"], precision,
-                       (isl, osl, concurrency), layout_key(layout), layout_key(prefill) if prefill else None,
-                       measured_date(source))
+                       (isl, osl, concurrency), *keys, measured_date(source))
+    layout, prefill, workers, why = recipe_layouts(recipe) if in_part else (layout, prefill, workers_of(row), why)
     return MeasuredPoint(
         id=row["id"], engine=row["backend"], engine_version=row["backend_version"] or "", model_path=row["model_path"],
         system=row["system"], precision=precision, gemm_quant=_text(row["gemm_quant_mode"]),
         moe_quant=_text(row["moe_quant_mode"]), mode=row["mode"], isl=isl, osl=osl, concurrency=concurrency,
-        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=source, unreadable=why,
-        prefill_layout=prefill, workers=workers_of(row), recipe=recipe, client=client_of(row, path, line))
+        layout=layout, ttft_ms=ttft, tpot_ms=tpot, source=source, unreadable=why, prefill_layout=prefill,
+        workers=workers, recipe=recipe, client=client_of(row, path, line), layout_from_recipe=in_part)
 
 
 def client_of(row: dict, path: Path, line: int) -> Client:
@@ -206,6 +212,52 @@ def is_inferencex(row: dict) -> bool:
 def layout_key(lay: Layout | None) -> WorkerKey | None:
     """A worker's layout as InferenceX's recipes state it: its GPUs, expert EP, and DP attention or not."""
     return None if lay is None else (lay.gpus, lay.moe_ep or 1, lay.attention_dp > 1)
+
+
+def recorded_in_part(row: dict) -> bool:
+    """Whether the row is a disaggregated run of InferenceX's dated exports, which record each worker's GPUs
+    (`*_tp_size`, InferenceX's `tp`) but not its DP attention, EP or worker count: every one of the sample's
+    1,328 such rows gives `attention_dp_size` 1 and no `*_num_workers` (and some an EP that is not its
+    recipe's), while the 264 disaggregated rows of its database dump record every count and DP attention for
+    105 decode and 183 prefill workers. Such a row's workers are its recipe's (recipe_layouts)."""
+    return row["mode"] == "disagg" and is_inferencex(row) and workers_of(row) is None
+
+
+def gpu_keys(row: dict) -> tuple[RowKey | None, RowKey | None]:
+    """A row recorded in part: its (decode, prefill) workers as the recipe join reads them, by GPUs alone."""
+    decode, prefill = read_layout(row, "decode_")[0], read_layout(row, "prefill_")[0]
+    if decode is None or prefill is None:
+        return None, None
+    return (decode.gpus, None, None), (prefill.gpus, None, None)
+
+
+# a recipe's worker whose fields are not its layout: data-parallel attention over one GPU says nothing, and
+# InferenceX's recipes that spell it note that "tp, ep, and dp-attn do nothing" there, the multi-node launch
+# script setting the layout (nvidia-master.yaml at 10d18303873e, dsr1-fp8-gb200-dynamo-sglang; INFX)
+PLACEHOLDER: WorkerKey = (1, 1, True)
+
+
+def layout_of(key: WorkerKey) -> Layout:
+    """A recipe's worker as a layout: attention over its GPUs as TP, or as DP where `dp-attn`; experts EP
+    `ep` x expert TP over the rest (InferenceX's `tp` is the worker's GPUs either way)."""
+    gpus, ep, dp_attention = key
+    return Layout(1 if dp_attention else gpus, 1, gpus if dp_attention else 1, gpus // ep, ep)
+
+
+def recipe_layouts(recipe: RecipeMatch | None) -> tuple[Layout | None, Layout | None, tuple[int, int] | None, str]:
+    """A row recorded in part: its (decode, prefill) layouts and worker counts from the recipes that fit it,
+    or Nones and why where none fits or they disagree."""
+    told = "the row records only each worker's GPUs (InferenceX's exports give no DP attention, EP or worker count"
+    if recipe is None:
+        return None, None, None, f"{told}) and no InferenceX recipe of its image, lengths and concurrency has them"
+    if recipe.workers is None:
+        return None, None, None, (f"{told}) and the recipes that fit it ({recipe.recipe}) disagree on its workers: "
+                                  "which ran cannot be told")
+    w = recipe.workers
+    if PLACEHOLDER in (w.prefill, w.decode):
+        return None, None, None, (f"{told}) and its recipe {recipe.recipe} gives a placeholder worker (tp 1, ep 1, "
+                                  "dp-attn over one GPU; its launch script sets the layout): which ran cannot be told")
+    return layout_of(w.decode), layout_of(w.prefill), w.counts, ""
 
 
 def read_layout(row: dict, prefix: str = "") -> tuple[Layout | None, str]:

@@ -1,10 +1,12 @@
 """InferenceX's recipes (INFX in docs/sources.md) joined to the silicon sample's rows, for what a row does not
-record itself: whether its run decoded speculatively (MTP).
+record itself: whether its run decoded speculatively (MTP), and for a disaggregated run of InferenceX's
+exports, its workers' layouts and counts.
 
 `scenarios/measured/inferencex-recipes.csv` (written by scripts/inferencex_recipes.py from the history of
 InferenceX's nvidia-master.yaml) holds one row per recipe entry and concurrency: the engine image, GPU,
 framework, precision, lengths, both workers' layouts and `spec_decoding`. A sample row joins the entries of
-its image, GPU, engine, precision, lengths and concurrency whose layouts are its own; the join answers only
+its image, GPU, engine, precision, lengths and concurrency whose layouts are its own (as far as the row records
+them: InferenceX's exports record a disaggregated run's workers by their GPUs alone); the join answers only
 when every such entry agrees.
 """
 
@@ -26,6 +28,8 @@ COLUMNS = ("recipe", "model_prefix", "gpu", "framework", "precision", "image", "
 # the sample's engines as InferenceX's frameworks (its disaggregated runs go through NVIDIA Dynamo)
 FRAMEWORKS = {"trtllm": ("trt", "dynamo-trt"), "sglang": ("sglang", "dynamo-sglang"), "vllm": ("vllm", "dynamo-vllm")}
 WorkerKey = tuple[int, int, bool]  # one worker's GPUs, expert EP, and whether attention runs data-parallel
+# a worker as far as a row records it: its GPUs, and its EP and DP attention or None where not recorded
+RowKey = tuple[int, int | None, bool | None]
 # InferenceX's model prefixes as the sample's checkpoints name them (its DeepSeek-R1 rows from the database
 # dump name DeepSeek-V3, the same architecture)
 DEEPSEEK_R1 = ("deepseek-r1", "deepseek-v3")
@@ -42,6 +46,16 @@ class RecipeMatch:
     spec_decoding: str
     recipe: str
     source_commit: str
+    workers: Workers | None = None  # a disaggregated run's workers, where every fitting entry gives the same
+
+
+@dataclass(frozen=True)
+class Workers:
+    """A disaggregated recipe's workers: each one's (GPUs, EP, DP attention), and how many of each ran."""
+
+    prefill: WorkerKey
+    decode: WorkerKey
+    counts: tuple[int, int]  # (prefill, decode)
 
 
 def image_of(source: str) -> str:
@@ -66,16 +80,33 @@ def recipe_index() -> dict[tuple, list[dict]]:
     return out
 
 
-def matches(row: dict, model_path: str, system: str, engine: str, precision: str, decode: WorkerKey | None,
-            prefill: WorkerKey | None) -> bool:
+def fits(recipe: WorkerKey | None, row: RowKey | None) -> bool:
+    """Whether a recipe's worker is the row's, in every field the row records (an aggregated run has no
+    prefill worker on either side)."""
+    if recipe is None or row is None:
+        return recipe is None and row is None
+    return all(mine is None or mine == theirs for theirs, mine in zip(recipe, row, strict=True))
+
+
+def workers_of(row: dict) -> Workers | None:
+    """A recipe row's disaggregated workers, or None for an aggregated one."""
+    prefill = worker_key(row["prefill_tp"], row["prefill_ep"], row["prefill_dp_attn"])
+    decode = worker_key(row["decode_tp"], row["decode_ep"], row["decode_dp_attn"])
+    if prefill is None or decode is None:
+        return None
+    return Workers(prefill, decode, (int(row["prefill_workers"]), int(row["decode_workers"])))
+
+
+def matches(row: dict, model_path: str, system: str, engine: str, precision: str, decode: RowKey | None,
+            prefill: RowKey | None) -> bool:
     """Whether one recipe row is the sample row's run: its model, GPU (the database's `b200_sxm` is the
     runner's `b200`), framework, precision and both layouts."""
     names = MODELS.get(row["model_prefix"].lower(), ())
     return (any(n in model_path.lower() for n in names) and system.split("_")[0] == row["gpu"]
             and row["framework"] in FRAMEWORKS.get(engine, ())
             and (not precision or row["precision"] == precision)
-            and worker_key(row["decode_tp"], row["decode_ep"], row["decode_dp_attn"]) == decode
-            and worker_key(row["prefill_tp"], row["prefill_ep"], row["prefill_dp_attn"]) == prefill)
+            and fits(worker_key(row["decode_tp"], row["decode_ep"], row["decode_dp_attn"]), decode)
+            and fits(worker_key(row["prefill_tp"], row["prefill_ep"], row["prefill_dp_attn"]), prefill))
 
 
 def measured_date(source: str) -> str:
@@ -85,12 +116,12 @@ def measured_date(source: str) -> str:
 
 
 def recipe_of(image: str, model_path: str, system: str, engine: str, precision: str,
-              lengths: tuple[int, int, int | None], decode: WorkerKey | None,
-              prefill: WorkerKey | None = None, day: str = "") -> RecipeMatch | None:
+              lengths: tuple[int, int, int | None], decode: RowKey | None,
+              prefill: RowKey | None = None, day: str = "") -> RecipeMatch | None:
     """The recipes that ran a row of `model_path` and `image` on `system` under `engine` at (ISL, OSL,
     concurrency) with these layouts, those in force on the day it was measured where any was (a sweep may
     run from a branch before its recipe lands): their speculative decoding where they agree, AMBIGUOUS
-    where they do not; None when none fits."""
+    where they do not, and their disaggregated workers where they agree; None when none fits."""
     if not image or decode is None or lengths[2] is None:
         return None
     found = [r for r in recipe_index().get((image, *lengths), [])
@@ -100,4 +131,6 @@ def recipe_of(image: str, model_path: str, system: str, engine: str, precision: 
         return None
     specs = sorted({r["spec_decoding"] for r in found})
     names = ", ".join(sorted({r["recipe"] for r in found}))
-    return RecipeMatch(specs[0] if len(specs) == 1 else AMBIGUOUS, names, found[-1]["source_commit"])
+    workers = {workers_of(r) for r in found}
+    return RecipeMatch(specs[0] if len(specs) == 1 else AMBIGUOUS, names, found[-1]["source_commit"],
+                       workers.pop() if len(workers) == 1 else None)

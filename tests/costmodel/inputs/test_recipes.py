@@ -5,6 +5,7 @@ import sys
 
 from costmodel.app import check_serving as cs
 from costmodel.inputs import kernel_db, recipes
+from costmodel.inputs import measured_serving as ms
 from costmodel.inputs.measured_serving import read_points
 from tests.conftest import ROOT
 
@@ -98,3 +99,65 @@ def test_a_recipe_entry_becomes_a_row_a_concurrency():
 
 def test_the_bundled_recipes_have_the_columns_the_join_reads():
     assert recipes.RECIPES_CSV.read_text().splitlines()[0] == HEADER
+
+
+def test_a_worker_the_row_records_by_its_gpus_alone_fits_every_recipe_worker_of_those_gpus():
+    assert recipes.fits((8, 8, True), (8, None, None)) and recipes.fits((8, 8, True), (8, 8, True))
+    assert not recipes.fits((8, 8, True), (4, None, None)) and not recipes.fits((8, 8, True), (8, 8, False))
+    assert not recipes.fits(None, (8, None, None)) and not recipes.fits((8, 8, True), None)
+    assert recipes.fits(None, None)  # an aggregated run has no prefill worker on either side
+
+
+def test_a_disaggregated_rows_workers_are_its_recipes_where_the_recipes_agree(tmp_path, monkeypatch):
+    """Two entries of one image, lengths and concurrency with 4-GPU prefill and 8-GPU decode workers: a row
+    that records GPUs alone gets the workers where both say the same, none where their counts differ."""
+    def entry(recipe, conc, decode_ep, decode_workers):
+        return (f"{recipe},dsr1,b200,dynamo-trt,fp8,img:1,1024,1024,{conc},4,4,true,2,8,{decode_ep},true,"
+                f"{decode_workers},none,aaa,2026-01-01,2026-04-27")
+    rows = [entry("r-a", 4, 8, 3), entry("r-b", 4, 8, 3), entry("r-a", 8, 8, 3), entry("r-b", 8, 8, 5)]
+    (tmp_path / "r.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    monkeypatch.setattr(recipes, "RECIPES_CSV", tmp_path / "r.csv")
+    recipes.recipe_index.cache_clear()
+    try:
+        def find(conc):
+            return recipes.recipe_of("img:1", "deepseek-ai/DeepSeek-R1", "b200_sxm", "trtllm", "fp8",
+                                     (1024, 1024, conc), (8, None, None), (4, None, None))
+        assert find(4).workers == recipes.Workers(prefill=(4, 4, True), decode=(8, 8, True), counts=(2, 3))
+        assert find(8).workers is None and find(8).recipe == "r-a, r-b"  # 3 or 5 decode workers: not told
+        assert find(8).spec_decoding == "none"
+    finally:
+        recipes.recipe_index.cache_clear()
+
+
+def test_a_recipes_worker_becomes_a_layout():
+    """InferenceX's `tp` is the worker's GPUs: with dp-attn, attention DP over them; experts EP `ep` x TP."""
+    assert ms.layout_of((8, 8, True)) == ms.Layout(tp=1, pp=1, attention_dp=8, moe_tp=1, moe_ep=8)
+    assert ms.layout_of((8, 1, False)) == ms.Layout(tp=8, pp=1, attention_dp=1, moe_tp=8, moe_ep=1)
+    assert ms.layout_of((32, 8, False)) == ms.Layout(tp=32, pp=1, attention_dp=1, moe_tp=4, moe_ep=8)
+
+
+def test_an_exported_disaggregated_row_runs_its_recipes_workers():
+    """DeepSeek-R1 NVFP4 on GB200 under Dynamo + TensorRT-LLM, 1K/8K at 2,048 users: the export records a 4-GPU
+    prefill and a 32-GPU decode worker with attention DP 1, EP 4 and no counts; InferenceX's
+    dsr1-fp4-gb200-dynamo-trt ran one DEP4 prefill worker and one DEP32 decode worker."""
+    p = sample_point("2026_03_25_deepseek_r1_gb200_trtllm_fp4_disagg_1024x8192_c2048_tp4_0_ep4_0_352")
+    assert p.layout_from_recipe and p.recipe.recipe == "dsr1-fp4-gb200-dynamo-trt" and p.workers == (1, 1)
+    assert p.layout == ms.Layout(tp=1, pp=1, attention_dp=32, moe_tp=1, moe_ep=32)
+    assert p.prefill_layout == ms.Layout(tp=1, pp=1, attention_dp=4, moe_tp=1, moe_ep=4)
+    text = cs.scenario_text(p)
+    assert "instances: 1" in text and "decode_instances: 1" in text
+
+
+def test_a_placeholder_recipe_worker_leaves_the_row_unreadable():
+    """dsr1-fp8-gb200-dynamo-sglang's entries spell every worker tp 1, ep 1, dp-attn true: fields that "do
+    nothing", the launch script setting the layout; the row is unreadable, not a 1-GPU DeepSeek."""
+    p = sample_point("2026_04_06_deepseek_r1_gb200_sglang_fp8_disagg_1024x1024_c64_tp1_ep1_1149")
+    assert p.layout is None and p.workers is None and "placeholder worker" in p.unreadable
+    assert cs.check_point(p).skipped.startswith("layout: the row records only each worker's GPUs")
+
+
+def test_a_database_rows_own_workers_are_read_not_its_recipes():
+    """The database dump records a disaggregated run's workers in full: they are read as recorded."""
+    dumped = [p for p in read_points(kernel_db.systems_dir() / "silicon_sample.csv")
+              if p.mode == "disagg" and p.source.startswith("db-dump/") and p.split == "dev"]
+    assert dumped and all(not p.layout_from_recipe and p.workers for p in dumped)
