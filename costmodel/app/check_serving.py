@@ -7,7 +7,8 @@ deployments"):
             -Instruct spellings of one checkpoint share a config) through `import-hf`, or a bundled model;
   GPU       the GPU file whose `kernel_database.gpu` is the row's system (h800's ASSUMPTION excluded);
   engine    the row's engine at the newest database version not after the row's (else its oldest);
-  precision NVFP4 (4-bit weights), FP8 GEMMs (block or per-tensor scaling, as the row says) or BF16;
+  precision NVFP4 (4-bit weights), FP8 GEMMs (block or per-tensor scaling, as the row says, except that a
+            checkpoint shipping block-scaled FP8 runs block-scaled: block_fp8_checkpoint) or BF16;
             a row without one runs the checkpoint as it ships (its config's quantization_config); INT4
             and MXFP4 are skipped; the KV cache in BF16 (ASSUMPTION: the engines' default cache dtype,
             `auto`, is the model's activation dtype; the sample records none);
@@ -169,9 +170,26 @@ def precision_of(p: MeasuredPoint) -> dict:
         return {"weight_bits": 4}
     if p.precision in ("bf16", "fp16") or (modes and modes <= {"bfloat16", "float16"}) or shipped == 16:
         return {"weight_bits": 16}
+    if block_fp8_checkpoint(p.model_path):  # the loaders take the scaling from the checkpoint, not the label
+        return {"weight_bits": 8, "fp8_gemm_scaling": "block", "fp8_moe_scaling": "block"}
     scaling = {"fp8": "tensor", "fp8_block": "block", "": "block"}
     return {"weight_bits": 8, "fp8_gemm_scaling": scaling.get(p.gemm_quant, "block"),
             "fp8_moe_scaling": scaling.get(p.moe_quant, "block")}
+
+
+def block_fp8_checkpoint(model_path: str) -> bool:
+    """Whether the checkpoint ships block-scaled FP8 weights: its own config's quantization_config is FP8
+    with a `weight_block_size` (DeepSeek-V3/R1's 128 x 128; a borrowed base config says nothing of a
+    sibling's scaling). An engine runs such weights block-scaled whatever a row's label says: TensorRT-LLM
+    loads them as FP8_BLOCK_SCALES, and AIConfigurator's own SDK maps such a config to fp8_block GEMMs
+    (AICS: sdk/models/helpers.py), while the sample labels every DeepSeek FP8 row's GEMMs per-tensor fp8."""
+    org, _, name = model_path.partition("/")
+    try:
+        own = config_path(model_path).name == f"{org}--{name}_config.json"
+        quant = model_spec(model_path).get("quantization_config") or {}
+    except Unsupported:
+        return False
+    return own and quant.get("quant_method") == "fp8" and bool(quant.get("weight_block_size"))
 
 
 def engine_version(gpu: str, engine: str, wanted: str) -> str:

@@ -146,6 +146,14 @@ def point(tmp_path, **change):
      {"weight_bits": 8, "fp8_gemm_scaling": "block", "fp8_moe_scaling": "block"}),
     ({"precision": "", "model_path": "nvidia/Qwen3-32B-NVFP4"}, {"weight_bits": 4}),  # its base's config is BF16
     ({"precision": "fp16"}, {"weight_bits": 16}),
+    # DeepSeek-R1 ships 128 x 128 block-scaled FP8: the engines run it so, whatever the label
+    ({"precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "model_path": "deepseek-ai/DeepSeek-R1"},
+     {"weight_bits": 8, "fp8_gemm_scaling": "block", "fp8_moe_scaling": "block"}),
+    # a BF16 checkpoint the engine quantizes per tensor, and a sibling that borrows the block checkpoint's config
+    ({"precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "model_path": "Qwen/Qwen3-32B"},
+     {"weight_bits": 8, "fp8_gemm_scaling": "tensor", "fp8_moe_scaling": "tensor"}),
+    ({"precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "model_path": "nvidia/DeepSeek-R1-FP8"},
+     {"weight_bits": 8, "fp8_gemm_scaling": "tensor", "fp8_moe_scaling": "tensor"}),
     ({"precision": "", "gemm_quant_mode": "bfloat16", "moe_quant_mode": "bfloat16"}, {"weight_bits": 16}),
 ])
 def test_the_rows_precision(tmp_path, change, expected):
