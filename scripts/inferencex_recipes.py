@@ -6,7 +6,12 @@ InferenceX (github.com/SemiAnalysisAI/InferenceX) names every benchmark it runs 
 per (ISL, OSL) the concurrencies, layouts (`tp`, `ep`, `dp-attn`, and `num-worker` per prefill and decode
 worker of a disaggregated run) and `spec-decoding` it ran. This script walks that file's history in a local
 clone of the repository (up to the day the sample's database was dumped) and writes one row per recipe
-entry and concurrency whose image some sample row names, with the newest commit that holds it.
+entry and concurrency whose image some sample row names, with the newest commit that holds it, and the KV
+cache dtype its launch script gives the engine at that commit (`--kv-cache-dtype` for SGLang and vLLM,
+`kv_cache_config: dtype:` for TensorRT-LLM; `auto` where it gives none; empty where a shell variable sets
+it, where no single script is found, and for multi-node recipes, whose launch configuration lives outside
+the repository). A script is read at the config's commits: one changed between two of them counts from the
+next.
 
     .venv/bin/python scripts/inferencex_recipes.py PATH/TO/InferenceX [--until 2026-04-27]
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,8 +74,66 @@ def image_name(recipe: dict) -> str:
     return str(recipe.get("image", "")).replace("#", "/")
 
 
-def entry_rows(name: str, recipe: dict, sha: str) -> list[dict]:
-    """One row per (ISL, OSL), search-space entry and concurrency of a recipe."""
+KV_FLAG = re.compile(r"--kv-cache-dtype[ =]+(\S+)")  # SGLang's and vLLM's server flag
+KV_CONFIG = re.compile(r"kv_cache_config:\s*\n((?:[ \t]+\S.*\n?)+)")  # TensorRT-LLM's extra YAML block
+RUNNER_SUFFIXES = ("", "_docker", "_slurm")  # older commits kept a launch script a runner kind
+
+
+def script_paths(recipe: dict, spec: str) -> list[str]:
+    """Where a single-node recipe's launch script may lie (the runners' rule, runners/launch_*-nv.sh:
+    benchmarks/[single_node/]{model}_{precision}_{gpu}_{framework}{_mtp}.sh, else with `_trt` for TensorRT-LLM
+    and nothing for SGLang), at any commit's layout."""
+    base = f"{recipe.get('model-prefix', '')}_{recipe.get('precision', '')}_{str(recipe.get('runner', '')).split('-')[0]}"
+    framework = str(recipe.get("framework", ""))
+    mtp = "_mtp" if spec == "mtp" else ""
+    names = [f"{base}_{framework}{mtp}", f"{base}{'_trt' if framework == 'trt' else ''}{mtp}"]
+    return [f"benchmarks/{folder}{n}{suffix}.sh" for folder in ("single_node/", "") for n in names
+            for suffix in RUNNER_SUFFIXES]
+
+
+def kv_cache_dtype(script: str) -> str:
+    """The KV cache dtype a launch script gives its engine: `fp8` (SGLang's fp8_e4m3 too), `auto` where it
+    gives none (the engine's default), or "" where a shell variable sets it."""
+    flag = KV_FLAG.search(script)
+    block = KV_CONFIG.search(script)
+    found = flag.group(1) if flag else None
+    if found is None and block:
+        dtype = re.search(r"^\s*dtype:\s*(\S+)", block.group(1), re.MULTILINE)
+        found = dtype.group(1) if dtype else None
+    if found is None:
+        return "auto"
+    if "$" in found:
+        return ""
+    return "fp8" if found.lower().startswith("fp8") else found.lower()
+
+
+class Scripts:
+    """The launch scripts of one commit (path -> blob), each blob's KV cache dtype read once."""
+
+    def __init__(self, repo: Path):
+        self.repo, self.blobs, self.kv = repo, {}, {}
+
+    def at(self, sha: str) -> None:
+        listing = git(self.repo, "ls-tree", "-r", sha, "--", "benchmarks")
+        self.blobs = {line.split("\t")[1]: line.split()[2] for line in listing.splitlines() if "\t" in line}
+
+    def kv_dtype(self, recipe: dict, spec: str) -> str:
+        """The KV cache dtype of a single-node recipe's launch scripts, where every one found agrees; "" for
+        a multi-node recipe (its launch configuration lives outside the repository) or where none is found."""
+        if recipe.get("multinode"):
+            return ""
+        found = {self._read(self.blobs[path]) for path in script_paths(recipe, spec) if path in self.blobs}
+        return found.pop() if len(found) == 1 else ""
+
+    def _read(self, blob: str) -> str:
+        if blob not in self.kv:
+            self.kv[blob] = kv_cache_dtype(git(self.repo, "cat-file", "blob", blob))
+        return self.kv[blob]
+
+
+def entry_rows(name: str, recipe: dict, sha: str, scripts: Scripts | None = None) -> list[dict]:
+    """One row per (ISL, OSL), search-space entry and concurrency of a recipe, with the KV cache dtype of
+    its launch script at `sha` where `scripts` reads them."""
     precision = str(recipe.get("precision", ""))
     base = {"recipe": name, "model_prefix": recipe.get("model-prefix", ""),
             "gpu": str(recipe.get("runner", "")).split("-")[0], "framework": recipe.get("framework", ""),
@@ -82,8 +146,10 @@ def entry_rows(name: str, recipe: dict, sha: str) -> list[dict]:
             dec = worker(entry["decode"]) if "decode" in entry else worker(entry)[:3] + ("",)
             sides = {f"{side}_{k}": v for side, w in (("prefill", pre), ("decode", dec))
                      for k, v in zip(("tp", "ep", "dp_attn", "workers"), w, strict=True)}
+            spec = entry.get("spec-decoding", "none")
+            kv = scripts.kv_dtype(recipe, spec) if scripts else ""
             rows += [{**base, "isl": lengths["isl"], "osl": lengths["osl"], "concurrency": c, **sides,
-                      "spec_decoding": entry.get("spec-decoding", "none")} for c in concurrencies(entry)]
+                      "spec_decoding": spec, "kv_cache_dtype": kv} for c in concurrencies(entry)]
     return rows
 
 
@@ -92,12 +158,14 @@ def entries_over_history(repo: Path, until: str, images: set[str]) -> dict[tuple
     the first commit that holds it (`from_date`) to the first later commit that no longer does (`to_date`;
     `until` if none), and the newest commit that holds it."""
     found: dict[tuple, dict] = {}
+    scripts = Scripts(repo)
     for sha, day in commits(repo, until):
         doc = yaml.load(git(repo, "show", f"{sha}:{CONFIG}"), Loader=yaml.CSafeLoader) or {}
+        scripts.at(sha)
         seen = set()
         for name, recipe in doc.items():
             if isinstance(recipe, dict) and image_name(recipe) in images:
-                for row in entry_rows(name, recipe, sha[:12]):
+                for row in entry_rows(name, recipe, sha[:12], scripts):
                     key = tuple(row[c] for c in COLUMNS if c not in DATED)
                     seen.add(key)
                     first = found.get(key, {}).get("from_date", day)

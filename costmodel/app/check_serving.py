@@ -10,8 +10,10 @@ deployments"):
   precision NVFP4 (4-bit weights), FP8 GEMMs (block or per-tensor scaling, as the row says, except that a
             checkpoint shipping block-scaled FP8 runs block-scaled: block_fp8_checkpoint) or BF16;
             a row without one runs the checkpoint as it ships (its config's quantization_config); INT4
-            and MXFP4 are skipped; the KV cache in BF16 (ASSUMPTION: the engines' default cache dtype,
-            `auto`, is the model's activation dtype; the sample records none);
+            and MXFP4 are skipped; the KV cache in FP8 where the InferenceX recipe that ran the row
+            launched its engine so (inputs/recipes.py: `--kv-cache-dtype fp8`, `kv_cache_config.dtype`),
+            else in BF16 (ASSUMPTION: the engines' default cache dtype, `auto`, is the model's activation
+            dtype; the sample records none);
   layout    attention TP x DP, experts EP x expert TP (moe_ep x moe_tp) over the same GPUs, in NVLink
             domains of the GPU file's nvlink_domain_gpus (an HGX node's 8, an NVL72 rack's 72);
   disagg    the prefill workers as the prefill pool, `prefill_num_workers` of them feeding
@@ -177,6 +179,11 @@ def precision_of(p: MeasuredPoint) -> dict:
             "fp8_moe_scaling": scaling.get(p.moe_quant, "block")}
 
 
+def kv_cache_of(p: MeasuredPoint) -> dict:
+    """kv_bits 8 where the recipe that ran the row gave its engine an FP8 KV cache; else the default (BF16)."""
+    return {"kv_bits": 8} if p.recipe is not None and p.recipe.kv_cache_dtype == "fp8" else {}
+
+
 def block_fp8_checkpoint(model_path: str) -> bool:
     """Whether the checkpoint ships block-scaled FP8 weights: its own config's quantization_config is FP8
     with a `weight_block_size` (DeepSeek-V3/R1's 128 x 128; a borrowed base config says nothing of a
@@ -279,7 +286,7 @@ def scenario_text(p: MeasuredPoint) -> str:
     decoders = pool["prefill_pool"]["decode_instances"] if pool else 1
     inference = {
         "cluster": {"name": f"{gpu}-x{par['tp'] * par['dp']}", "gpu": gpu, **cluster_of(gpu, par)},
-        "parallelism": par, **precision_of(p), "max_running": -(-p.concurrency // (par["dp"] * decoders)), **pool,
+        "parallelism": par, **precision_of(p), **kv_cache_of(p), "max_running": -(-p.concurrency // (par["dp"] * decoders)), **pool,
         "engine": {"name": p.engine, "version": engine_version(p.system, p.engine, p.engine_version)},
         "workload": workload_of(p)}
     return yaml.safe_dump({"name": "check", "variants": [{"name": "point", "model": model, "inference": inference}]},

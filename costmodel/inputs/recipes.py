@@ -1,6 +1,6 @@
 """InferenceX's recipes (INFX in docs/sources.md) joined to the silicon sample's rows, for what a row does not
-record itself: whether its run decoded speculatively (MTP), and for a disaggregated run of InferenceX's
-exports, its workers' layouts and counts.
+record itself: whether its run decoded speculatively (MTP), the KV cache dtype its launch script gave the
+engine, and for a disaggregated run of InferenceX's exports, its workers' layouts and counts.
 
 `scenarios/measured/inferencex-recipes.csv` (written by scripts/inferencex_recipes.py from the history of
 InferenceX's nvidia-master.yaml) holds one row per recipe entry and concurrency: the engine image, GPU,
@@ -24,7 +24,7 @@ from costmodel.inputs.reading import MAX_DATA_BYTES, read_text
 RECIPES_CSV = BUNDLED_DIR / "measured" / "inferencex-recipes.csv"
 COLUMNS = ("recipe", "model_prefix", "gpu", "framework", "precision", "image", "isl", "osl", "concurrency", "prefill_tp", "prefill_ep",
            "prefill_dp_attn", "prefill_workers", "decode_tp", "decode_ep", "decode_dp_attn", "decode_workers",
-           "spec_decoding", "source_commit", "from_date", "to_date")
+           "spec_decoding", "kv_cache_dtype", "source_commit", "from_date", "to_date")
 # the sample's engines as InferenceX's frameworks (its disaggregated runs go through NVIDIA Dynamo)
 FRAMEWORKS = {"trtllm": ("trt", "dynamo-trt"), "sglang": ("sglang", "dynamo-sglang"), "vllm": ("vllm", "dynamo-vllm")}
 WorkerKey = tuple[int, int, bool]  # one worker's GPUs, expert EP, and whether attention runs data-parallel
@@ -47,6 +47,7 @@ class RecipeMatch:
     recipe: str
     source_commit: str
     workers: Workers | None = None  # a disaggregated run's workers, where every fitting entry gives the same
+    kv_cache_dtype: str = ""  # its launch script's: fp8 | auto (the engine's default); "" unknown or disagreeing
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,6 @@ def recipe_of(image: str, model_path: str, system: str, engine: str, precision: 
         return None
     specs = sorted({r["spec_decoding"] for r in found})
     names = ", ".join(sorted({r["recipe"] for r in found}))
-    workers = {workers_of(r) for r in found}
+    workers, kv = {workers_of(r) for r in found}, {r["kv_cache_dtype"] for r in found}
     return RecipeMatch(specs[0] if len(specs) == 1 else AMBIGUOUS, names, found[-1]["source_commit"],
-                       workers.pop() if len(workers) == 1 else None)
+                       workers.pop() if len(workers) == 1 else None, kv.pop() if len(kv) == 1 else "")

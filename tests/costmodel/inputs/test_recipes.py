@@ -36,7 +36,7 @@ def test_the_join_needs_the_model_layout_and_agreeing_entries(tmp_path, monkeypa
     """Entries of one image and lengths: a row joins those of its model, GPU, engine, precision and layout;
     where those disagree on MTP the answer is AMBIGUOUS unless the day it was measured tells them apart."""
     def entry(recipe, conc, tp, ep, dp, spec, dates="2026-01-01,2026-04-27", prefix="dsr1"):
-        return f"{recipe},{prefix},b200,trt,fp8,img:1,1024,1024,{conc},,,,,{tp},{ep},{dp},,{spec},aaa,{dates}"
+        return f"{recipe},{prefix},b200,trt,fp8,img:1,1024,1024,{conc},,,,,{tp},{ep},{dp},,{spec},auto,aaa,{dates}"
     rows = [entry("r-plain", 4, 8, 1, "false", "none"), entry("r-mtp", 4, 8, 8, "true", "mtp"),
             entry("r-kimi", 4, 8, 1, "false", "mtp", prefix="kimik2.5"),
             entry("r-mtp2", 8, 8, 1, "false", "mtp", "2026-01-01,2026-02-01"),
@@ -94,6 +94,7 @@ def test_a_recipe_entry_becomes_a_row_a_concurrency():
             agg["prefill_tp"]) == ("nvcr.io/nvidia/x:1", "b200", 8, 8, "true", "mtp", "")
     assert (dis["prefill_workers"], dis["prefill_tp"], dis["prefill_dp_attn"], dis["decode_workers"],
             dis["decode_dp_attn"], dis["spec_decoding"]) == (2, 4, "true", 5, "false", "none")
+    assert agg["kv_cache_dtype"] == ""  # no launch scripts read
     assert set(agg) | {"from_date", "to_date"} == set(recipes.COLUMNS)
 
 
@@ -113,7 +114,7 @@ def test_a_disaggregated_rows_workers_are_its_recipes_where_the_recipes_agree(tm
     that records GPUs alone gets the workers where both say the same, none where their counts differ."""
     def entry(recipe, conc, decode_ep, decode_workers):
         return (f"{recipe},dsr1,b200,dynamo-trt,fp8,img:1,1024,1024,{conc},4,4,true,2,8,{decode_ep},true,"
-                f"{decode_workers},none,aaa,2026-01-01,2026-04-27")
+                f"{decode_workers},none,fp8,aaa,2026-01-01,2026-04-27")
     rows = [entry("r-a", 4, 8, 3), entry("r-b", 4, 8, 3), entry("r-a", 8, 8, 3), entry("r-b", 8, 8, 5)]
     (tmp_path / "r.csv").write_text("\n".join([HEADER, *rows]) + "\n")
     monkeypatch.setattr(recipes, "RECIPES_CSV", tmp_path / "r.csv")
@@ -161,3 +162,28 @@ def test_a_database_rows_own_workers_are_read_not_its_recipes():
     dumped = [p for p in read_points(kernel_db.systems_dir() / "silicon_sample.csv")
               if p.mode == "disagg" and p.source.startswith("db-dump/") and p.split == "dev"]
     assert dumped and all(not p.layout_from_recipe and p.workers for p in dumped)
+
+
+def test_the_kv_cache_dtype_is_the_launch_scripts():
+    """InferenceX's dsr1_fp8_b200_trt.sh gives TensorRT-LLM `kv_cache_config: dtype: fp8`; its
+    dsr1_fp8_h200.sh gives SGLang no --kv-cache-dtype (the engine's default, BF16 for this model)."""
+    trt = sample_point("2026_03_25_deepseek_r1_b200_sxm_trtllm_fp8_agg_8192x1024_c128_tp8_0_ep1_0_1194")
+    assert (trt.recipe.recipe, trt.recipe.kv_cache_dtype) == ("dsr1-fp8-b200-trt", "fp8")
+    assert cs.kv_cache_of(trt) == {"kv_bits": 8} and "kv_bits: 8" in cs.scenario_text(trt)
+    sgl = sample_point("dsr1_h200_sglang_fp8_agg_1024x1024_c4_cfg81")
+    assert (sgl.recipe.recipe, sgl.recipe.kv_cache_dtype) == ("dsr1-fp8-h200-sglang", "auto")
+    assert cs.kv_cache_of(sgl) == {} and "kv_bits" not in cs.scenario_text(sgl)
+
+
+def test_a_launch_script_is_read_for_its_kv_cache_dtype():
+    read = inferencex_recipes.kv_cache_dtype
+    assert read("python3 -m sglang.launch_server --kv-cache-dtype fp8_e4m3 --tp 8") == "fp8"
+    assert read("vllm serve m --kv-cache-dtype=fp8 --tp 8") == "fp8"
+    assert read("cat > x.yml << EOF\nkv_cache_config:\n    dtype: fp8\n    free_gpu_memory_fraction: 0.8\n"
+                "stream_interval: 10\nEOF\n") == "fp8"
+    assert read("kv_cache_config:\n    free_gpu_memory_fraction: 0.8\nstream_interval: 10\n") == "auto"
+    assert read("python3 -m sglang.launch_server --tp 8") == "auto"
+    assert read("vllm serve m --kv-cache-dtype $KV_DTYPE") == ""  # set elsewhere: not told
+    recipe = {"model-prefix": "dsr1", "precision": "fp8", "runner": "b200-dgxc", "framework": "trt"}
+    assert "benchmarks/single_node/dsr1_fp8_b200_trt_mtp.sh" in inferencex_recipes.script_paths(recipe, "mtp")
+    assert "benchmarks/dsr1_fp8_b200_trt_slurm.sh" in inferencex_recipes.script_paths(recipe, "none")
