@@ -89,7 +89,7 @@ def fits(recipe: WorkerKey | None, row: RowKey | None) -> bool:
     return all(mine is None or mine == theirs for theirs, mine in zip(recipe, row, strict=True))
 
 
-def workers_of(row: dict) -> Workers | None:
+def recipe_workers(row: dict) -> Workers | None:
     """A recipe row's disaggregated workers, or None for an aggregated one."""
     prefill = worker_key(row["prefill_tp"], row["prefill_ep"], row["prefill_dp_attn"])
     decode = worker_key(row["decode_tp"], row["decode_ep"], row["decode_dp_attn"])
@@ -132,6 +132,6 @@ def recipe_of(image: str, model_path: str, system: str, engine: str, precision: 
         return None
     specs = sorted({r["spec_decoding"] for r in found})
     names = ", ".join(sorted({r["recipe"] for r in found}))
-    workers, kv = {workers_of(r) for r in found}, {r["kv_cache_dtype"] for r in found}
+    workers, kv = {recipe_workers(r) for r in found}, {r["kv_cache_dtype"] for r in found}
     return RecipeMatch(specs[0] if len(specs) == 1 else AMBIGUOUS, names, found[-1]["source_commit"],
                        workers.pop() if len(workers) == 1 else None, kv.pop() if len(kv) == 1 else "")
